@@ -1,0 +1,143 @@
+"""One error hierarchy for everything a user can meet.
+
+Every class also inherits the built-in it is (``ConnectionError``,
+``TimeoutError``, ``ValueError`` ...) so callers that only know the standard
+library still catch it, and every instance carries a plain-words *cause* and
+*fix* that the command line, the events and the GUI show as they are.
+"""
+
+from __future__ import annotations
+
+
+class Pop3guiError(Exception):
+    """Base class: a message for the user, with its cause and its fix."""
+
+    def __init__(self, message: str, *, cause: str = "", fix: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.cause = cause
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return self.message
+
+    def explain(self) -> str:
+        """The message, cause and fix as a few lines for a terminal or a dialog."""
+        lines = [self.message]
+        if self.cause:
+            lines.append(f"Cause: {self.cause}")
+        if self.fix:
+            lines.append(f"Fix: {self.fix}")
+        return "\n".join(lines)
+
+
+class ConfigError(Pop3guiError, ValueError):
+    """The configuration file is missing, unreadable or has a bad value."""
+
+    def __init__(
+        self, message: str, *, path: str = "", key: str = "", cause: str = "", fix: str = ""
+    ) -> None:
+        where = path + (f": {key}" if key else "") if path else key
+        super().__init__(f"{where}: {message}" if where else message, cause=cause, fix=fix)
+        self.path = path
+        self.key = key
+
+
+class CredentialError(Pop3guiError, RuntimeError):
+    """The OS keyring is unusable, locked, or holds no password for an account."""
+
+
+class StateError(Pop3guiError, OSError):
+    """The state folder (journal, spool, quarantine) cannot be written or locked."""
+
+
+class Pop3Error(Pop3guiError):
+    """A POP3 session failed; ``temporary`` says whether a later retry may work."""
+
+    temporary = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cause: str = "",
+        fix: str = "",
+        reply: str = "",
+        resp_code: str = "",
+    ) -> None:
+        super().__init__(message, cause=cause, fix=fix)
+        self.reply = reply
+        self.resp_code = resp_code
+
+
+class Pop3ConnectionError(Pop3Error, ConnectionError):
+    """The POP3 server could not be reached or dropped the connection."""
+
+
+class Pop3TlsError(Pop3ConnectionError):
+    """TLS could not be set up or the server's certificate did not verify."""
+
+    temporary = False
+
+
+class Pop3TimeoutError(Pop3Error, TimeoutError):
+    """The POP3 server stopped answering; the connection was closed."""
+
+
+class Pop3ProtocolError(Pop3Error, ValueError):
+    """The POP3 server sent something that is not valid POP3."""
+
+
+class Pop3CommandError(Pop3Error):
+    """The POP3 server answered -ERR to a command."""
+
+
+class Pop3AuthError(Pop3CommandError, PermissionError):
+    """The POP3 server refused the login."""
+
+    temporary = False
+
+
+class Pop3InUseError(Pop3CommandError):
+    """The mailbox is locked by another client (RFC 2449 [IN-USE])."""
+
+
+class Pop3InsecureError(Pop3Error, PermissionError):
+    """A password would travel unencrypted and the account did not allow that."""
+
+    temporary = False
+
+
+class SmtpError(Pop3guiError):
+    """Submission to the local mail server failed as a whole."""
+
+    temporary = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cause: str = "",
+        fix: str = "",
+        code: int = 0,
+        reply: str = "",
+        transcript: str = "",
+    ) -> None:
+        super().__init__(message, cause=cause, fix=fix)
+        self.code = code
+        self.reply = reply
+        self.transcript = transcript
+
+
+class SmtpConnectionError(SmtpError, ConnectionError):
+    """The local mail server could not be reached or dropped the connection."""
+
+
+class SmtpTimeoutError(SmtpError, TimeoutError):
+    """The local mail server stopped answering."""
+
+
+class SmtpAuthError(SmtpError, PermissionError):
+    """The local mail server refused the SMTP login."""
+
+    temporary = False
