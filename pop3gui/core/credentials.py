@@ -1,0 +1,99 @@
+"""Passwords live only in the OS keyring, never in the config, state, logs or events.
+
+Service names are fixed (``pop3gui`` for POP3 accounts, keyed by account name;
+``pop3gui-smtp`` for the SMTP login, keyed by its user name).  Every keyring
+failure becomes one :class:`CredentialError` with the fix; there is no
+plaintext fallback.
+"""
+
+from __future__ import annotations
+
+import keyring
+import keyring.errors
+from keyring.backends import fail
+
+from pop3gui.core.errors import CredentialError
+
+POP3_SERVICE = "pop3gui"
+SMTP_SERVICE = "pop3gui-smtp"
+
+_NO_BACKEND_FIX = (
+    "Install and unlock a Secret Service such as gnome-keyring or KWallet (on a server: run pop3gui "
+    "inside `dbus-run-session` with `gnome-keyring-daemon --unlock`), or choose a keyring backend with "
+    "the PYTHON_KEYRING_BACKEND environment variable."
+)
+
+
+def _backend() -> keyring.backend.KeyringBackend:
+    backend = keyring.get_keyring()
+    if isinstance(backend, fail.Keyring):
+        raise CredentialError(
+            "no usable keyring: pop3gui keeps passwords only in the operating system's keyring",
+            cause="No keyring backend is available in this session (no Secret Service on D-Bus, or it is locked).",
+            fix=_NO_BACKEND_FIX,
+        )
+    return backend
+
+
+def _call(what: str, func: object, *args: str) -> str | None:
+    try:
+        result = func(*args)  # type: ignore[operator]
+    except keyring.errors.KeyringLocked as exc:
+        raise CredentialError(f"the keyring is locked; cannot {what}", cause=str(exc) or "The keyring is locked.",
+                              fix="Unlock the keyring (log in to the desktop session, or unlock it with "
+                              "your keyring tool) and try again.") from exc
+    except keyring.errors.PasswordDeleteError as exc:
+        raise CredentialError(f"cannot {what}: no password is stored", cause=str(exc),
+                              fix="Nothing to delete; `pop3gui secret set` stores one.") from exc
+    except (keyring.errors.KeyringError, OSError) as exc:
+        raise CredentialError(f"the keyring failed to {what}: {exc}",
+                              cause=f"The keyring backend ({type(keyring.get_keyring()).__name__}) "
+                              "reported an error.", fix=_NO_BACKEND_FIX) from exc
+    return result if isinstance(result, str) else None
+
+
+class Credentials:
+    """Reads and writes the connector's passwords in the OS keyring (blocking calls)."""
+
+    def pop3_password(self, account: str) -> str:
+        """The POP3 password of an account; CredentialError with the fix if none is stored."""
+        backend = _backend()
+        value = _call(f"read the password of account {account!r}", backend.get_password, POP3_SERVICE, account)
+        if value is None:
+            raise CredentialError(
+                f"no password is stored for account {account!r}",
+                cause="The keyring has no entry for this account (new account, renamed account, or another "
+                "user's keyring).",
+                fix=f"Run `pop3gui secret set {account}` (or enter it in the account's properties).",
+            )
+        return value
+
+    def smtp_password(self, username: str) -> str:
+        backend = _backend()
+        value = _call(f"read the SMTP password of {username!r}", backend.get_password, SMTP_SERVICE, username)
+        if value is None:
+            raise CredentialError(
+                f"no SMTP password is stored for {username!r}",
+                cause="smtp.username is set, so the connector logs in to the local mail server, but the "
+                "keyring has no password for it.",
+                fix="Run `pop3gui secret set --smtp` or clear smtp.username if the server needs no login.",
+            )
+        return value
+
+    def has_pop3_password(self, account: str) -> bool:
+        backend = _backend()
+        return _call("look up a password", backend.get_password, POP3_SERVICE, account) is not None
+
+    def set_pop3_password(self, account: str, password: str) -> None:
+        _call(f"store the password of account {account!r}", _backend().set_password, POP3_SERVICE, account,
+              password)
+
+    def set_smtp_password(self, username: str, password: str) -> None:
+        _call(f"store the SMTP password of {username!r}", _backend().set_password, SMTP_SERVICE, username,
+              password)
+
+    def delete_pop3_password(self, account: str) -> None:
+        _call(f"delete the password of account {account!r}", _backend().delete_password, POP3_SERVICE, account)
+
+    def delete_smtp_password(self, username: str) -> None:
+        _call(f"delete the SMTP password of {username!r}", _backend().delete_password, SMTP_SERVICE, username)

@@ -1,0 +1,129 @@
+"""Events: what the connector did, as frozen records with stable ids.
+
+Every step of a run emits an :class:`Event`.  Failure events carry the cause
+and the fix in plain words and, for SMTP, the whole session transcript (the SBS
+connector's events 4032/4022, but shown at every logging level).  The ids are
+a user-facing contract documented in ``docs/events.md``: never renumber.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+
+class Severity(enum.IntEnum):
+    """Same numbers as :mod:`logging` levels, so the log file can use them."""
+
+    DEBUG = 10
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+
+
+class EventId(enum.IntEnum):
+    # Runs
+    CYCLE_STARTED = 1001
+    CYCLE_FINISHED = 1002
+    ACCOUNT_STARTED = 1003
+    ACCOUNT_FINISHED = 1004
+    ACCOUNT_FAILED = 1005
+    RUNNER_STOPPING = 1006
+    # Credentials and configuration
+    CREDENTIAL_MISSING = 1101
+    POLICY_WARNING = 1102
+    # POP3
+    POP3_CONNECTED = 2001
+    POP3_LOGIN_FAILED = 2002
+    POP3_MAILBOX_IN_USE = 2003
+    POP3_CONNECTION_FAILED = 2004
+    POP3_TLS_FAILED = 2005
+    POP3_TIMEOUT = 2006
+    POP3_PROTOCOL_ERROR = 2007
+    POP3_NO_UIDL = 2008
+    POP3_QUIT_FAILED = 2009
+    POP3_INSECURE_REFUSED = 2010
+    POP3_COMMAND_FAILED = 2011
+    # Messages
+    MESSAGE_DOWNLOADED = 3001
+    MESSAGE_DELIVERED = 3002
+    MESSAGE_TOO_BIG = 3003
+    DUPLICATE_SUPPRESSED = 3004
+    FOREIGN_RECIPIENTS_DROPPED = 3005
+    NO_LOCAL_RECIPIENT = 3006
+    MESSAGE_DELETED = 3007
+    MESSAGE_KEPT = 3008
+    RESUBMITTING_INTERRUPTED = 3009
+    MESSAGE_FAILED = 3010
+    SPOOL_FAILED = 3011
+    # SMTP
+    RECIPIENT_REFUSED = 4001
+    RECIPIENT_DEFERRED = 4002
+    DIVERTED_TO_UNDELIVERABLE = 4003
+    QUARANTINED = 4004
+    SMTP_CONNECTION_FAILED = 4005
+    SMTP_AUTH_FAILED = 4006
+    MESSAGE_REFUSED = 4007
+    MESSAGE_DEFERRED = 4008
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened; rendered as it is by the CLI, the log and the GUI."""
+
+    id: EventId
+    severity: Severity
+    text: str
+    account: str = ""
+    uid: str = ""
+    message_id: str = ""
+    subject: str = ""
+    cause: str = ""
+    fix: str = ""
+    transcript: str = ""
+    time: datetime = field(default_factory=_now)
+    seq: int = 0  # assigned by the event store; 0 until stored
+
+    def one_line(self) -> str:
+        who = f" [{self.account}]" if self.account else ""
+        return f"{self.time.astimezone():%Y-%m-%d %H:%M:%S} {self.severity.name:<7} {int(self.id)}{who} {self.text}"
+
+    def full_text(self) -> str:
+        """Everything about the event, for a log file, a terminal or a detail pane."""
+        lines = [self.one_line()]
+        if self.subject or self.message_id or self.uid:
+            lines.append(f"  Message: {self.subject!r} Message-ID {self.message_id or '-'} UIDL {self.uid or '-'}")
+        if self.cause:
+            lines.append(f"  Cause: {self.cause}")
+        if self.fix:
+            lines.append(f"  Fix: {self.fix}")
+        if self.transcript:
+            lines.append("  Transcript:")
+            lines.extend("    " + line for line in self.transcript.splitlines())
+        return "\n".join(lines)
+
+
+EventSink = Callable[[Event], None]
+
+
+class EventBus:
+    """Fans events out to the store, the log and any live view (the GUI bridge)."""
+
+    def __init__(self) -> None:
+        self._sinks: list[EventSink] = []
+
+    def subscribe(self, sink: EventSink) -> Callable[[], None]:
+        self._sinks.append(sink)
+        return lambda: self._sinks.remove(sink)
+
+    def emit(self, event: Event) -> Event:
+        """Deliver to every sink in order; a store sink may return a numbered copy."""
+        for sink in list(self._sinks):
+            sink(event)
+        return event

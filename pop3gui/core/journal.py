@@ -1,0 +1,178 @@
+"""The journal: what became of each POP3 message, written before any DELE.
+
+SQLite in WAL mode with ``synchronous=FULL``: once :meth:`Journal.finish`
+returns, the outcome survives a crash or a power cut, and only then may the
+worker delete the message on the POP3 server.  A message whose row still says
+``submitting`` was interrupted between download and outcome; it is submitted
+again (a duplicate is possible, loss is not).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pop3gui.core.errors import StateError
+
+DUPLICATE_WINDOW_DAYS = 14
+_DAY = 86400.0
+
+# Message states
+SUBMITTING = "submitting"  # downloaded, submission in progress or interrupted
+HANDLED = "handled"  # outcome recorded; may be deleted on the server
+OVERSIZE = "oversize"  # bigger than the limit; stays on the server, event emitted once
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    account TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    message_key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    outcome TEXT NOT NULL DEFAULT '',
+    first_seen REAL NOT NULL,
+    handled_at REAL,
+    PRIMARY KEY (account, uid)
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    account TEXT NOT NULL,
+    message_key TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    delivered_at REAL NOT NULL,
+    PRIMARY KEY (account, message_key, recipient)
+);
+"""
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    account: str
+    uid: str
+    message_key: str
+    size: int
+    state: str
+    outcome: str
+    first_seen: float
+    handled_at: float | None
+
+
+class Journal:
+    """Durable per-message outcomes and per-recipient deliveries."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(
+                f"cannot open the journal {path}: {exc}",
+                cause="The state folder is missing, not writable, or the disk is full.",
+                fix="Check the folder's permissions and free space (or set POP3GUI_HOME to a writable folder).",
+            ) from exc
+        self.now = time.time  # replaceable in tests of day-based rules
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _write(self, sql_and_args: Iterable[tuple[str, tuple[object, ...]]]) -> None:
+        """Run statements in one durable transaction; the disk is the commit point."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            for sql, args in sql_and_args:
+                self._db.execute(sql, args)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StateError(
+                f"cannot write the journal: {exc}",
+                cause="The disk is full or the state folder became unwritable.",
+                fix="Free disk space; the message stays on the POP3 server until this works.",
+            ) from exc
+
+    def get(self, account: str, uid: str) -> MessageRecord | None:
+        row = self._db.execute(
+            "SELECT account, uid, message_key, size, state, outcome, first_seen, handled_at"
+            " FROM messages WHERE account=? AND uid=?",
+            (account, uid),
+        ).fetchone()
+        return MessageRecord(*row) if row else None
+
+    def records(self, account: str) -> dict[str, MessageRecord]:
+        rows = self._db.execute(
+            "SELECT account, uid, message_key, size, state, outcome, first_seen, handled_at"
+            " FROM messages WHERE account=?",
+            (account,),
+        ).fetchall()
+        return {r[1]: MessageRecord(*r) for r in rows}
+
+    def begin(self, account: str, uid: str, message_key: str, size: int) -> None:
+        """Note that a message is being submitted (so an interruption is visible later)."""
+        self._write([(
+            "INSERT INTO messages (account, uid, message_key, size, state, first_seen) VALUES (?,?,?,?,?,?)"
+            " ON CONFLICT(account, uid) DO UPDATE SET state=excluded.state, message_key=excluded.message_key",
+            (account, uid, message_key, size, SUBMITTING, self.now()),
+        )])
+
+    def record_deliveries(self, account: str, message_key: str, recipients: Iterable[str]) -> None:
+        """Remember recipients the local server accepted (partial progress of a message)."""
+        now = self.now()
+        self._write([
+            ("INSERT OR REPLACE INTO deliveries VALUES (?,?,?,?)", (account, message_key, r.lower(), now))
+            for r in recipients
+        ])
+
+    def finish(self, account: str, uid: str, message_key: str, size: int, outcome: str,
+               delivered: Iterable[str] = ()) -> None:
+        """Record the message as handled, with its accepted recipients, in one transaction."""
+        now = self.now()
+        statements: list[tuple[str, tuple[object, ...]]] = [
+            ("INSERT OR REPLACE INTO deliveries VALUES (?,?,?,?)", (account, message_key, r.lower(), now))
+            for r in delivered
+        ]
+        statements.append((
+            "INSERT INTO messages (account, uid, message_key, size, state, outcome, first_seen, handled_at)"
+            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(account, uid) DO UPDATE SET state=excluded.state,"
+            " outcome=excluded.outcome, handled_at=excluded.handled_at, message_key=excluded.message_key",
+            (account, uid, message_key, size, HANDLED, outcome, now, now),
+        ))
+        self._write(statements)
+
+    def note_oversize(self, account: str, uid: str, size: int) -> bool:
+        """Mark a too-big message; True the first time (so its event is emitted once)."""
+        rec = self.get(account, uid)
+        if rec is not None and rec.state == OVERSIZE:
+            return False
+        self._write([(
+            "INSERT OR REPLACE INTO messages (account, uid, message_key, size, state, first_seen)"
+            " VALUES (?,?,?,?,?,?)",
+            (account, uid, "", size, OVERSIZE, self.now()),
+        )])
+        return True
+
+    def delivered_recently(self, account: str, message_key: str, recipient: str,
+                           days: int = DUPLICATE_WINDOW_DAYS) -> bool:
+        """Was this message already delivered to this recipient from this account lately?"""
+        row = self._db.execute(
+            "SELECT 1 FROM deliveries WHERE account=? AND message_key=? AND recipient=? AND delivered_at>=?",
+            (account, message_key, recipient.lower(), self.now() - days * _DAY),
+        ).fetchone()
+        return row is not None
+
+    def forget_absent(self, account: str, present: Iterable[str]) -> int:
+        """Drop message rows for UIDs the server no longer lists (they were deleted).
+
+        Delivery rows stay for the duplicate window, so a re-sent copy is still caught.
+        """
+        keep = set(present)
+        gone = [uid for uid in self.records(account) if uid not in keep]
+        self._write([("DELETE FROM messages WHERE account=? AND uid=?", (account, uid)) for uid in gone]
+                    + [("DELETE FROM deliveries WHERE delivered_at<?",
+                        (self.now() - 2 * DUPLICATE_WINDOW_DAYS * _DAY,))])
+        return len(gone)

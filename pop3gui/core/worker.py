@@ -1,0 +1,567 @@
+"""The download/submit loop: one cycle over every enabled account.
+
+Per message the order never changes, and it is what makes the connector lose
+nothing: RETR to a spool file (fsynced) -> resolve recipients -> submit over
+SMTP -> record the outcome in the journal (durable) -> only then DELE.  QUIT
+commits the deletions; if QUIT never happens the server rolls them back and
+the journal stops the next cycle from delivering those messages twice.
+
+Every message is isolated (a broken one is quarantined, not fatal), every
+account is isolated (one failing mailbox does not stop the others), and every
+step emits an :class:`~pop3gui.core.events.Event`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import ssl
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pop3gui.core import recipients as rcpt
+from pop3gui.core.config import AccountConfig, Config, policy_warnings
+from pop3gui.core.credentials import Credentials
+from pop3gui.core.diagnose import diagnose_message, diagnose_recipient
+from pop3gui.core.errors import (
+    CredentialError,
+    Pop3AuthError,
+    Pop3CommandError,
+    Pop3ConnectionError,
+    Pop3Error,
+    Pop3InsecureError,
+    Pop3InUseError,
+    Pop3ProtocolError,
+    Pop3TimeoutError,
+    Pop3TlsError,
+    SmtpAuthError,
+    SmtpConnectionError,
+    SmtpError,
+    SmtpTimeoutError,
+    StateError,
+)
+from pop3gui.core.events import Event, EventBus, EventId, Severity
+from pop3gui.core.journal import HANDLED, OVERSIZE, Journal
+from pop3gui.core.messages import read_header_block, trace_header, undeliverable_notice
+from pop3gui.core.paths import Paths
+from pop3gui.core.pop3 import Pop3Client
+from pop3gui.core.smtp import RecipientReply, SmtpSubmitter, Submission
+from pop3gui.core.spool import Quarantine, QuarantineRecord, Spool, fsync_file
+
+log = logging.getLogger(__name__)
+_DAY = 86400.0
+
+_POP3_EVENT_IDS: list[tuple[type[Pop3Error], EventId]] = [
+    (Pop3InsecureError, EventId.POP3_INSECURE_REFUSED),
+    (Pop3AuthError, EventId.POP3_LOGIN_FAILED),
+    (Pop3InUseError, EventId.POP3_MAILBOX_IN_USE),
+    (Pop3TlsError, EventId.POP3_TLS_FAILED),
+    (Pop3TimeoutError, EventId.POP3_TIMEOUT),
+    (Pop3ConnectionError, EventId.POP3_CONNECTION_FAILED),
+    (Pop3ProtocolError, EventId.POP3_PROTOCOL_ERROR),
+    (Pop3CommandError, EventId.POP3_COMMAND_FAILED),
+]
+
+
+@dataclass
+class AccountResult:
+    """What one account's cycle did; the runner's exit code is derived from these."""
+
+    account: str
+    failed: bool = False
+    downloaded: int = 0
+    delivered: int = 0
+    diverted: int = 0
+    quarantined: int = 0
+    deferred: int = 0
+    too_big: int = 0
+    duplicates: int = 0
+    deleted: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        """True when every message reached its intended recipients or stayed by rule."""
+        return not self.failed and not self.diverted and not self.quarantined and not self.deferred
+
+
+@dataclass
+class CycleResult:
+    accounts: list[AccountResult] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if all(a.clean for a in self.accounts) else 1
+
+
+@dataclass
+class _Msg:
+    """One message in flight: identity and what we know of it so far."""
+
+    number: int
+    uid: str
+    size: int
+    spool: Path
+    message_id: str = ""
+    subject: str = ""
+    sender: str = ""
+
+    @property
+    def key(self) -> str:
+        """Duplicate-suppression key: the Message-ID, or the UIDL when there is none."""
+        return self.message_id.strip().lower() or f"uidl:{self.uid}"
+
+
+class _AbortAccount(Exception):
+    """Stop this account's cycle; the event saying why has been emitted."""
+
+
+def pop3_ssl_context(account: AccountConfig) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=account.ca_file or None)
+    if not account.verify_tls:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class Connector:
+    """Runs cycles over the configured accounts; the GUI and the CLI both drive it."""
+
+    def __init__(self, config: Config, paths: Paths, bus: EventBus, *,
+                 credentials: Credentials | None = None, journal: Journal | None = None) -> None:
+        self.config = config
+        self.paths = paths
+        self.bus = bus
+        self.credentials = credentials or Credentials()
+        self.journal = journal or Journal(paths.journal_db)
+        self.spool = Spool(paths.spool_dir)
+        self.quarantine = Quarantine(paths.quarantine_dir)
+        self._stop = asyncio.Event()
+        self._smtp_password: str | None = None
+        self._warned_policies = False
+
+    # --- control ----------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Finish the message in flight, QUIT the servers, and return from the cycle."""
+        if not self._stop.is_set():
+            self._stop.set()
+            self._emit(EventId.RUNNER_STOPPING, Severity.INFO,
+                       "Stopping: finishing the message in flight, then closing the sessions.")
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def run_forever(self) -> None:
+        """Cycle on the schedule until :meth:`request_stop`."""
+        while not self.stopping:
+            await self.run_cycle()
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.config.schedule.interval_min * 60)
+            except TimeoutError:
+                pass
+
+    def close(self) -> None:
+        self.journal.close()
+
+    # --- events -----------------------------------------------------------------
+
+    def _emit(self, eid: EventId, severity: Severity, text: str, *, account: str = "",
+              msg: _Msg | None = None, cause: str = "", fix: str = "", transcript: str = "") -> None:
+        self.bus.emit(Event(
+            id=eid, severity=severity, text=text, account=account,
+            uid=msg.uid if msg else "", message_id=msg.message_id if msg else "",
+            subject=msg.subject if msg else "", cause=cause, fix=fix, transcript=transcript,
+        ))
+
+    # --- the cycle --------------------------------------------------------------
+
+    async def run_cycle(self) -> CycleResult:
+        result = CycleResult()
+        accounts = [a for a in self.config.accounts if a.enabled]
+        self._emit(EventId.CYCLE_STARTED, Severity.INFO, f"Retrieving mail from {len(accounts)} account(s).")
+        if not self._warned_policies:
+            self._warned_policies = True
+            for warning in policy_warnings(self.config):
+                self._emit(EventId.POLICY_WARNING, Severity.WARNING, warning.text, cause=warning.text,
+                           fix=warning.fix)
+        self._smtp_password = None
+        if self.config.smtp.username:
+            try:
+                self._smtp_password = await asyncio.to_thread(
+                    self.credentials.smtp_password, self.config.smtp.username)
+            except CredentialError as exc:
+                self._emit(EventId.CREDENTIAL_MISSING, Severity.ERROR, str(exc), cause=exc.cause, fix=exc.fix)
+                result.accounts = [AccountResult(a.name, failed=True, errors=[str(exc)]) for a in accounts]
+                return self._finish_cycle(result)
+        for account in accounts:
+            if self.stopping:
+                break
+            result.accounts.append(await self.run_account(account))
+        return self._finish_cycle(result)
+
+    def _finish_cycle(self, result: CycleResult) -> CycleResult:
+        delivered = sum(a.delivered for a in result.accounts)
+        problems = sum(a.diverted + a.quarantined + a.deferred for a in result.accounts)
+        failed = [a.account for a in result.accounts if a.failed]
+        text = f"Cycle finished: {delivered} message(s) delivered"
+        if problems:
+            text += f", {problems} need attention"
+        if failed:
+            text += f"; failed account(s): {', '.join(failed)}"
+        self._emit(EventId.CYCLE_FINISHED, Severity.INFO if result.exit_code == 0 else Severity.WARNING,
+                   text + ".")
+        return result
+
+    async def run_account(self, account: AccountConfig) -> AccountResult:
+        """One account's cycle; never raises for a mail or server problem."""
+        res = AccountResult(account.name)
+        self._emit(EventId.ACCOUNT_STARTED, Severity.INFO,
+                   f"Connecting to {account.host}:{account.port} as {account.username}.", account=account.name)
+        smtp = SmtpSubmitter(self.config.smtp, self._smtp_password)
+        try:
+            password = await asyncio.to_thread(self.credentials.pop3_password, account.name)
+            self.spool.clear(account.name)
+            await self._session(account, password, smtp, res)
+        except CredentialError as exc:
+            self._fail(res, EventId.CREDENTIAL_MISSING, exc, account.name)
+        except StateError as exc:
+            self._fail(res, EventId.SPOOL_FAILED, exc, account.name)
+        except _AbortAccount as exc:
+            res.failed = True
+            res.errors.append(str(exc))
+        finally:
+            await smtp.close()
+        self._emit(EventId.ACCOUNT_FINISHED, Severity.INFO if res.clean else Severity.WARNING,
+                   f"{res.delivered} delivered, {res.diverted} diverted to the undeliverable mailbox, "
+                   f"{res.quarantined} quarantined, {res.deferred} left for retry, {res.too_big} too big, "
+                   f"{res.deleted} deleted on the server.", account=account.name)
+        return res
+
+    def _fail(self, res: AccountResult, eid: EventId, exc: CredentialError | Pop3Error | StateError,
+              account: str, transcript: str = "") -> None:
+        res.failed = True
+        res.errors.append(str(exc))
+        self._emit(eid, Severity.ERROR, str(exc), account=account, cause=exc.cause, fix=exc.fix,
+                   transcript=transcript)
+
+    async def _session(self, account: AccountConfig, password: str, smtp: SmtpSubmitter,
+                       res: AccountResult) -> None:
+        client = Pop3Client(account.host, account.port, security=account.security,
+                            verify_tls=account.verify_tls, timeout=account.timeout_s,
+                            ssl_context=pop3_ssl_context(account) if account.security != "none" else None)
+        to_delete: list[int] = []
+        deleted: list[int] = []
+        try:
+            await client.connect()
+            await client.login(account.username, password)
+            self._emit(EventId.POP3_CONNECTED, Severity.DEBUG,
+                       f"Logged in to {account.host}; capabilities: {', '.join(client.capabilities) or 'none'}.",
+                       account=account.name)
+            sizes = await client.list()
+            uids = await self._uids(client, account, sizes)
+            self.journal.forget_absent(account.name, uids.values())
+            to_delete = await self._process_mailbox(client, account, sizes, uids, smtp, res)
+            for number in to_delete:
+                await client.dele(number)
+                deleted.append(number)
+            await client.quit()
+        except Pop3Error as exc:
+            await client.close()
+            eid = next((e for cls, e in _POP3_EVENT_IDS if isinstance(exc, cls)), EventId.POP3_COMMAND_FAILED)
+            self._fail(res, eid, exc, account.name, transcript="\n".join(client.transcript))
+            if deleted:
+                self._emit(EventId.POP3_QUIT_FAILED, Severity.WARNING,
+                           f"The POP3 session ended before QUIT; the server keeps the {len(deleted)} handled "
+                           "message(s) it was asked to delete.", account=account.name,
+                           cause="POP3 deletes messages only when the session ends with QUIT.",
+                           fix="Nothing to do: the journal knows they were handled; they are deleted next cycle "
+                           "without being delivered again.")
+            return
+        except BaseException:
+            await client.close()
+            raise
+        if to_delete:
+            res.deleted = len(to_delete)
+            self._emit(EventId.MESSAGE_DELETED, Severity.INFO,
+                       f"Deleted {len(to_delete)} handled message(s) on the server.", account=account.name)
+
+    async def _uids(self, client: Pop3Client, account: AccountConfig, sizes: dict[int, int]) -> dict[int, str]:
+        """UIDL, or a stable stand-in (header hash + size) where the server has none or repeats one."""
+        listing = await client.uidl()
+        if listing is None:
+            self._emit(EventId.POP3_NO_UIDL, Severity.WARNING,
+                       f"{account.host} does not support UIDL; identifying messages by a hash of their headers.",
+                       account=account.name,
+                       cause="The POP3 server does not offer the UIDL command.",
+                       fix="Nothing to do; downloads are slower because every message's headers are read first.")
+            listing = {}
+        seen: dict[str, int] = {}
+        for uid in listing.values():
+            seen[uid] = seen.get(uid, 0) + 1
+        uids: dict[int, str] = {}
+        for number, size in sizes.items():
+            listed = listing.get(number)
+            if listed is None or seen[listed] > 1:
+                headers = await client.top(number, 0)
+                listed = "hash:" + hashlib.sha256(headers).hexdigest()[:32] + f":{size}"
+            uids[number] = listed
+        return uids
+
+    async def _process_mailbox(self, client: Pop3Client, account: AccountConfig, sizes: dict[int, int],
+                               uids: dict[int, str], smtp: SmtpSubmitter, res: AccountResult) -> list[int]:
+        """Handle every message; returns the message numbers to DELE before QUIT."""
+        limit = self.config.delivery.max_message_kb * 1024
+        records = self.journal.records(account.name)
+        to_delete: list[int] = []
+        for number in sorted(sizes):
+            uid, size = uids[number], sizes[number]
+            record = records.get(uid)
+            if record is not None and record.state == HANDLED:
+                if self._due_for_deletion(account, record.handled_at):
+                    to_delete.append(number)
+                continue
+            if size > limit:
+                res.too_big += 1
+                if record is None or record.state != OVERSIZE:
+                    self.journal.note_oversize(account.name, uid, size)
+                    self._emit(EventId.MESSAGE_TOO_BIG, Severity.WARNING,
+                               f"Message {uid} is {size // 1024} KB, over the {limit // 1024} KB limit; "
+                               "it stays on the POP3 server.", account=account.name,
+                               cause="delivery.max_message_kb is smaller than this message.",
+                               fix="Raise delivery.max_message_kb (and the local server's size limit) or "
+                               "fetch the message with a mail client.")
+                continue
+            if self.stopping:
+                break
+            msg = _Msg(number, uid, size, self.spool.path_for(account.name, uid))
+            if record is not None and record.state != OVERSIZE and record.state != HANDLED:
+                self._emit(EventId.RESUBMITTING_INTERRUPTED, Severity.WARNING,
+                           "A previous run was interrupted while submitting this message; submitting it again.",
+                           account=account.name, msg=msg,
+                           cause="The connector stopped between downloading and recording this message.",
+                           fix="Nothing to do; recipients already recorded as delivered are skipped, so at "
+                           "most one of them may receive the message twice.")
+            if await self._handle(client, account, msg, smtp, res):
+                if self._due_for_deletion(account, None):
+                    to_delete.append(number)
+                elif account.leave_on_server:
+                    self._emit(EventId.MESSAGE_KEPT, Severity.DEBUG, "Left on the server (leave_on_server).",
+                               account=account.name, msg=msg)
+        return to_delete
+
+    def _due_for_deletion(self, account: AccountConfig, handled_at: float | None) -> bool:
+        if not account.leave_on_server:
+            return True
+        if account.delete_after_days <= 0 or handled_at is None:
+            return False
+        return self.journal.now() - handled_at >= account.delete_after_days * _DAY
+
+    # --- one message ------------------------------------------------------------
+
+    async def _handle(self, client: Pop3Client, account: AccountConfig, msg: _Msg, smtp: SmtpSubmitter,
+                      res: AccountResult) -> bool:
+        """Download, resolve, submit and record one message; True once it is handled."""
+        try:
+            with msg.spool.open("wb") as out:
+                await client.retr_to(msg.number, out)
+                fsync_file(out)
+        except OSError as exc:
+            msg.spool.unlink(missing_ok=True)
+            raise StateError(
+                f"cannot write message {msg.uid} to the spool folder: {exc.strerror}",
+                cause="The disk is full or the state folder is not writable.",
+                fix="Free disk space or fix the folder's permissions; the message stays on the POP3 server "
+                "and is retried next cycle.",
+            ) from exc
+        except BaseException:
+            msg.spool.unlink(missing_ok=True)
+            raise
+        res.downloaded += 1
+        try:
+            return await self._deliver(account, msg, smtp, res)
+        except (Pop3Error, StateError, _AbortAccount, asyncio.CancelledError):
+            raise
+        except SmtpError as exc:
+            return self._smtp_failed(account, msg, exc, res)
+        except Exception as exc:  # a message that breaks a rule must not stop the mailbox
+            log.exception("message %s of %s failed", msg.uid, account.name)
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            return self._quarantine(account, msg, res, recipients=[],
+                                    reason=f"The connector could not process this message: {detail}",
+                                    cause="The message is malformed in a way the connector did not expect, "
+                                    "or the connector has a bug.",
+                                    fix="Look at the message in quarantine; resubmit it or deliver it by hand, "
+                                    "and report the event to the pop3gui developers.", transcript="")
+        finally:
+            msg.spool.unlink(missing_ok=True)
+
+    def _smtp_failed(self, account: AccountConfig, msg: _Msg, exc: SmtpError, res: AccountResult) -> bool:
+        """The session to the local server failed: keep the message, maybe stop the account."""
+        res.deferred += 1
+        self._emit(EventId.SMTP_AUTH_FAILED if isinstance(exc, SmtpAuthError) else EventId.SMTP_CONNECTION_FAILED,
+                   Severity.ERROR, str(exc), account=account.name, msg=msg, cause=exc.cause, fix=exc.fix,
+                   transcript=exc.transcript)
+        if isinstance(exc, (SmtpAuthError, SmtpConnectionError, SmtpTimeoutError)):
+            raise _AbortAccount(str(exc))  # the session is gone: the rest would fail the same way
+        return False
+
+    async def _deliver(self, account: AccountConfig, msg: _Msg, smtp: SmtpSubmitter, res: AccountResult) -> bool:
+        headers = rcpt.parse_headers(read_header_block(msg.spool))
+        msg.message_id = str(headers.get("Message-ID", "") or "").strip()
+        msg.subject = str(headers.get("Subject", "") or "")
+        msg.sender = rcpt.envelope_sender(headers)
+        self._emit(EventId.MESSAGE_DOWNLOADED, Severity.DEBUG, f"Downloaded {msg.size} bytes.",
+                   account=account.name, msg=msg)
+        if account.kind == "user":
+            resolution = rcpt.resolve_user(account.deliver_to)
+        else:
+            resolution = rcpt.resolve_global(
+                headers, envelope_headers=account.envelope_headers,
+                rules=[rcpt.RoutingRule(r.field, r.contains, r.deliver_to)
+                       for r in self.config.rules_for(account.name)],
+                local=rcpt.LocalDomains(self.config.local_domains()),
+                undeliverable_to=self.config.delivery.undeliverable_to)
+        if resolution.foreign:
+            self._emit(EventId.FOREIGN_RECIPIENTS_DROPPED, Severity.INFO,
+                       f"Not delivering to {len(resolution.foreign)} address(es) outside the recipient policies: "
+                       f"{', '.join(resolution.foreign[:10])}{' ...' if len(resolution.foreign) > 10 else ''}.",
+                       account=account.name, msg=msg,
+                       cause="These addresses are in domains no recipient policy covers; the connector never "
+                       "relays mail to foreign domains.",
+                       fix="If one of these domains is yours, add it to a recipient policy.")
+        if resolution.source == "undeliverable":
+            if not resolution.recipients:
+                return self._quarantine(account, msg, res, recipients=[],
+                                        reason="No local recipient, and no undeliverable mailbox is set.",
+                                        cause="No To/Cc/envelope address is in a local domain and "
+                                        "delivery.undeliverable_to is empty.",
+                                        fix="Set delivery.undeliverable_to, or add routing rules.", transcript="")
+            self._emit(EventId.NO_LOCAL_RECIPIENT, Severity.WARNING,
+                       f"No local recipient found; delivering to the undeliverable mailbox "
+                       f"{resolution.recipients[0]}.", account=account.name, msg=msg,
+                       cause="None of the message's To, Cc or envelope addresses is in a recipient policy's "
+                       "domain, and no routing rule matched.",
+                       fix="Add a routing rule or a recipient policy domain if such mail should reach someone.")
+
+        self.journal.begin(account.name, msg.uid, msg.key, msg.size)
+        wanted: list[str] = []
+        for address in resolution.recipients:
+            if self.journal.delivered_recently(account.name, msg.key, address):
+                res.duplicates += 1
+                self._emit(EventId.DUPLICATE_SUPPRESSED, Severity.INFO,
+                           f"Already delivered to {address} in the last 14 days; not delivering again.",
+                           account=account.name, msg=msg)
+            else:
+                wanted.append(address)
+        if not wanted:
+            self.journal.finish(account.name, msg.uid, msg.key, msg.size, "duplicate")
+            return True
+
+        body = trace_header(pop3_host=account.host, account=account.name, uid=msg.uid) + msg.spool.read_bytes()
+        sub = await smtp.submit(msg.sender, wanted, body)
+        delivered = list(sub.accepted)
+        if sub.deferred:
+            return self._deferred(account, msg, sub, delivered, res)
+        refused = list(sub.refused)
+        if not refused:
+            self.journal.finish(account.name, msg.uid, msg.key, msg.size, "delivered", delivered)
+            res.delivered += 1
+            self._emit(EventId.MESSAGE_DELIVERED, Severity.INFO,
+                       f"Delivered to {', '.join(delivered)}.", account=account.name, msg=msg)
+            return True
+        # Some or all refused for good: the journal keeps who got it, the rest goes to the admin.
+        self.journal.record_deliveries(account.name, msg.key, delivered)
+        for reply in refused:
+            self._refusal_event(account, msg, reply, sub)
+        return await self._divert(account, msg, smtp, sub, refused, delivered, res)
+
+    def _refusal_event(self, account: AccountConfig, msg: _Msg, reply: RecipientReply, sub: Submission) -> None:
+        if sub.data_code >= 500:
+            d = diagnose_message(reply.code, reply.message)
+            eid, text = EventId.MESSAGE_REFUSED, f"The local server refused the message for {reply.address}: " \
+                f"{reply.code} {reply.message}"
+        else:
+            d = diagnose_recipient(reply.code, reply.message, reply.address)
+            eid, text = EventId.RECIPIENT_REFUSED, f"The local server refused recipient {reply.address}: " \
+                f"{reply.code} {reply.message}"
+        self._emit(eid, Severity.ERROR, text, account=account.name, msg=msg, cause=d.cause, fix=d.fix,
+                   transcript=sub.transcript)
+
+    def _deferred(self, account: AccountConfig, msg: _Msg, sub: Submission, delivered: list[str],
+                  res: AccountResult) -> bool:
+        """4xx for some recipients: remember who got it, leave the message for the next cycle."""
+        self.journal.record_deliveries(account.name, msg.key, delivered)
+        res.deferred += 1
+        for reply in sub.deferred:
+            d = diagnose_recipient(reply.code, reply.message, reply.address)
+            self._emit(EventId.RECIPIENT_DEFERRED, Severity.WARNING,
+                       f"The local server deferred {reply.address}: {reply.code} {reply.message}; the message "
+                       "stays on the POP3 server and is retried next cycle.", account=account.name, msg=msg,
+                       cause=d.cause, fix=d.fix, transcript=sub.transcript)
+        return False
+
+    async def _divert(self, account: AccountConfig, msg: _Msg, smtp: SmtpSubmitter, sub: Submission,
+                      refused: list[RecipientReply], delivered: list[str], res: AccountResult) -> bool:
+        """Send the message with a notice to the undeliverable mailbox, or quarantine it."""
+        target = self.config.delivery.undeliverable_to
+        lines = [f"{r.address}: {r.code} {r.message}" for r in refused]
+        all_refused = {r.address.lower() for r in refused}
+        reason = "The local mail server refused: " + "; ".join(lines)
+        d = (diagnose_message(refused[0].code, refused[0].message) if sub.data_code >= 500
+             else diagnose_recipient(refused[0].code, refused[0].message, refused[0].address))
+        if target and target.lower() not in all_refused:
+            notice = undeliverable_notice(
+                to=target, subject=f"Undeliverable POP3 mail: {msg.subject}",
+                body=_notice_text(account, msg, lines, delivered, d.cause, d.fix, sub.transcript),
+                original=msg.spool.read_bytes())
+            result = await smtp.submit("", [target], notice)
+            if result.accepted:
+                self.journal.finish(account.name, msg.uid, msg.key, msg.size, "diverted", delivered)
+                res.diverted += 1
+                self._emit(EventId.DIVERTED_TO_UNDELIVERABLE, Severity.WARNING,
+                           f"Sent to the undeliverable mailbox {target} with a notice: {reason}",
+                           account=account.name, msg=msg, cause=d.cause, fix=d.fix, transcript=sub.transcript)
+                return True
+            if result.deferred:
+                return self._deferred(account, msg, result, delivered, res)
+            reason += f"; the undeliverable mailbox {target} refused it too: " + "; ".join(
+                f"{r.code} {r.message}" for r in result.refused)
+        return self._quarantine(account, msg, res, recipients=[r.address for r in refused], reason=reason,
+                                cause=d.cause, fix=d.fix, transcript=sub.transcript, delivered=delivered)
+
+    def _quarantine(self, account: AccountConfig, msg: _Msg, res: AccountResult, *, recipients: list[str],
+                    reason: str, cause: str, fix: str, transcript: str, delivered: list[str] | None = None) -> bool:
+        record = QuarantineRecord(
+            id=self.quarantine.new_id(account.name, msg.uid), account=account.name, uid=msg.uid,
+            message_id=msg.message_id, sender=msg.sender, subject=msg.subject, date="", recipients=recipients,
+            reason=reason, cause=cause, fix=fix, transcript=transcript, quarantined_at=self.journal.now())
+        path = self.quarantine.add(msg.spool, record)
+        self.journal.finish(account.name, msg.uid, msg.key, msg.size, "quarantined", delivered or [])
+        res.quarantined += 1
+        self._emit(EventId.QUARANTINED, Severity.ERROR, f"Kept in quarantine ({path.name}): {reason}",
+                   account=account.name, msg=msg, cause=cause, fix=fix, transcript=transcript)
+        return True
+
+
+def _notice_text(account: AccountConfig, msg: _Msg, refusals: list[str], delivered: list[str], cause: str,
+                 fix: str, transcript: str) -> str:
+    lines = [
+        "The POP3 connector could not deliver this message to every recipient.",
+        "",
+        f"Account:    {account.name} ({account.username} at {account.host})",
+        f"Subject:    {msg.subject}",
+        f"Message-ID: {msg.message_id or '-'}",
+        f"UIDL:       {msg.uid}",
+        "",
+        "Refused by the local mail server:",
+        *[f"  - {line}" for line in refusals],
+    ]
+    if delivered:
+        lines += ["", "Delivered to:", *[f"  - {a}" for a in delivered]]
+    lines += ["", f"Cause: {cause}", f"Fix:   {fix}", "", "SMTP session transcript:", transcript, "",
+              "The original message is attached unchanged."]
+    return "\n".join(lines)
