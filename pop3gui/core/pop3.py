@@ -1,0 +1,668 @@
+"""A small, strict asyncio POP3 client (RFC 1939, 2449, 2595, 5034).
+
+Written for one job: downloading a mailbox without ever losing or corrupting
+a message. So every read has a timeout, every line has a length bound, a
+broken stream closes the connection instead of guessing, passwords never
+travel in plaintext unless the account says so, and deletions only commit on
+a QUIT the server acknowledged.
+
+Commands are split into "send" and "read the reply" so that a later change can
+pipeline them (RFC 2449 PIPELINING): send N commands, then read N replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import contextlib
+import socket
+import ssl
+from collections.abc import AsyncIterator, Awaitable
+from types import TracebackType
+from typing import BinaryIO, Protocol, Self, TypeVar
+
+from pop3gui.core.errors import (
+    ConfigError,
+    Pop3CommandError,
+    Pop3ConnectionError,
+    Pop3Error,
+    Pop3InsecureError,
+    Pop3ProtocolError,
+    Pop3TimeoutError,
+    Pop3TlsError,
+)
+from pop3gui.core.pop3_replies import (
+    Reply,
+    apop_digest,
+    check_argument,
+    error_for,
+    greeting_timestamp,
+    parse_capa_lines,
+    parse_list_line,
+    parse_stat,
+    parse_status,
+    parse_uidl_line,
+    show,
+    unstuff,
+)
+
+SECURITY_MODES = ("tls", "starttls", "none")
+
+#: RFC 2449: a command line including CRLF is at most 255 octets, so a longer
+#: AUTH initial response is sent after the server's "+ " continuation instead.
+MAX_COMMAND_LINE = 255
+
+TRANSCRIPT_LINES = 200
+
+_T = TypeVar("_T")
+# The class defines list(), which hides the builtin inside its body.
+_Lines = list[bytes]
+_Caps = dict[str, list[str]]
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+class Pop3Client:
+    """One POP3 session; use as ``async with Pop3Client(...) as pop:``.
+
+    Leaving the block normally sends QUIT (which commits DELEs); leaving it
+    with an exception aborts the connection so the server rolls DELEs back.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        security: str,
+        verify_tls: bool = True,
+        timeout: float = 60.0,
+        ssl_context: ssl.SSLContext | None = None,
+        max_line: int = 64 * 1024,
+    ) -> None:
+        if security not in SECURITY_MODES:
+            raise ConfigError(
+                f"unknown POP3 security {security!r}",
+                key="security",
+                cause="security must be one of: tls, starttls, none.",
+                fix='Use "tls" for port 995, "starttls" for port 110 with STLS,'
+                ' or "none" only on a network you trust.',
+            )
+        self.host = host
+        self.port = port
+        self.security = security
+        self.verify_tls = verify_tls
+        self.timeout = timeout
+        self.max_line = max_line
+        self._ssl_context = ssl_context
+        self.greeting = ""
+        self.capabilities: dict[str, list[str]] = {}
+        self.transcript: collections.deque[str] = collections.deque(
+            maxlen=TRANSCRIPT_LINES
+        )
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._quit_done = False
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def where(self) -> str:
+        """host:port, as every error message names it."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def supports_pipelining(self) -> bool:
+        """Whether CAPA announced PIPELINING (RFC 2449)."""
+        return "PIPELINING" in self.capabilities
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the live connection runs over TLS (asked of the transport itself)."""
+        if self._writer is None:
+            return False
+        return self._writer.get_extra_info("ssl_object") is not None
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            await self.quit()
+        else:
+            await self.close()
+
+    async def connect(self) -> None:
+        """Open TCP (and TLS), read the greeting, ask CAPA, run STLS if asked to."""
+        self._quit_done = False
+        tls = self._tls_context() if self.security == "tls" else None
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    self.host,
+                    self.port,
+                    ssl=tls,
+                    server_hostname=self.host if tls else None,
+                    limit=self.max_line,
+                    ssl_handshake_timeout=self.timeout if tls else None,
+                ),
+                self.timeout,
+            )
+        except ssl.SSLError as exc:
+            raise self._tls_error(exc) from exc
+        except TimeoutError as exc:
+            raise Pop3TimeoutError(
+                f"Connecting to the POP3 server {self.where} timed out after {self.timeout:g} s",
+                cause="The server did not answer; it may be down, or a firewall drops the traffic.",
+                fix="Check the host name and port, and that this computer can reach the internet.",
+            ) from exc
+        except OSError as exc:
+            raise self._connect_error(exc) from exc
+        self._reader, self._writer = reader, writer
+        try:
+            reply = await self._read_status("greeting")
+            self.greeting = reply.text
+            if not reply.ok:
+                raise error_for("the connection", reply, self.where)
+            self.capabilities = await self._capa()
+            if self.security == "starttls":
+                await self._starttls()
+                self.capabilities = await self._capa()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def login(self, user: str, password: str) -> None:
+        """Log in with SASL PLAIN when CAPA offers it, else with USER/PASS."""
+        check_argument("user name", user)
+        check_argument("password", password)
+        self._require_secure()
+        mechanisms = [m.upper() for m in self.capabilities.get("SASL", [])]
+        if "PLAIN" in mechanisms:
+            await self._auth_plain(user, password)
+        else:
+            await self._expect(f"USER {user}", "USER", login=True)
+            await self._expect(
+                f"PASS {password}", "PASS", login=True, redacted="PASS ****"
+            )
+        await self._after_login()
+
+    async def apop(self, user: str, password: str) -> None:
+        """Log in with APOP, using the timestamp from the server's greeting."""
+        check_argument("user name", user)
+        check_argument("password", password)
+        self._require_secure()
+        stamp = greeting_timestamp(self.greeting)
+        if stamp is None:
+            raise Pop3CommandError(
+                f"The POP3 server {self.where} does not offer APOP",
+                cause="Its greeting carries no <timestamp>, which APOP needs.",
+                fix="Use the normal login (USER/PASS or SASL) for this account.",
+                reply=f"+OK {self.greeting}",
+            )
+        digest = apop_digest(stamp, password)
+        await self._expect(
+            f"APOP {user} {digest}", "APOP", login=True, redacted=f"APOP {user} ****"
+        )
+        await self._after_login()
+
+    async def stat(self) -> tuple[int, int]:
+        """(message count, mailbox size in octets)."""
+        reply = await self._expect("STAT", "STAT")
+        async with self._closing_on_protocol_error():
+            return parse_stat(reply, self.where)
+
+    async def list(self) -> dict[int, int]:
+        """Message number -> size in octets, as the server reports it."""
+        await self._expect("LIST", "LIST")
+        lines = await self._read_lines()
+        sizes: dict[int, int] = {}
+        async with self._closing_on_protocol_error():
+            for line in lines:
+                number, size = parse_list_line(line, self.where)
+                if number in sizes:
+                    raise self._duplicate("LIST", line)
+                sizes[number] = size
+        return sizes
+
+    async def uidl(self) -> dict[int, str] | None:
+        """Message number -> unique id, or None when the server has no UIDL."""
+        if self.capabilities and "UIDL" not in self.capabilities:
+            return None
+        self._send("UIDL")
+        await self._drain()
+        reply = await self._read_status("UIDL")
+        if not reply.ok:
+            if reply.resp_code:
+                raise error_for("UIDL", reply, self.where)
+            return None
+        lines = await self._read_lines()
+        uids: dict[int, str] = {}
+        async with self._closing_on_protocol_error():
+            for line in lines:
+                number, uid = parse_uidl_line(line, self.where)
+                if number in uids:
+                    raise self._duplicate("UIDL", line)
+                uids[number] = uid
+        return uids
+
+    async def retr_to(self, number: int, out: BinaryIO | _Sink) -> int:
+        """Stream message *number* into *out*, one line at a time; returns bytes written.
+
+        On any failure part of the message may already be in *out*; the caller
+        must discard it.
+        """
+        await self._expect(f"RETR {_msg(number)}", "RETR")
+        return await self._read_multiline(out)
+
+    async def top(self, number: int, lines: int) -> bytes:
+        """Headers plus the first *lines* body lines of message *number*."""
+        if lines < 0:
+            raise ValueError("TOP line count must be >= 0")
+        await self._expect(f"TOP {_msg(number)} {lines}", "TOP")
+        chunks: list[bytes] = []
+
+        class _Collect:
+            def write(self, data: bytes, /) -> int:
+                chunks.append(data)
+                return len(data)
+
+        await self._read_multiline(_Collect())
+        return b"".join(chunks)
+
+    async def dele(self, number: int) -> None:
+        """Mark a message deleted; it only goes away on a successful QUIT."""
+        await self._expect(f"DELE {_msg(number)}", "DELE")
+
+    async def rset(self) -> None:
+        """Unmark every message marked deleted in this session."""
+        await self._expect("RSET", "RSET")
+
+    async def noop(self) -> None:
+        """Ask the server for a +OK, to check the session is alive."""
+        await self._expect("NOOP", "NOOP")
+
+    async def quit(self) -> None:
+        """Send QUIT, which commits DELEs, and close; raise unless the server said +OK."""
+        if self._quit_done and self._writer is None:
+            return
+        try:
+            reply = await self._command("QUIT", "QUIT")
+        except Pop3ConnectionError as exc:
+            exc.cause = (
+                exc.cause + " Messages marked for deletion may not have been deleted;"
+                " they are downloaded again only if not yet recorded as delivered."
+            ).strip()
+            raise
+        finally:
+            self._quit_done = True
+            await self.close()
+        if not reply.ok:
+            err = error_for("QUIT", reply, self.where)
+            err.cause = "The server could not finish the session; messages marked for"
+            err.cause += " deletion may still be on the server."
+            raise err
+
+    async def close(self) -> None:
+        """Drop the connection without QUIT, so the server rolls back DELEs."""
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is None:
+            return
+        self.transcript.append("-- connection closed")
+        writer.transport.abort()
+        try:
+            await asyncio.wait_for(writer.wait_closed(), 5)
+        except (OSError, TimeoutError, ssl.SSLError):
+            pass
+
+    # ------------------------------------------------------- send / receive
+
+    def _send(self, command: str, *, redacted: str | None = None) -> None:
+        """Queue one command line; pair with _read_status() to get its reply."""
+        writer = self._live_writer()
+        self.transcript.append(f"C: {redacted if redacted is not None else command}")
+        writer.write(command.encode("utf-8") + b"\r\n")
+
+    async def _drain(self) -> None:
+        writer = self._live_writer()
+        try:
+            await self._timed(writer.drain(), "sending a command")
+        except Pop3Error:
+            raise
+        except OSError as exc:
+            await self.close()
+            raise self._dropped(exc) from exc
+
+    async def _read_line(self, what: str) -> bytes:
+        """One line, bounded by max_line and the timeout; a failure closes the connection."""
+        reader = self._reader
+        if reader is None:
+            raise self._not_connected()
+        try:
+            line = await self._timed(reader.readuntil(b"\n"), what)
+        except asyncio.IncompleteReadError as exc:
+            await self.close()
+            raise self._dropped(None, partial=exc.partial) from exc
+        except asyncio.LimitOverrunError as exc:
+            await self.close()
+            raise Pop3ProtocolError(
+                f"The POP3 server {self.where} sent a line longer than {self.max_line} bytes"
+                f" while {what}",
+                cause="The line is longer than the configured limit (max_line); the server"
+                " is misbehaving or the message has an extremely long line.",
+                fix="If the message is genuine, raise max_line for this account.",
+            ) from exc
+        except Pop3Error:
+            raise  # a timeout, already explained (TimeoutError is an OSError too)
+        except (OSError, ssl.SSLError) as exc:
+            await self.close()
+            raise self._dropped(exc) from exc
+        return line
+
+    async def _read_status(self, command: str) -> Reply:
+        """Read and parse one status line; a malformed one closes the connection."""
+        line = await self._read_line(f"waiting for the reply to {command}")
+        self.transcript.append("S: " + _printable(line))
+        try:
+            return parse_status(line, self.where)
+        except Pop3ProtocolError:
+            await self.close()
+            raise
+
+    async def _read_multiline(self, out: BinaryIO | _Sink) -> int:
+        """Stream dot-unstuffed, CRLF-normalised data lines to *out* until '.'."""
+        written = 0
+        while True:
+            line = await self._read_line("reading message data")
+            data = unstuff(line)
+            if data is None:
+                break
+            out.write(data)
+            written += len(data)
+        self.transcript.append(f"S: [{written} bytes of message data]")
+        self.transcript.append("S: .")
+        return written
+
+    async def _read_lines(self) -> _Lines:
+        """The lines of a short multi-line answer (LIST, UIDL, CAPA)."""
+        lines: _Lines = []
+        while True:
+            line = await self._read_line("reading a listing")
+            data = unstuff(line)
+            if data is None:
+                self.transcript.append("S: .")
+                return lines
+            self.transcript.append("S: " + _printable(data))
+            lines.append(data)
+
+    async def _command(
+        self, command: str, name: str, *, redacted: str | None = None
+    ) -> Reply:
+        self._send(command, redacted=redacted)
+        await self._drain()
+        return await self._read_status(name)
+
+    async def _expect(
+        self,
+        command: str,
+        name: str,
+        *,
+        login: bool = False,
+        redacted: str | None = None,
+    ) -> Reply:
+        """Send a command and return its +OK reply; -ERR becomes the matching error."""
+        reply = await self._command(command, name, redacted=redacted)
+        if not reply.ok:
+            raise error_for(name, reply, self.where, login=login)
+        return reply
+
+    async def _timed(self, awaitable: Awaitable[_T], what: str) -> _T:
+        """Await with the session timeout; a timeout closes the (now out of step) connection."""
+        try:
+            return await asyncio.wait_for(awaitable, self.timeout)
+        except TimeoutError as exc:
+            await self.close()
+            raise Pop3TimeoutError(
+                f"The POP3 server {self.where} did not answer within {self.timeout:g} s"
+                f" while {what}",
+                cause="The server or the network stalled; the connection was closed"
+                " because the conversation is now out of step.",
+                fix="Nothing to do if it happens rarely; the download is retried later."
+                " If it keeps happening, raise the timeout or check the network.",
+            ) from exc
+
+    # ------------------------------------------------------------- helpers
+
+    @contextlib.asynccontextmanager
+    async def _closing_on_protocol_error(self) -> AsyncIterator[None]:
+        """A server that sends invalid POP3 is not trusted with more commands."""
+        try:
+            yield
+        except Pop3ProtocolError:
+            await self.close()
+            raise
+
+    async def _capa(self) -> _Caps:
+        reply = await self._command("CAPA", "CAPA")
+        if not reply.ok:
+            return {}
+        return parse_capa_lines(await self._read_lines())
+
+    async def _starttls(self) -> None:
+        """RFC 2595 STLS; anything short of a verified TLS session is an error."""
+        if "STLS" not in self.capabilities:
+            raise Pop3TlsError(
+                f"The POP3 server {self.where} does not offer STLS",
+                cause="The account is set to security = starttls, but the server did not"
+                " announce STLS, so the password would travel unencrypted.",
+                fix='Use security = "tls" (usually port 995) if the provider offers it;'
+                " never fall back to plaintext on an untrusted network.",
+            )
+        reply = await self._command("STLS", "STLS")
+        if not reply.ok:
+            raise Pop3TlsError(
+                f"The POP3 server {self.where} refused STLS: {reply.line}",
+                cause="The server would not start TLS, so the password would travel unencrypted.",
+                fix='Use security = "tls" (usually port 995) if the provider offers it.',
+                reply=reply.line,
+                resp_code=reply.resp_code,
+            )
+        reader, writer = self._reader, self._writer
+        assert reader is not None and writer is not None
+        # Bytes already buffered were sent before TLS but would be read as if
+        # protected by it (STARTTLS response injection): refuse them.
+        if len(getattr(reader, "_buffer", b"")):
+            raise Pop3TlsError(
+                f"The POP3 server {self.where} sent unexpected data right after STLS",
+                cause="Data arrived before TLS started; someone on the network may be"
+                " tampering with the connection.",
+                fix='Use security = "tls" (port 995), or check the network.',
+            )
+        try:
+            await asyncio.wait_for(
+                writer.start_tls(
+                    self._tls_context(),
+                    server_hostname=self.host,
+                    ssl_handshake_timeout=self.timeout,
+                ),
+                self.timeout,
+            )
+        except ssl.SSLError as exc:
+            raise self._tls_error(exc) from exc
+        except TimeoutError as exc:
+            raise Pop3TlsError(
+                f"The TLS handshake with {self.where} timed out",
+                cause="The server accepted STLS but did not complete TLS.",
+                fix="Retry later; if it persists, contact the provider.",
+            ) from exc
+        except OSError as exc:
+            raise self._dropped(exc) from exc
+        self.transcript.append("-- TLS started")
+
+    async def _auth_plain(self, user: str, password: str) -> None:
+        """RFC 5034 AUTH PLAIN, with the initial response when it fits in one line."""
+        token = base64.b64encode(
+            b"\0" + user.encode() + b"\0" + password.encode()
+        ).decode()
+        command = f"AUTH PLAIN {token}"
+        if len(command) + 2 <= MAX_COMMAND_LINE:
+            await self._expect(command, "AUTH", login=True, redacted="AUTH PLAIN ****")
+            return
+        reply_line = await self._command_raw("AUTH PLAIN")
+        if not reply_line.startswith(b"+ ") and reply_line.rstrip(b"\r\n") != b"+":
+            reply = parse_status(reply_line, self.where)
+            if reply.ok:
+                raise Pop3ProtocolError(
+                    f"The POP3 server {self.where} accepted AUTH PLAIN without credentials",
+                    reply=reply.line,
+                )
+            raise error_for("AUTH", reply, self.where, login=True)
+        await self._expect(token, "AUTH", login=True, redacted="****")
+
+    async def _command_raw(self, command: str) -> bytes:
+        """Send a command and return its raw reply line (for SASL '+ ' continuations)."""
+        self._send(command)
+        await self._drain()
+        line = await self._read_line("waiting for the reply to AUTH")
+        self.transcript.append("S: " + _printable(line))
+        return line
+
+    async def _after_login(self) -> None:
+        """Refresh CAPA: RFC 2449 lets servers announce more after login."""
+        if self.capabilities:
+            caps = await self._capa()
+            if caps:
+                self.capabilities = caps
+
+    def _require_secure(self) -> None:
+        if self._writer is None:
+            raise self._not_connected()
+        if not self.encrypted and self.security != "none":
+            raise Pop3InsecureError(
+                f"Refusing to send the password to {self.where} without encryption",
+                cause=f"The account uses security = {self.security}, but the connection"
+                " is not encrypted.",
+                fix='Keep TLS on. Only if you trust the whole network, set security = "none".',
+            )
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._ssl_context is not None:
+            return self._ssl_context
+        ctx = ssl.create_default_context()
+        if not self.verify_tls:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def _tls_error(self, exc: ssl.SSLError) -> Pop3TlsError:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            reason = exc.verify_message or str(exc)
+            low = reason.lower()
+            if "mismatch" in low:
+                cause = (
+                    f"The certificate does not name the host {self.host!r} ({reason})."
+                )
+                fix = "Use the host name the provider documents (the one in its certificate)."
+            elif "expired" in low or "not yet valid" in low:
+                cause = f"The certificate of {self.host} is out of date ({reason})."
+                fix = (
+                    "Check this computer's date and time; otherwise the provider must renew"
+                    " its certificate."
+                )
+            else:
+                cause = (
+                    f"The certificate of {self.host} is not signed by an authority this"
+                    f" computer trusts ({reason})."
+                )
+                fix = (
+                    "Install the provider's CA certificate, or set verify_tls = false only"
+                    " if you trust the network."
+                )
+            return Pop3TlsError(
+                f"The TLS certificate of {self.host} (port {self.port}) did not verify: {reason}",
+                cause=cause,
+                fix=fix
+                + " Setting verify_tls = false is safe only on a network you trust.",
+            )
+        return Pop3TlsError(
+            f"TLS with {self.where} failed: {exc.reason or exc}",
+            cause="The TLS handshake failed; the port may not speak TLS, or the server"
+            " uses old, insecure TLS settings.",
+            fix='Check the port (995 for security = "tls", 110 for "starttls").',
+        )
+
+    def _connect_error(self, exc: OSError) -> Pop3ConnectionError:
+        if isinstance(exc, ConnectionRefusedError):
+            cause = (
+                "Nothing accepts connections on that port, or a firewall rejects them."
+            )
+        elif isinstance(exc, socket.gaierror):
+            cause = f"The host name {self.host!r} could not be resolved."
+        else:
+            cause = f"The network reported: {exc.strerror or exc}."
+        return Pop3ConnectionError(
+            f"Cannot connect to the POP3 server {self.where}: {exc.strerror or exc}",
+            cause=cause,
+            fix="Check the host name and port (995 for TLS, 110 for plain or STLS)"
+            " and the internet connection.",
+        )
+
+    def _dropped(
+        self, exc: BaseException | None, *, partial: bytes = b""
+    ) -> Pop3ConnectionError:
+        detail = f": {exc}" if exc is not None else ""
+        return Pop3ConnectionError(
+            f"The POP3 server {self.where} closed the connection in the middle of a reply{detail}",
+            cause="The server or the network dropped the connection."
+            + (f" Last bytes received: {show(partial)}." if partial else ""),
+            fix="Nothing to do if it happens rarely; the download is retried later and"
+            " nothing is lost.",
+        )
+
+    def _not_connected(self) -> Pop3ConnectionError:
+        return Pop3ConnectionError(
+            f"Not connected to the POP3 server {self.where}",
+            cause="The connection was closed earlier (after an error, QUIT or close()).",
+            fix="Connect again.",
+        )
+
+    def _duplicate(self, command: str, line: bytes) -> Pop3ProtocolError:
+        return Pop3ProtocolError(
+            f"The POP3 server {self.where} listed a message number twice in {command}:"
+            f" {show(line)}",
+            cause=f"Each message may appear once in a {command} listing.",
+            fix="Report this to the mail provider.",
+            reply=show(line),
+        )
+
+    def _live_writer(self) -> asyncio.StreamWriter:
+        if self._writer is None:
+            raise self._not_connected()
+        return self._writer
+
+
+def _msg(number: int) -> int:
+    """A message number must be a positive int, so it cannot inject text."""
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise ValueError(
+            f"POP3 message number must be a positive integer, not {number!r}"
+        )
+    return number
+
+
+def _printable(line: bytes) -> str:
+    """A server line for the transcript: decoded, without its line ending, bounded."""
+    text = line.rstrip(b"\r\n").decode("utf-8", errors="replace")
+    return text if len(text) <= 500 else text[:500] + "..."
+
+
+__all__ = ["SECURITY_MODES", "Pop3Client", "Pop3Error"]
