@@ -1,0 +1,235 @@
+"""Shared fixtures: real Dovecot, Postfix and Secret Service on loopback.
+
+Each server starts once per test session. When a server's programs are not
+installed the tests that need it are skipped with the command that installs
+them, except under CI (``CI=true``), where a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.servers.dovecot import DovecotServer
+from tests.servers.postfix import PostfixServer
+
+INSTALL_HINT = "run `bash scripts/test.sh` as root, or: apt-get install -y {packages}"
+
+ACCEPTED_DOMAINS = ("contoso.com", "contoso.local")
+UNKNOWN_USERS = ("ghost@contoso.com",)
+MESSAGE_SIZE_LIMIT = 200_000
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def require(what: str, binaries: list[str], packages: str) -> None:
+    """Skip (or, under CI, fail) unless every binary is on PATH and we are root."""
+    missing = [b for b in binaries if shutil.which(b) is None]
+    problem = ""
+    if missing:
+        problem = f"{what} is not available: {', '.join(missing)} not found on PATH; "
+        problem += INSTALL_HINT.format(packages=packages)
+    elif os.geteuid() != 0:
+        problem = f"{what} needs root (it runs the mail as the `mail` user)"
+    if problem:
+        if in_ci():
+            pytest.fail(f"CI=true: {problem}", pytrace=False)
+        pytest.skip(problem)
+
+
+# -- Dovecot --------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[DovecotServer]:
+    """A Dovecot POP3 server: ``pop3_port`` (plain + STLS), ``pop3s_port``, ``ca_path``."""
+    require("Dovecot", ["dovecot", "openssl"], "dovecot-pop3d")
+    server = DovecotServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class Pop3User:
+    name: str
+    password: str
+    maildir: Path
+
+
+_user_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def pop3_user(dovecot: DovecotServer) -> Pop3User:
+    """A fresh mailbox with a unique name and password on the session's Dovecot."""
+    name = f"user{next(_user_numbers)}-{uuid.uuid4().hex[:8]}"
+    password = f"pw-{uuid.uuid4().hex[:12]}"
+    maildir = dovecot.add_user(name, password)
+    return Pop3User(name=name, password=password, maildir=maildir)
+
+
+# -- Postfix --------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postfix() -> Iterator[PostfixServer]:
+    """The office's mail server: accepts contoso.com and contoso.local on ``host:port``."""
+    require("Postfix", ["postfix", "postconf", "postsuper", "script"], "postfix")
+    server = PostfixServer(
+        ACCEPTED_DOMAINS,
+        unknown_users=UNKNOWN_USERS,
+        message_size_limit=MESSAGE_SIZE_LIMIT,
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postfix_clean(postfix: PostfixServer) -> Iterator[PostfixServer]:
+    """The session's Postfix with an empty queue and Maildir for this test."""
+    postfix.clear()
+    yield postfix
+    postfix.clear()
+
+
+# -- Secret Service (gnome-keyring on a private session bus) ---------------
+
+
+@dataclass(frozen=True)
+class SecretServiceSession:
+    bus_address: str
+    dbus_pid: int
+    keyring_pid: int
+    home: Path
+
+
+def _bus_name_owned(env: dict[str, str], name: str) -> bool:
+    proc = subprocess.run(
+        [
+            "dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus", "org.freedesktop.DBus.NameHasOwner", f"string:{name}",
+        ],
+        env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, timeout=10,
+    )  # fmt: skip
+    return proc.returncode == 0 and "boolean true" in proc.stdout
+
+
+def _stop(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _reset_keyring_backend(*, secret_service: bool) -> None:
+    """Make ``keyring`` detect its backend again (it caches its first choice)."""
+    try:
+        import keyring.core
+    except ImportError:
+        return
+    if secret_service:
+        keyring.core.init_backend()
+    else:
+        # keyring remembers SecretService as viable once it was: leave it out.
+        keyring.core.init_backend(
+            limit=lambda ring: type(ring).__module__ != "keyring.backends.SecretService"
+        )
+
+
+@pytest.fixture(scope="session")
+def secret_service() -> Iterator[SecretServiceSession]:
+    """A private D-Bus session bus with an unlocked gnome-keyring Secret Service.
+
+    While it lives, ``DBUS_SESSION_BUS_ADDRESS`` points at the private bus and
+    ``PYTHON_KEYRING_BACKEND`` is unset, so ``keyring`` picks SecretService.
+    """
+    require(
+        "Secret Service",
+        ["dbus-daemon", "dbus-send", "gnome-keyring-daemon"],
+        "gnome-keyring dbus",
+    )
+    home = Path(tempfile.mkdtemp(prefix="pop3gui-keyring-"))
+    runtime = home / "run"
+    runtime.mkdir(mode=0o700)
+    dbus = subprocess.Popen(
+        ["dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    keyring_daemon: subprocess.Popen[bytes] | None = None
+    saved = {k: os.environ.get(k) for k in ("DBUS_SESSION_BUS_ADDRESS", "PYTHON_KEYRING_BACKEND")}
+    try:
+        assert dbus.stdout is not None
+        address = dbus.stdout.readline().strip()
+        dbus.stdout.close()
+        if not address:
+            pytest.fail(f"dbus-daemon printed no address (exit code {dbus.poll()})", pytrace=False)
+        env = dict(os.environ)
+        env.pop("PYTHON_KEYRING_BACKEND", None)
+        env.update(
+            DBUS_SESSION_BUS_ADDRESS=address,
+            HOME=str(home),
+            XDG_RUNTIME_DIR=str(runtime),
+            XDG_DATA_HOME=str(home / "data"),
+            XDG_CONFIG_HOME=str(home / "config"),
+            XDG_CACHE_HOME=str(home / "cache"),
+        )
+        log_path = home / "gnome-keyring.log"
+        with open(log_path, "wb") as log:
+            keyring_daemon = subprocess.Popen(
+                ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=log,
+                env=env,
+            )
+        assert keyring_daemon.stdin is not None
+        keyring_daemon.stdin.write(b"pop3gui-test-keyring")
+        keyring_daemon.stdin.close()
+        deadline = time.monotonic() + 15
+        while not _bus_name_owned(env, "org.freedesktop.secrets"):
+            if keyring_daemon.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(
+                    "gnome-keyring-daemon did not provide org.freedesktop.secrets:\n"
+                    + log_path.read_text(errors="replace")[-2000:],
+                    pytrace=False,
+                )
+            time.sleep(0.05)
+        os.environ["DBUS_SESSION_BUS_ADDRESS"] = address
+        os.environ.pop("PYTHON_KEYRING_BACKEND", None)
+        _reset_keyring_backend(secret_service=True)
+        yield SecretServiceSession(
+            bus_address=address, dbus_pid=dbus.pid, keyring_pid=keyring_daemon.pid, home=home
+        )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if keyring_daemon is not None:
+            _stop(keyring_daemon)
+        _stop(dbus)
+        _reset_keyring_backend(secret_service=False)
+        shutil.rmtree(home, ignore_errors=True)

@@ -1,0 +1,300 @@
+"""A real Dovecot POP3 server on loopback, private to one test session.
+
+Started with its own configuration file in a temporary directory; it serves
+plain POP3 (with STLS) on ``pop3_port`` and implicit TLS on ``pop3s_port``, both
+on 127.0.0.1. Mail is stored as Maildirs owned by the ``mail`` user, because
+Dovecot refuses uid 0 for mail access.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import os
+import pwd
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.servers.certs import TestCertificates, make_certificates
+
+MAIL_USER = "mail"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(port: int, timeout: float, describe: str, alive: object = None) -> None:
+    """Poll until *port* accepts connections; raise with *describe()* after *timeout*."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port):
+            return
+        if callable(alive) and not alive():
+            break
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open within {timeout:.0f} s: {describe}")
+
+
+def process_gone(pid: int) -> bool:
+    """True when *pid* has exited (a zombie nobody reaps counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    for line in status.splitlines():
+        if line.startswith("State:"):
+            return "Z" in line.split(":", 1)[1] or "X" in line.split(":", 1)[1]
+    return False
+
+
+def mail_ids() -> tuple[int, int]:
+    entry = pwd.getpwnam(MAIL_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def chown_tree(path: Path, uid: int, gid: int) -> None:
+    os.chown(path, uid, gid)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, gid)
+
+
+_CONFIG = """\
+base_dir = {base}/run
+state_dir = {base}/state
+log_path = {base}/dovecot.log
+info_log_path = {base}/dovecot.log
+listen = 127.0.0.1
+protocols = pop3
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+ssl_dh = <{dh}
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = {auth_failure_delay} secs
+mail_uid = {uid}
+mail_gid = {gid}
+first_valid_uid = 1
+first_valid_gid = 1
+mail_location = maildir:{mail}/%u
+pop3_uidl_format = %08Xu%08Xv
+login_greeting = pop3gui test Dovecot ready.
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {users}/%u
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={mail}/%u
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
+    address = 127.0.0.1
+    port = {pop3s_port}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+class DovecotServer:
+    """A running Dovecot POP3 server; use :meth:`start` or the context manager."""
+
+    def __init__(self, root: Path | None = None, *, auth_failure_delay: int = 0) -> None:
+        self._own_root = root is None
+        self.root = Path(root or tempfile.mkdtemp(prefix="pop3gui-dovecot-"))
+        self.root.chmod(0o755)
+        self.mail_dir = self.root / "mail"
+        self.users_dir = self.root / "users"
+        self.config_path = self.root / "dovecot.conf"
+        self.log_path = self.root / "dovecot.log"
+        self.pop3_port = 0
+        self.pop3s_port = 0
+        self.certs: TestCertificates | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._uid, self._gid = mail_ids()
+        self.auth_failure_delay = auth_failure_delay
+        self.start_seconds = 0.0
+
+    # -- life cycle ---------------------------------------------------------
+
+    @property
+    def ca_path(self) -> Path:
+        assert self.certs is not None, "server not started"
+        return self.certs.ca_path
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context trusting only this server's CA (host name checked)."""
+        assert self.certs is not None, "server not started"
+        return self.certs.client_context()
+
+    def start(self, timeout: float = 20.0) -> DovecotServer:
+        began = time.monotonic()
+        dovecot = shutil.which("dovecot")
+        if dovecot is None:
+            raise FileNotFoundError("dovecot is not installed (apt-get install dovecot-pop3d)")
+        self.certs = make_certificates(self.root / "tls")
+        self.mail_dir.mkdir(exist_ok=True)
+        os.chown(self.mail_dir, self._uid, self._gid)
+        self.mail_dir.chmod(0o755)
+        self.users_dir.mkdir(exist_ok=True)
+        self.users_dir.chmod(0o755)
+        dh = Path("/usr/share/dovecot/dh.pem")
+        self.pop3_port = free_port()
+        self.pop3s_port = free_port()
+        while self.pop3s_port == self.pop3_port:
+            self.pop3s_port = free_port()
+        config = _CONFIG.format(
+            base=self.root,
+            cert=self.certs.cert_path,
+            key=self.certs.key_path,
+            dh=dh,
+            uid=self._uid,
+            gid=self._gid,
+            mail=self.mail_dir,
+            users=self.users_dir,
+            pop3_port=self.pop3_port,
+            pop3s_port=self.pop3s_port,
+            auth_failure_delay=self.auth_failure_delay,
+        )
+        if not dh.exists():
+            config = config.replace(f"ssl_dh = <{dh}\n", "")
+        self.config_path.write_text(config)
+        # -F keeps the master in the foreground so it stays our child and is
+        # reaped; output goes to DEVNULL (Dovecot keeps inherited pipes open).
+        self._proc = subprocess.Popen(
+            [dovecot, "-F", "-c", str(self.config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            for port in (self.pop3_port, self.pop3s_port):
+                wait_for_port(port, timeout, self._describe, alive=self._alive)
+        except BaseException:
+            self.stop()
+            raise
+        self.start_seconds = time.monotonic() - began
+        return self
+
+    def _alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def _describe(self) -> str:
+        state = "running" if self._alive() else f"exited with {self._proc.returncode if self._proc else None}"
+        log = self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else "(no log)"
+        return f"dovecot -c {self.config_path} {state}; log:\n{log}"
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        pid_file = self.root / "run" / "master.pid"
+        pid = None
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            pass
+        if pid is not None and not process_gone(pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if proc is not None:
+            if pid is None:
+                proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        elif pid is not None:
+            deadline = time.monotonic() + 10
+            while not process_gone(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> DovecotServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- users and mail -----------------------------------------------------
+
+    def maildir_path(self, user: str) -> Path:
+        return self.mail_dir / user
+
+    def add_user(self, name: str, password: str) -> Path:
+        """Create *name* with *password* (works while running) and return its Maildir."""
+        if any(c in name for c in ":/\n") or "\n" in password or ":" in password:
+            raise ValueError("user name or password not representable in a passwd-file")
+        path = self.maildir_path(name)
+        box = mailbox.Maildir(str(path), create=True)
+        box.close()
+        chown_tree(path, self._uid, self._gid)
+        # One passwd-file per user: Dovecot re-reads a changed passwd-file at
+        # most once a second, but a file it has not seen yet is read at once.
+        target = self.users_dir / name
+        tmp = self.users_dir / f".{name}.tmp"
+        tmp.write_text(f"{name}:{{PLAIN}}{password}:::::\n")
+        tmp.chmod(0o644)
+        os.replace(tmp, target)
+        return path
+
+    def deliver(self, user: str, message: bytes) -> str:
+        """Put *message* into *user*'s Maildir new/ (owned by mail); return its key."""
+        path = self.maildir_path(user)
+        if not path.is_dir():
+            raise KeyError(f"no such user {user!r}")
+        box = mailbox.Maildir(str(path), factory=None, create=False)
+        try:
+            key = box.add(message)
+            subdir = "new"
+            os.chown(path / subdir / key, self._uid, self._gid)
+        finally:
+            box.close()
+        return key
+
+    def messages(self, user: str) -> list[bytes]:
+        """The messages still in *user*'s mailbox, oldest first."""
+        path = self.maildir_path(user)
+        box = mailbox.Maildir(str(path), factory=None, create=False)
+        try:
+            entries = []
+            for key in box.keys():
+                try:
+                    data = box.get_bytes(key)
+                    stamp = box.get_date(key) if hasattr(box, "get_date") else 0.0
+                except (KeyError, FileNotFoundError):
+                    continue  # removed or moved by Dovecot meanwhile
+                entries.append((stamp, key, data))
+        finally:
+            box.close()
+        entries.sort(key=lambda e: (e[0], e[1]))
+        return [data for _, _, data in entries]
