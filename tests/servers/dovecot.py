@@ -18,6 +18,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.servers.certs import TestCertificates, make_certificates
@@ -41,16 +42,21 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def wait_for_port(port: int, timeout: float, describe: str, alive: object = None) -> None:
+def wait_for_port(
+    port: int,
+    timeout: float,
+    describe: Callable[[], str],
+    alive: Callable[[], bool] | None = None,
+) -> None:
     """Poll until *port* accepts connections; raise with *describe()* after *timeout*."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if port_open(port):
             return
-        if callable(alive) and not alive():
+        if alive is not None and not alive():
             break
         time.sleep(0.05)
-    raise RuntimeError(f"port {port} did not open within {timeout:.0f} s: {describe}")
+    raise RuntimeError(f"port {port} did not open within {timeout:.0f} s: {describe()}")
 
 
 def process_gone(pid: int) -> bool:
@@ -289,8 +295,8 @@ class DovecotServer:
             entries = []
             for key in box.keys():
                 try:
+                    stamp = box.get_message(key).get_date()  # file mtime = delivery time
                     data = box.get_bytes(key)
-                    stamp = box.get_date(key) if hasattr(box, "get_date") else 0.0
                 except (KeyError, FileNotFoundError):
                     continue  # removed or moved by Dovecot meanwhile
                 entries.append((stamp, key, data))

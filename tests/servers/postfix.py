@@ -22,7 +22,6 @@ import time
 from collections.abc import Iterable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
-from typing import cast
 
 from tests.servers.dovecot import chown_tree, free_port, mail_ids, process_gone, wait_for_port
 
@@ -247,7 +246,7 @@ class PostfixServer:
         try:
             self._postfix("start")
             self._started = True
-            wait_for_port(self.port, timeout, self._log_tail())
+            wait_for_port(self.port, timeout, self._log_tail)
         except BaseException:
             self.stop()
             raise
@@ -326,14 +325,14 @@ class PostfixServer:
     def delivered(self) -> list[EmailMessage]:
         """Every delivered copy parsed; ``msg["Delivered-To"]`` is its envelope recipient."""
         return [
-            cast(EmailMessage, email.message_from_bytes(data, policy=email.policy.default))
+            email.message_from_bytes(data, policy=email.policy.default)
             for _, data in self.delivered_raw()
         ]
 
     def queue_files(self) -> list[Path]:
         """Messages still in Postfix's queue (not yet delivered or bounced)."""
         spool = self.root / "spool"
-        files = []
+        files: list[Path] = []
         for sub in ("maildrop", "incoming", "active", "deferred", "hold"):
             for root, _, names in os.walk(spool / sub):
                 files.extend(Path(root) / n for n in names)
