@@ -1,0 +1,16 @@
+"""Turns core events (plain callbacks) into a Qt signal the widgets connect to."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+from pop3gui.core.events import Event
+
+
+class EventBridge(QObject):
+    """Subscribe an instance to an :class:`~pop3gui.core.events.EventBus`."""
+
+    event = Signal(object)  # pop3gui.core.events.Event
+
+    def __call__(self, event: Event) -> None:
+        self.event.emit(event)

@@ -1,0 +1,167 @@
+"""The GUI's handle on the engine: saved config, runs on the Qt loop, the schedule.
+
+Widgets never call the core directly for anything that takes time; they ask
+the controller, which runs it as an asyncio task on the qasync loop (or in a
+worker thread for blocking calls such as the keyring) and reports through
+signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from pop3gui.core.config import AccountConfig, Config, save_config
+from pop3gui.core.credentials import Credentials
+from pop3gui.core.errors import Pop3guiError, StateError
+from pop3gui.core.events import Event, EventBus, EventId, Severity
+from pop3gui.core.eventstore import EventLog, EventStore
+from pop3gui.core.lock import RunnerLock
+from pop3gui.core.paths import Paths
+from pop3gui.core.preflight import Finding, check_account, probe_targets
+from pop3gui.core.worker import Connector, CycleResult
+from pop3gui.gui.bridge import EventBridge
+
+log = logging.getLogger(__name__)
+
+
+class ConnectorController(QObject):
+    run_started = Signal()
+    run_finished = Signal(object)  # CycleResult
+    progress = Signal(str, int, int, int)  # account, messages done, total, bytes
+    config_saved = Signal(object)  # Config
+    schedule_changed = Signal()
+
+    def __init__(self, paths: Paths, config: Config, *, credentials: Credentials | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.paths = paths
+        self.config = config
+        self.credentials = credentials or Credentials()
+        self.bus = EventBus()
+        self.store = EventStore(paths.events_db)
+        self._log = EventLog(paths.log_file)
+        self.bridge = EventBridge(self)
+        self.bus.subscribe(self.store)
+        self.bus.subscribe(self._log)
+        self.bus.subscribe(self.bridge)
+        self.last_result: CycleResult | None = None
+        self.last_run_at: datetime | None = None
+        self.next_run_at: datetime | None = None
+        self.paused = False
+        self._task: asyncio.Task[CycleResult | None] | None = None
+        self._connector: Connector | None = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.retrieve_now)
+        self._reschedule()
+
+    # --- config ---------------------------------------------------------------
+
+    def save(self, config: Config) -> None:
+        """Write the whole file (validated, atomic) and use it from the next run on."""
+        save_config(config, self.paths.config_file)
+        self.config = config
+        self.config_saved.emit(config)
+        self._reschedule()
+
+    # --- schedule -------------------------------------------------------------
+
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        self._timer.stop()
+        schedule = self.config.schedule
+        if schedule.enabled and not self.paused:
+            self._timer.start(schedule.interval_min * 60_000)
+            self.next_run_at = datetime.now() + timedelta(minutes=schedule.interval_min)
+        else:
+            self.next_run_at = None
+        self.schedule_changed.emit()
+
+    # --- runs -----------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def retrieve_now(self) -> asyncio.Task[CycleResult | None] | None:
+        """Start a cycle now unless one is running; returns its task."""
+        if self.running:
+            return self._task
+        self._task = asyncio.ensure_future(self._run())
+        return self._task
+
+    async def _run(self) -> CycleResult | None:
+        self.run_started.emit()
+        result: CycleResult | None = None
+        lock = RunnerLock(self.paths.lock_file)
+        try:
+            lock.acquire()
+        except StateError as exc:
+            self._emit_error(exc)
+            self.run_finished.emit(None)
+            self._reschedule()
+            return None
+        try:
+            connector = Connector(self.config, self.paths, self.bus, credentials=self.credentials)
+            connector.on_progress = self.progress.emit
+            self._connector = connector
+            try:
+                result = await connector.run_cycle()
+            finally:
+                connector.close()
+                self._connector = None
+        except Pop3guiError as exc:
+            self._emit_error(exc)
+        finally:
+            lock.release()
+            self.last_result = result
+            self.last_run_at = datetime.now()
+            self.run_finished.emit(result)
+            self._reschedule()
+        return result
+
+    def _emit_error(self, exc: Pop3guiError) -> None:
+        self.bus.emit(Event(id=EventId.SPOOL_FAILED, severity=Severity.ERROR, text=str(exc), cause=exc.cause,
+                            fix=exc.fix))
+
+    async def stop(self) -> None:
+        """Finish the message in flight, QUIT, and wait for the run to end."""
+        if self._connector is not None:
+            self._connector.request_stop()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    # --- one-off actions --------------------------------------------------------
+
+    async def test_account(self, account: AccountConfig) -> list[Finding]:
+        """The Test button: log in (STAT, CAPA, UIDL) and RCPT-probe the account's local target."""
+        findings = [await check_account(account, self.credentials)]
+        probe_config = Config(smtp=self.config.smtp, delivery=self.config.delivery, policies=self.config.policies,
+                              accounts=(account,))
+        if account.kind == "global":
+            probe_config = Config(smtp=self.config.smtp, policies=self.config.policies,
+                                  delivery=self.config.delivery,
+                                  rules=tuple(r for r in self.config.rules if r.account == account.name),
+                                  accounts=(account,))
+        findings.extend(await probe_targets(probe_config, self.credentials))
+        return findings
+
+    async def resubmit(self, record_id: str) -> str:
+        """Run resolution and submission again for a quarantined message."""
+        connector = Connector(self.config, self.paths, self.bus, credentials=self.credentials)
+        try:
+            return await connector.resubmit(record_id)
+        finally:
+            connector.close()
+
+    def close(self) -> None:
+        self._timer.stop()
+        self.store.close()
+        self._log.close()

@@ -1,0 +1,1 @@
+"""The pages of the properties window, one module each."""
