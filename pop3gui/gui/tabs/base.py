@@ -30,6 +30,10 @@ class ConfigTab(QWidget):
         """Invalid inputs on this page, as shown next to their fields."""
         return []
 
+    def has_pending_secret(self) -> bool:
+        """A typed password waits to go to the keyring on save (it is not in the config)."""
+        return False
+
     def draft_changed(self, config: Config) -> None:
         """Another page changed the draft (e.g. the policy page shows new warnings)."""
 
