@@ -250,7 +250,7 @@ def _require(password: str) -> None:
 def cmd_window(paths: Paths) -> int:
     """Without a command: the properties window, once the GUI package provides it."""
     try:
-        from pop3gui.gui.app import run_window  # type: ignore[import-not-found]
+        from pop3gui.gui.app import run_window
     except ImportError:
         build_parser().print_help()
         return EXIT_OK
