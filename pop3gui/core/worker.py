@@ -224,7 +224,7 @@ class Connector:
         smtp = SmtpSubmitter(self.config.smtp, self._smtp_password)
         try:
             password = await asyncio.to_thread(self.credentials.pop3_password, account.name)
-            self.spool.clear(account.name)
+            self._clear_spool(account.name)
             await self._session(account, password, smtp, res)
         except CredentialError as exc:
             self._fail(res, EventId.CREDENTIAL_MISSING, exc, account.name)
@@ -240,6 +240,21 @@ class Connector:
                    f"{res.quarantined} quarantined, {res.deferred} left for retry, {res.too_big} too big, "
                    f"{res.deleted} deleted on the server.", account=account.name)
         return res
+
+    def _clear_spool(self, account: str) -> None:
+        """Drop an interrupted run's leftovers; a failure is a disk problem, not a crash."""
+        try:
+            self.spool.clear(account)
+        except StateError:
+            raise
+        except OSError as exc:
+            raise StateError(
+                f"cannot clear the spool folder of account {account!r}: {exc.strerror or exc}",
+                cause="A leftover in the spool folder cannot be removed: the state folder is not writable, "
+                "or something else is in the way.",
+                fix=f"Fix the permissions of {exc.filename or self.spool.root} or remove it; the messages stay "
+                "on the POP3 server and are retried next cycle.",
+            ) from exc
 
     def _fail(self, res: AccountResult, eid: EventId, exc: CredentialError | Pop3Error | StateError,
               account: str, transcript: str = "") -> None:
@@ -369,6 +384,10 @@ class Connector:
             with msg.spool.open("wb") as out:
                 await client.retr_to(msg.number, out)
                 fsync_file(out)
+        except Pop3Error:
+            # Also an OSError (ConnectionError, TimeoutError), but a POP3 problem, not a disk one.
+            msg.spool.unlink(missing_ok=True)
+            raise
         except OSError as exc:
             msg.spool.unlink(missing_ok=True)
             raise StateError(
