@@ -122,11 +122,14 @@ class SmtpError(Pop3guiError):
         code: int = 0,
         reply: str = "",
         transcript: str = "",
+        maybe_delivered: bool = False,
     ) -> None:
         super().__init__(message, cause=cause, fix=fix)
         self.code = code
         self.reply = reply
         self.transcript = transcript
+        # True when the session broke after the message data was sent: the server may have it.
+        self.maybe_delivered = maybe_delivered
 
 
 class SmtpConnectionError(SmtpError, ConnectionError):

@@ -23,6 +23,7 @@ _DAY = 86400.0
 # Message states
 SUBMITTING = "submitting"  # downloaded, submission in progress or interrupted
 HANDLED = "handled"  # outcome recorded; may be deleted on the server
+DEFERRED = "deferred"  # the local server said "later": retried next cycle, not an interruption
 OVERSIZE = "oversize"  # bigger than the limit; stays on the server, event emitted once
 
 _SCHEMA = """
@@ -119,6 +120,10 @@ class Journal:
             " ON CONFLICT(account, uid) DO UPDATE SET state=excluded.state, message_key=excluded.message_key",
             (account, uid, message_key, size, SUBMITTING, self.now()),
         )])
+
+    def defer(self, account: str, uid: str) -> None:
+        """The message stays on the server for a retry; that is a known outcome, not a crash."""
+        self._write([("UPDATE messages SET state=? WHERE account=? AND uid=?", (DEFERRED, account, uid))])
 
     def record_deliveries(self, account: str, message_key: str, recipients: Iterable[str]) -> None:
         """Remember recipients the local server accepted (partial progress of a message)."""

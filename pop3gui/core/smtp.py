@@ -209,6 +209,7 @@ class SmtpSubmitter:
         assert smtp is not None
         log = _Transcript(list(self._preamble))
         replies: list[RecipientReply] = []
+        data_sent = False
         try:
             options = []
             if message is not None and smtp.supports_extension("8bitmime") and any(b > 127 for b in message):
@@ -234,6 +235,7 @@ class SmtpSubmitter:
                 await self._reset(log)
                 return Submission(replies=tuple(replies), transcript=log.text())
             log.client("DATA")
+            data_sent = True
             try:
                 reply = await smtp.data(message)
                 log.client(f"<{len(message)} bytes of message>")
@@ -253,7 +255,7 @@ class SmtpSubmitter:
                 "was sent, the server may have accepted it anyway.",
                 fix="Nothing to do if it passes: the message stays on the POP3 server and is retried next cycle "
                 "(at worst the local server receives it twice).",
-                transcript=log.text(),
+                transcript=log.text(), maybe_delivered=data_sent,
             ) from exc
         except (aiosmtplib.SMTPTimeoutError, TimeoutError) as exc:
             self._drop()
@@ -261,7 +263,7 @@ class SmtpSubmitter:
                 f"the local mail server {self.where} stopped answering",
                 cause="The server is overloaded or stuck.",
                 fix="Check the local mail server; the message stays on the POP3 server and is retried next cycle.",
-                transcript=log.text(),
+                transcript=log.text(), maybe_delivered=data_sent,
             ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             log.server(exc.code, exc.message)

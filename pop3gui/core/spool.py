@@ -129,6 +129,18 @@ class Quarantine:
             except (OSError, ValueError, TypeError):
                 continue
 
+    def get(self, record_id: str) -> QuarantineRecord:
+        """The record of one quarantined message (StateError when it is gone)."""
+        meta = self.root / f"{record_id}.json"
+        try:
+            return QuarantineRecord(**json.loads(meta.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            raise StateError(
+                f"the quarantined message {record_id} cannot be read: {exc}",
+                cause="It was deleted or resubmitted meanwhile, or its record file is damaged.",
+                fix="Refresh the quarantine list; the .eml file, if present, can still be exported.",
+            ) from exc
+
     def message_path(self, record_id: str) -> Path:
         return self.root / f"{record_id}.eml"
 

@@ -16,9 +16,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import shutil
 import ssl
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 
 from pop3gui.core import recipients as rcpt
@@ -26,6 +29,7 @@ from pop3gui.core.config import AccountConfig, Config, policy_warnings
 from pop3gui.core.credentials import Credentials
 from pop3gui.core.diagnose import diagnose_message, diagnose_recipient
 from pop3gui.core.errors import (
+    ConfigError,
     CredentialError,
     Pop3AuthError,
     Pop3CommandError,
@@ -43,7 +47,7 @@ from pop3gui.core.errors import (
     StateError,
 )
 from pop3gui.core.events import Event, EventBus, EventId, Severity
-from pop3gui.core.journal import HANDLED, OVERSIZE, Journal
+from pop3gui.core.journal import HANDLED, OVERSIZE, SUBMITTING, Journal
 from pop3gui.core.messages import read_header_block, trace_header, undeliverable_notice
 from pop3gui.core.paths import Paths
 from pop3gui.core.pop3 import Pop3Client
@@ -118,6 +122,21 @@ class _AbortAccount(Exception):
     """Stop this account's cycle; the event saying why has been emitted."""
 
 
+def header_text(headers: EmailMessage, name: str) -> str:
+    """A header's decoded value, or its raw text where the parser chokes on it.
+
+    A malformed Message-ID such as ``<[>`` makes the standard library raise;
+    such a message is still perfectly deliverable.
+    """
+    try:
+        return str(headers.get(name, "") or "")
+    except Exception:  # noqa: BLE001 - any parser failure means "use the raw text"
+        for key, value in headers.raw_items():
+            if key.lower() == name.lower():
+                return str(value)
+        return ""
+
+
 def pop3_ssl_context(account: AccountConfig) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=account.ca_file or None)
     if not account.verify_tls:
@@ -141,6 +160,8 @@ class Connector:
         self._stop = asyncio.Event()
         self._smtp_password: str | None = None
         self._warned_policies = False
+        # Called as (account, messages done, messages to do, bytes downloaded) while a mailbox is worked on.
+        self.on_progress: Callable[[str, int, int, int], None] | None = None
 
     # --- control ----------------------------------------------------------------
 
@@ -332,6 +353,10 @@ class Connector:
         limit = self.config.delivery.max_message_kb * 1024
         records = self.journal.records(account.name)
         to_delete: list[int] = []
+        pending = [n for n in sizes if sizes[n] <= limit and (uids[n] not in records
+                                                               or records[uids[n]].state != HANDLED)]
+        done, done_bytes = 0, 0
+        self._progress(account.name, done, len(pending), done_bytes)
         for number in sorted(sizes):
             uid, size = uids[number], sizes[number]
             record = records.get(uid)
@@ -353,14 +378,18 @@ class Connector:
             if self.stopping:
                 break
             msg = _Msg(number, uid, size, self.spool.path_for(account.name, uid))
-            if record is not None and record.state != OVERSIZE and record.state != HANDLED:
+            if record is not None and record.state == SUBMITTING:
                 self._emit(EventId.RESUBMITTING_INTERRUPTED, Severity.WARNING,
-                           "A previous run was interrupted while submitting this message; submitting it again.",
-                           account=account.name, msg=msg,
-                           cause="The connector stopped between downloading and recording this message.",
+                           "A previous attempt to submit this message ended without a known outcome; "
+                           "submitting it again.", account=account.name, msg=msg,
+                           cause="The connector stopped, or the connection to the local server dropped while it "
+                           "was taking the message, before the outcome could be recorded.",
                            fix="Nothing to do; recipients already recorded as delivered are skipped, so at "
                            "most one of them may receive the message twice.")
-            if await self._handle(client, account, msg, smtp, res):
+            handled = await self._handle(client, account, msg, smtp, res)
+            done, done_bytes = done + 1, done_bytes + size
+            self._progress(account.name, done, len(pending), done_bytes)
+            if handled:
                 if self._due_for_deletion(account, None):
                     to_delete.append(number)
                 elif account.leave_on_server:
@@ -368,12 +397,60 @@ class Connector:
                                account=account.name, msg=msg)
         return to_delete
 
+    def _progress(self, account: str, done: int, total: int, size: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(account, done, total, size)
+
     def _due_for_deletion(self, account: AccountConfig, handled_at: float | None) -> bool:
         if not account.leave_on_server:
             return True
         if account.delete_after_days <= 0 or handled_at is None:
             return False
         return self.journal.now() - handled_at >= account.delete_after_days * _DAY
+
+    # --- quarantine ---------------------------------------------------------------
+
+    async def resubmit(self, record_id: str) -> str:
+        """Resolve and submit a quarantined message again (after the admin fixed the cause).
+
+        Returns what happened in a sentence.  The quarantine entry is removed
+        once the message was delivered or diverted with a notice; if it is
+        refused for good again, the new quarantine entry replaces the old one.
+        """
+        record = self.quarantine.get(record_id)
+        try:
+            account = self.config.account(record.account)
+        except KeyError:
+            raise ConfigError(
+                f"the account {record.account!r} this message came from no longer exists",
+                cause="Recipients are resolved with the settings of the account that downloaded the message.",
+                fix="Export the message and deliver it by hand, or create the account again.",
+            ) from None
+        spool = self.spool.path_for(account.name, f"resubmit-{record.id}")
+        shutil.copyfile(self.quarantine.message_path(record.id), spool)
+        msg = _Msg(0, record.uid, spool.stat().st_size, spool)
+        res = AccountResult(account.name)
+        if self.config.smtp.username:
+            self._smtp_password = await asyncio.to_thread(self.credentials.smtp_password, self.config.smtp.username)
+        smtp = SmtpSubmitter(self.config.smtp, self._smtp_password)
+        try:
+            await self._deliver(account, msg, smtp, res)
+        except SmtpError as exc:
+            self._smtp_failed(account, msg, exc, res)
+            return f"Not resubmitted: {exc} ({exc.fix})"
+        except _AbortAccount as exc:
+            return f"Not resubmitted: {exc}"
+        finally:
+            await smtp.close()
+            spool.unlink(missing_ok=True)
+        if res.deferred:
+            return "The local server deferred the message; it stays in quarantine. Try again later."
+        self.quarantine.remove(record.id)
+        if res.quarantined:
+            return "Refused again; the message is back in quarantine with the new reason (see Events)."
+        if res.diverted:
+            return "Some recipients were refused again; the message went to the undeliverable mailbox with a notice."
+        return "Delivered."
 
     # --- one message ------------------------------------------------------------
 
@@ -421,6 +498,8 @@ class Connector:
     def _smtp_failed(self, account: AccountConfig, msg: _Msg, exc: SmtpError, res: AccountResult) -> bool:
         """The session to the local server failed: keep the message, maybe stop the account."""
         res.deferred += 1
+        if not exc.maybe_delivered:  # otherwise the outcome is unknown: the next try says so
+            self.journal.defer(account.name, msg.uid)
         self._emit(EventId.SMTP_AUTH_FAILED if isinstance(exc, SmtpAuthError) else EventId.SMTP_CONNECTION_FAILED,
                    Severity.ERROR, str(exc), account=account.name, msg=msg, cause=exc.cause, fix=exc.fix,
                    transcript=exc.transcript)
@@ -430,8 +509,8 @@ class Connector:
 
     async def _deliver(self, account: AccountConfig, msg: _Msg, smtp: SmtpSubmitter, res: AccountResult) -> bool:
         headers = rcpt.parse_headers(read_header_block(msg.spool))
-        msg.message_id = str(headers.get("Message-ID", "") or "").strip()
-        msg.subject = str(headers.get("Subject", "") or "")
+        msg.message_id = header_text(headers, "Message-ID").strip()
+        msg.subject = header_text(headers, "Subject")
         msg.sender = rcpt.envelope_sender(headers)
         self._emit(EventId.MESSAGE_DOWNLOADED, Severity.DEBUG, f"Downloaded {msg.size} bytes.",
                    account=account.name, msg=msg)
@@ -514,6 +593,7 @@ class Connector:
                   res: AccountResult) -> bool:
         """4xx for some recipients: remember who got it, leave the message for the next cycle."""
         self.journal.record_deliveries(account.name, msg.key, delivered)
+        self.journal.defer(account.name, msg.uid)
         res.deferred += 1
         for reply in sub.deferred:
             d = diagnose_recipient(reply.code, reply.message, reply.address)

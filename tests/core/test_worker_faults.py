@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from pop3gui.core import recipients
 from pop3gui.core.config import AccountConfig, Config, DeliveryConfig, RecipientPolicy, SmtpConfig
 from pop3gui.core.events import Event, EventBus, EventId, Severity
 from pop3gui.core.paths import Paths
@@ -420,9 +421,6 @@ async def test_recipient_deferred_stays_and_is_retried_without_a_second_copy_for
         assert rig.of(EventId.DUPLICATE_SUPPRESSED, this_cycle=True)
 
 
-@pytest.mark.xfail(strict=True, reason="engine gap: the journal has no 'deferred' state, so a message left "
-                   "for retry after a 4xx or an SMTP outage is announced next cycle as interrupted, with a "
-                   "cause ('the connector stopped') that is not what happened; needs a journal change")
 async def test_a_deferred_message_is_not_reported_as_interrupted_on_retry(tmp_path: Path, sink: SmtpSink) -> None:
     original = message("deferred once")
     sink.rcpt = {ALICE: "451 4.3.0 Try again later"}
@@ -586,11 +584,31 @@ async def test_unwritable_spool_is_explained_and_keeps_the_mail(
 # --- one bad message, and stopping ------------------------------------------------
 
 
-async def test_message_whose_headers_crash_the_parser_is_quarantined_and_the_next_is_delivered(
+async def test_a_message_id_the_stdlib_parser_chokes_on_is_still_delivered(
         tmp_path: Path, sink: SmtpSink) -> None:
     # The standard library's Message-ID parser raises IndexError on "<[>".
-    bad = message("bad header", message_id="<[>")
+    odd = message("odd id", message_id="<[>")
+    async with ScriptedPop3Server([odd], password=POP3_PASSWORD) as pop:
+        rig = make_rig(tmp_path, pop, sink.port)
+        assert (await rig.cycle()).exit_code == 0
+        assert sink.copies_for(ALICE) == 1 and sink.received[0].content.endswith(odd)
+        assert rig.one(EventId.MESSAGE_DELIVERED).message_id == "<[>"
+
+
+async def test_a_message_that_breaks_processing_is_quarantined_and_the_next_is_delivered(
+        tmp_path: Path, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = message("bad header")
     good = message("fine")
+    real_resolve = recipients.resolve_user
+    calls = []
+
+    def break_on_first_message(deliver_to: str) -> recipients.Resolution:
+        calls.append(deliver_to)
+        if len(calls) == 1:
+            raise IndexError("a parser bug triggered by this message")
+        return real_resolve(deliver_to)
+
+    monkeypatch.setattr(recipients, "resolve_user", break_on_first_message)
     async with ScriptedPop3Server([bad, good], password=POP3_PASSWORD) as pop:
         rig = make_rig(tmp_path, pop, sink.port)
 

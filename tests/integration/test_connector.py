@@ -250,3 +250,33 @@ def test_notice_keeps_original_bytes(tmp_path: Path) -> None:
     parsed = email.message_from_bytes(notice, policy=email.policy.default)
     assert "Grüße" in str(parsed["Subject"])
     assert original in notice
+
+
+async def test_quarantined_message_is_delivered_by_resubmit_after_the_fix(
+        office: Office, pop3_user: Pop3User) -> None:
+    """Nobody accepts it (mapping and undeliverable mailbox both foreign), then the admin fixes the mapping."""
+    from dataclasses import replace
+
+    from pop3gui.core.events import EventBus
+    from pop3gui.core.spool import Quarantine
+    from pop3gui.core.worker import Connector
+
+    original = make_message(to="x@isp.example", subject="stuck")
+    office.dovecot.deliver(pop3_user.name, original)
+    account = office.account_for(pop3_user, "alice", deliver_to="alice@fabrikam.com")
+    office.use(account, delivery=replace(office.config.delivery, undeliverable_to="postmaster@fabrikam.com"))
+    assert (await office.run_cycle()).exit_code == 1
+    [record] = list(Quarantine(office.paths.quarantine_dir).records())
+    assert office.postfix.delivered() == [] and office.dovecot.messages(pop3_user.name) == []
+
+    fixed = office.use(replace(account, deliver_to="alice@contoso.com"),
+                       delivery=replace(office.config.delivery, undeliverable_to=ADMIN))
+    connector = Connector(fixed, office.paths, EventBus())
+    try:
+        outcome = await connector.resubmit(record.id)
+    finally:
+        connector.close()
+    assert outcome == "Delivered."
+    [delivered] = office.postfix.wait_for_delivered(1)
+    assert str(delivered["Delivered-To"]) == "alice@contoso.com" and str(delivered["Subject"]) == "stuck"
+    assert list(Quarantine(office.paths.quarantine_dir).records()) == []
