@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from pop3gui.core.config import Config, DeliveryConfig, RecipientPolicy, SmtpConfig
 from tests.servers.dovecot import DovecotServer
 from tests.servers.postfix import PostfixServer
+from tests.support.office import ADMIN, Office
 
 INSTALL_HINT = "run `bash scripts/test.sh` as root, or: apt-get install -y {packages}"
 
@@ -233,3 +235,19 @@ def secret_service() -> Iterator[SecretServiceSession]:
         _stop(dbus)
         _reset_keyring_backend(secret_service=False)
         shutil.rmtree(home, ignore_errors=True)
+
+
+# -- An office: connector home + both servers + keyring ----------------------
+
+
+@pytest.fixture
+def office(tmp_path: Path, dovecot: DovecotServer, postfix_clean: PostfixServer,
+           secret_service: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[Office]:
+    home = tmp_path / f"home-{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv("POP3GUI_HOME", str(home))
+    config = Config(
+        smtp=SmtpConfig(host=postfix_clean.host, port=postfix_clean.port, timeout_s=20),
+        delivery=DeliveryConfig(undeliverable_to=ADMIN),
+        policies=(RecipientPolicy("Default Policy", ("contoso.com", "contoso.local"), "contoso.com"),),
+    )
+    yield Office(home=home, dovecot=dovecot, postfix=postfix_clean, config=config)

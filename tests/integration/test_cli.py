@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Pop3User
-from tests.integration.conftest import Office, make_message
+from tests.support.office import Office, make_message
 
 
 def pop3gui(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

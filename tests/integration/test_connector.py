@@ -16,7 +16,7 @@ import pytest
 from pop3gui.core.events import EventId, Severity
 from pop3gui.core.journal import Journal
 from tests.conftest import Pop3User
-from tests.integration.conftest import ADMIN, Office, make_message
+from tests.support.office import ADMIN, Office, make_message
 
 pytestmark = pytest.mark.servers
 

@@ -1,6 +1,6 @@
 """An office on loopback: real Dovecot as the ISP, real Postfix as the local server.
 
-``office`` builds a config for a temporary ``POP3GUI_HOME``, stores the POP3
+The ``office`` fixture (tests/conftest.py) builds a config for a temporary ``POP3GUI_HOME``, stores the POP3
 passwords in the real (gnome-keyring) Secret Service, and runs cycles of the
 real :class:`Connector` in-process, collecting its events.
 """
@@ -8,22 +8,21 @@ real :class:`Connector` in-process, collecting its events.
 from __future__ import annotations
 
 import email.utils
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pytest
-
-from pop3gui.core.config import AccountConfig, Config, DeliveryConfig, RecipientPolicy, SmtpConfig, save_config
+from pop3gui.core.config import AccountConfig, Config, save_config
 from pop3gui.core.credentials import Credentials
 from pop3gui.core.events import Event, EventBus, EventId
 from pop3gui.core.eventstore import EventStore
 from pop3gui.core.paths import Paths
 from pop3gui.core.worker import Connector, CycleResult
-from tests.conftest import Pop3User
 from tests.servers.dovecot import DovecotServer
 from tests.servers.postfix import PostfixServer
+
+if TYPE_CHECKING:
+    from tests.conftest import Pop3User
 
 ADMIN = "admin@contoso.com"
 
@@ -95,16 +94,3 @@ class Office:
 
     def of(self, eid: EventId) -> list[Event]:
         return [e for e in self.events if e.id == eid]
-
-
-@pytest.fixture
-def office(tmp_path: Path, dovecot: DovecotServer, postfix_clean: PostfixServer,
-           secret_service: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[Office]:
-    home = tmp_path / f"home-{uuid.uuid4().hex[:6]}"
-    monkeypatch.setenv("POP3GUI_HOME", str(home))
-    config = Config(
-        smtp=SmtpConfig(host=postfix_clean.host, port=postfix_clean.port, timeout_s=20),
-        delivery=DeliveryConfig(undeliverable_to=ADMIN),
-        policies=(RecipientPolicy("Default Policy", ("contoso.com", "contoso.local"), "contoso.com"),),
-    )
-    yield Office(home=home, dovecot=dovecot, postfix=postfix_clean, config=config)
