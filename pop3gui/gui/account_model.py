@@ -1,0 +1,352 @@
+"""The table of POP3 accounts on the Mail Accounts page, with each one's live state.
+
+The model holds the accounts being edited (a list of frozen
+:class:`~pop3gui.core.config.AccountConfig`) and, by account name, what the
+connector last did with each: a run in progress ("12 / 40 messages, 1.2 MB")
+or the last result (time, count, ok / warning / failed).  It learns that from
+the controller's ``progress`` and ``run_finished`` signals and from the core
+events on ``controller.bridge.event``; it never asks the engine itself.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+)
+from PySide6.QtGui import QBrush, QPalette
+from PySide6.QtWidgets import QApplication
+
+from pop3gui.core.config import AccountConfig
+from pop3gui.core.events import Event, EventId, Severity
+from pop3gui.core.recipients import normalize_domain
+from pop3gui.gui.icons import icon
+
+AccountRole = Qt.ItemDataRole.UserRole + 1
+"""``data(index, AccountRole)`` is the row's :class:`AccountConfig` (any column)."""
+
+StatusRole = Qt.ItemDataRole.UserRole + 2
+"""``data(index, StatusRole)`` is the row's :class:`AccountStatus` or None."""
+
+_Index = QModelIndex | QPersistentModelIndex
+
+
+class Column(enum.IntEnum):
+    NAME = 0
+    SERVER = 1
+    USERNAME = 2
+    KIND = 3
+    DELIVERS_TO = 4
+    LAST_RESULT = 5
+
+
+class State(enum.Enum):
+    RUNNING = "running"
+    OK = "ok"
+    WARNING = "warning"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    """What the connector is doing or last did with one account."""
+
+    state: State
+    time: datetime | None = None  # when the last run of the account ended
+    done: int = 0  # messages handled so far (running) or delivered (finished)
+    total: int = 0
+    bytes: int = 0
+    error: str = ""  # the first ERROR event of the run, with cause and fix
+
+
+def format_bytes(count: int) -> str:
+    """1234567 -> '1.2 MB' (binary multiples, as mail clients show sizes)."""
+    if count < 1024:
+        return f"{count} bytes"
+    value = float(count)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024 or unit == "GB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+class AccountTableModel(QAbstractTableModel):
+    """Accounts (rows) with Name, POP3 server, User name, Mailbox type, Delivers to, Last result."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._accounts: list[AccountConfig] = []
+        self._status: dict[str, AccountStatus] = {}
+        self._local_domains: frozenset[str] = frozenset()
+
+    # --- the accounts -----------------------------------------------------------
+
+    def accounts(self) -> list[AccountConfig]:
+        return list(self._accounts)
+
+    def set_accounts(self, accounts: Iterable[AccountConfig]) -> None:
+        """Replace every row; the status of accounts still present is kept."""
+        self.beginResetModel()
+        self._accounts = list(accounts)
+        names = {a.name for a in self._accounts}
+        self._status = {k: v for k, v in self._status.items() if k in names}
+        self.endResetModel()
+
+    def set_local_domains(self, domains: Iterable[str]) -> None:
+        """The recipient policies' domains: a user target outside them gets a warning icon."""
+        self._local_domains = frozenset(d for d in (normalize_domain(x) for x in domains) if d)
+        self._changed(Column.DELIVERS_TO, Column.DELIVERS_TO)
+
+    def row_of(self, name: str) -> int:
+        """The row of the account called ``name``, or -1."""
+        for row, acc in enumerate(self._accounts):
+            if acc.name == name:
+                return row
+        return -1
+
+    def account_at(self, row: int) -> AccountConfig:
+        return self._accounts[row]
+
+    def append_account(self, account: AccountConfig) -> int:
+        row = len(self._accounts)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._accounts.append(account)
+        self.endInsertRows()
+        return row
+
+    def replace_account(self, old_name: str, account: AccountConfig) -> int:
+        """Put ``account`` where ``old_name`` was (a rename carries the status along)."""
+        row = self.row_of(old_name)
+        if row < 0:
+            raise KeyError(old_name)
+        self._accounts[row] = account
+        if old_name != account.name and old_name in self._status:
+            self._status[account.name] = self._status.pop(old_name)
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(Column) - 1))
+        return row
+
+    def remove_account(self, name: str) -> AccountConfig:
+        row = self.row_of(name)
+        if row < 0:
+            raise KeyError(name)
+        self.beginRemoveRows(QModelIndex(), row, row)
+        account = self._accounts.pop(row)
+        self._status.pop(name, None)
+        self.endRemoveRows()
+        return account
+
+    def status(self, name: str) -> AccountStatus | None:
+        return self._status.get(name)
+
+    # --- live state from the controller -------------------------------------------
+
+    def connect_controller(self, controller: Any) -> None:
+        """Follow a :class:`~pop3gui.gui.controller.ConnectorController`'s runs."""
+        controller.progress.connect(self.on_progress)
+        controller.bridge.event.connect(self.on_event)
+        controller.run_finished.connect(self.on_run_finished)
+
+    def on_progress(self, account: str, done: int, total: int, size: int) -> None:
+        previous = self._status.get(account)
+        error = previous.error if previous and previous.state is State.RUNNING else ""
+        self._set_status(account, AccountStatus(State.RUNNING, done=done, total=total, bytes=size, error=error))
+
+    def on_event(self, event: Event) -> None:
+        name = event.account
+        if not name:
+            return
+        current = self._status.get(name)
+        running = current is not None and current.state is State.RUNNING
+        if event.id == EventId.ACCOUNT_STARTED:
+            self._set_status(name, AccountStatus(State.RUNNING))
+        elif event.severity >= Severity.ERROR:
+            # Any error of the run marks the account failed; the first one is explained.
+            error = current.error if current is not None and current.error and running else _explain(event)
+            if running and event.id not in (EventId.ACCOUNT_FINISHED, EventId.ACCOUNT_FAILED):
+                assert current is not None
+                self._set_status(name, replace(current, error=error))
+            else:
+                self._set_status(name, AccountStatus(State.FAILED, time=_local(event.time),
+                                                     done=current.done if current else 0, error=error))
+        elif event.id == EventId.ACCOUNT_FINISHED:
+            failed = current is not None and (current.state is State.FAILED or (running and bool(current.error)))
+            if failed:
+                state = State.FAILED
+            else:
+                state = State.OK if event.severity <= Severity.INFO else State.WARNING
+            error = current.error if current is not None else ""
+            if state is State.WARNING and not error:
+                error = event.text
+            self._set_status(name, AccountStatus(state, time=_local(event.time),
+                                                 done=current.done if current else 0, error=error))
+
+    def on_run_finished(self, result: Any) -> None:
+        """A cycle ended: take the delivered counts (and failures) from its CycleResult."""
+        if result is None:
+            return
+        for res in getattr(result, "accounts", ()):
+            current = self._status.get(res.account)
+            if current is None:
+                continue
+            state = State.FAILED if res.failed else current.state
+            if state is State.RUNNING:
+                state = State.OK if res.clean else State.WARNING
+            error = current.error or "; ".join(res.errors)
+            self._set_status(res.account, AccountStatus(state, time=current.time or datetime.now(),
+                                                         done=res.delivered, error=error))
+
+    def _set_status(self, name: str, status: AccountStatus) -> None:
+        self._status[name] = status
+        row = self.row_of(name)
+        if row >= 0:
+            index = self.index(row, Column.LAST_RESULT)
+            self.dataChanged.emit(index, index)
+
+    def _changed(self, first: Column, last: Column) -> None:
+        if self._accounts:
+            self.dataChanged.emit(self.index(0, first), self.index(len(self._accounts) - 1, last))
+
+    # --- QAbstractTableModel -----------------------------------------------------
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._accounts)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(Column)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation != Qt.Orientation.Horizontal or role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if not 0 <= section < len(Column):
+            return None
+        return (self.tr("Name"), self.tr("POP3 server"), self.tr("User name"), self.tr("Mailbox type"),
+                self.tr("Delivers to"), self.tr("Last result"))[section]
+
+    def flags(self, index: _Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._accounts):
+            return None
+        acc = self._accounts[index.row()]
+        column = Column(index.column())
+        if role == AccountRole:
+            return acc
+        if role == StatusRole:
+            return self._status.get(acc.name)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(acc, column)
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._decoration(acc, column)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(acc, column)
+        if role == Qt.ItemDataRole.ForegroundRole and not acc.enabled:
+            app = QApplication.instance()
+            palette = app.palette() if isinstance(app, QApplication) else QPalette()
+            return QBrush(palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text))
+        return None
+
+    def _display(self, acc: AccountConfig, column: Column) -> str:
+        if column is Column.NAME:
+            return acc.name if acc.enabled else self.tr("%1 (disabled)").replace("%1", acc.name)
+        if column is Column.SERVER:
+            return f"{acc.host}:{acc.port}"
+        if column is Column.USERNAME:
+            return acc.username
+        if column is Column.KIND:
+            return self.tr("Global") if acc.kind == "global" else self.tr("User")
+        if column is Column.DELIVERS_TO:
+            return self.tr("To/Cc + envelope headers") if acc.kind == "global" else acc.deliver_to
+        return self._result_text(self._status.get(acc.name))
+
+    def _result_text(self, status: AccountStatus | None) -> str:
+        if status is None:
+            return self.tr("Not run yet")
+        if status.state is State.RUNNING:
+            if not status.total:
+                return self.tr("Connecting…") if not status.bytes else format_bytes(status.bytes)
+            return (self.tr("%1 / %2 messages, %3").replace("%1", str(status.done))
+                    .replace("%2", str(status.total)).replace("%3", format_bytes(status.bytes)))
+        when = _format_time(status.time)
+        if status.state is State.FAILED:
+            return self.tr("%1, failed").replace("%1", when)
+        text = self.tr("%1, %2 delivered").replace("%1", when).replace("%2", str(status.done))
+        if status.state is State.WARNING:
+            text += self.tr(", with warnings")
+        return text
+
+    def _decoration(self, acc: AccountConfig, column: Column) -> Any:
+        if column is Column.KIND:
+            return icon("global" if acc.kind == "global" else "user")
+        if column is Column.DELIVERS_TO and self._policy_warning(acc):
+            return icon("warning")
+        if column is Column.LAST_RESULT:
+            status = self._status.get(acc.name)
+            if status is not None:
+                return icon({State.RUNNING: "info", State.OK: "ok", State.WARNING: "warning",
+                             State.FAILED: "error"}[status.state])
+        return None
+
+    def _tooltip(self, acc: AccountConfig, column: Column) -> str | None:
+        if column is Column.DELIVERS_TO:
+            if acc.kind == "global":
+                return self.tr("Recipients come from the envelope headers (%1), else from To and Cc, "
+                               "plus the routing rules.").replace("%1", ", ".join(acc.envelope_headers) or "-")
+            domain = self._policy_warning(acc)
+            if domain:
+                return policy_warning_text(self, domain)
+            return None
+        if column is Column.LAST_RESULT:
+            status = self._status.get(acc.name)
+            if status is not None and status.error:
+                return status.error
+        if column is Column.SERVER:
+            security = {"tls": self.tr("TLS"), "starttls": self.tr("STARTTLS"), "none": self.tr("no encryption")}
+            return security.get(acc.security, acc.security)
+        return None
+
+    def _policy_warning(self, acc: AccountConfig) -> str:
+        """The deliver_to domain when no recipient policy covers it (user mailboxes only)."""
+        if acc.kind != "user" or not acc.deliver_to or not self._local_domains:
+            return ""
+        domain = acc.deliver_to.rpartition("@")[2]
+        return "" if (normalize_domain(domain) or domain.lower()) in self._local_domains else domain
+
+
+def policy_warning_text(obj: QObject, domain: str) -> str:
+    return obj.tr("No recipient policy covers %1: the local server will likely refuse it").replace("%1", domain)
+
+
+def _explain(event: Event) -> str:
+    lines = [event.text]
+    if event.cause:
+        lines.append(f"Cause: {event.cause}")
+    if event.fix:
+        lines.append(f"Fix: {event.fix}")
+    return "\n".join(lines)
+
+
+def _local(moment: datetime) -> datetime:
+    return moment.astimezone() if moment.tzinfo else moment
+
+
+def _format_time(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    moment = _local(moment)
+    now = datetime.now(moment.tzinfo)
+    return moment.strftime("%H:%M") if moment.date() == now.date() else moment.strftime("%Y-%m-%d %H:%M")
+

@@ -1,0 +1,401 @@
+"""The "Mail Accounts" page: the POP3 mailboxes, their routing rules, and a Test button.
+
+Buttons open dialogs; what a dialog returns is applied by plain methods
+(:meth:`AccountsTab.add_account`, :meth:`AccountsTab.replace_account`,
+:meth:`AccountsTab.remove_account`, :meth:`AccountsTab.test_account`) that
+tests and other code call directly.  Passwords go to the keyring at once (in a
+worker thread); accounts and rules go into the window's draft config through
+:meth:`AccountsTab.apply`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from pop3gui.core.config import AccountConfig, Config, RoutingRuleConfig
+from pop3gui.core.errors import CredentialError
+from pop3gui.core.preflight import Finding
+from pop3gui.gui.account_model import AccountRole, AccountTableModel, Column
+from pop3gui.gui.dialogs.account import AccountDialog
+from pop3gui.gui.icons import icon
+from pop3gui.gui.tabs.base import ConfigTab
+
+
+class AccountsTab(ConfigTab):
+    """The accounts table with Add…, Edit…, Remove and Test, and the test's findings below."""
+
+    test_finished = Signal(object)  # list[Finding] of the last Test
+
+    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self._rules: list[RoutingRuleConfig] = []
+        self._local_domains: tuple[str, ...] = ()
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._testing = False
+        self.model = AccountTableModel(self)
+        self.model.connect_controller(controller)
+        self._build()
+        self.load(controller.config)
+
+    # --- building -----------------------------------------------------------------
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        intro = QLabel(self.tr("The connector downloads mail from these mailboxes at your Internet service "
+                               "provider and delivers it to the local mail server."))
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setTabKeyNavigation(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.setAccessibleName(self.tr("Mail accounts"))
+        accounts_label = QLabel(self.tr("&Accounts:"))
+        accounts_label.setBuddy(self.table)
+        layout.addWidget(accounts_label)
+        layout.addWidget(self.table, 3)
+
+        buttons = QHBoxLayout()
+        self.add_button = QPushButton(icon("add"), self.tr("A&dd…"))
+        self.add_button.setAccessibleName(self.tr("Add account"))
+        self.edit_button = QPushButton(icon("edit"), self.tr("&Edit…"))
+        self.edit_button.setAccessibleName(self.tr("Edit account"))
+        self.remove_button = QPushButton(icon("remove"), self.tr("&Remove"))
+        self.remove_button.setAccessibleName(self.tr("Remove account"))
+        self.test_button = QPushButton(icon("test"), self.tr("&Test"))
+        self.test_button.setAccessibleName(self.tr("Test account"))
+        self.test_button.setToolTip(self.tr("Log in to the POP3 server and ask the local server whether it "
+                                            "accepts this account's recipients; nothing is downloaded or sent."))
+        for button in (self.add_button, self.edit_button, self.remove_button, self.test_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+
+        self.test_status = QLabel()
+        self.test_status.setWordWrap(True)
+        self.test_status.hide()
+        layout.addWidget(self.test_status)
+        self.findings_list = QListWidget()
+        self.findings_list.setWordWrap(True)
+        self.findings_list.setAccessibleName(self.tr("Test results"))
+        self.findings_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.findings_list.hide()
+        layout.addWidget(self.findings_list, 2)
+
+        self.add_button.clicked.connect(self.open_add_dialog)
+        self.edit_button.clicked.connect(self.open_edit_dialog)
+        self.remove_button.clicked.connect(self.confirm_remove)
+        self.test_button.clicked.connect(self.test_selected)
+        self.table.doubleClicked.connect(self._double_clicked)
+        self.table.selectionModel().selectionChanged.connect(self._update_buttons)
+        self.model.modelReset.connect(self._update_buttons)
+        self.model.rowsRemoved.connect(self._update_buttons)
+        self.table.installEventFilter(self)
+        self._update_buttons()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Enter edits and Delete removes the selected account, as double-click and Remove do."""
+        if watched is self.table and event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
+            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.selected_account():
+                self.open_edit_dialog()
+                return True
+            if event.key() == Qt.Key.Key_Delete and self.selected_account():
+                self.confirm_remove()
+                return True
+        return super().eventFilter(watched, event)
+
+    # --- ConfigTab ------------------------------------------------------------------
+
+    def load(self, config: Config) -> None:
+        self._rules = list(config.rules)
+        self._local_domains = config.local_domains()
+        self.model.set_local_domains(self._local_domains)
+        self.model.set_accounts(config.accounts)
+        if config.accounts:
+            self.table.selectRow(0)
+        self._resize_columns()
+
+    def apply(self, config: Config) -> Config:
+        return replace(config, accounts=tuple(self.model.accounts()), rules=tuple(self._rules))
+
+    def problems(self) -> list[str]:
+        return []  # the dialogs refuse invalid accounts and rules
+
+    def draft_changed(self, config: Config) -> None:
+        self._local_domains = config.local_domains()
+        self.model.set_local_domains(self._local_domains)
+
+    # --- what the buttons do, callable without dialogs ----------------------------------
+
+    def accounts(self) -> list[AccountConfig]:
+        return self.model.accounts()
+
+    def rules(self) -> list[RoutingRuleConfig]:
+        return list(self._rules)
+
+    def selected_account(self) -> AccountConfig | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        return rows[0].data(AccountRole) if rows else None
+
+    async def add_account(self, account: AccountConfig, password: str | None = None,
+                          rules: Sequence[RoutingRuleConfig] = ()) -> bool:
+        """Add ``account`` (its password to the keyring first); False if the keyring refused it.
+
+        The account is added even then, so nothing typed is lost; the message box
+        says how to make the keyring work.
+        """
+        if self.model.row_of(account.name) >= 0:
+            raise ValueError(f"another account is already called {account.name!r}")
+        stored = await self._store_password(account.name, password) if password else True
+        row = self.model.append_account(account)
+        self._set_rules(account.name, account, rules)
+        self.table.selectRow(row)
+        self._resize_columns()
+        self.edited.emit()
+        return stored
+
+    async def replace_account(self, old_name: str, account: AccountConfig, password: str | None = None,
+                              rules: Sequence[RoutingRuleConfig] | None = None) -> bool:
+        """Put ``account`` in place of ``old_name``; a rename carries its rules (and password) along.
+
+        ``rules`` None keeps the account's rules; a user mailbox has none.
+        """
+        if self.model.row_of(old_name) < 0:
+            raise KeyError(old_name)
+        if account.name != old_name and self.model.row_of(account.name) >= 0:
+            raise ValueError(f"another account is already called {account.name!r}")
+        if password:
+            stored = await self._store_password(account.name, password)
+        elif account.name != old_name:
+            stored = await self._copy_password(old_name, account.name)
+        else:
+            stored = True
+        row = self.model.replace_account(old_name, account)
+        if rules is None:
+            rules = [replace(r, account=account.name) for r in self._rules if r.account == old_name]
+        self._set_rules(old_name, account, rules)
+        self.table.selectRow(row)
+        self._resize_columns()
+        self.edited.emit()
+        return stored
+
+    def remove_account(self, name: str) -> None:
+        """Remove the account and its rules (its keyring entry stays until the config is saved)."""
+        self.model.remove_account(name)
+        self._rules = [r for r in self._rules if r.account != name]
+        if self.model.rowCount():
+            self.table.selectRow(min(self.table.currentIndex().row(), self.model.rowCount() - 1)
+                                 if self.table.currentIndex().isValid() else 0)
+        self.edited.emit()
+
+    def _set_rules(self, old_name: str, account: AccountConfig, rules: Iterable[RoutingRuleConfig]) -> None:
+        """Replace ``old_name``'s rules by ``rules`` (renamed), where the old ones were."""
+        new = [replace(r, account=account.name) for r in rules] if account.kind == "global" else []
+        positions = [i for i, r in enumerate(self._rules) if r.account == old_name]
+        at = positions[0] if positions else len(self._rules)
+        kept = [r for r in self._rules if r.account != old_name]
+        at -= sum(1 for i in positions if i < at)
+        self._rules = kept[:at] + new + kept[at:]
+
+    async def test_account(self, account: AccountConfig) -> list[Finding]:
+        """Run the controller's test for ``account`` and show the findings under the table."""
+        self._begin_test(account)
+        findings: list[Finding] = []
+        try:
+            findings = list(await self.controller.test_account(account))
+        finally:
+            self._testing = False
+            self.test_button.setText(self.tr("&Test"))
+            self._update_buttons()
+            self.show_findings(account, findings)
+        self.test_finished.emit(findings)
+        return findings
+
+    def _begin_test(self, account: AccountConfig) -> None:
+        self._testing = True
+        self._update_buttons()
+        self.test_button.setText(self.tr("Testing…"))
+        self.test_status.setText(self.tr("Testing %1…").replace("%1", account.name))
+        self.test_status.show()
+        self.findings_list.clear()
+        self.findings_list.hide()
+
+    def show_findings(self, account: AccountConfig, findings: Sequence[Finding]) -> None:
+        problems = sum(1 for f in findings if not f.ok)
+        if not findings:
+            summary = self.tr("The test of %1 did not finish.").replace("%1", account.name)
+        elif problems:
+            summary = (self.tr("Test of %1: %2 problem(s) found.").replace("%1", account.name)
+                       .replace("%2", str(problems)))
+        else:
+            summary = self.tr("Test of %1: everything works.").replace("%1", account.name)
+        self.test_status.setText(summary)
+        self.test_status.show()
+        self.findings_list.clear()
+        for finding in findings:
+            lines = [f"{finding.subject}: {finding.text}" if finding.subject else finding.text]
+            if finding.cause:
+                lines.append(self.tr("Cause: %1").replace("%1", finding.cause))
+            if finding.fix:
+                lines.append(self.tr("Fix: %1").replace("%1", finding.fix))
+            item = QListWidgetItem(icon("ok" if finding.ok else "error"), "\n".join(lines))
+            item.setData(Qt.ItemDataRole.UserRole, finding)
+            self.findings_list.addItem(item)
+        self.findings_list.setVisible(bool(findings))
+
+    def findings_text(self) -> list[str]:
+        """The lines shown under the table, one entry per finding."""
+        return [self.findings_list.item(i).text() for i in range(self.findings_list.count())]
+
+    # --- keyring ------------------------------------------------------------------------
+
+    async def _store_password(self, name: str, password: str) -> bool:
+        try:
+            await asyncio.to_thread(self.controller.credentials.set_pop3_password, name, password)
+        except CredentialError as exc:
+            self.show_credential_error(self.tr("The password of %1 was not stored.").replace("%1", name), exc)
+            return False
+        return True
+
+    async def _copy_password(self, old: str, new: str) -> bool:
+        """A renamed account keeps its password: the keyring entry is keyed by the name."""
+        credentials = self.controller.credentials
+
+        def copy() -> None:
+            if credentials.has_pop3_password(old):
+                credentials.set_pop3_password(new, credentials.pop3_password(old))
+
+        try:
+            await asyncio.to_thread(copy)
+        except CredentialError as exc:
+            self.show_credential_error(
+                self.tr("The password of %1 could not be kept for its new name %2; enter it again.")
+                .replace("%1", old).replace("%2", new), exc)
+            return False
+        return True
+
+    def show_credential_error(self, title: str, exc: CredentialError) -> QMessageBox:
+        box = QMessageBox(QMessageBox.Icon.Warning, self.tr("Keyring"), title, QMessageBox.StandardButton.Ok, self)
+        details = [str(exc)]
+        if exc.cause:
+            details.append(self.tr("Cause: %1").replace("%1", exc.cause))
+        if exc.fix:
+            details.append(self.tr("Fix: %1").replace("%1", exc.fix))
+        box.setInformativeText("\n\n".join(details))
+        box.setObjectName("credentialError")
+        box.open()
+        return box
+
+    # --- buttons ----------------------------------------------------------------------------
+
+    def _update_buttons(self, *_args: object) -> None:
+        selected = self.selected_account() is not None
+        self.edit_button.setEnabled(selected)
+        self.remove_button.setEnabled(selected)
+        self.test_button.setEnabled(selected and not self._testing)
+
+    def _resize_columns(self) -> None:
+        self.table.resizeColumnsToContents()
+
+    def _double_clicked(self, index: QModelIndex) -> None:
+        if index.isValid():
+            self.open_edit_dialog()
+
+    def make_dialog(self, account: AccountConfig | None = None) -> AccountDialog:
+        """The dialog Add… (``account`` None) or Edit… opens, not shown yet."""
+        others = [a.name for a in self.model.accounts() if account is None or a.name != account.name]
+        rules = [r for r in self._rules if account is not None and r.account == account.name]
+        return AccountDialog(account, other_names=others, local_domains=self._local_domains, rules=rules,
+                             credentials=self.controller.credentials, parent=self)
+
+    def open_add_dialog(self) -> AccountDialog:
+        dialog = self.make_dialog()
+        dialog.accepted.connect(lambda: self._spawn(
+            self.add_account(dialog.account(), dialog.new_password(), dialog.routing_rules())))
+        dialog.open()
+        return dialog
+
+    def open_edit_dialog(self) -> AccountDialog | None:
+        account = self.selected_account()
+        if account is None:
+            return None
+        dialog = self.make_dialog(account)
+        dialog.accepted.connect(lambda: self._spawn(
+            self.replace_account(account.name, dialog.account(), dialog.new_password(), dialog.routing_rules())))
+        dialog.open()
+        return dialog
+
+    def confirm_remove(self) -> QMessageBox | None:
+        account = self.selected_account()
+        if account is None:
+            return None
+        rules = sum(1 for r in self._rules if r.account == account.name)
+        text = self.tr("Remove the account %1?").replace("%1", account.name)
+        if rules:
+            text += " " + self.tr("Its %1 routing rule(s) are removed too.").replace("%1", str(rules))
+        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Remove Account"), text,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.setInformativeText(self.tr("Mail already delivered is not affected. Nothing is deleted on the "
+                                       "POP3 server."))
+        yes = box.button(QMessageBox.StandardButton.Yes)
+
+        def clicked(button: object) -> None:
+            if button is yes:
+                self.remove_account(account.name)
+
+        box.buttonClicked.connect(clicked)
+        box.open()
+        return box
+
+    def test_selected(self) -> asyncio.Future[list[Finding]] | None:
+        account = self.selected_account()
+        if account is None or self._testing:
+            return None
+        self._begin_test(account)  # at once, not when the task first runs
+        return self._spawn(self.test_account(account))
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(fut: asyncio.Future[Any]) -> None:
+            self._tasks.discard(fut)
+            if not fut.cancelled() and fut.exception() is not None:
+                fut.get_loop().call_exception_handler(
+                    {"message": "Mail Accounts page", "exception": fut.exception(), "future": fut})
+
+        task.add_done_callback(done)
+        return task
+
+
+__all__ = ["AccountsTab", "Column"]
