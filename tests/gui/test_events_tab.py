@@ -1,0 +1,413 @@
+"""The event log model, its filter and the Events tab (offscreen, pytest-qt)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QLabel, QMessageBox
+
+from pop3gui.core.config import AccountConfig, Config
+from pop3gui.core.events import Event, EventId, Severity
+from pop3gui.core.eventstore import EventStore
+from pop3gui.core.paths import Paths
+from pop3gui.gui.controller import ConnectorController
+from pop3gui.gui.event_model import (COL_ACCOUNT, COL_ID, COL_SEVERITY, COL_TEXT, COL_TIME, AccountRole,
+                                     EventFilterProxy, EventRole, EventTableModel, SeverityRole)
+from pop3gui.gui.tabs.events import EXPORT_FIELDS, EventsTab, ExportError, export_events
+
+# The offscreen platform cannot pass a window's size limits on; harmless, but logged as a warning.
+OFFSCREEN_SIZE_HINTS = "This plugin does not support propagateSizeHints"
+
+T0 = datetime(2025, 3, 4, 8, 0, tzinfo=timezone.utc)
+SEVERITIES = (Severity.DEBUG, Severity.INFO, Severity.WARNING, Severity.ERROR)
+
+
+def make_event(i: int, **kw: object) -> Event:
+    fields: dict[str, object] = dict(
+        id=EventId.MESSAGE_DELIVERED, severity=SEVERITIES[i % 4], text=f"event {i}", account=f"acct{i % 3}",
+        subject=f"subject {i}", message_id=f"<m{i}@example.net>", time=T0 + timedelta(seconds=i))
+    fields.update(kw)
+    return Event(**fields)  # type: ignore[arg-type]
+
+
+def fill(store: EventStore, events: list[Event]) -> None:
+    """Append many events in one transaction (the store commits each append on its own otherwise)."""
+    store._db.execute("BEGIN")  # noqa: SLF001 (test set-up speed only)
+    for event in events:
+        store.append(event)
+    store._db.execute("COMMIT")  # noqa: SLF001
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EventStore]:
+    s = EventStore(tmp_path / "events.sqlite3")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def controller(tmp_path: Path, qapp: object) -> Iterator[ConnectorController]:
+    config = Config(accounts=(AccountConfig(name="configured", host="pop.example.net", username="c"),))
+    c = ConnectorController(Paths(tmp_path / "config.toml", tmp_path / "state", tmp_path / "logs"), config)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def tab(controller: ConnectorController, qtbot: object) -> EventsTab:
+    t = EventsTab(controller)
+    qtbot.addWidget(t)  # type: ignore[attr-defined]
+    return t
+
+
+def texts(model: EventTableModel | EventFilterProxy) -> list[str]:
+    return [model.index(r, COL_TEXT).data() for r in range(model.rowCount())]
+
+
+# --- the model, with no view attached --------------------------------------------------------------
+
+
+def test_model_and_proxy_pass_the_model_tester(qtmodeltester: object, qtbot: object, store: EventStore) -> None:
+    fill(store, [make_event(i, transcript="S: 250 ok" if i == 3 else "") for i in range(40)])
+    model = EventTableModel(store)
+    model.load_history()
+    proxy = EventFilterProxy()
+    proxy.setSourceModel(model)
+    qtmodeltester.check(model)  # type: ignore[attr-defined]
+    qtmodeltester.check(proxy)  # type: ignore[attr-defined]
+    proxy.set_min_severity(Severity.WARNING)
+    proxy.set_text("event 1")
+    qtmodeltester.check(proxy)  # type: ignore[attr-defined]
+
+
+def test_history_loads_in_store_order_with_roles(qapp: object, store: EventStore) -> None:
+    fill(store, [make_event(i, cause="because" if i == 2 else "", fix="do this" if i == 2 else "")
+                 for i in range(10)])
+    model = EventTableModel(store)
+    assert model.load_history() == 10
+    assert texts(model) == [f"event {i}" for i in range(10)]
+    assert [model.index(0, c).data() for c in (COL_SEVERITY, COL_ID, COL_ACCOUNT)] == ["Debug", "3002", "acct0"]
+    assert model.index(0, COL_TIME).data() == f"{T0.astimezone():%Y-%m-%d %H:%M:%S}"
+    assert not model.index(0, COL_SEVERITY).data(Qt.ItemDataRole.DecorationRole).isNull()
+    row = model.index(2, COL_TEXT)
+    event = row.data(EventRole)
+    assert isinstance(event, Event) and event.seq == 3 and event.text == "event 2"
+    assert row.data(SeverityRole) == int(Severity.WARNING)
+    assert row.data(AccountRole) == "acct2"
+    assert "because" in row.data(Qt.ItemDataRole.ToolTipRole) and "do this" in row.data(Qt.ItemDataRole.ToolTipRole)
+    assert [model.headerData(c, Qt.Orientation.Horizontal) for c in range(5)] == \
+        ["Time", "Severity", "Id", "Account", "Text"]
+
+
+def test_history_limit_keeps_the_newest(qapp: object, store: EventStore) -> None:
+    fill(store, [make_event(i) for i in range(10)])
+    model = EventTableModel(store)
+    assert model.load_history(limit=3) == 3
+    assert texts(model) == ["event 7", "event 8", "event 9"]
+
+
+def test_added_events_arrive_in_one_insertion_without_reset(qtbot: object, store: EventStore) -> None:
+    model = EventTableModel(store)
+    model.load_history()
+    inserted: list[tuple[int, int]] = []
+    resets: list[bool] = []
+    model.rowsInserted.connect(lambda _p, first, last: inserted.append((first, last)))
+    model.modelReset.connect(lambda: resets.append(True))
+    with qtbot.waitSignal(model.batch_added, timeout=2000):  # type: ignore[attr-defined]
+        for i in range(5):
+            model.add(make_event(i))
+        assert model.rowCount() == 0 and model.pending() == 5  # queued until the batch timer fires
+    assert inserted == [(0, 4)]
+    assert not resets
+    assert texts(model) == [f"event {i}" for i in range(5)]
+
+
+def test_max_rows_drops_the_oldest(qtbot: object, store: EventStore) -> None:
+    fill(store, [make_event(i) for i in range(4)])
+    model = EventTableModel(store, max_rows=5)
+    model.load_history()
+    removed: list[tuple[int, int]] = []
+    model.rowsRemoved.connect(lambda _p, first, last: removed.append((first, last)))
+    for i in range(4, 7):
+        model.add(make_event(i))
+    model.flush()
+    assert removed == [(0, 1)]
+    assert texts(model) == [f"event {i}" for i in range(2, 7)]
+    for i in range(7, 20):  # a batch larger than the whole buffer
+        model.add(make_event(i))
+    model.flush()
+    assert texts(model) == [f"event {i}" for i in range(15, 20)]
+
+
+def test_max_rows_also_bounds_the_history(qapp: object, store: EventStore) -> None:
+    fill(store, [make_event(i) for i in range(10)])
+    model = EventTableModel(store, max_rows=4)
+    model.load_history()
+    assert texts(model) == ["event 6", "event 7", "event 8", "event 9"]
+
+
+def test_proxy_filters_severity_account_and_text(qapp: object, store: EventStore) -> None:
+    fill(store, [make_event(0, text="Login refused", cause="Wrong PASSWORD"),
+                 make_event(1, text="Delivered", fix="nothing to do"),
+                 make_event(2, text="Too big", subject="Holiday photos"),
+                 make_event(3, text="Refused", message_id="<XYZ@example.net>")])
+    model = EventTableModel(store)
+    model.load_history()
+    proxy = EventFilterProxy()
+    proxy.setSourceModel(model)
+    assert proxy.rowCount() == 4
+    proxy.set_text("password")  # cause, any case
+    assert texts(proxy) == ["Login refused"]
+    proxy.set_text("NOTHING")  # fix
+    assert texts(proxy) == ["Delivered"]
+    proxy.set_text("holiday")  # subject
+    assert texts(proxy) == ["Too big"]
+    proxy.set_text("xyz@")  # Message-ID
+    assert texts(proxy) == ["Refused"]
+    proxy.set_text("refused")  # text
+    assert texts(proxy) == ["Login refused", "Refused"]
+    proxy.set_min_severity(Severity.WARNING)
+    assert texts(proxy) == ["Refused"]
+    proxy.set_text("")
+    assert texts(proxy) == ["Too big", "Refused"]
+    proxy.set_account("acct0")
+    assert texts(proxy) == ["Refused"]  # event 3 is acct0 and ERROR
+    proxy.set_min_severity(Severity.DEBUG)
+    assert texts(proxy) == ["Login refused", "Refused"]
+    assert [e.text for e in proxy.events()] == ["Login refused", "Refused"]
+
+
+def test_proxy_filters_live_rows(qtbot: object, store: EventStore) -> None:
+    model = EventTableModel(store)
+    proxy = EventFilterProxy()
+    proxy.setSourceModel(model)
+    proxy.set_min_severity(Severity.ERROR)
+    for i in range(8):
+        model.add(make_event(i))
+    model.flush()
+    assert texts(proxy) == ["event 3", "event 7"]
+
+
+@pytest.mark.slow
+def test_hundred_thousand_events_load_and_filter(qapp: object, store: EventStore) -> None:
+    n = 100_000
+    fill(store, [make_event(i, text=f"event {i}" + (" needle" if i % 1000 == 7 else "")) for i in range(n)])
+    model = EventTableModel(store)
+    assert model.load_history() == n
+    assert model.index(n - 1, COL_TEXT).data() == f"event {n - 1}"
+    proxy = EventFilterProxy()
+    proxy.setSourceModel(model)
+    assert proxy.rowCount() == n
+    proxy.set_min_severity(Severity.WARNING)
+    assert proxy.rowCount() == n // 2
+    assert all(proxy.index(r, 0).data(SeverityRole) >= Severity.WARNING for r in range(0, n // 2, 997))
+    proxy.set_account("acct1")
+    expected = [i for i in range(n) if i % 4 >= 2 and i % 3 == 1]
+    assert proxy.rowCount() == len(expected)
+    proxy.set_text("NEEDLE")
+    expected = [i for i in expected if i % 1000 == 7]
+    assert [e.seq - 1 for e in proxy.events()] == expected
+    proxy.set_min_severity(Severity.DEBUG)
+    proxy.set_account("")
+    assert proxy.rowCount() == n // 1000
+
+
+# --- exporting ---------------------------------------------------------------------------------------
+
+
+EXPORTED = [make_event(1, text="Delivered, with comma", subject='Quote "this"'),
+            make_event(2, text="Refused", cause="550 user unknown", fix="Create the mailbox",
+                       transcript="C: RCPT TO:<bob@office.local>\nS: 550 5.1.1 unknown", account="ä-account")]
+
+
+def test_export_csv_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    assert export_events(EXPORTED, path) == 2
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == EXPORT_FIELDS
+    records = [dict(zip(rows[0], row)) for row in rows[1:]]
+    assert [r["text"] for r in records] == ["Delivered, with comma", "Refused"]
+    assert records[0]["subject"] == 'Quote "this"'
+    assert records[1]["transcript"] == "C: RCPT TO:<bob@office.local>\nS: 550 5.1.1 unknown"
+    assert records[1]["account"] == "ä-account" and records[1]["severity"] == "WARNING"
+    assert records[1]["id"] == str(int(EventId.MESSAGE_DELIVERED))
+    assert datetime.fromisoformat(records[0]["time"]) == EXPORTED[0].time
+
+
+def test_export_json_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "events.JSON"
+    assert export_events(EXPORTED, path) == 2
+    with path.open(encoding="utf-8") as f:
+        records = json.load(f)
+    assert [tuple(r) for r in records] == [EXPORT_FIELDS, EXPORT_FIELDS]
+    assert records[1]["cause"] == "550 user unknown" and records[1]["fix"] == "Create the mailbox"
+    assert records[1]["id"] == int(EventId.MESSAGE_DELIVERED)
+    assert records[1]["transcript"].splitlines()[1] == "S: 550 5.1.1 unknown"
+
+
+def test_export_to_unwritable_path_names_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "no such folder" / "events.csv"
+    with pytest.raises(ExportError) as caught:
+        export_events(EXPORTED, path)
+    assert caught.value.path == path
+    assert str(path) in str(caught.value)
+    assert caught.value.fix  # says what to do
+
+
+# --- the tab -------------------------------------------------------------------------------------------
+
+
+def test_tab_shows_history_and_live_events(tab: EventsTab, controller: ConnectorController,
+                                           qtbot: object) -> None:
+    assert tab.model.rowCount() == 0
+    with qtbot.waitSignal(tab.model.rowsInserted, timeout=2000):  # type: ignore[attr-defined]
+        controller.bus.emit(make_event(1))
+        controller.bus.emit(make_event(2))
+    assert texts(tab.proxy) == ["event 1", "event 2"]
+    assert controller.store.count() == 2  # the bus also stored them
+
+
+def test_tab_loads_stored_history(controller: ConnectorController, qtbot: object) -> None:
+    fill(controller.store, [make_event(i) for i in range(5)])
+    t = EventsTab(controller)
+    qtbot.addWidget(t)  # type: ignore[attr-defined]
+    assert texts(t.proxy) == [f"event {i}" for i in range(5)]
+
+
+def test_a_thousand_live_events_are_batched(tab: EventsTab, controller: ConnectorController,
+                                            qtbot: object) -> None:
+    insertions: list[int] = []
+    tab.model.rowsInserted.connect(lambda _p, first, last: insertions.append(last - first + 1))
+    for i in range(1000):
+        controller.bus.emit(make_event(i))
+    qtbot.waitUntil(lambda: tab.model.rowCount() == 1000, timeout=5000)  # type: ignore[attr-defined]
+    assert sum(insertions) == 1000
+    assert len(insertions) < 20
+
+
+def test_selecting_a_row_fills_the_detail_pane(tab: EventsTab, controller: ConnectorController,
+                                               qtbot: object) -> None:
+    transcript = "S: 220 mail.office.local ESMTP\nC: RCPT TO:<bob@office.local>\nS: 550 5.1.1 <bob@x>: unknown"
+    controller.bus.emit(make_event(0))
+    controller.bus.emit(make_event(1, text="Recipient refused", cause="User unknown", fix="Create the mailbox",
+                                   transcript=transcript))
+    tab.model.flush()
+    assert not tab.copy_button.isEnabled()
+    tab.view.selectRow(1)
+    shown = tab.detail.toPlainText()
+    for part in ("Recipient refused", "User unknown", "Create the mailbox", "acct1", "subject 1",
+                 *transcript.splitlines()):
+        assert part in shown
+    assert tab.copy_button.isEnabled()
+    tab.copy_button.click()
+    assert QGuiApplication.clipboard().text() == tab.selected_event().full_text()  # type: ignore[union-attr]
+    tab.view.clearSelection()
+    assert tab.detail.toPlainText() == ""
+
+
+def test_tab_filters_and_accounts(tab: EventsTab, controller: ConnectorController, qtbot: object) -> None:
+    for i in range(8):
+        controller.bus.emit(make_event(i, text=f"event {i}" + (" special" if i == 6 else "")))
+    tab.model.flush()
+    accounts = [tab.account_combo.itemText(i) for i in range(tab.account_combo.count())]
+    assert accounts == ["All accounts", "acct0", "acct1", "acct2", "configured"]
+    tab.severity_combo.setCurrentIndex(2)  # Warnings and errors
+    assert texts(tab.proxy) == ["event 2", "event 3", "event 6 special", "event 7"]
+    tab.account_combo.setCurrentIndex(tab.account_combo.findData("acct0"))
+    assert texts(tab.proxy) == ["event 3", "event 6 special"]
+    tab.search_edit.setText("SPECIAL")
+    qtbot.waitUntil(lambda: tab.proxy.rowCount() == 1, timeout=2000)  # type: ignore[attr-defined]
+    assert tab.count_label.text() == "Events shown: 1 of 8"
+    tab.reset_button.click()
+    assert tab.proxy.rowCount() == 8 and tab.search_edit.text() == ""
+    controller.save(Config(accounts=(AccountConfig(name="newbox", host="h", username="u", deliver_to="newbox@office.local"),)))
+    assert tab.account_combo.findText("newbox") > 0
+
+
+def test_filter_change_keeps_the_selected_event(tab: EventsTab, controller: ConnectorController) -> None:
+    for i in range(8):
+        controller.bus.emit(make_event(i))
+    tab.model.flush()
+    tab.view.selectRow(7)
+    tab.severity_combo.setCurrentIndex(3)  # Errors: event 7 is still shown
+    assert tab.selected_event() is not None and tab.selected_event().text == "event 7"  # type: ignore[union-attr]
+    assert "event 7" in tab.detail.toPlainText()
+    tab.account_combo.setCurrentIndex(tab.account_combo.findData("acct0"))  # event 7 is acct1: hidden
+    assert tab.selected_event() is None and tab.detail.toPlainText() == ""
+
+
+def test_tab_exports_the_filtered_rows(tab: EventsTab, controller: ConnectorController, tmp_path: Path) -> None:
+    for i in range(8):
+        controller.bus.emit(make_event(i))
+    tab.model.flush()
+    tab.severity_combo.setCurrentIndex(3)  # Errors
+    assert tab.export_to(tmp_path / "errors.json")
+    with (tmp_path / "errors.json").open(encoding="utf-8") as f:
+        assert [r["text"] for r in json.load(f)] == ["event 3", "event 7"]
+    assert tab.export_to(tmp_path / "errors.csv")
+    with (tmp_path / "errors.csv").open(encoding="utf-8-sig", newline="") as f:
+        assert [r["text"] for r in csv.DictReader(f)] == ["event 3", "event 7"]
+
+
+def test_tab_export_error_is_explained(tab: EventsTab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _parent, title, text, *a: shown.append((title, text)))
+    path = tmp_path / "missing" / "events.csv"
+    assert not tab.export_to(path)
+    assert len(shown) == 1
+    title, text = shown[0]
+    assert title == "Export failed"
+    assert str(path) in text and "Choose a folder" in text and "Traceback" not in text
+
+
+@pytest.mark.qt_log_ignore(OFFSCREEN_SIZE_HINTS)
+def test_auto_scroll_only_when_at_the_bottom(tab: EventsTab, controller: ConnectorController,
+                                             qtbot: object) -> None:
+    fill(controller.store, [make_event(i) for i in range(300)])
+    tab.model.load_history()
+    tab.resize(800, 500)
+    tab.show()
+    qtbot.waitExposed(tab)  # type: ignore[attr-defined]
+    bar = tab.view.verticalScrollBar()
+    tab.view.scrollToBottom()
+    assert bar.maximum() > 0 and bar.value() == bar.maximum()
+
+    with qtbot.waitSignal(tab.model.batch_added, timeout=2000):  # type: ignore[attr-defined]
+        controller.bus.emit(make_event(300))
+    qtbot.waitUntil(lambda: bar.value() == bar.maximum() and tab.is_at_bottom(), timeout=2000)  # type: ignore[attr-defined]
+    last_row = tab.proxy.rowCount() - 1
+    assert tab.view.rowAt(tab.view.viewport().height() - 2) == last_row  # the new row is in sight
+
+    tab.view.scrollToTop()
+    assert bar.value() == 0
+    with qtbot.waitSignal(tab.model.batch_added, timeout=2000):  # type: ignore[attr-defined]
+        controller.bus.emit(make_event(301))
+    qtbot.wait(50)  # type: ignore[attr-defined]  # let any posted layout run before looking
+    assert bar.value() == 0
+    assert tab.proxy.rowCount() == 302
+
+
+def test_keyboard_and_accessibility(tab: EventsTab) -> None:
+    buddies = {label.buddy() for label in tab.findChildren(QLabel) if label.buddy() is not None}
+    assert {tab.severity_combo, tab.account_combo, tab.search_edit, tab.detail} <= buddies
+    for button in (tab.reset_button, tab.copy_button, tab.export_button):
+        assert button.accessibleName(), button
+        assert button.focusPolicy() & Qt.FocusPolicy.TabFocus
+    assert tab.reset_button.accessibleName() == "Reset filters"
+    assert not tab.view.tabKeyNavigation()
+    assert [tab.severity_combo.itemText(i) for i in range(4)] == \
+        ["All", "Info and above", "Warnings and errors", "Errors"]
+
+
+def test_model_rejects_index_outside(qapp: object, store: EventStore) -> None:
+    model = EventTableModel(store)
+    assert model.data(QModelIndex()) is None
+    assert model.rowCount(model.index(0, 0)) == 0
