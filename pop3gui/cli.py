@@ -1,7 +1,8 @@
-"""The ``pop3gui`` command line: run, check, events, secret.
+"""The ``pop3gui`` command line: run, check, events, secret, demo.
 
 The headless commands import no Qt (fast start under cron or systemd); only
-the window, opened when no sub-command is given, loads the GUI package.
+the window, opened when no sub-command is given, and ``demo`` without
+``--headless`` load the GUI package.
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib
 import json
+import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from pop3gui import __version__
 from pop3gui.core.config import Config, load_config
@@ -23,8 +27,12 @@ from pop3gui.core.errors import ConfigError, Pop3guiError
 from pop3gui.core.events import Event, EventBus, Severity
 from pop3gui.core.eventstore import EventLog, EventStore
 from pop3gui.core.lock import RunnerLock
-from pop3gui.core.paths import Paths, default_paths
+from pop3gui.core.paths import HOME_ENV, Paths, default_paths
 from pop3gui.core.worker import Connector
+
+if TYPE_CHECKING:
+    from pop3gui.core.preflight import Report
+    from pop3gui.demo.sandbox import DemoReport, Sandbox
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 
@@ -67,6 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
     sec.add_argument("action", choices=["set", "delete"])
     sec.add_argument("account", nargs="?", help="the account name (not needed with --smtp)")
     sec.add_argument("--smtp", action="store_true", help="the SMTP login of [smtp] username instead")
+
+    demo = sub.add_parser("demo", help="see the whole connector work in a sandbox (fake ISP and Exchange on "
+                          "loopback; touches no real mail, config or keyring)",
+                          description="Start a sandbox: a fake ISP POP3 server with sample mail, a fake Exchange "
+                          "that accepts only contoso.com, and a sample configuration in a temporary folder. "
+                          "Then run `check` and one cycle, and summarise what was delivered, refused (the "
+                          "KB Q325464 case: erin@contoso.eu, a domain no recipient policy covers), quarantined "
+                          "and left on the server. Exit 0 when the demo behaved as designed - the refusal of "
+                          "erin@contoso.eu is part of the design, and was diverted to the administrator with a "
+                          "notice - 1 when it did not.")
+    demo.add_argument("--headless", action="store_true", help="no window: print everything on the terminal")
+    demo.add_argument("--once", action="store_true", help="one cycle, then exit (default: keep the sandbox "
+                      "running and cycling until interrupted)")
+    demo.add_argument("--tray", action="store_true", help="the window demo starts in the system tray")
+    demo.add_argument("--keep", action="store_true", help="keep the sandbox folder (config, state, the "
+                      "Exchange's Maildirs) and print its path")
     return parser
 
 
@@ -82,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_events(paths, as_json=args.json, follow=args.follow, limit=args.limit)
         if args.command == "secret":
             return cmd_secret(paths, args.action, args.account, smtp=args.smtp)
+        if args.command == "demo":
+            return cmd_demo(headless=args.headless, once=args.once, tray=args.tray, keep=args.keep)
         return cmd_window(paths)
     except ConfigError as exc:
         _print_error(exc)
@@ -148,16 +174,20 @@ def cmd_check(paths: Paths) -> int:
     config = load_config(paths.config_file)
     print(f"Configuration {paths.config_file}: valid.")
     report = asyncio.run(run_preflight(config))
+    _print_findings(report)
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def _print_findings(report: Report) -> None:
     for finding in report.findings:
-        print(f"[{'ok' if finding.ok else 'PROBLEM'}] {finding.subject}: {finding.text}")
+        print(f"[{'ok' if finding.ok else 'PROBLEM'}] {finding.subject}: {finding.text}", flush=True)
         if not finding.ok:
             if finding.cause:
-                print(f"    cause: {finding.cause}")
+                print(f"    cause: {finding.cause}", flush=True)
             if finding.fix:
-                print(f"    fix: {finding.fix}")
+                print(f"    fix: {finding.fix}", flush=True)
     problems = sum(not f.ok for f in report.findings)
-    print("All checks passed." if report.ok else f"{problems} problem(s) found.")
-    return EXIT_OK if report.ok else EXIT_PROBLEMS
+    print("All checks passed." if report.ok else f"{problems} problem(s) found.", flush=True)
 
 
 def _event_json(event: Event) -> str:
@@ -257,3 +287,125 @@ def cmd_window(paths: Paths) -> int:
     result: int = run_window(paths)
     return result
 
+
+
+# --- demo --------------------------------------------------------------------
+
+
+def cmd_demo(*, headless: bool, once: bool, tray: bool, keep: bool) -> int:
+    """The sandbox demo; the window hook is ``pop3gui.gui.demo_window.run_demo_window``.
+
+    Hook contract: ``run_demo_window(sandbox, *, once: bool, tray: bool) -> int``
+    receives a :class:`~pop3gui.demo.sandbox.Sandbox` that is not started yet,
+    starts it on its own (qasync) loop with ``await sandbox.start()``, stops it
+    with ``await sandbox.stop()`` before returning, and returns the exit code.
+    The folder is removed here afterwards (unless --keep).
+    """
+    from pop3gui.demo.sandbox import Sandbox
+
+    sandbox = Sandbox(keep=keep)
+    previous_home = os.environ.get(HOME_ENV)
+    os.environ[HOME_ENV] = str(sandbox.folder)  # anything calling default_paths() lands in the sandbox
+    try:
+        if not headless:
+            try:  # looked up by name: the window part of the demo is optional
+                window = importlib.import_module("pop3gui.gui.demo_window")
+            except ImportError as exc:
+                print(f"The window demo is not available ({exc}); running the demo on the terminal.",
+                      flush=True)
+            else:
+                code: int = window.run_demo_window(sandbox, once=once, tray=tray)
+                return code
+        return asyncio.run(_demo_headless(sandbox, once))
+    finally:
+        if previous_home is None:
+            os.environ.pop(HOME_ENV, None)
+        else:
+            os.environ[HOME_ENV] = previous_home
+        sandbox.cleanup()
+        if keep:
+            print(f"\nThe sandbox folder is kept: {sandbox.folder}\n"
+                  f"  events:    POP3GUI_HOME={sandbox.folder} pop3gui events\n"
+                  f"  Maildirs:  {sandbox.maildir_root}", flush=True)
+
+
+async def _demo_headless(sandbox: Sandbox, once: bool) -> int:
+    from pop3gui.core.preflight import run_preflight
+
+    started = time.monotonic()
+    async with sandbox:
+        print(f"pop3gui demo sandbox in {sandbox.folder}\n"
+              f"  fake ISP (POP3):      127.0.0.1:{sandbox.pop3.port}, mailboxes "
+              f"{', '.join(sandbox.pop3.mailboxes)}\n"
+              f"  fake Exchange (SMTP): 127.0.0.1:{sandbox.exchange.port}, accepts "
+              f"{', '.join(sorted(sandbox.exchange.accepted_domains))}\n"
+              f"  configuration:        {sandbox.paths.config_file}\n", flush=True)
+        print("== pop3gui check: find problems before any mail flows ==", flush=True)
+        preflight = await run_preflight(sandbox.config)
+        _print_findings(preflight)
+        print("\n== pop3gui run --once: one cycle ==", flush=True)
+        events: list[Event] = []
+        store = EventStore(sandbox.paths.events_db)
+        logfile = EventLog(sandbox.paths.log_file)
+        bus = EventBus()
+        for sink in (store, logfile, events.append, _console_sink(Severity.INFO)):
+            bus.subscribe(sink)
+        connector = sandbox.connector(bus)
+        try:
+            await connector.run_cycle()
+            report = sandbox.report(events, preflight)
+            _print_demo_report(report)
+            print(f"\nThe demo took {time.monotonic() - started:.1f} s.", flush=True)
+            if not once:
+                await _demo_keep_running(sandbox, connector)
+        finally:
+            connector.close()
+            store.close()
+            logfile.close()
+    return EXIT_OK if report.as_designed else EXIT_PROBLEMS
+
+
+async def _demo_keep_running(sandbox: Sandbox, connector: Connector) -> None:
+    print(f"\nThe sandbox keeps running, cycling every {sandbox.config.schedule.interval_min} minute(s); "
+          "Ctrl+C ends it.\n"
+          f"  in another terminal: POP3GUI_HOME={sandbox.folder} pop3gui events --follow", flush=True)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, connector.request_stop)
+        except (NotImplementedError, RuntimeError):
+            pass
+    try:
+        await connector.run_forever()
+    except asyncio.CancelledError:
+        pass
+
+
+def _print_demo_report(report: DemoReport) -> None:
+    print("\n== What happened ==", flush=True)
+    print(f"Delivered by the Exchange ({len(report.delivered)} message(s), read from its Maildirs):")
+    for m in report.delivered:
+        print(f"  {m.recipient:<28} <- {m.subject}")
+    print("Refused by the Exchange:" if report.refused else "Refused by the Exchange: nothing")
+    for r in report.refused:
+        print(f"  {r.address}: {r.reply}\n    cause: {r.cause}\n    fix: {r.fix}")
+    if report.refused and report.as_designed:
+        print("  -> nothing was lost: the message went to the undeliverable mailbox with a notice naming "
+              "the refusal, its cause and its fix.")
+    print(f"Quarantined: {len(report.quarantined) or 'nothing'}")
+    for q in report.quarantined:
+        print(f"  {q.subject!r} from account {q.account}: {q.reason}")
+    left = {name: subjects for name, subjects in report.left_on_server.items() if subjects}
+    print("Still on the POP3 server:" if left else "Still on the POP3 server: nothing (every message was "
+          "handled, then deleted)")
+    for name, subjects in left.items():
+        print(f"  {name}: {', '.join(subjects)}")
+    print(f"Maildirs of the Exchange: {report.maildir_root}")
+    if report.as_designed:
+        print("\nThe demo ran as designed (exit 0). The refusal of erin@contoso.eu is the designed KB "
+              "Q325464 case; a real `pop3gui run` would exit 1 for it. The fix: add contoso.eu to the "
+              "recipient policy and to the server's accepted domains.", flush=True)
+    else:
+        print("\nThe demo did NOT run as designed (exit 1):", flush=True)
+        for problem in report.problems:
+            print(f"  - {problem}", flush=True)

@@ -1,0 +1,23 @@
+"""``pop3gui demo``: the whole connector working in a sandbox, with nothing installed but the package.
+
+- :mod:`pop3gui.demo.pop3_server` - the fake ISP: an asyncio POP3 server with
+  in-memory mailboxes;
+- :mod:`pop3gui.demo.exchange` - the fake office server: aiosmtpd accepting
+  only its accepted domains (``550 5.7.1 Unable to relay`` otherwise), filing
+  mail into Maildirs;
+- :mod:`pop3gui.demo.keyring_backend` - an in-memory keyring for the sample
+  passwords (the real keyring is neither needed nor touched);
+- :mod:`pop3gui.demo.sandbox` - :class:`~pop3gui.demo.sandbox.Sandbox`, which
+  ties them together with a sample configuration.
+
+Like :mod:`pop3gui.core`, nothing here imports Qt.  The window part of the
+demo is a hook the command line looks up by name::
+
+    pop3gui.gui.demo_window.run_demo_window(sandbox, *, once: bool, tray: bool) -> int
+
+It gets a :class:`~pop3gui.demo.sandbox.Sandbox` that is constructed but not
+started; it runs ``await sandbox.start()`` on its own (qasync) loop, drives
+``sandbox.connector(bus)``, offers ``sandbox.fix_policy()`` as the one-click
+fix, ``await sandbox.stop()`` before it returns, and returns the exit code.
+The command line removes the sandbox folder afterwards (unless ``--keep``).
+"""

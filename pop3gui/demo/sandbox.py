@@ -1,0 +1,285 @@
+"""The demo sandbox: a fake ISP, a fake Exchange and a sample configuration on loopback.
+
+:class:`Sandbox` makes a throw-away ``POP3GUI_HOME`` (or uses a given folder),
+starts :class:`~pop3gui.demo.pop3_server.DemoPop3Server` (the ISP's mailboxes)
+and :class:`~pop3gui.demo.exchange.DemoExchange` (the office's server), seeds
+sample mail, writes a sample config with
+:func:`~pop3gui.core.config.save_config`, and puts the sample passwords in an
+in-memory keyring.  The real connector (:class:`~pop3gui.core.worker.Connector`)
+then runs against it unchanged.
+
+The sample is built to show every promise of the README, and KB Q325464's
+failure: account ``erin`` maps to ``erin@contoso.eu``, a domain no recipient
+policy covers and the Exchange does not accept.  ``check`` flags it before mail
+flows; the run gets ``550 5.7.1 Unable to relay``, explains cause and fix, and
+sends the message to the undeliverable mailbox with a notice: nothing is lost.
+:meth:`Sandbox.fix_policy` is the one-click fix (the Exchange accepts the
+domain and the policy gains it).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from pop3gui.core.config import (
+    AccountConfig,
+    Config,
+    DeliveryConfig,
+    RecipientPolicy,
+    RoutingRuleConfig,
+    ScheduleConfig,
+    SmtpConfig,
+    save_config,
+)
+from pop3gui.core.credentials import POP3_SERVICE
+from pop3gui.core.events import Event, EventBus, EventId
+from pop3gui.core.paths import Paths, ensure_private_dir
+from pop3gui.core.preflight import Report
+from pop3gui.core.spool import Quarantine, QuarantineRecord
+from pop3gui.core.worker import Connector
+from pop3gui.demo import keyring_backend
+from pop3gui.demo.exchange import DemoExchange, StoredMessage
+from pop3gui.demo.pop3_server import DemoPop3Server
+
+LOCAL_DOMAIN = "contoso.com"
+MISSING_DOMAIN = "contoso.eu"  # erin's domain: neither the Exchange nor the policy has it
+UNDELIVERABLE = "administrator@contoso.com"
+FOREIGN_CC = "partner@fabrikam.example"
+PASSWORDS = {"alice": "alice-demo-password", "office": "office-demo-password", "erin": "erin-demo-password"}
+
+
+def sample_message(*, subject: str, to: str, cc: str = "", sender: str = "Northwind Traders <info@northwind.example>",
+                   extra: Sequence[str] = (), body: str = "") -> bytes:
+    """A small RFC 5322 message with CRLF line endings."""
+    address = email.utils.parseaddr(sender)[1]
+    headers = [f"Return-Path: <{address}>", *extra, f"From: {sender}", f"To: {to}"]
+    if cc:
+        headers.append(f"Cc: {cc}")
+    headers += [f"Subject: {subject}", f"Date: {email.utils.formatdate(localtime=True)}",
+                f"Message-ID: {email.utils.make_msgid(domain='northwind.example')}", "MIME-Version: 1.0",
+                "Content-Type: text/plain; charset=utf-8"]
+    text = body or f"This is the pop3gui demo message \"{subject}\"."
+    return ("\r\n".join(headers) + "\r\n\r\n" + text.replace("\n", "\r\n") + "\r\n").encode("utf-8")
+
+
+def sample_mailboxes() -> dict[str, tuple[str, list[bytes]]]:
+    """The ISP's mailboxes: two user mailboxes and one global (catch-all) mailbox."""
+    alice = [
+        sample_message(subject="Your order 4711 has shipped", to="alice@contoso.com"),
+        sample_message(subject="Minutes of Monday's meeting", to="alice@contoso.com",
+                       sender="Bob <bob@contoso.com>",
+                       body="Minutes attached.\n.\n..a line that starts with dots survives POP3 dot-stuffing\n"),
+    ]
+    office = [
+        sample_message(subject="Project kickoff", to="bob@contoso.com",
+                       cc=f"carol@contoso.com, {FOREIGN_CC}", sender="Partner <partner@fabrikam.example>",
+                       body=f"The Cc to {FOREIGN_CC} is a foreign address: the connector never relays to it.\n"),
+        sample_message(subject="Board agenda (Bcc copy)", to="bob@contoso.com",
+                       extra=["Delivered-To: dave@contoso.com"],
+                       body="Dave was in Bcc: only the ISP's Delivered-To header names him.\n"),
+        sample_message(subject="Request for quote", to="sales@contoso.com",
+                       body="A routing rule sends mail for sales@ to sales-team@contoso.com too.\n"),
+    ]
+    erin = [
+        sample_message(subject="Welcome to Contoso Europe", to="erin@contoso.eu", sender="HR <hr@contoso.com>",
+                       body=f"erin's mailbox maps to erin@{MISSING_DOMAIN}, a domain the local server does "
+                       "not accept (KB Q325464).\n"),
+    ]
+    return {"alice": (PASSWORDS["alice"], alice), "office": (PASSWORDS["office"], office),
+            "erin": (PASSWORDS["erin"], erin)}
+
+
+def sample_config(pop3_port: int, smtp_port: int) -> Config:
+    def account(name: str, kind: str, deliver_to: str = "") -> AccountConfig:
+        # security = "none" is the explicit opt-in to a plaintext login: fine on loopback only.
+        return AccountConfig(name=name, host="127.0.0.1", port=pop3_port, security="none", username=name,
+                             kind=kind, deliver_to=deliver_to, timeout_s=10)
+
+    return Config(
+        smtp=SmtpConfig(host="127.0.0.1", port=smtp_port, security="none", timeout_s=10),
+        schedule=ScheduleConfig(interval_min=1),
+        delivery=DeliveryConfig(undeliverable_to=UNDELIVERABLE),
+        policies=(RecipientPolicy(name="Default Policy", domains=(LOCAL_DOMAIN,), primary=LOCAL_DOMAIN),),
+        accounts=(account("alice", "user", "alice@contoso.com"), account("office", "global"),
+                  account("erin", "user", f"erin@{MISSING_DOMAIN}")),
+        rules=(RoutingRuleConfig(account="office", contains="sales@", deliver_to="sales-team@contoso.com"),),
+    )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    address: str
+    reply: str
+    cause: str
+    fix: str
+
+
+@dataclass
+class DemoReport:
+    """What a demo run did, read from the Exchange, the quarantine, the POP3 server and the events."""
+
+    delivered: list[StoredMessage]
+    refused: list[Refusal]
+    quarantined: list[QuarantineRecord]
+    left_on_server: dict[str, list[str]]  # account -> subjects still on the POP3 server
+    maildir_root: Path
+    relay_attempts: list[str]  # RCPTs for foreign addresses other than the designed one
+    problems: list[str] = field(default_factory=list)  # how the run differs from the designed outcome
+
+    @property
+    def as_designed(self) -> bool:
+        return not self.problems
+
+
+class Sandbox:
+    """A self-contained demo installation; use ``async with Sandbox() as sb:``.
+
+    The folder, the servers' objects and the keyring exist from the
+    constructor on; :meth:`start` (on the loop that will run the connector)
+    starts the servers and writes the config; :meth:`stop` stops them;
+    :meth:`cleanup` (no loop needed) deletes the folder unless *keep*.
+    """
+
+    def __init__(self, folder: Path | None = None, *, keep: bool = False) -> None:
+        self.owns_folder = folder is None
+        self.folder = Path(tempfile.mkdtemp(prefix="pop3gui-demo-")) if folder is None else folder
+        ensure_private_dir(self.folder)
+        self.keep = keep
+        # The same layout as POP3GUI_HOME=folder (see pop3gui.core.paths.default_paths).
+        self.paths = Paths(config_file=self.folder / "config.toml", state_dir=self.folder / "state",
+                           log_dir=self.folder / "logs")
+        self.pop3 = DemoPop3Server(sample_mailboxes())
+        self.exchange = DemoExchange(self.folder / "exchange", [LOCAL_DOMAIN])
+        self.keyring = keyring_backend.MemoryKeyring()
+        self.config = Config()
+        self._restore_keyring: Callable[[], None] | None = None
+
+    @property
+    def maildir_root(self) -> Path:
+        return self.exchange.root
+
+    async def start(self) -> None:
+        self._restore_keyring = keyring_backend.install(self.keyring)
+        for name, password in PASSWORDS.items():
+            self.keyring.set_password(POP3_SERVICE, name, password)
+        await self.pop3.start()
+        await self.exchange.start()
+        self.config = sample_config(self.pop3.port, self.exchange.port)
+        save_config(self.config, self.paths.config_file)
+
+    async def stop(self) -> None:
+        await self.pop3.stop()
+        await self.exchange.stop()
+        if self._restore_keyring is not None:
+            self._restore_keyring()
+            self._restore_keyring = None
+
+    def cleanup(self) -> None:
+        """Delete the sandbox folder (unless keep, or it was given by the caller)."""
+        if self.owns_folder and not self.keep:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            self.cleanup()
+            raise
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
+        self.cleanup()
+
+    # --- for the demo's buttons -----------------------------------------------------
+
+    def connector(self, bus: EventBus) -> Connector:
+        """A connector on the sandbox's config and state folder (close() it when done)."""
+        return Connector(self.config, self.paths, bus)
+
+    def fix_policy(self, domain: str = MISSING_DOMAIN) -> Config:
+        """The one-click fix of KB Q325464: the Exchange accepts *domain* and the first policy covers it.
+
+        Returns (and saves) the new config; hand it to a running connector with
+        ``connector.config = sandbox.config``.
+        """
+        self.exchange.accept_domain(domain)
+        first, *rest = self.config.policies
+        if domain.lower() not in (d.lower() for d in first.domains):
+            first = replace(first, domains=(*first.domains, domain))
+        self.config = replace(self.config, policies=(first, *rest))
+        save_config(self.config, self.paths.config_file)
+        return self.config
+
+    def send_to_isp(self, account: str, subject: str, body: str = "") -> str:
+        """Drop one more message into an ISP mailbox (addressed to the account's target); returns its UIDL."""
+        acc = self.config.account(account)
+        to = acc.deliver_to or f"{account}@{LOCAL_DOMAIN}"
+        return self.pop3.add_message(account, sample_message(subject=subject, to=to, body=body))
+
+    # --- what happened ---------------------------------------------------------------
+
+    def report(self, events: Iterable[Event], preflight: Report | None = None) -> DemoReport:
+        """Summarise a first run on the fresh sample, and check it against the designed outcome."""
+        events = list(events)
+        refused = [_refusal(e) for e in events if e.id in (EventId.RECIPIENT_REFUSED, EventId.MESSAGE_REFUSED)]
+        delivered = self.exchange.messages()
+        accepted_domains = self.exchange.accepted_domains
+        report = DemoReport(
+            delivered=delivered, refused=refused,
+            quarantined=list(Quarantine(self.paths.quarantine_dir).records()),
+            left_on_server={name: [_subject(m) for m in self.pop3.messages(name)] for name in self.pop3.mailboxes},
+            maildir_root=self.exchange.root,
+            relay_attempts=[a.address for a in self.exchange.rcpt_log
+                            if a.address.rpartition("@")[2].lower() not in accepted_domains | {MISSING_DOMAIN}],
+        )
+        got = {m.recipient for m in delivered}
+        for wanted in ("alice@contoso.com", "bob@contoso.com", "carol@contoso.com", "dave@contoso.com",
+                       "sales-team@contoso.com", UNDELIVERABLE):
+            if wanted not in got:
+                report.problems.append(f"nothing was delivered to {wanted}")
+        if FOREIGN_CC in (a.address.lower() for a in self.exchange.rcpt_log):
+            report.problems.append(f"{FOREIGN_CC} was given to RCPT TO (the connector must never relay)")
+        if report.relay_attempts:
+            report.problems.append(f"foreign addresses reached RCPT TO: {', '.join(report.relay_attempts)}")
+        if MISSING_DOMAIN not in accepted_domains:
+            erin = [r for r in refused if r.address.lower() == f"erin@{MISSING_DOMAIN}"]
+            if not (erin and erin[0].reply.startswith("550 5.7.1") and MISSING_DOMAIN in erin[0].cause
+                    and MISSING_DOMAIN in erin[0].fix):
+                report.problems.append(f"erin@{MISSING_DOMAIN} was not refused with an explained 550 5.7.1")
+            notices = [m for m in self.exchange.messages(UNDELIVERABLE) if f"erin@{MISSING_DOMAIN}" in
+                       m.data.decode("utf-8", "replace")]
+            if not notices:
+                report.problems.append(f"no notice about erin@{MISSING_DOMAIN} reached {UNDELIVERABLE}")
+            if preflight is not None and not any(not f.ok and f.subject == f"erin@{MISSING_DOMAIN}"
+                                                 for f in preflight.findings):
+                report.problems.append(f"the preflight did not flag erin@{MISSING_DOMAIN}")
+        if preflight is not None:
+            others = [f for f in preflight.findings if not f.ok and MISSING_DOMAIN not in f.subject]
+            report.problems += [f"the preflight found an unexpected problem: {f.subject}: {f.text}" for f in others]
+        if report.quarantined:
+            report.problems.append(f"{len(report.quarantined)} message(s) went to quarantine")
+        if any(report.left_on_server.values()):
+            report.problems.append("messages stayed on the POP3 server")
+        return report
+
+
+def _refusal(event: Event) -> Refusal:
+    address, _, reply = event.text.partition(": ")
+    return Refusal(address.rpartition(" ")[2], reply, event.cause, event.fix)
+
+
+def _subject(data: bytes) -> str:
+    from email.parser import BytesHeaderParser
+    from email.policy import default
+
+    return str(BytesHeaderParser(policy=default).parsebytes(data).get("Subject", ""))
