@@ -110,7 +110,7 @@ class ConnectorController(QObject):
             return None
         try:
             connector = Connector(self.config, self.paths, self.bus, credentials=self.credentials)
-            connector.on_progress = self.progress.emit
+            connector.on_progress = self._report_progress
             self._connector = connector
             try:
                 result = await connector.run_cycle()
@@ -126,6 +126,9 @@ class ConnectorController(QObject):
             self.run_finished.emit(result)
             self._reschedule()
         return result
+
+    def _report_progress(self, account: str, done: int, total: int, size: int) -> None:
+        self.progress.emit(account, done, total, size)
 
     def _emit_error(self, exc: Pop3guiError) -> None:
         self.bus.emit(Event(id=EventId.SPOOL_FAILED, severity=Severity.ERROR, text=str(exc), cause=exc.cause,
