@@ -84,6 +84,12 @@ class DeliveryTab(ConfigTab):
                               "saying why; if that mailbox refuses it too, it is kept in Quarantine."))
         hint.setWordWrap(True)
 
+        for spin in (self.port, self.timeout, self.max_size):
+            spin.setMinimumWidth(120)
+        for form_layout in (form, form2):
+            form_layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+        for edit in (self.host, self.username, self.password, self.undeliverable):
+            edit.setMinimumWidth(360)
         layout = QVBoxLayout(self)
         layout.addWidget(smtp_box)
         layout.addWidget(delivery_box)

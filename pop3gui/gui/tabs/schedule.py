@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from pop3gui.core.config import Config
 from pop3gui.gui.controller import ConnectorController
@@ -29,17 +39,27 @@ class ScheduleTab(ConfigTab):
         self.next_run = QLabel()
         self.state = QLabel()
 
-        form = QFormLayout()
+        box = QGroupBox(self.tr("Automatic retrieval"))
+        form = QFormLayout(box)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
         form.addRow(self.enabled_box)
         form.addRow(interval_label, self.interval)
-        form.addRow(self.tr("Next run:"), self.next_run)
-        form.addRow(self.tr("Status:"), self.state)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.retrieve_button)
         note = QLabel(self.tr("Changes to the schedule take effect when you press Apply or OK."))
         note.setWordWrap(True)
-        layout.addWidget(note)
+        form.addRow(note)
+
+        status = QGroupBox(self.tr("Status"))
+        status_form = QFormLayout(status)
+        status_form.addRow(self.tr("Next run:"), self.next_run)
+        status_form.addRow(self.tr("Last run:"), self.state)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.retrieve_button)
+        buttons.addStretch()
+        status_form.addRow(buttons)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(box)
+        layout.addWidget(status)
         layout.addStretch()
 
         controller.schedule_changed.connect(self._refresh_status)
