@@ -15,6 +15,7 @@ from typing import Any
 
 os.environ.setdefault("QT_API", "pyside6")
 
+from PySide6.QtGui import QIcon  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 import qasync  # noqa: E402
 
@@ -28,7 +29,22 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName("pop3gui")
     app.setApplicationDisplayName("POP3 Connector")
     app.setOrganizationName("pop3gui")
+    app.setDesktopFileName("pop3gui")
+    app.setWindowIcon(app_icon())
     return app
+
+
+def app_icon() -> QIcon:
+    """The application icon: the shipped SVG, with the pre-rendered PNG sizes for crisp small icons."""
+    from importlib import resources
+
+    icon = QIcon()
+    base = resources.files("pop3gui.resources")
+    for name in ("pop3gui.svg", *(f"pop3gui-{n}.png" for n in (16, 32, 48, 64, 128, 256))):
+        with resources.as_file(base / name) as file:
+            if file.exists():
+                icon.addFile(str(file))
+    return icon
 
 
 def report_unexpected(text: str) -> None:
