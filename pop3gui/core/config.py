@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import tomli_w
 
 from pop3gui.core.errors import ConfigError
+from pop3gui.core.paths import ensure_private_dir
 from pop3gui.core.recipients import normalize_address, normalize_domain
 
 CONFIG_VERSION = 1
@@ -476,7 +477,7 @@ def save_config(config: Config, path: Path) -> None:
     document = config_to_dict(config)
     parse_config(document, str(path))
     text = tomli_w.dumps(document)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o600) if hasattr(os, "fchmod") else None

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pop3gui.core.events import Event, EventId, Severity
+from pop3gui.core.paths import touch_private
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -39,7 +40,7 @@ class EventStore:
     """Appends events and reads them back in order (``seq`` only ever grows)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        touch_private(path)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -98,7 +99,7 @@ class EventLog:
     """Writes events to a rotating log file (5 files of 2 MB)."""
 
     def __init__(self, path: Path, level: int = logging.INFO) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        touch_private(path)
         self._handler = logging.handlers.RotatingFileHandler(
             path, maxBytes=2 * 1024 * 1024, backupCount=5, encoding="utf-8"
         )

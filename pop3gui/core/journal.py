@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pop3gui.core.errors import StateError
+from pop3gui.core.paths import touch_private
 
 DUPLICATE_WINDOW_DAYS = 14
 _DAY = 86400.0
@@ -65,7 +66,7 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            touch_private(path)
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pop3gui import __version__
@@ -34,6 +34,13 @@ def read_header_block(path: Path) -> bytes:
 def _clean(text: str) -> str:
     """Keep a header value on one line and printable."""
     return "".join(c if c.isprintable() else " " for c in text)[:200]
+
+
+def trace_count(headers: Iterable[str], account: str) -> int:
+    """How many of our own ``Received:`` lines name this account: a message that
+    keeps coming back through the same mailbox is a loop."""
+    marker = f'account "{_clean(account).replace(chr(34), "")}")'
+    return sum(1 for value in headers if "(pop3gui " in value and marker in " ".join(value.split()))
 
 
 def trace_header(*, pop3_host: str, account: str, uid: str, local_host: str | None = None) -> bytes:

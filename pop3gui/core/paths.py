@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import platformdirs
 
@@ -68,6 +69,30 @@ def default_paths(config_override: str | os.PathLike[str] | None = None) -> Path
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create a folder readable only by its owner (mail and state are private)."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create a folder, and any missing parents, readable only by their owner (mail is private)."""
+    missing = []
+    folder = path
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    path.mkdir(mode=0o700, exist_ok=True)  # raises when a file is in the way
     return path
+
+
+def touch_private(path: Path) -> Path:
+    """Create ``path`` (and its folder) readable only by its owner, if it does not exist.
+
+    SQLite gives its -wal and -shm files the database file's mode, so
+    touching a database first keeps all three private.
+    """
+    ensure_private_dir(path.parent)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600))
+    return path
+
+
+def open_private(path: Path) -> BinaryIO:
+    """Open a new file for writing, readable only by its owner (spool, quarantine)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
+    return os.fdopen(fd, "wb")

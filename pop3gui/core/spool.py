@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pop3gui.core.errors import StateError
-from pop3gui.core.paths import ensure_private_dir
+from pop3gui.core.paths import ensure_private_dir, open_private
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -100,15 +100,14 @@ class Quarantine:
             ensure_private_dir(self.root)
             target = self.root / f"{record.id}.eml"
             tmp = target.with_suffix(".eml.tmp")
-            with message.open("rb") as src, tmp.open("wb") as dst:
+            with message.open("rb") as src, open_private(tmp) as dst:
                 shutil.copyfileobj(src, dst)
                 fsync_file(dst)
             os.replace(tmp, target)
             meta = self.root / f"{record.id}.json"
-            with meta.open("w", encoding="utf-8") as fh:
-                json.dump(asdict(record), fh, indent=2)
-                fh.flush()
-                os.fsync(fh.fileno())
+            with open_private(meta) as fh:
+                fh.write(json.dumps(asdict(record), indent=2).encode("utf-8"))
+                fsync_file(fh)
             return target
         except OSError as exc:
             raise StateError(

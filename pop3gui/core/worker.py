@@ -14,6 +14,7 @@ step emits an :class:`~pop3gui.core.events.Event`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import shutil
@@ -48,14 +49,15 @@ from pop3gui.core.errors import (
 )
 from pop3gui.core.events import Event, EventBus, EventId, Severity
 from pop3gui.core.journal import HANDLED, OVERSIZE, SUBMITTING, Journal
-from pop3gui.core.messages import read_header_block, trace_header, undeliverable_notice
-from pop3gui.core.paths import Paths
+from pop3gui.core.messages import read_header_block, trace_count, trace_header, undeliverable_notice
+from pop3gui.core.paths import Paths, open_private
 from pop3gui.core.pop3 import Pop3Client
 from pop3gui.core.smtp import RecipientReply, SmtpSubmitter, Submission
 from pop3gui.core.spool import Quarantine, QuarantineRecord, Spool, fsync_file
 
 log = logging.getLogger(__name__)
 _DAY = 86400.0
+MAX_LOOPS = 3  # our own trace lines for the same account before a message counts as looping
 
 _POP3_EVENT_IDS: list[tuple[type[Pop3Error], EventId]] = [
     (Pop3InsecureError, EventId.POP3_INSECURE_REFUSED),
@@ -210,6 +212,12 @@ class Connector:
                 self._emit(EventId.POLICY_WARNING, Severity.WARNING, warning.text, cause=warning.text,
                            fix=warning.fix)
         self._smtp_password = None
+        smtp = self.config.smtp
+        if smtp.security != "none" and not smtp.verify_tls:
+            self._emit(EventId.TLS_NOT_VERIFIED, Severity.WARNING,
+                       f"The certificate of the local mail server {smtp.host} is not checked (verify_tls = false).",
+                       cause="Certificate checking is turned off for the local mail server.",
+                       fix="Turn it back on; for a private certificate set smtp.ca_file to its CA instead.")
         if self.config.smtp.username:
             try:
                 self._smtp_password = await asyncio.to_thread(
@@ -293,6 +301,14 @@ class Connector:
         deleted: list[int] = []
         try:
             await client.connect()
+            if account.security != "none" and not account.verify_tls:
+                self._emit(EventId.TLS_NOT_VERIFIED, Severity.WARNING,
+                           f"The certificate of {account.host} is not checked (verify_tls = false).",
+                           account=account.name,
+                           cause="Certificate checking is turned off for this account, so an attacker on the "
+                           "network could pose as the server and read the password.",
+                           fix="Turn certificate checking back on; if the server has a private certificate, set "
+                           "ca_file to its CA instead.")
             await client.login(account.username, password)
             self._emit(EventId.POP3_CONNECTED, Severity.DEBUG,
                        f"Logged in to {account.host}; capabilities: {', '.join(client.capabilities) or 'none'}.",
@@ -458,7 +474,7 @@ class Connector:
                       res: AccountResult) -> bool:
         """Download, resolve, submit and record one message; True once it is handled."""
         try:
-            with msg.spool.open("wb") as out:
+            with open_private(msg.spool) as out:
                 await client.retr_to(msg.number, out)
                 fsync_file(out)
         except Pop3Error:
@@ -466,7 +482,8 @@ class Connector:
             msg.spool.unlink(missing_ok=True)
             raise
         except OSError as exc:
-            msg.spool.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                msg.spool.unlink(missing_ok=True)
             raise StateError(
                 f"cannot write message {msg.uid} to the spool folder: {exc.strerror}",
                 cause="The disk is full or the state folder is not writable.",
@@ -514,6 +531,18 @@ class Connector:
         msg.sender = rcpt.envelope_sender(headers)
         self._emit(EventId.MESSAGE_DOWNLOADED, Severity.DEBUG, f"Downloaded {msg.size} bytes.",
                    account=account.name, msg=msg)
+        loops = trace_count((str(v) for k, v in headers.raw_items() if k.lower() == "received"), account.name)
+        if loops >= MAX_LOOPS:
+            self._emit(EventId.MAIL_LOOP, Severity.ERROR,
+                       f"This message already passed through account {account.name!r} {loops} times; "
+                       "it is kept in quarantine instead of being delivered again.", account=account.name, msg=msg,
+                       cause="Mail delivered to the local server comes back to this POP3 mailbox (for example a "
+                       "forward from the local server to the ISP address, or an auto-reply).",
+                       fix="Remove the forwarding rule that sends the office's mail back to the ISP mailbox.")
+            return self._quarantine(account, msg, res, recipients=[],
+                                    reason=f"Mail loop: already passed through account {account.name!r} {loops} "
+                                    "times.", cause="Mail delivered locally comes back to this POP3 mailbox.",
+                                    fix="Remove the forwarding that sends it back, then resubmit.", transcript="")
         if account.kind == "user":
             resolution = rcpt.resolve_user(account.deliver_to)
         else:

@@ -280,3 +280,12 @@ async def test_quarantined_message_is_delivered_by_resubmit_after_the_fix(
     [delivered] = office.postfix.wait_for_delivered(1)
     assert str(delivered["Delivered-To"]) == "alice@contoso.com" and str(delivered["Subject"]) == "stuck"
     assert list(Quarantine(office.paths.quarantine_dir).records()) == []
+
+
+async def test_turning_off_certificate_checks_is_announced_every_connection(
+        office: Office, pop3_user: Pop3User) -> None:
+    office.use(office.account_for(pop3_user, "alice", ca_file="", verify_tls=False))
+    assert (await office.run_cycle()).exit_code == 0
+    await office.run_cycle()
+    warnings = office.of(EventId.TLS_NOT_VERIFIED)
+    assert len(warnings) == 2 and "127.0.0.1" in warnings[0].text and "ca_file" in warnings[0].fix

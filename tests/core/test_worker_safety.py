@@ -1,0 +1,55 @@
+"""Loops are stopped, state stays private, TLS shortcuts are announced."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from pop3gui.core.events import EventId
+from pop3gui.core.messages import trace_header
+from tests.support.rig import ALICE, POP3_PASSWORD, make_rig, message
+from tests.support.scripted_pop3 import ScriptedPop3Server
+from tests.support.smtp_sink import SmtpSink
+
+
+def with_traces(original: bytes, account: str, times: int) -> bytes:
+    lines = b"".join(trace_header(pop3_host="pop.isp.example", account=account, uid=f"u{i}") for i in range(times))
+    return lines + original
+
+
+async def test_a_message_that_keeps_coming_back_is_quarantined_as_a_loop(tmp_path: Path, sink: SmtpSink) -> None:
+    looping = with_traces(message("round and round"), "alice", 3)
+    twice = with_traces(message("forwarded once more"), "alice", 2)
+    other_account = with_traces(message("came through another mailbox"), "office", 5)
+    async with ScriptedPop3Server([looping, twice, other_account], password=POP3_PASSWORD) as pop:
+        rig = make_rig(tmp_path, pop, sink.port)
+        result = await rig.cycle()
+    event = rig.one(EventId.MAIL_LOOP)
+    assert "3 times" in event.text and "forward" in event.cause and event.fix
+    assert result.accounts[0].quarantined == 1
+    [(eml, meta)] = rig.quarantined()
+    assert eml == looping and "loop" in str(meta["reason"]).lower()
+    assert sink.copies_for(ALICE) == 2
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+async def test_state_files_are_private(tmp_path: Path, sink: SmtpSink) -> None:
+    sink.rcpt = {ALICE: "550 5.1.1 User unknown", "admin@contoso.com": "550 5.1.1 User unknown"}
+    async with ScriptedPop3Server([message("to quarantine")], password=POP3_PASSWORD) as pop:
+        rig = make_rig(tmp_path, pop, sink.port)
+        from pop3gui.core.config import save_config
+
+        save_config(rig.config, rig.paths.config_file)
+        await rig.cycle()
+    assert rig.quarantined(), "the scenario must leave a quarantined message"
+    state = rig.paths.state_dir
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    files = [p for p in state.rglob("*") if p.is_file()] + [rig.paths.config_file]
+    assert any(p.suffix == ".json" for p in files) and any(p.name.startswith("journal") for p in files)
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} is readable by others"
+    for folder in [p for p in state.rglob("*") if p.is_dir()]:
+        assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0, f"{folder} is open to others"
