@@ -16,8 +16,10 @@ demo is a hook the command line looks up by name::
     pop3gui.gui.demo_window.run_demo_window(sandbox, *, once: bool, tray: bool) -> int
 
 It gets a :class:`~pop3gui.demo.sandbox.Sandbox` that is constructed but not
-started; it runs ``await sandbox.start()`` on its own (qasync) loop, drives
-``sandbox.connector(bus)``, offers ``sandbox.fix_policy()`` as the one-click
-fix, ``await sandbox.stop()`` before it returns, and returns the exit code.
+started; it runs ``await sandbox.start()`` on its own (qasync) loop, opens the
+properties window on ``sandbox.paths`` and ``sandbox.config`` (the sandbox's
+in-memory keyring is the process's keyring while it runs), lets the saved
+policies drive the fake Exchange with ``sandbox.accept_policy_domains(config)``,
+``await sandbox.stop()`` before it returns, and returns the exit code.
 The command line removes the sandbox folder afterwards (unless ``--keep``).
 """

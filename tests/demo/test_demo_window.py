@@ -1,0 +1,144 @@
+"""The window demo: the whole KB Q325464 story driven through the real properties window, offscreen."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import keyring.core
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("QT_API", "pyside6")
+
+import qasync  # type: ignore[import-untyped]  # noqa: E402
+
+from pop3gui.core.config import load_config  # noqa: E402
+from pop3gui.core.events import EventId  # noqa: E402
+from pop3gui.demo.sandbox import ERIN, KB_SUBJECT, UNDELIVERABLE, Sandbox  # noqa: E402
+from pop3gui.gui.demo_window import DemoSession, open_demo  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+SHOTS = os.environ.get("POP3GUI_DEMO_SHOTS", "")  # a folder: save the window at each step (for a human to look)
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_on_the_gui_thread() -> Iterator[None]:
+    gc.collect()
+    yield
+    gc.collect()
+
+
+@pytest.fixture
+def loop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
+    qloop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(qloop)
+    try:
+        yield qloop
+    finally:
+        qloop.close()
+        asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def session(qtbot: Any, loop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator[DemoSession]:
+    before = keyring.core._keyring_backend
+    demo = loop.run_until_complete(open_demo(Sandbox(tmp_path / "sandbox")))
+    qtbot.addWidget(demo.window)
+    demo.window.show()
+    try:
+        yield demo
+    finally:
+        loop.run_until_complete(demo.close())
+        demo.sandbox.cleanup()
+    assert keyring.core._keyring_backend is before  # the in-memory keyring was only borrowed
+
+
+def shot(qtbot: Any, session: DemoSession, name: str) -> None:
+    if SHOTS:
+        qtbot.wait(20)  # let deferred deletes and layouts settle, as between two clicks
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        session.window.grab().save(str(Path(SHOTS) / f"{name}.png"))
+
+
+def test_the_whole_story_fix_with_one_click_and_resubmit(qtbot: Any, loop: asyncio.AbstractEventLoop,
+                                                          session: DemoSession) -> None:
+    window, controller, sandbox = session.window, session.controller, session.sandbox
+    banner = window.banner.title.text()
+    assert "Demo sandbox" in banner and str(sandbox.folder) in banner
+    assert "sandbox" in window.windowTitle()
+    assert window.tabs.currentWidget() is window.policies  # step 1 first
+
+    # 1. Before any mail flows: both addresses are listed, with one fix for the one domain.
+    warnings = window.policies.warnings_box.title()
+    assert "(2)" in warnings
+    # One fix per listed address; both add the same domain, so one click clears both.
+    assert [b.text() for b in window.policies.fix_buttons] == ['Add contoso.eu to policy "Default Policy"'] * 2
+    fix = window.policies.fix_buttons[0]
+    shot(qtbot, session, "1-policies-before")
+
+    # 2. Retrieve Now.
+    window.tabs.setCurrentWidget(window.schedule)
+    task = controller.retrieve_now()
+    assert task is not None
+    result = loop.run_until_complete(task)
+    assert result is not None and result.exit_code == 1  # a real run reports the refusal
+    shot(qtbot, session, "2-scheduling-after-run")
+
+    # 3. Events: the 5.7.1 refusal with cause and fix; the message is quarantined, not lost.
+    model = window.events.model
+    qtbot.waitUntil(lambda: any(model.event_at(r).id == EventId.QUARANTINED for r in range(model.rowCount())),
+                    timeout=3000)
+    events = [model.event_at(r) for r in range(model.rowCount())]
+    [refusal] = [e for e in events if e.id == EventId.RECIPIENT_REFUSED]
+    assert refusal.text.endswith(f"{ERIN}: 550 5.7.1 Unable to relay for {ERIN}")
+    assert "contoso.eu" in refusal.cause and "Add contoso.eu" in refusal.fix
+    [kept] = [e for e in events if e.id == EventId.QUARANTINED]
+    assert f"{UNDELIVERABLE} refused it too" in kept.text
+    window.tabs.setCurrentWidget(window.events)
+    row = next(r for r in range(model.rowCount()) if model.event_at(r) is refusal)
+    window.events.view.selectRow(window.events.proxy.mapFromSource(model.index(row, 0)).row())
+    shot(qtbot, session, "3-events")
+
+    window.tabs.setCurrentWidget(window.quarantine)
+    assert window.quarantine.model.rowCount() == 1
+    record = window.quarantine.model.record(0)
+    assert record.subject == KB_SUBJECT and ERIN in record.reason
+    window.quarantine.view.selectRow(0)
+    shot(qtbot, session, "4-quarantine-before")
+    assert sandbox.exchange.messages(ERIN) == []
+
+    # 4. One click, Apply: the config is saved and the sandbox Exchange follows it.
+    window.tabs.setCurrentWidget(window.policies)
+    fix.click()
+    assert window.policies.fix_buttons == []
+    assert window.apply_changes()
+    assert load_config(sandbox.paths.config_file).policies[0].domains == ("contoso.com", "contoso.eu")
+    assert "contoso.eu" in sandbox.exchange.accepted_domains
+    status = window.banner.status.text()
+    assert window.banner.status.isVisibleTo(window) and "now accepts contoso.eu too" in status
+    assert "accepted domains" in status
+    shot(qtbot, session, "5-policies-fixed")
+
+    # 5. Resubmit from the quarantine: erin has her message, the quarantine is empty.
+    window.tabs.setCurrentWidget(window.quarantine)
+    outcome = loop.run_until_complete(window.quarantine.resubmit(record.id))
+    assert outcome == "Delivered."
+    assert [m.subject for m in sandbox.exchange.messages(ERIN)] == [KB_SUBJECT]
+    assert window.quarantine.model.rowCount() == 0
+    assert list(sandbox.paths.quarantine_dir.glob("*.eml")) == []
+    shot(qtbot, session, "6-quarantine-after")
+
+
+def test_saving_without_a_new_domain_changes_nothing_in_the_exchange(session: DemoSession) -> None:
+    window = session.window
+    window.schedule.interval.setValue(5)
+    assert window.apply_changes()
+    assert session.sandbox.exchange.accepted_domains == {"contoso.com"}
+    assert not window.banner.status.isVisibleTo(window)
+    assert session.sandbox.config.schedule.interval_min == 5
