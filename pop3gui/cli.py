@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--follow", "-f", action="store_true", help="keep printing new events until interrupted")
     ev.add_argument("--limit", "-n", type=int, default=50, metavar="N", help="how many recent events (default 50)")
 
+    sub.add_parser("tray", help="run in the system tray: retrieve on the schedule in the background",
+                   description="Run the connector in the background with a system tray icon (Retrieve Now, "
+                   "Pause, the properties window, notifications of problems). Only one instance runs per state "
+                   "folder: a second `pop3gui` or `pop3gui tray` opens the running one's window. Without a "
+                   "system tray, the properties window stays open instead.")
+
     sec = sub.add_parser("secret", help="store or delete a password in the OS keyring",
                          description="Passwords live only in the OS keyring. `set` reads the password with a "
                          "hidden prompt on a terminal, or from standard input otherwise.")
@@ -106,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_events(paths, as_json=args.json, follow=args.follow, limit=args.limit)
         if args.command == "secret":
             return cmd_secret(paths, args.action, args.account, smtp=args.smtp)
+        if args.command == "tray":
+            return cmd_tray(paths)
         if args.command == "demo":
             return cmd_demo(headless=args.headless, once=args.once, tray=args.tray, keep=args.keep)
         return cmd_window(paths)
@@ -287,6 +295,13 @@ def cmd_window(paths: Paths) -> int:
     result: int = run_window(paths)
     return result
 
+
+def cmd_tray(paths: Paths) -> int:
+    """``pop3gui tray``: the background runner with its tray icon."""
+    from pop3gui.gui.app import run_tray
+
+    result: int = run_tray(paths)
+    return result
 
 
 # --- demo --------------------------------------------------------------------

@@ -1,41 +1,200 @@
-"""``pop3gui`` without a command: the properties window on a qasync loop."""
+"""``pop3gui`` (the properties window) and ``pop3gui tray`` (the background runner) on a qasync loop.
+
+Both are single-instance per state folder: a second launch asks the running
+one to show its window and exits 0 (:mod:`pop3gui.gui.single_instance`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import signal
+import socket
+import sys
+from collections.abc import Callable
 
 from pop3gui.core.config import Config, load_config
-from pop3gui.core.errors import ConfigError
+from pop3gui.core.errors import ConfigError, StateError
 from pop3gui.core.paths import Paths
 from pop3gui.gui.qt import make_application, run_event_loop
+
+SHOWN_ON_REQUEST = "pop3gui: shown on request of a second launch"
+
+
+def _load(paths: Paths, app: object) -> Config | None:
+    from PySide6.QtWidgets import QMessageBox
+
+    if not paths.config_file.exists():
+        return Config()  # first start: the admin sets everything up in the window
+    try:
+        return load_config(paths.config_file)
+    except ConfigError as exc:
+        print(f"pop3gui: error: {exc.explain()}", file=sys.stderr, flush=True)
+        QMessageBox.critical(None, "pop3gui: configuration error", exc.explain())
+        return None
+
+
+def _forward_to_running_instance(paths: Paths, command: str) -> bool:
+    from pop3gui.gui.single_instance import ask_running_instance
+
+    if ask_running_instance(paths, command):
+        print(f"pop3gui is already running for {paths.state_dir}; asked it to open its window.", flush=True)
+        return True
+    return False
+
+
+class _StopSignals:
+    """SIGTERM/SIGINT end the process cleanly even while Qt's event loop sleeps in C.
+
+    Python runs signal handlers only between bytecodes: the wakeup fd wakes a
+    QSocketNotifier so the handler gets its turn.
+    """
+
+    def __init__(self, on_signal: Callable[[], None]) -> None:
+        from PySide6.QtCore import QSocketNotifier
+
+        self._read, self._write = socket.socketpair()
+        self._read.setblocking(False)
+        self._write.setblocking(False)
+        self._previous_fd = signal.set_wakeup_fd(self._write.fileno())
+        self._notifier = QSocketNotifier(self._read.fileno(), QSocketNotifier.Type.Read)
+        self._notifier.activated.connect(self._drain)
+        self._previous = {sig: signal.signal(sig, lambda *_: on_signal()) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _drain(self) -> None:
+        try:
+            self._read.recv(256)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        signal.set_wakeup_fd(self._previous_fd)
+        self._notifier.setEnabled(False)
+        self._read.close()
+        self._write.close()
 
 
 def run_window(paths: Paths) -> int:
     """Open the properties window; returns when it is closed (after the run in flight ends)."""
     app = make_application()
-    from PySide6.QtWidgets import QMessageBox
+    if _forward_to_running_instance(paths, "show"):
+        return 0
+    config = _load(paths, app)
+    if config is None:
+        return 2
 
     from pop3gui.gui.controller import ConnectorController
     from pop3gui.gui.properties import PropertiesWindow
-
-    if paths.config_file.exists():
-        try:
-            config = load_config(paths.config_file)
-        except ConfigError as exc:
-            QMessageBox.critical(None, app.translate("app", "pop3gui: configuration error"), exc.explain())
-            return 2
-    else:
-        config = Config()  # first start: the admin sets everything up in the window
+    from pop3gui.gui.single_instance import InstanceServer
 
     async def main() -> int:
         controller = ConnectorController(paths, config)
         window = PropertiesWindow(controller)
+        server = InstanceServer(paths)
+        server.listen()
+
+        def show(command: str) -> None:
+            window.show()
+            window.raise_()
+            window.activateWindow()
+            if command == "events":
+                window.tabs.setCurrentWidget(window.events)
+            print(SHOWN_ON_REQUEST, flush=True)
+
+        server.requested.connect(show)
         closed = asyncio.Event()
         window.finished.connect(lambda _result: closed.set())
+        stop_signals = _StopSignals(closed.set)
         window.show()
-        await closed.wait()
-        await controller.stop()
-        controller.close()
+        try:
+            await closed.wait()
+        finally:
+            stop_signals.close()
+            server.close()
+            window.hide()
+            await controller.stop()
+            controller.close()
         return 0
 
     return run_event_loop(app, main)
+
+
+def run_tray(paths: Paths) -> int:
+    """The background runner in the system tray; returns after Quit (or SIGTERM) once the run in flight ended.
+
+    Without a system tray it says so and keeps the properties window open instead
+    (closing it then ends the process).  Holds the state folder's runner lock
+    for its lifetime, so ``pop3gui run`` is refused meanwhile.
+    """
+    app = make_application()
+    if _forward_to_running_instance(paths, "show"):
+        return 0
+    config = _load(paths, app)
+    if config is None:
+        return 2
+
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    from pop3gui.gui.controller import ConnectorController
+    from pop3gui.gui.single_instance import InstanceServer
+    from pop3gui.gui.tray import RunnerLockKeeper, TrayRunner, no_tray_banner, say_no_tray
+
+    async def main() -> int:
+        controller = ConnectorController(paths, config)
+        keeper = RunnerLockKeeper(controller)
+        try:
+            keeper.acquire()
+        except StateError as exc:
+            print(f"pop3gui: error: {exc.explain()}", file=sys.stderr, flush=True)
+            controller.close()
+            return 1
+        keeper.lost.connect(lambda text: print(f"pop3gui: warning: {text}", file=sys.stderr, flush=True))
+        server = InstanceServer(paths)
+        server.listen()
+        tray = TrayRunner(controller)
+        quit_now = asyncio.Event()
+        tray.quit_requested.connect(quit_now.set)
+        has_tray = QSystemTrayIcon.isSystemTrayAvailable()
+        if has_tray:
+            app.setQuitOnLastWindowClosed(False)
+            tray.show()
+            print(f"pop3gui: running in the system tray (pid {_pid()})", flush=True)
+        else:
+            say_no_tray()
+            window = tray.window
+            no_tray_banner(window)
+            window.finished.connect(lambda _result: quit_now.set())
+            tray.open_properties()
+
+        def show(command: str) -> None:
+            if command == "events":
+                tray.open_events()
+            else:
+                tray.open_properties()
+            print(SHOWN_ON_REQUEST, flush=True)
+
+        server.requested.connect(show)
+        stop_signals = _StopSignals(quit_now.set)
+        try:
+            await quit_now.wait()
+        finally:
+            stop_signals.close()
+            server.close()
+            print("pop3gui: quitting; finishing the message in flight", flush=True)
+            if tray.has_window():
+                tray.window.hide()
+            await controller.stop()
+            tray.hide()
+            keeper.release()
+            controller.close()
+        print("pop3gui: stopped cleanly", flush=True)
+        return 0
+
+    return run_event_loop(app, main)
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
