@@ -28,7 +28,7 @@ import html
 import importlib
 import importlib.util
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
@@ -38,6 +38,9 @@ from pop3gui.demo.sandbox import ERIN, MISSING_DOMAIN, UNDELIVERABLE, Sandbox
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.properties import PropertiesWindow
 from pop3gui.gui.qt import make_application, run_event_loop
+
+if TYPE_CHECKING:
+    from pop3gui.gui.tray import TrayRunner
 
 GUIDE = (
     "<b>Recipient Policies</b> shows the problem before any mail flows: {erin} and {postmaster} are in "
@@ -140,23 +143,20 @@ async def open_demo(sandbox: Sandbox) -> DemoSession:
     return session
 
 
-def _tray_for(session: DemoSession) -> Any | None:
-    """The tray icon from :mod:`pop3gui.gui.tray` when it exists and a tray is there; None (and why) otherwise."""
+def tray_for(session: DemoSession) -> TrayRunner | None:
+    """A tray icon (:mod:`pop3gui.gui.tray`) whose window is the demo's; None, having said why, without a tray."""
     from PySide6.QtWidgets import QSystemTrayIcon
 
     if importlib.util.find_spec("pop3gui.gui.tray") is None:
-        print("The tray is not available in this version (no pop3gui.gui.tray); the demo opens its window.",
-              flush=True)
+        print("pop3gui demo: the tray is not available in this version; showing the window instead.", flush=True)
         return None
     if not QSystemTrayIcon.isSystemTrayAvailable():
-        print("This desktop has no system tray; the demo opens its window.", flush=True)
+        print("pop3gui demo: this desktop has no system tray; showing the window instead (closing it ends the "
+              "demo).", flush=True)
         return None
-    tray = importlib.import_module("pop3gui.gui.tray")
-    factory = getattr(tray, "TrayIcon", None)
-    if factory is None:
-        print("pop3gui.gui.tray has no TrayIcon; the demo opens its window.", flush=True)
-        return None
-    return factory(session.controller, session.window)
+    from pop3gui.gui.tray import TrayRunner
+
+    return TrayRunner(session.controller, window_factory=lambda: session.window)
 
 
 def run_demo_window(sandbox: Sandbox, *, once: bool, tray: bool) -> int:
@@ -164,31 +164,43 @@ def run_demo_window(sandbox: Sandbox, *, once: bool, tray: bool) -> int:
 
     *once*: retrieve once right away and then only on Retrieve Now (no
     schedule); otherwise the sample's schedule runs.  *tray*: start in the
-    system tray when :mod:`pop3gui.gui.tray` and a tray are there, else the
-    window opens and it says why.
+    system tray (its menu opens the demo window; Quit ends the demo) when a
+    tray is there, else the window opens and it says why.
     """
     app = make_application()
+    # Closing the window hides it; Qt would then stop the loop before the sandbox is stopped. The
+    # window's finished signal ends the demo instead.
+    quit_on_close = app.quitOnLastWindowClosed()
+    app.setQuitOnLastWindowClosed(False)
 
     async def main() -> int:
         session = await open_demo(sandbox)
         try:
-            closed = asyncio.Event()
-            session.window.finished.connect(lambda _result: closed.set())
-            app.aboutToQuit.connect(closed.set)  # e.g. Quit in a tray menu
-            icon = _tray_for(session) if tray else None
-            if icon is None:
+            done = asyncio.Event()
+            runner = tray_for(session) if tray else None
+            if runner is None:
+                session.window.finished.connect(lambda _result: done.set())
                 session.window.show()
+            else:  # closing the window keeps the demo running; the tray's Quit ends it
+                runner.quit_requested.connect(done.set)
+                runner.show()
+                print("pop3gui demo: running in the system tray; its menu opens the window, Quit ends the demo.",
+                      flush=True)
             if once:
                 session.controller.set_paused(True)
                 session.controller.retrieve_now()
-            await closed.wait()
-            if icon is not None and hasattr(icon, "hide"):
-                icon.hide()
+            await done.wait()
+            if runner is not None:
+                session.window.hide()
+                runner.hide()
             return 0
         finally:
             await session.close()
 
-    return run_event_loop(app, main)
+    try:
+        return run_event_loop(app, main)
+    finally:
+        app.setQuitOnLastWindowClosed(quit_on_close)
 
 
-__all__ = ["DemoBanner", "DemoSession", "DemoWindow", "open_demo", "run_demo_window"]
+__all__ = ["DemoBanner", "DemoSession", "DemoWindow", "open_demo", "run_demo_window", "tray_for"]

@@ -20,7 +20,7 @@ import qasync  # type: ignore[import-untyped]  # noqa: E402
 from pop3gui.core.config import load_config  # noqa: E402
 from pop3gui.core.events import EventId  # noqa: E402
 from pop3gui.demo.sandbox import ERIN, KB_SUBJECT, UNDELIVERABLE, Sandbox  # noqa: E402
-from pop3gui.gui.demo_window import DemoSession, open_demo  # noqa: E402
+from pop3gui.gui.demo_window import DemoSession, open_demo, tray_for  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -142,3 +142,17 @@ def test_saving_without_a_new_domain_changes_nothing_in_the_exchange(session: De
     assert session.sandbox.exchange.accepted_domains == {"contoso.com"}
     assert not window.banner.status.isVisibleTo(window)
     assert session.sandbox.config.schedule.interval_min == 5
+
+
+def test_tray_opens_the_demo_window_or_says_why_not(session: DemoSession, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    assert tray_for(session) is None  # offscreen: no tray
+    assert "no system tray; showing the window instead" in capsys.readouterr().out
+    monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: True))
+    runner = tray_for(session)
+    assert runner is not None
+    assert runner.window is session.window
+    runner.hide()
+    runner.deleteLater()
