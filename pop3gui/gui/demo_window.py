@@ -189,6 +189,8 @@ def run_demo_window(sandbox: Sandbox, *, once: bool, tray: bool) -> int:
             if once:
                 session.controller.set_paused(True)
                 session.controller.retrieve_now()
+                session.window.banner.say(session.window.tr(
+                    "--once: one retrieval ran at start and the schedule is off; Retrieve Now runs another."))
             await done.wait()
             if runner is not None:
                 session.window.hide()
