@@ -87,6 +87,7 @@ def run_window(paths: Paths) -> int:
     from pop3gui.gui.controller import ConnectorController
     from pop3gui.gui.properties import PropertiesWindow
     from pop3gui.gui.single_instance import InstanceServer
+    from pop3gui.gui.tray import bring_to_front
 
     async def main() -> int:
         controller = ConnectorController(paths, config)
@@ -95,9 +96,7 @@ def run_window(paths: Paths) -> int:
         server.listen()
 
         def show(command: str) -> None:
-            window.show()
-            window.raise_()
-            window.activateWindow()
+            bring_to_front(window)
             if command == "events":
                 window.tabs.setCurrentWidget(window.events)
             print(SHOWN_ON_REQUEST, flush=True)
@@ -176,6 +175,8 @@ def run_tray(paths: Paths) -> int:
 
         server.requested.connect(show)
         stop_signals = _StopSignals(quit_now.set)
+        if config.schedule.enabled:  # started with the session: retrieve at once, then on the schedule
+            controller.retrieve_now()
         try:
             await quit_now.wait()
         finally:

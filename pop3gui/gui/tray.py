@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from PySide6.QtCore import QItemSelectionModel, QObject, QTimer, Signal
-from PySide6.QtGui import QAction, QIcon
+from PySide6.QtGui import QAction, QGuiApplication, QIcon
 from PySide6.QtWidgets import QLabel, QMenu, QSystemTrayIcon, QWidget
 
 from pop3gui.core.errors import StateError
@@ -92,6 +92,13 @@ def select_event(window: PropertiesWindow, event: Event) -> bool:
     return False
 
 
+def bring_to_front(window: QWidget) -> None:
+    window.show()
+    if QGuiApplication.platformName() != "offscreen":  # no stacking order there (Qt warns)
+        window.raise_()
+    window.activateWindow()
+
+
 class TrayRunner(QSystemTrayIcon):
     """The connector's tray icon, its menu and its notifications.
 
@@ -146,9 +153,7 @@ class TrayRunner(QSystemTrayIcon):
 
     def open_properties(self) -> PropertiesWindow:
         window = self.window
-        window.show()
-        window.raise_()
-        window.activateWindow()
+        bring_to_front(window)
         return window
 
     def open_events(self, event: Event | None = None) -> PropertiesWindow:
@@ -170,7 +175,7 @@ class TrayRunner(QSystemTrayIcon):
         c = self.controller
         menu = self.menu
         menu.clear()
-        if c.running:
+        if c.running or self.state == BUSY:
             retrieve = menu.addAction(self.tr("Retrieving…") + self._progress_text())
             retrieve.setEnabled(False)
         else:
@@ -212,7 +217,7 @@ class TrayRunner(QSystemTrayIcon):
         text = run_summary(c.last_result, c.last_run_at)
         if c.paused:
             text += self.tr(" — schedule paused")
-        elif c.next_run_at is not None and not c.running:
+        elif c.next_run_at is not None and not c.running and self.state != BUSY:
             text += self.tr(" — next {time}").format(time=c.next_run_at.strftime("%H:%M"))
         return text
 

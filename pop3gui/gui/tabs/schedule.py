@@ -16,9 +16,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from pop3gui.core import autostart
 from pop3gui.core.config import Config
 from pop3gui.gui.controller import ConnectorController
-from pop3gui.gui.tabs.base import ConfigTab
+from pop3gui.gui.tabs.base import ConfigTab, field_error_label, show_error
 
 
 class ScheduleTab(ConfigTab):
@@ -48,6 +49,18 @@ class ScheduleTab(ConfigTab):
         note.setWordWrap(True)
         form.addRow(note)
 
+        session = QGroupBox(self.tr("Desktop session"))
+        session_layout = QVBoxLayout(session)
+        self.autostart_box = QCheckBox(self.tr("Start with my desktop &session (in the system tray)"))
+        self.autostart_box.setToolTip(self.tr("Runs `pop3gui tray` when you log in. This is a setting of your "
+                                              "desktop account, applied at once; it is not part of the "
+                                              "configuration file."))
+        self.autostart_box.setChecked(autostart.autostart_enabled())
+        self.autostart_box.toggled.connect(self._autostart_toggled)
+        self.autostart_error = field_error_label()
+        session_layout.addWidget(self.autostart_box)
+        session_layout.addWidget(self.autostart_error)
+
         status = QGroupBox(self.tr("Status"))
         status_form = QFormLayout(status)
         status_form.addRow(self.tr("Next run:"), self.next_run)
@@ -59,6 +72,7 @@ class ScheduleTab(ConfigTab):
 
         layout = QVBoxLayout(self)
         layout.addWidget(box)
+        layout.addWidget(session)
         layout.addWidget(status)
         layout.addStretch()
 
@@ -79,6 +93,26 @@ class ScheduleTab(ConfigTab):
     def _changed(self) -> None:
         self.interval.setEnabled(self.enabled_box.isChecked())
         self.edited.emit()
+
+    def _autostart_toggled(self, on: bool) -> None:
+        """Write or remove the autostart entry now (per-user desktop state, not the draft config)."""
+        try:
+            if on:
+                autostart.enable_autostart()
+            else:
+                autostart.disable_autostart()
+        except OSError as exc:
+            where = getattr(exc, "filename", None) or autostart.autostart_location()
+            show_error(self.autostart_error, self.tr(
+                "Could not {action} the autostart entry {where}: {error}.\nCause: the folder is not writable "
+                "or a file is in the way.\nFix: check the permissions of that folder (it belongs to your "
+                "user), then try again.").format(action=self.tr("write") if on else self.tr("remove"),
+                                                  where=where, error=exc.strerror or exc))
+            self.autostart_box.blockSignals(True)
+            self.autostart_box.setChecked(autostart.autostart_enabled())
+            self.autostart_box.blockSignals(False)
+            return
+        show_error(self.autostart_error, "")
 
     def retrieve_now(self) -> None:
         self.controller.retrieve_now()

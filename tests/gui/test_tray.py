@@ -1,0 +1,522 @@
+"""The tray runner: offscreen for its logic, under a real X server (Xvfb + trayer) for the icon itself.
+
+The pytest process renders offscreen and Qt cannot switch platform inside a
+process, so the X scenarios run in a subprocess (tests/gui/tray_scenarios.py)
+that prints JSON.  ``pop3gui tray`` itself runs as a subprocess for the
+single-instance and clean-shutdown tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import gc
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qasync
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QLabel
+
+from pop3gui.core.config import Config, SmtpConfig, save_config
+from pop3gui.core.events import Event, EventId, Severity
+from pop3gui.core.journal import HANDLED, SUBMITTING, Journal
+from pop3gui.core.notify_limit import NotifyLimiter
+from pop3gui.core.paths import Paths
+from pop3gui.core.worker import AccountResult, CycleResult
+from pop3gui.gui.controller import ConnectorController
+from pop3gui.gui.properties import PropertiesWindow
+from pop3gui.gui.single_instance import server_name
+from pop3gui.gui.tray import (
+    BUSY,
+    ERROR,
+    IDLE,
+    KIND_FAILED,
+    KIND_POLICY,
+    KIND_QUARANTINED,
+    TrayRunner,
+    run_summary,
+)
+from tests.conftest import Pop3User, in_ci
+from tests.servers.dovecot import free_port
+from tests.support.office import Office, make_message
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = Path(__file__).with_name("tray_scenarios.py")
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_on_the_gui_thread() -> Iterator[None]:
+    gc.collect()
+    yield
+    gc.collect()
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> Paths:
+    return Paths(tmp_path / "config.toml", tmp_path / "state", tmp_path / "logs")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def tray(qtbot: Any, paths: Paths) -> Iterator[tuple[TrayRunner, Clock]]:
+    clock = Clock()
+    controller = ConnectorController(paths, Config())
+    windows: list[PropertiesWindow] = []
+
+    def make_window() -> PropertiesWindow:
+        window = PropertiesWindow(controller)
+        qtbot.addWidget(window)
+        windows.append(window)
+        return window
+
+    runner = TrayRunner(controller, window_factory=make_window, limiter=NotifyLimiter(60, clock=clock))
+    yield runner, clock
+    for window in windows:
+        window.hide()
+    runner.menu.deleteLater()
+    runner.deleteLater()
+    controller.close()
+
+
+def failed_result() -> CycleResult:
+    return CycleResult([AccountResult("alice", failed=True, errors=["boom"])])
+
+
+# --- offscreen: menu, state, notifications ----------------------------------------------
+
+
+def test_menu_is_rebuilt_from_live_state(tray: tuple[TrayRunner, Clock]) -> None:
+    runner, _ = tray
+    c = runner.controller
+    runner.menu.aboutToShow.emit()
+    texts = [a.text() for a in runner.menu.actions() if not a.isSeparator()]
+    assert texts[:4] == ["Retrieve &Now", "&Pause schedule", "Open &Properties…", "Open &Events…"]
+    assert texts[-1] == "&Quit"
+    assert runner.action("summary").text().startswith("No run yet — next ")
+    assert not runner.action("summary").isEnabled()
+
+    runner.action("pause").trigger()
+    assert c.paused
+    runner.menu.aboutToShow.emit()
+    assert runner.action("pause").text() == "&Resume schedule"
+    assert runner.action("summary").text() == "No run yet — schedule paused"
+    runner.action("pause").trigger()
+    assert not c.paused
+
+    c.last_result = CycleResult([AccountResult("alice", delivered=12, quarantined=1)])
+    c.last_run_at = datetime(2026, 1, 2, 14, 5)
+    runner.menu.aboutToShow.emit()
+    assert runner.action("summary").text().startswith("Last run 14:05: 12 delivered, 1 quarantined — next ")
+
+
+def test_summary_line_texts() -> None:
+    at = datetime(2026, 1, 2, 9, 30)
+    assert run_summary(None, None) == "No run yet"
+    assert run_summary(None, at) == "Last run 09:30: could not run (see Events)"
+    assert run_summary(failed_result(), at) == "Last run 09:30: 0 delivered, 1 account failed"
+
+
+def test_icon_and_tooltip_follow_the_run(tray: tuple[TrayRunner, Clock]) -> None:
+    runner, _ = tray
+    c = runner.controller
+    assert runner.state == IDLE and not runner.icon().isNull()
+    idle_key = runner.icon().cacheKey()
+    c.run_started.emit()
+    c.progress.emit("alice", 12, 200, 4096)
+    assert runner.state == BUSY and runner.icon().cacheKey() != idle_key
+    assert "alice: 12 of 200" in runner.toolTip()
+    runner.menu.aboutToShow.emit()
+    assert runner.action("retrieve").text() == "Retrieving… alice: 12 of 200"
+    assert not runner.action("retrieve").isEnabled()
+    c.run_finished.emit(failed_result())
+    assert runner.state == ERROR and runner.icon().cacheKey() not in (idle_key,)
+    c.run_finished.emit(CycleResult([AccountResult("alice", delivered=1)]))
+    assert runner.state == IDLE and runner.icon().cacheKey() == idle_key
+
+
+def test_problems_notify_once_a_minute_per_kind_and_count_the_rest(tray: tuple[TrayRunner, Clock]) -> None:
+    runner, clock = tray
+    c = runner.controller
+    refused_policy = Event(EventId.RECIPIENT_REFUSED, Severity.ERROR,
+                           "The local server refused recipient erin@contoso.eu: 554 5.7.1 <erin@contoso.eu>: "
+                           "Relay access denied", account="alice", fix="Add contoso.eu to a recipient policy.")
+    refused_unknown = Event(EventId.RECIPIENT_REFUSED, Severity.ERROR,
+                            "The local server refused recipient ghost@contoso.com: 550 5.1.1 User unknown")
+    quarantined = Event(EventId.QUARANTINED, Severity.ERROR, "Kept in quarantine (x.eml): nobody accepted it")
+    c.bus.emit(refused_unknown)  # not a policy reason: no notification
+    c.bus.emit(refused_policy)
+    c.bus.emit(quarantined)
+    c.bus.emit(replace(quarantined, text="second"))  # within the minute: held back
+    c.bus.emit(Event(EventId.SMTP_CONNECTION_FAILED, Severity.ERROR, "Cannot connect to 127.0.0.1:2525",
+                     fix="Start the mail server."))
+    c.run_finished.emit(failed_result())
+    assert [kind for kind, _, _ in runner.shown] == [KIND_POLICY, KIND_QUARANTINED, KIND_FAILED]
+    assert "554 5.7.1" in runner.shown[0][2] and "Add contoso.eu" in runner.shown[0][2]
+    assert runner.shown[2][1] == "Mail retrieval failed"
+    assert "Cannot connect to 127.0.0.1:2525" in runner.shown[2][2] and "Fix: Start the mail server." in \
+        runner.shown[2][2]
+
+    for _ in range(3):
+        c.run_finished.emit(failed_result())
+    assert len(runner.shown) == 3 and runner.limiter.pending(KIND_FAILED) == 3
+    clock.now += 61
+    c.run_finished.emit(failed_result())
+    assert runner.shown[-1][0] == KIND_FAILED and "3 more problems" in runner.shown[-1][2]
+    clock.now += 61  # the held-back quarantine comes out as a summary
+    runner._show_due_summaries()
+    assert runner.shown[-1][0] == KIND_QUARANTINED and "1 more problem" in runner.shown[-1][2]
+
+
+def test_clicking_a_notification_opens_events_with_that_event_selected(
+        qtbot: Any, tray: tuple[TrayRunner, Clock]) -> None:
+    runner, _ = tray
+    c = runner.controller
+    window = runner.window  # open before the event, so it arrives live (seq 0)
+    for i in range(5):
+        c.bus.emit(Event(EventId.MESSAGE_DELIVERED, Severity.INFO, f"delivered {i}", account="alice"))
+    quarantined = Event(EventId.QUARANTINED, Severity.ERROR, "Kept in quarantine (q.eml): nobody accepted it",
+                        account="alice")
+    c.bus.emit(quarantined)
+    c.bus.emit(Event(EventId.MESSAGE_DELIVERED, Severity.INFO, "delivered later", account="alice"))
+    window.events.search_edit.setText("delivered")  # a filter that hides it: reset to show it
+    window.events.apply_search()
+    assert runner.shown and runner.shown[-1][0] == KIND_QUARANTINED
+    runner.messageClicked.emit()
+    assert window.isVisible() and window.tabs.currentWidget() is window.events
+    selected = window.events.selected_event()
+    assert selected is not None and selected.text == quarantined.text
+
+
+def test_clicking_finds_an_event_the_window_loaded_from_the_store(qtbot: Any, tray: tuple[TrayRunner, Clock]) -> None:
+    runner, _ = tray
+    event = Event(EventId.QUARANTINED, Severity.ERROR, "Kept in quarantine (old.eml)")
+    runner.controller.bus.emit(event)  # stored with a seq; the window is made afterwards
+    runner.messageClicked.emit()
+    selected = runner.window.events.selected_event()
+    assert selected is not None and selected.text == event.text and selected.seq > 0
+
+
+# --- offscreen: no system tray -> the window stays open ---------------------------------
+
+
+def test_without_a_tray_the_window_stays_open_and_closing_it_quits(
+        qapp: Any, paths: Paths, capsys: pytest.CaptureFixture[str]) -> None:
+    from pop3gui.gui.app import run_tray
+
+    save_config(replace(Config(), schedule=replace(Config().schedule, enabled=False)), paths.config_file)
+    seen: dict[str, Any] = {}
+
+    def inspect_and_close() -> None:
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, PropertiesWindow) and w.isVisible()]
+        seen["windows"] = len(windows)
+        if windows:
+            banner = windows[0].findChild(QLabel, "noTrayBanner")
+            seen["banner"] = banner.text() if banner is not None else ""
+            seen["quit_on_last_window_closed"] = QApplication.quitOnLastWindowClosed()
+            windows[0].reject()  # nothing edited: closes, which ends the process
+
+    QTimer.singleShot(300, inspect_and_close)
+    try:
+        code = run_tray(paths)
+    finally:
+        asyncio.set_event_loop(None)
+    assert code == 0
+    assert seen["windows"] == 1 and "no system tray" in seen["banner"]
+    captured = capsys.readouterr()
+    assert "no system tray is available" in captured.err
+    assert "stopped cleanly" in captured.out
+
+
+def test_instance_names_differ_per_state_folder(tmp_path: Path) -> None:
+    a = Paths(tmp_path / "a" / "c.toml", tmp_path / "a" / "state", tmp_path / "a" / "logs")
+    b = Paths(tmp_path / "b" / "c.toml", tmp_path / "b" / "state", tmp_path / "b" / "logs")
+    a_again = Paths(tmp_path / "x.toml", tmp_path / "a" / ".." / "a" / "state", tmp_path / "logs")
+    assert server_name(a) != server_name(b)
+    assert server_name(a) == server_name(a_again)
+    assert len(server_name(a)) < 50
+
+
+# --- the Scheduling tab's autostart box ---------------------------------------------------
+
+
+def test_autostart_checkbox_writes_and_removes_the_entry(
+        qtbot: Any, paths: Paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    entry = tmp_path / "xdg" / "autostart" / "pop3gui.desktop"
+    controller = ConnectorController(paths, Config())
+    window = PropertiesWindow(controller)
+    qtbot.addWidget(window)
+    box = window.schedule.autostart_box
+    assert not box.isChecked()
+    box.setChecked(True)
+    assert entry.is_file() and "tray" in entry.read_text()
+    assert not window.dirty  # desktop state, not the config file
+    box.setChecked(False)
+    assert not entry.exists()
+
+    entry.parent.rmdir()
+    entry.parent.write_text("a file where the folder should be")
+    box.setChecked(True)
+    assert not box.isChecked()
+    error = window.schedule.autostart_error
+    assert not error.isHidden() and "Cause:" in error.text() and "Fix:" in error.text()
+    controller.close()
+
+
+# --- a real X server: Xvfb + trayer ----------------------------------------------------------
+
+
+def _need(binaries: list[str], packages: str) -> None:
+    missing = [b for b in binaries if shutil.which(b) is None]
+    if missing:
+        problem = f"{', '.join(missing)} not found; apt-get install -y {packages} (or bash scripts/test.sh)"
+        if in_ci():
+            pytest.fail(f"CI=true: {problem}", pytrace=False)
+        pytest.skip(problem)
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def x_display() -> Iterator[dict[str, str]]:
+    """A private Xvfb display with trayer as the system tray; the environment for an xcb subprocess."""
+    _need(["Xvfb", "trayer"], "xvfb trayer")
+    read_fd, write_fd = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                            pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    trayer: subprocess.Popen[bytes] | None = None
+    try:
+        with os.fdopen(read_fd, "rb") as pipe:
+            number = pipe.readline().strip().decode()
+        if not number:
+            pytest.fail(f"Xvfb printed no display number (exit code {xvfb.poll()})", pytrace=False)
+        env = dict(os.environ, DISPLAY=f":{number}", QT_QPA_PLATFORM="xcb", QT_API="pyside6")
+        trayer = subprocess.Popen(["trayer", "--edge", "top"], env=env, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        probe = subprocess.run([sys.executable, str(SCENARIOS), "probe"], env=env, capture_output=True, text=True,
+                               timeout=60, cwd=ROOT)
+        lines = probe.stdout.strip().splitlines()
+        result = json.loads(lines[-1]) if lines else {}
+        if not result.get("available"):
+            pytest.fail(f"no system tray on :{number} with trayer: {probe.stdout}{probe.stderr[-2000:]}",
+                        pytrace=False)
+        yield env
+    finally:
+        if trayer is not None:
+            _stop(trayer)
+        _stop(xvfb)
+
+
+def _closed_port() -> int:
+    return free_port()
+
+
+@pytest.mark.servers
+def test_tray_icon_menu_runs_and_notifications_under_x(
+        x_display: dict[str, str], office: Office, pop3_user: Pop3User, tmp_path: Path) -> None:
+    for i in range(3):
+        office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example", subject=f"tray {i}"))
+    office.use(office.account_for(pop3_user, "alice"),
+               schedule=replace(office.config.schedule, enabled=True, interval_min=60))
+    # a second installation whose SMTP port is closed, with mail waiting, so its run fails
+    bob_password = "pw-bob-tray"
+    office.dovecot.add_user("bobtray", bob_password)
+    office.dovecot.deliver("bobtray", make_message(to="x@isp.example", subject="stays"))
+    bob = replace(office.account_for(Pop3User("bobtray", bob_password, Path()), "bob"), deliver_to="bob@contoso.com")
+    fail_home = tmp_path / "fail-home"
+    fail_config = replace(office.config, accounts=(bob,),
+                          smtp=SmtpConfig(host="127.0.0.1", port=_closed_port(), timeout_s=5))
+    save_config(fail_config, fail_home / "config.toml")
+    shot = ROOT / "docs" / "screenshots" / "tray-menu.png" if os.environ.get("POP3GUI_TRAY_SHOT") else \
+        tmp_path / "tray.png"
+
+    proc = subprocess.run([sys.executable, str(SCENARIOS), "live", str(office.home), str(fail_home), str(shot)],
+                          env=x_display, capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["available"] and out["visible"], out
+    assert out["geometry"][2] > 0 and out["geometry"][3] > 0
+    assert out["menu_initial"]["retrieve"] == {"text": "Retrieve &Now", "enabled": True}
+    assert out["paused_after_pause"] is True and out["paused_after_resume"] is False
+    assert out["menu_paused"]["pause"]["text"] == "&Resume schedule"
+    assert out["menu_while_running"]["retrieve"]["enabled"] is False
+    assert out["ok_run_exit_code"] == 0 and out["ok_run_delivered"] == 3
+    assert out["state_after_ok_run"] == IDLE
+    assert out["menu_after_ok_run"]["summary"]["text"].startswith("Last run ")
+    assert "3 delivered" in out["menu_after_ok_run"]["summary"]["text"]
+    assert out["notifications_after_ok_run"] == []
+    office.postfix.wait_for_delivered(3, timeout=30)
+    assert office.dovecot.messages(pop3_user.name) == []
+
+    assert out["notified"], out
+    kinds = [n[0] for n in out["notifications"]]
+    assert KIND_FAILED in kinds
+    assert out["state_after_failed_run"] == ERROR
+    assert out["states"][:2] == [BUSY, IDLE] and out["states"][-1] == ERROR
+    assert out["window_visible_after_click"] and out["window_tab_after_click"] == "Events"
+    assert out["selected_event_id"] == int(EventId.SMTP_CONNECTION_FAILED)
+    assert len(office.dovecot.messages("bobtray")) == 1  # nothing lost when the SMTP port was closed
+    assert out["screenshot_saved"] and shot.stat().st_size > 1000
+
+
+# --- pop3gui tray as a process: single instance, clean shutdown -----------------------------
+
+
+class Proc:
+    """A ``pop3gui`` subprocess whose output is read from a file while it runs."""
+
+    def __init__(self, args: list[str], env: dict[str, str], out: Path) -> None:
+        self.out = out
+        self._file = out.open("wb")
+        self.popen = subprocess.Popen([sys.executable, "-m", "pop3gui", *args], env=env, cwd=ROOT,
+                                      stdin=subprocess.DEVNULL, stdout=self._file, stderr=subprocess.STDOUT)
+
+    def text(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def wait_for(self, what: str | Callable[[], bool], timeout: float = 30) -> None:
+        check = (lambda: what in self.text()) if isinstance(what, str) else what
+        deadline = time.monotonic() + timeout
+        while not check():
+            if self.popen.poll() is not None and not check():
+                pytest.fail(f"pop3gui exited ({self.popen.returncode}) before {what!r}:\n{self.text()}",
+                            pytrace=False)
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out waiting for {what!r}:\n{self.text()}", pytrace=False)
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        _stop(self.popen)
+        self._file.close()
+
+
+def _app_env(office: Office) -> dict[str, str]:
+    env = dict(os.environ, POP3GUI_HOME=str(office.home), QT_QPA_PLATFORM="offscreen", QT_API="pyside6",
+               PYTHONUNBUFFERED="1")
+    env.pop("DISPLAY", None)
+    return env
+
+
+def _logins(office: Office, user: str) -> int:
+    log = office.dovecot.log_path.read_text(errors="replace") if office.dovecot.log_path.exists() else ""
+    return sum(1 for line in log.splitlines() if "Login: user=<" + user + ">" in line)
+
+
+@pytest.mark.servers
+def test_second_launch_shows_the_running_instance_and_no_second_engine_runs(
+        office: Office, pop3_user: Pop3User, tmp_path: Path) -> None:
+    for i in range(2):
+        office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example", subject=f"single {i}"))
+    office.use(office.account_for(pop3_user, "alice"),
+               schedule=replace(office.config.schedule, enabled=True, interval_min=60))
+    env = _app_env(office)
+    first = Proc(["tray"], env, tmp_path / "tray.out")
+    try:
+        first.wait_for("no system tray is available")  # offscreen: the window fallback
+        office.postfix.wait_for_delivered(2, timeout=60)  # the start-up cycle
+        first.wait_for(lambda: office.dovecot.messages(pop3_user.name) == [])
+        logins_after_first_cycle = _logins(office, pop3_user.name)
+        assert logins_after_first_cycle == 1
+
+        started = time.monotonic()
+        second = subprocess.run([sys.executable, "-m", "pop3gui"], env=env, cwd=ROOT, capture_output=True,
+                                text=True, timeout=30)
+        elapsed = time.monotonic() - started
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "asked it to open its window" in second.stdout
+        assert elapsed < 10
+        first.wait_for("shown on request")
+
+        also_tray = subprocess.run([sys.executable, "-m", "pop3gui", "tray"], env=env, cwd=ROOT,
+                                   capture_output=True, text=True, timeout=30)
+        assert also_tray.returncode == 0 and "already running" in also_tray.stdout
+
+        run = subprocess.run([sys.executable, "-m", "pop3gui", "run", "--once"], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=30)
+        assert run.returncode == 1
+        assert f"pid {first.popen.pid}" in run.stderr, run.stderr
+        assert _logins(office, pop3_user.name) == logins_after_first_cycle  # no second engine touched the box
+
+        first.popen.send_signal(signal.SIGTERM)
+        assert first.popen.wait(timeout=30) == 0
+        assert "stopped cleanly" in first.text()
+    finally:
+        first.close()
+
+
+@pytest.mark.servers
+@pytest.mark.slow
+def test_sigterm_during_a_200_message_run_leaves_nothing_half_handled(
+        office: Office, pop3_user: Pop3User, tmp_path: Path) -> None:
+    total = 200
+    for i in range(total):
+        office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example", subject=f"stop {i}",
+                                                            message_id=f"<stop-{i}@fabrikam.example>"))
+    office.use(office.account_for(pop3_user, "alice"),
+               schedule=replace(office.config.schedule, enabled=True, interval_min=60))
+    proc = Proc(["tray"], _app_env(office), tmp_path / "tray.out")
+    try:
+        journal_path = office.paths.journal_db
+
+        def some_handled() -> bool:
+            if not journal_path.exists():
+                return False
+            journal = Journal(journal_path)
+            try:
+                return sum(r.state == HANDLED for r in journal.records("alice").values()) >= 20
+            finally:
+                journal.close()
+
+        proc.wait_for(some_handled, timeout=60)
+        proc.popen.send_signal(signal.SIGTERM)
+        assert proc.popen.wait(timeout=60) == 0, proc.text()
+        assert "stopped cleanly" in proc.text()
+    finally:
+        proc.close()
+
+    journal = Journal(journal_path)
+    try:
+        records = journal.records("alice")
+    finally:
+        journal.close()
+    assert not [r for r in records.values() if r.state == SUBMITTING], "a message was left half-handled"
+    handled = {r.message_key for r in records.values() if r.state == HANDLED}
+    left = {str(email.message_from_bytes(m, policy=email.policy.default)["Message-ID"]).lower()
+            for m in office.dovecot.messages(pop3_user.name)}
+    assert 0 < len(left) < total, "the stop must land mid-run"
+    office.postfix.wait_for_delivered(len(handled), timeout=60)
+    delivered = [str(m["Message-ID"]).lower() for m in office.postfix.delivered()]
+    assert len(delivered) == len(set(delivered)), "a message was delivered twice"
+    assert set(delivered) == handled, "the journal and the local server disagree"
+    assert not handled & left, "a handled message is still on the POP3 server"
+    assert len(handled) + len(left) == total, "a message was lost"

@@ -1,0 +1,166 @@
+"""Tray scenarios under a real X server, run in a subprocess by test_tray.py.
+
+The pytest process renders offscreen (the Qt platform cannot change inside a
+process), so the xcb part runs here and prints one JSON object on stdout:
+
+    python tests/gui/tray_scenarios.py probe
+    python tests/gui/tray_scenarios.py live OK_HOME FAIL_HOME [SCREENSHOT.png]
+
+OK_HOME and FAIL_HOME are POP3GUI_HOME folders with a config.toml: one whose
+run works, one whose run fails (the SMTP port is closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("QT_API", "pyside6")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from PySide6.QtCore import QCoreApplication, QEventLoop  # noqa: E402
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon  # noqa: E402
+
+from pop3gui.core.config import load_config  # noqa: E402
+from pop3gui.core.paths import Paths  # noqa: E402
+from pop3gui.gui.qt import make_application  # noqa: E402
+
+
+def pump(ms: int = 20) -> None:
+    QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, ms)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        pump()
+        time.sleep(0.01)
+    return True
+
+
+async def await_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+def home_paths(home: str) -> Paths:
+    base = Path(home)
+    return Paths(base / "config.toml", base / "state", base / "logs")
+
+
+def probe() -> dict[str, Any]:
+    make_application()
+    available = wait_until(QSystemTrayIcon.isSystemTrayAvailable, 15)
+    return {"available": available, "platform": QApplication.platformName()}
+
+
+def menu_texts(tray: Any) -> dict[str, Any]:
+    tray.rebuild_menu()
+    return {a.objectName(): {"text": a.text(), "enabled": a.isEnabled()}
+            for a in tray.menu.actions() if a.objectName()}
+
+
+async def live(ok_home: str, fail_home: str, screenshot: str | None) -> dict[str, Any]:
+    from pop3gui.gui.controller import ConnectorController
+    from pop3gui.gui.tray import TrayRunner
+
+    out: dict[str, Any] = {"available": QSystemTrayIcon.isSystemTrayAvailable()}
+    ok_paths = home_paths(ok_home)
+    controller = ConnectorController(ok_paths, load_config(ok_paths.config_file))
+    tray = TrayRunner(controller)
+    states: list[str] = []
+    tray.state_changed.connect(states.append)
+    tray.show()
+    out["visible"] = await await_until(lambda: tray.isVisible() and not tray.geometry().isEmpty(), 10)
+    geometry = tray.geometry()
+    out["geometry"] = [geometry.x(), geometry.y(), geometry.width(), geometry.height()]
+    out["menu_initial"] = menu_texts(tray)
+
+    tray.action("pause").trigger()
+    out["paused_after_pause"] = controller.paused
+    out["menu_paused"] = menu_texts(tray)
+    tray.action("pause").trigger()
+    out["paused_after_resume"] = controller.paused
+
+    # Retrieve Now from the menu: a real run against Dovecot and Postfix
+    tray.action("retrieve").trigger()
+    await await_until(lambda: controller.running, 5)
+    out["menu_while_running"] = menu_texts(tray)
+    out["tooltip_while_running"] = tray.toolTip()
+    await await_until(lambda: not controller.running, 60)
+    result = controller.last_result
+    out["ok_run_exit_code"] = None if result is None else result.exit_code
+    out["ok_run_delivered"] = None if result is None else sum(a.delivered for a in result.accounts)
+    out["state_after_ok_run"] = tray.state
+    out["menu_after_ok_run"] = menu_texts(tray)
+    out["notifications_after_ok_run"] = list(tray.shown)
+
+    if screenshot:
+        tray.rebuild_menu()
+        tray.menu.popup(geometry.bottomLeft())
+        await await_until(lambda: tray.menu.isVisible(), 5)
+        await asyncio.sleep(0.5)
+        screen = QApplication.primaryScreen()
+        out["screenshot_saved"] = screen.grabWindow(0).save(screenshot, "PNG")
+        tray.menu.hide()
+
+    # A failing run (the SMTP port is closed): a notification, the error icon, a click opens the event
+    fail_paths = home_paths(fail_home)
+    controller.config = load_config(fail_paths.config_file)
+    shown_before = len(tray.shown)
+    tray.action("retrieve").trigger()
+    out["notified"] = await await_until(lambda: len(tray.shown) > shown_before, 60)
+    await await_until(lambda: not controller.running, 60)
+    out["notifications"] = [list(n) for n in tray.shown[shown_before:]]
+    out["state_after_failed_run"] = tray.state
+    out["tooltip_after_failed_run"] = tray.toolTip()
+    out["states"] = states
+    tray.messageClicked.emit()
+    window = tray.window
+    await await_until(lambda: window.isVisible(), 5)
+    out["window_visible_after_click"] = window.isVisible()
+    out["window_tab_after_click"] = window.tabs.tabText(window.tabs.currentIndex()).replace("&", "")
+    selected = window.events.selected_event()
+    out["selected_event_id"] = None if selected is None else int(selected.id)
+
+    window.hide()
+    await controller.stop()
+    tray.hide()
+    controller.close()
+    return out
+
+
+def main(argv: list[str]) -> int:
+    if argv[0] == "probe":
+        print(json.dumps(probe()), flush=True)
+        return 0
+    if argv[0] == "live":
+        import qasync
+
+        app = make_application()
+        if not wait_until(QSystemTrayIcon.isSystemTrayAvailable, 15):
+            print(json.dumps({"available": False}), flush=True)
+            return 0
+        loop = qasync.QEventLoop(app)
+        asyncio.set_event_loop(loop)
+        with loop:
+            result = loop.run_until_complete(live(argv[1], argv[2], argv[3] if len(argv) > 3 else None))
+        print(json.dumps(result), flush=True)
+        return 0
+    raise SystemExit(f"unknown scenario {argv[0]!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
