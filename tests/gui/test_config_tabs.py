@@ -134,3 +134,16 @@ def test_typed_smtp_password_counts_as_pending(qtbot: QtBot, controller: Connect
     qtbot.keyClicks(tab.password, "x")
     assert tab.has_pending_secret()
     assert tab.password.echoMode() == tab.password.EchoMode.Password
+
+
+def test_one_fix_per_domain_however_many_addresses_need_it(qtbot: QtBot) -> None:
+    config = replace(BASE, delivery=DeliveryConfig(undeliverable_to="postmaster@fabrikam.com"))
+    tab = PoliciesTab()
+    qtbot.addWidget(tab)
+    tab.load(config)
+    tab.draft_changed(config)
+    [fix] = tab.fix_buttons
+    shown = " ".join(label.text() for label in tab.warnings_box.findChildren(QLabel) if label.isVisibleTo(tab))
+    assert "bob@fabrikam.com" in shown and "postmaster@fabrikam.com" in shown
+    fix.click()
+    assert tab.apply(config).policies[0].domains == ("contoso.com", "fabrikam.com")

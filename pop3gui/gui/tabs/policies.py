@@ -153,21 +153,27 @@ class PoliciesTab(ConfigTab):
         explanation = QLabel(self.tr(KB_EXPLANATION))
         explanation.setWordWrap(True)
         self.warnings_layout.addWidget(explanation)
+        by_domain: dict[str, list[PolicyWarning]] = {}
         for warning in warnings:
+            by_domain.setdefault(warning.domain.lower(), []).append(warning)
+        for group in by_domain.values():
+            domain = group[0].domain
             row = QWidget()
             line = QHBoxLayout(row)
             line.setContentsMargins(0, 0, 0, 0)
             badge = QLabel()
             badge.setPixmap(icon("warning").pixmap(16, 16))
-            text = QLabel(self.tr("{where} is {address}: no recipient policy covers {domain}.").format(
-                where=warning.where, address=warning.address, domain=warning.domain))
+            where = "; ".join(self.tr("{where} is {address}").format(where=w.where, address=w.address)
+                              for w in group)
+            text = QLabel(self.tr("{where}: no recipient policy covers {domain}.").format(where=where,
+                                                                                        domain=domain))
             text.setWordWrap(True)
             text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             target = self._fix_target()
-            label = (self.tr("Add {domain} to policy \"{policy}\"").format(domain=warning.domain, policy=target.name)
-                     if target else self.tr("Create a policy with {domain}").format(domain=warning.domain))
+            label = (self.tr("Add {domain} to policy \"{policy}\"").format(domain=domain, policy=target.name)
+                     if target else self.tr("Create a policy with {domain}").format(domain=domain))
             fix = QPushButton(label)
-            fix.clicked.connect(lambda _=False, d=warning.domain: self.add_domain_to_policy(d))
+            fix.clicked.connect(lambda _=False, d=domain: self.add_domain_to_policy(d))
             self.fix_buttons.append(fix)
             line.addWidget(badge)
             line.addWidget(text, 1)
