@@ -307,7 +307,7 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
 
 @pytest.fixture(scope="session")
 def x_display() -> Iterator[dict[str, str]]:
-    """A private Xvfb display with trayer as the system tray; the environment for an xcb subprocess."""
+    """A private Xvfb display with trayer as the system tray: the variables an xcb subprocess needs."""
     _need(["Xvfb", "trayer"], "xvfb trayer")
     read_fd, write_fd = os.pipe()
     xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
@@ -330,7 +330,7 @@ def x_display() -> Iterator[dict[str, str]]:
         if not result.get("available"):
             pytest.fail(f"no system tray on :{number} with trayer: {probe.stdout}{probe.stderr[-2000:]}",
                         pytrace=False)
-        yield env
+        yield {k: env[k] for k in ("DISPLAY", "QT_QPA_PLATFORM", "QT_API")}
     finally:
         if trayer is not None:
             _stop(trayer)
@@ -357,11 +357,11 @@ def test_tray_icon_menu_runs_and_notifications_under_x(
     fail_config = replace(office.config, accounts=(bob,),
                           smtp=SmtpConfig(host="127.0.0.1", port=_closed_port(), timeout_s=5))
     save_config(fail_config, fail_home / "config.toml")
-    shot = ROOT / "docs" / "screenshots" / "tray-menu.png" if os.environ.get("POP3GUI_TRAY_SHOT") else \
-        tmp_path / "tray.png"
+    shot = Path(os.environ.get("POP3GUI_TRAY_SHOT") or tmp_path / "tray.png")  # set it to keep the picture
 
     proc = subprocess.run([sys.executable, str(SCENARIOS), "live", str(office.home), str(fail_home), str(shot)],
-                          env=x_display, capture_output=True, text=True, timeout=180, cwd=ROOT)
+                          env=dict(os.environ, **x_display), capture_output=True, text=True, timeout=180,
+                          cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["available"] and out["visible"], out
