@@ -36,7 +36,7 @@ def render(svg: Path, out_dir: Path, sizes: tuple[int, ...] = SIZES) -> list[Pat
         renderer.render(painter)
         painter.end()
         path = out_dir / f"{svg.stem}-{size}.png"
-        if not image.save(str(path), "PNG"):
+        if not image.save(str(path)):  # the format follows the .png suffix
             raise SystemExit(f"could not write {path}")
         written.append(path)
     return written

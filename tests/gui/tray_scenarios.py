@@ -113,7 +113,7 @@ async def live(ok_home: str, fail_home: str, screenshot: str | None) -> dict[str
         await await_until(lambda: tray.menu.isVisible(), 5)
         await asyncio.sleep(0.5)
         screen = QApplication.primaryScreen()
-        out["screenshot_saved"] = screen.grabWindow(0).save(screenshot, "PNG")
+        out["screenshot_saved"] = screen.grabWindow(0).save(screenshot)
         tray.menu.hide()
 
     # A failing run (the SMTP port is closed): a notification, the error icon, a click opens the event
