@@ -62,6 +62,16 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class PerformanceConfig:
+    """How much work runs at once; the defaults suit a small office server."""
+
+    max_parallel_accounts: int = 4  # mailboxes downloaded side by side
+    smtp_connections: int = 2  # per mailbox, to the local server
+    pop3_pipeline: int = 16  # RETR commands in flight when the server offers PIPELINING
+    queue_messages: int = 8  # downloaded messages waiting for submission, per mailbox
+
+
+@dataclass(frozen=True)
 class RecipientPolicy:
     """Which e-mail domains are local, like an Exchange recipient policy."""
 
@@ -107,6 +117,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
     policies: tuple[RecipientPolicy, ...] = ()
     accounts: tuple[AccountConfig, ...] = ()
     rules: tuple[RoutingRuleConfig, ...] = ()
@@ -344,6 +355,15 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     t.check_known(_allowed(LoggingConfig))
     logging_cfg = LoggingConfig(level=t.choice("level", LOG_LEVELS, "info"))
 
+    t = _Table(root.data.get("performance", {}), path, "performance")
+    t.check_known(_allowed(PerformanceConfig))
+    performance = PerformanceConfig(
+        max_parallel_accounts=t.get("max_parallel_accounts", int, 4, _range(1, 64)),
+        smtp_connections=t.get("smtp_connections", int, 2, _range(1, 16)),
+        pop3_pipeline=t.get("pop3_pipeline", int, 16, _range(1, 256)),
+        queue_messages=t.get("queue_messages", int, 8, _range(1, 1024)),
+    )
+
     policies: list[RecipientPolicy] = []
     for t in _list_of_tables(root, "recipient_policy"):
         t.check_known(_allowed(RecipientPolicy))
@@ -412,6 +432,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
         ))
 
     return Config(version=version, smtp=smtp, schedule=schedule, delivery=delivery, logging=logging_cfg,
+                  performance=performance,
                   policies=tuple(policies), accounts=tuple(accounts), rules=tuple(rules))
 
 
@@ -462,6 +483,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         "schedule": plain(config.schedule),
         "delivery": plain(config.delivery),
         "logging": plain(config.logging),
+        "performance": plain(config.performance),
         "recipient_policy": [plain(p) for p in config.policies],
         "account": [plain(a) for a in config.accounts],
         "routing_rule": [plain(r) for r in config.rules],
@@ -504,7 +526,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 __all__ = [
-    "AccountConfig", "Config", "DeliveryConfig", "LoggingConfig", "PolicyWarning", "RecipientPolicy",
+    "AccountConfig", "Config", "DeliveryConfig", "LoggingConfig", "PerformanceConfig", "PolicyWarning", "RecipientPolicy",
     "RoutingRuleConfig", "ScheduleConfig", "SmtpConfig", "load_config", "parse_config", "policy_warnings",
     "save_config", "config_to_dict",
 ]

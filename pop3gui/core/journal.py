@@ -71,6 +71,7 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._durable = True
         except (OSError, sqlite3.Error) as exc:
             raise StateError(
                 f"cannot open the journal {path}: {exc}",
@@ -82,9 +83,12 @@ class Journal:
     def close(self) -> None:
         self._db.close()
 
-    def _write(self, sql_and_args: Iterable[tuple[str, tuple[object, ...]]]) -> None:
-        """Run statements in one durable transaction; the disk is the commit point."""
+    def _write(self, sql_and_args: Iterable[tuple[str, tuple[object, ...]]], *, durable: bool = True) -> None:
+        """Run statements in one transaction; a durable one is on disk when this returns."""
         try:
+            if durable != self._durable:
+                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
             self._db.execute("BEGIN IMMEDIATE")
             for sql, args in sql_and_args:
                 self._db.execute(sql, args)
@@ -120,7 +124,7 @@ class Journal:
             "INSERT INTO messages (account, uid, message_key, size, state, first_seen) VALUES (?,?,?,?,?,?)"
             " ON CONFLICT(account, uid) DO UPDATE SET state=excluded.state, message_key=excluded.message_key",
             (account, uid, message_key, size, SUBMITTING, self.now()),
-        )])
+        )], durable=False)
 
     def defer(self, account: str, uid: str) -> None:
         """The message stays on the server for a retry; that is a known outcome, not a crash."""

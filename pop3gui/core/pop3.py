@@ -18,7 +18,7 @@ import collections
 import contextlib
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import BinaryIO, Protocol, Self, TypeVar
 
@@ -65,6 +65,11 @@ class _Sink(Protocol):
     def write(self, data: bytes, /) -> object: ...
 
 
+class _Discard:
+    def write(self, data: bytes, /) -> int:
+        return len(data)
+
+
 class Pop3Client:
     """One POP3 session; use as ``async with Pop3Client(...) as pop:``.
 
@@ -106,6 +111,8 @@ class Pop3Client:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._quit_done = False
+        # RETR replies still on the wire after a pipelined download stopped early.
+        self._unread_retr = 0
 
     # ------------------------------------------------------------------ public
 
@@ -264,6 +271,76 @@ class Pop3Client:
         await self._expect(f"RETR {_msg(number)}", "RETR")
         return await self._read_multiline(out)
 
+    async def retr_many(
+        self,
+        numbers: Sequence[int],
+        open_out: Callable[[int], BinaryIO],
+        *,
+        window: int = 16,
+    ) -> AsyncGenerator[tuple[int, int], None]:
+        """RETR each message in turn, yielding ``(number, bytes written)`` as each is complete.
+
+        With RFC 2449 PIPELINING up to ``window`` RETR commands are on the wire at
+        once, so a distant server's round trip is paid once per window instead of
+        once per message; without it, one at a time.  ``open_out(number)`` gives
+        the file each message streams into (closed here).  A consumer that stops
+        early must close the generator (``contextlib.aclosing``); replies still
+        on the wire are read and dropped before the next command.
+        """
+        window = max(1, window) if self.supports_pipelining else 1
+        queued: collections.deque[int] = collections.deque()
+        upcoming = iter(numbers)
+
+        def fill() -> None:
+            while len(queued) < window:
+                number = next(upcoming, None)
+                if number is None:
+                    return
+                self._send(f"RETR {_msg(number)}")
+                queued.append(number)
+
+        try:
+            fill()
+            await self._drain()
+            while queued:
+                number = queued.popleft()
+                fill()
+                await self._drain()
+                reply = await self._read_status("RETR")
+                if not reply.ok:
+                    raise error_for("RETR", reply, self.where)
+                with open_out(number) as out:
+                    size = await self._read_multiline(out)
+                yield number, size
+        finally:
+            self._unread_retr += len(queued)
+
+    async def dele_many(self, numbers: Sequence[int]) -> None:
+        """DELE several messages, all on the wire at once when the server pipelines."""
+        if not self.supports_pipelining:
+            for number in numbers:
+                await self.dele(number)
+            return
+        await self._skip_unread()
+        for number in numbers:
+            self._send(f"DELE {_msg(number)}")
+        await self._drain()
+        failure: Pop3Error | None = None
+        for _ in numbers:
+            reply = await self._read_status("DELE")
+            if not reply.ok and failure is None:
+                failure = error_for("DELE", reply, self.where)
+        if failure is not None:
+            raise failure
+
+    async def _skip_unread(self) -> None:
+        """Read and drop the replies of RETRs sent ahead but no longer wanted."""
+        while self._unread_retr:
+            self._unread_retr -= 1
+            reply = await self._read_status("RETR")
+            if reply.ok:
+                await self._read_multiline(_Discard())
+
     async def top(self, number: int, lines: int) -> bytes:
         """Headers plus the first *lines* body lines of message *number*."""
         if lines < 0:
@@ -344,11 +421,15 @@ class Pop3Client:
 
     async def _read_line(self, what: str) -> bytes:
         """One line, bounded by max_line and the timeout; a failure closes the connection."""
+        return await self._timed(self._read_line_untimed(what), what)
+
+    async def _read_line_untimed(self, what: str) -> bytes:
+        """One line, bounded by max_line; the caller owns the timeout."""
         reader = self._reader
         if reader is None:
             raise self._not_connected()
         try:
-            line = await self._timed(reader.readuntil(b"\n"), what)
+            line = await reader.readuntil(b"\n")
         except asyncio.IncompleteReadError as exc:
             await self.close()
             raise self._dropped(None, partial=exc.partial) from exc
@@ -379,15 +460,28 @@ class Pop3Client:
             raise
 
     async def _read_multiline(self, out: BinaryIO | _Sink) -> int:
-        """Stream dot-unstuffed, CRLF-normalised data lines to *out* until '.'."""
+        """Stream dot-unstuffed, CRLF-normalised data lines to *out* until '.'.
+
+        One deadline, pushed forward after every line, bounds the silence
+        between lines: a per-line ``wait_for`` would cost a task per line.
+        """
         written = 0
-        while True:
-            line = await self._read_line("reading message data")
-            data = unstuff(line)
-            if data is None:
-                break
-            out.write(data)
-            written += len(data)
+        what = "reading message data"
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.timeout) as deadline:
+                while True:
+                    line = await self._read_line_untimed(what)
+                    deadline.reschedule(loop.time() + self.timeout)
+                    data = unstuff(line)
+                    if data is None:
+                        break
+                    out.write(data)
+                    written += len(data)
+        except TimeoutError as exc:
+            if isinstance(exc, Pop3Error):
+                raise
+            raise await self._timeout_error(what) from exc
         self.transcript.append(f"S: [{written} bytes of message data]")
         self.transcript.append("S: .")
         return written
@@ -407,6 +501,7 @@ class Pop3Client:
     async def _command(
         self, command: str, name: str, *, redacted: str | None = None
     ) -> Reply:
+        await self._skip_unread()
         self._send(command, redacted=redacted)
         await self._drain()
         return await self._read_status(name)
@@ -430,15 +525,20 @@ class Pop3Client:
         try:
             return await asyncio.wait_for(awaitable, self.timeout)
         except TimeoutError as exc:
-            await self.close()
-            raise Pop3TimeoutError(
-                f"The POP3 server {self.where} did not answer within {self.timeout:g} s"
-                f" while {what}",
-                cause="The server or the network stalled; the connection was closed"
-                " because the conversation is now out of step.",
-                fix="Nothing to do if it happens rarely; the download is retried later."
-                " If it keeps happening, raise the timeout or check the network.",
-            ) from exc
+            if isinstance(exc, Pop3Error):
+                raise
+            raise await self._timeout_error(what) from exc
+
+    async def _timeout_error(self, what: str) -> Pop3TimeoutError:
+        await self.close()
+        return Pop3TimeoutError(
+            f"The POP3 server {self.where} did not answer within {self.timeout:g} s"
+            f" while {what}",
+            cause="The server or the network stalled; the connection was closed"
+            " because the conversation is now out of step.",
+            fix="Nothing to do if it happens rarely; the download is retried later."
+            " If it keeps happening, raise the timeout or check the network.",
+        )
 
     # ------------------------------------------------------------- helpers
 

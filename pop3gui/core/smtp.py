@@ -203,6 +203,17 @@ class SmtpSubmitter:
         return await self._transaction(sender, recipients, None)
 
     async def _transaction(self, sender: str, recipients: list[str], message: bytes | None) -> Submission:
+        reused = self._smtp is not None and self._smtp.is_connected
+        try:
+            return await self._transaction_once(sender, recipients, message)
+        except SmtpConnectionError as exc:
+            # A server may close a kept-open session at any time (Postfix's smtpd_timeout, a
+            # restart): if it went before anything of this message was accepted, start afresh.
+            if not reused or exc.maybe_delivered or exc.code:
+                raise
+            return await self._transaction_once(sender, recipients, message)
+
+    async def _transaction_once(self, sender: str, recipients: list[str], message: bytes | None) -> Submission:
         if self._smtp is None or not self._smtp.is_connected:
             await self.connect()
         smtp = self._smtp
@@ -212,7 +223,7 @@ class SmtpSubmitter:
         data_sent = False
         try:
             options = []
-            if message is not None and smtp.supports_extension("8bitmime") and any(b > 127 for b in message):
+            if message is not None and smtp.supports_extension("8bitmime") and not message.isascii():
                 options.append("BODY=8BITMIME")
             log.client(f"MAIL FROM:<{sender}>" + "".join(" " + o for o in options))
             try:

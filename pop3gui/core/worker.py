@@ -20,10 +20,11 @@ import logging
 import shutil
 import ssl
 import traceback
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
+from typing import BinaryIO
 
 from pop3gui.core import recipients as rcpt
 from pop3gui.core.config import AccountConfig, Config, policy_warnings
@@ -53,7 +54,7 @@ from pop3gui.core.messages import read_header_block, trace_count, trace_header, 
 from pop3gui.core.paths import Paths, open_private
 from pop3gui.core.pop3 import Pop3Client
 from pop3gui.core.smtp import RecipientReply, SmtpSubmitter, Submission
-from pop3gui.core.spool import Quarantine, QuarantineRecord, Spool, fsync_file
+from pop3gui.core.spool import Quarantine, QuarantineRecord, Spool
 
 log = logging.getLogger(__name__)
 _DAY = 86400.0
@@ -86,6 +87,7 @@ class AccountResult:
     duplicates: int = 0
     deleted: int = 0
     errors: list[str] = field(default_factory=list)
+    smtp_down: bool = False  # the local server failed this cycle; further failures are not news
 
     @property
     def clean(self) -> bool:
@@ -113,11 +115,37 @@ class _Msg:
     message_id: str = ""
     subject: str = ""
     sender: str = ""
+    headers: EmailMessage | None = None
 
     @property
     def key(self) -> str:
         """Duplicate-suppression key: the Message-ID, or the UIDL when there is none."""
         return self.message_id.strip().lower() or f"uidl:{self.uid}"
+
+
+@dataclass
+class _KeyLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+@dataclass
+class _Progress:
+    """Messages and bytes handled so far in one mailbox, reported as they change."""
+
+    account: str
+    total: int
+    report: Callable[[str, int, int, int], None]
+    done: int = 0
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        self.report(self.account, 0, self.total, 0)
+
+    def one_done(self, size: int) -> None:
+        self.done += 1
+        self.size += size
+        self.report(self.account, self.done, self.total, self.size)
 
 
 class _AbortAccount(Exception):
@@ -162,6 +190,9 @@ class Connector:
         self._stop = asyncio.Event()
         self._smtp_password: str | None = None
         self._warned_policies = False
+        self._key_locks: dict[tuple[str, str], _KeyLock] = {}
+        self._mailbox_locks: dict[tuple[str, int, str], asyncio.Lock] = {}
+        self._parallel = asyncio.Semaphore(config.performance.max_parallel_accounts)
         # Called as (account, messages done, messages to do, bytes downloaded) while a mailbox is worked on.
         self.on_progress: Callable[[str, int, int, int], None] | None = None
 
@@ -226,11 +257,18 @@ class Connector:
                 self._emit(EventId.CREDENTIAL_MISSING, Severity.ERROR, str(exc), cause=exc.cause, fix=exc.fix)
                 result.accounts = [AccountResult(a.name, failed=True, errors=[str(exc)]) for a in accounts]
                 return self._finish_cycle(result)
-        for account in accounts:
-            if self.stopping:
-                break
-            result.accounts.append(await self.run_account(account))
+        result.accounts = [r for r in await asyncio.gather(*(self._run_limited(a) for a in accounts))
+                           if r is not None]
         return self._finish_cycle(result)
+
+    async def _run_limited(self, account: AccountConfig) -> AccountResult | None:
+        """Accounts run side by side up to the configured limit, but one mailbox never twice at once."""
+        mailbox = (account.host.lower(), account.port, account.username.lower())
+        lock = self._mailbox_locks.setdefault(mailbox, asyncio.Lock())
+        async with self._parallel, lock:
+            if self.stopping:
+                return None
+            return await self.run_account(account)
 
     def _finish_cycle(self, result: CycleResult) -> CycleResult:
         delivered = sum(a.delivered for a in result.accounts)
@@ -250,11 +288,10 @@ class Connector:
         res = AccountResult(account.name)
         self._emit(EventId.ACCOUNT_STARTED, Severity.INFO,
                    f"Connecting to {account.host}:{account.port} as {account.username}.", account=account.name)
-        smtp = SmtpSubmitter(self.config.smtp, self._smtp_password)
         try:
             password = await asyncio.to_thread(self.credentials.pop3_password, account.name)
             self._clear_spool(account.name)
-            await self._session(account, password, smtp, res)
+            await self._session(account, password, res)
         except CredentialError as exc:
             self._fail(res, EventId.CREDENTIAL_MISSING, exc, account.name)
         except StateError as exc:
@@ -263,7 +300,8 @@ class Connector:
             res.failed = True
             res.errors.append(str(exc))
         finally:
-            await smtp.close()
+            with contextlib.suppress(OSError, StateError):
+                self.spool.clear(account.name)  # downloaded but never submitted: still on the server
         self._emit(EventId.ACCOUNT_FINISHED, Severity.INFO if res.clean else Severity.WARNING,
                    f"{res.delivered} delivered, {res.diverted} diverted to the undeliverable mailbox, "
                    f"{res.quarantined} quarantined, {res.deferred} left for retry, {res.too_big} too big, "
@@ -292,8 +330,7 @@ class Connector:
         self._emit(eid, Severity.ERROR, str(exc), account=account, cause=exc.cause, fix=exc.fix,
                    transcript=transcript)
 
-    async def _session(self, account: AccountConfig, password: str, smtp: SmtpSubmitter,
-                       res: AccountResult) -> None:
+    async def _session(self, account: AccountConfig, password: str, res: AccountResult) -> None:
         client = Pop3Client(account.host, account.port, security=account.security,
                             verify_tls=account.verify_tls, timeout=account.timeout_s,
                             ssl_context=pop3_ssl_context(account) if account.security != "none" else None)
@@ -316,10 +353,9 @@ class Connector:
             sizes = await client.list()
             uids = await self._uids(client, account, sizes)
             self.journal.forget_absent(account.name, uids.values())
-            to_delete = await self._process_mailbox(client, account, sizes, uids, smtp, res)
-            for number in to_delete:
-                await client.dele(number)
-                deleted.append(number)
+            to_delete = await self._process_mailbox(client, account, sizes, uids, res)
+            deleted = to_delete  # from here on the server holds DELEs that only QUIT commits
+            await client.dele_many(to_delete)
             await client.quit()
         except Pop3Error as exc:
             await client.close()
@@ -364,15 +400,21 @@ class Connector:
         return uids
 
     async def _process_mailbox(self, client: Pop3Client, account: AccountConfig, sizes: dict[int, int],
-                               uids: dict[int, str], smtp: SmtpSubmitter, res: AccountResult) -> list[int]:
+                               uids: dict[int, str], res: AccountResult) -> list[int]:
         """Handle every message; returns the message numbers to DELE before QUIT."""
+        to_delete, wanted = self._plan(account, sizes, uids, res)
+        progress = _Progress(account.name, len(wanted), self._progress)
+        if wanted:
+            await self._download_and_submit(client, account, wanted, res, progress, to_delete)
+        return to_delete
+
+    def _plan(self, account: AccountConfig, sizes: dict[int, int], uids: dict[int, str],
+              res: AccountResult) -> tuple[list[int], list[_Msg]]:
+        """Sort the listing: handled (maybe due for DELE), too big (stays), and to download."""
         limit = self.config.delivery.max_message_kb * 1024
         records = self.journal.records(account.name)
         to_delete: list[int] = []
-        pending = [n for n in sizes if sizes[n] <= limit and (uids[n] not in records
-                                                               or records[uids[n]].state != HANDLED)]
-        done, done_bytes = 0, 0
-        self._progress(account.name, done, len(pending), done_bytes)
+        wanted: list[_Msg] = []
         for number in sorted(sizes):
             uid, size = uids[number], sizes[number]
             record = records.get(uid)
@@ -391,8 +433,6 @@ class Connector:
                                fix="Raise delivery.max_message_kb (and the local server's size limit) or "
                                "fetch the message with a mail client.")
                 continue
-            if self.stopping:
-                break
             msg = _Msg(number, uid, size, self.spool.path_for(account.name, uid))
             if record is not None and record.state == SUBMITTING:
                 self._emit(EventId.RESUBMITTING_INTERRUPTED, Severity.WARNING,
@@ -402,16 +442,92 @@ class Connector:
                            "was taking the message, before the outcome could be recorded.",
                            fix="Nothing to do; recipients already recorded as delivered are skipped, so at "
                            "most one of them may receive the message twice.")
-            handled = await self._handle(client, account, msg, smtp, res)
-            done, done_bytes = done + 1, done_bytes + size
-            self._progress(account.name, done, len(pending), done_bytes)
-            if handled:
-                if self._due_for_deletion(account, None):
-                    to_delete.append(number)
-                elif account.leave_on_server:
-                    self._emit(EventId.MESSAGE_KEPT, Severity.DEBUG, "Left on the server (leave_on_server).",
-                               account=account.name, msg=msg)
-        return to_delete
+            wanted.append(msg)
+        return to_delete, wanted
+
+    async def _download_and_submit(self, client: Pop3Client, account: AccountConfig, wanted: list[_Msg],
+                                   res: AccountResult, progress: _Progress, to_delete: list[int]) -> None:
+        """One downloader feeds a few submitters through a small queue.
+
+        Downloading (pipelined RETRs) overlaps with submission on several SMTP
+        connections; the queue bounds how many messages wait on disk.  A POP3
+        failure stops the downloads, but what is already on disk is still
+        submitted and recorded; an SMTP session failure stops everything, and
+        the messages not yet submitted stay on the server.
+        """
+        perf = self.config.performance
+        workers = max(1, min(perf.smtp_connections, len(wanted)))
+        queue: asyncio.Queue[_Msg | None] = asyncio.Queue(maxsize=perf.queue_messages)
+        abort = asyncio.Event()
+        failures: list[BaseException] = []
+        by_number = {m.number: m for m in wanted}
+
+        async def download() -> None:
+            try:
+                stream = client.retr_many([m.number for m in wanted], self._spool_writer(by_number),
+                                          window=perf.pop3_pipeline)
+                async with contextlib.aclosing(stream):
+                    async for number, _size in stream:
+                        res.downloaded += 1
+                        await queue.put(by_number[number])
+                        if self.stopping or abort.is_set():
+                            break
+            except (Pop3Error, StateError) as exc:
+                failures.append(exc)
+            finally:
+                for _ in range(workers):
+                    await queue.put(None)
+
+        async def submit() -> None:
+            smtp = SmtpSubmitter(self.config.smtp, self._smtp_password)
+            try:
+                while (msg := await queue.get()) is not None:
+                    if abort.is_set() or self.stopping:  # not started yet: it stays on the server
+                        msg.spool.unlink(missing_ok=True)
+                        continue
+                    try:
+                        handled = await self._submit_spooled(account, msg, smtp, res)
+                    except (_AbortAccount, StateError) as exc:
+                        abort.set()
+                        failures.append(exc)
+                        continue
+                    progress.one_done(msg.size)
+                    if handled:
+                        if self._due_for_deletion(account, None):
+                            to_delete.append(msg.number)
+                        elif account.leave_on_server:
+                            self._emit(EventId.MESSAGE_KEPT, Severity.DEBUG, "Left on the server "
+                                       "(leave_on_server).", account=account.name, msg=msg)
+            finally:
+                await smtp.close()
+
+        await asyncio.gather(download(), *(submit() for _ in range(workers)))
+        to_delete.sort()
+        for failure in failures:
+            if isinstance(failure, _AbortAccount):
+                raise failure
+        for failure in failures:
+            raise failure
+
+    def _spool_writer(self, by_number: dict[int, _Msg]) -> Callable[[int], BinaryIO]:
+        """Open a message's spool file; a disk problem becomes a StateError that says so.
+
+        No fsync: until the journal records an outcome, the POP3 server's copy is
+        the one that counts, and a spool file left by a crash is thrown away unread.
+        """
+        def open_spool(number: int) -> BinaryIO:
+            msg = by_number[number]
+            try:
+                return open_private(msg.spool)
+            except OSError as exc:
+                raise StateError(
+                    f"cannot write message {msg.uid} to the spool folder: {exc.strerror}",
+                    cause="The disk is full or the state folder is not writable.",
+                    fix="Free disk space or fix the folder's permissions; the message stays on the POP3 server "
+                    "and is retried next cycle.",
+                ) from exc
+
+        return open_spool
 
     def _progress(self, account: str, done: int, total: int, size: int) -> None:
         if self.on_progress is not None:
@@ -470,32 +586,13 @@ class Connector:
 
     # --- one message ------------------------------------------------------------
 
-    async def _handle(self, client: Pop3Client, account: AccountConfig, msg: _Msg, smtp: SmtpSubmitter,
-                      res: AccountResult) -> bool:
-        """Download, resolve, submit and record one message; True once it is handled."""
+    async def _submit_spooled(self, account: AccountConfig, msg: _Msg, smtp: SmtpSubmitter,
+                              res: AccountResult) -> bool:
+        """Resolve, submit and record one downloaded message; True once it is handled."""
         try:
-            with open_private(msg.spool) as out:
-                await client.retr_to(msg.number, out)
-                fsync_file(out)
-        except Pop3Error:
-            # Also an OSError (ConnectionError, TimeoutError), but a POP3 problem, not a disk one.
-            msg.spool.unlink(missing_ok=True)
-            raise
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                msg.spool.unlink(missing_ok=True)
-            raise StateError(
-                f"cannot write message {msg.uid} to the spool folder: {exc.strerror}",
-                cause="The disk is full or the state folder is not writable.",
-                fix="Free disk space or fix the folder's permissions; the message stays on the POP3 server "
-                "and is retried next cycle.",
-            ) from exc
-        except BaseException:
-            msg.spool.unlink(missing_ok=True)
-            raise
-        res.downloaded += 1
-        try:
-            return await self._deliver(account, msg, smtp, res)
+            self._identify(msg)
+            async with self._key_lock(account.name, msg):
+                return await self._deliver(account, msg, smtp, res)
         except (Pop3Error, StateError, _AbortAccount, asyncio.CancelledError):
             raise
         except SmtpError as exc:
@@ -510,25 +607,51 @@ class Connector:
                                     fix="Look at the message in quarantine; resubmit it or deliver it by hand, "
                                     "and report the event to the pop3gui developers.", transcript="")
         finally:
-            msg.spool.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                msg.spool.unlink(missing_ok=True)
+
+    @contextlib.asynccontextmanager
+    async def _key_lock(self, account: str, msg: _Msg) -> AsyncIterator[None]:
+        """Two copies of one Message-ID are never submitted at once, so duplicate
+        suppression sees the first copy's outcome before it decides on the second."""
+        key = (account, msg.key)
+        entry = self._key_locks.setdefault(key, _KeyLock())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._key_locks[key]
 
     def _smtp_failed(self, account: AccountConfig, msg: _Msg, exc: SmtpError, res: AccountResult) -> bool:
         """The session to the local server failed: keep the message, maybe stop the account."""
         res.deferred += 1
         if not exc.maybe_delivered:  # otherwise the outcome is unknown: the next try says so
             self.journal.defer(account.name, msg.uid)
-        self._emit(EventId.SMTP_AUTH_FAILED if isinstance(exc, SmtpAuthError) else EventId.SMTP_CONNECTION_FAILED,
-                   Severity.ERROR, str(exc), account=account.name, msg=msg, cause=exc.cause, fix=exc.fix,
-                   transcript=exc.transcript)
-        if isinstance(exc, (SmtpAuthError, SmtpConnectionError, SmtpTimeoutError)):
+        session_lost = isinstance(exc, (SmtpAuthError, SmtpConnectionError, SmtpTimeoutError))
+        if not (session_lost and res.smtp_down):  # parallel connections fail together: say it once
+            self._emit(EventId.SMTP_AUTH_FAILED if isinstance(exc, SmtpAuthError)
+                       else EventId.SMTP_CONNECTION_FAILED, Severity.ERROR, str(exc), account=account.name,
+                       msg=msg, cause=exc.cause, fix=exc.fix, transcript=exc.transcript)
+        if session_lost:
+            res.smtp_down = True
             raise _AbortAccount(str(exc))  # the session is gone: the rest would fail the same way
         return False
 
+    def _identify(self, msg: _Msg) -> EmailMessage:
+        """Read the spooled message's headers once: identity, subject, envelope sender."""
+        if msg.headers is None:
+            headers = rcpt.parse_headers(read_header_block(msg.spool))
+            msg.message_id = header_text(headers, "Message-ID").strip()
+            msg.subject = header_text(headers, "Subject")
+            msg.sender = rcpt.envelope_sender(headers)
+            msg.headers = headers
+        return msg.headers
+
     async def _deliver(self, account: AccountConfig, msg: _Msg, smtp: SmtpSubmitter, res: AccountResult) -> bool:
-        headers = rcpt.parse_headers(read_header_block(msg.spool))
-        msg.message_id = header_text(headers, "Message-ID").strip()
-        msg.subject = header_text(headers, "Subject")
-        msg.sender = rcpt.envelope_sender(headers)
+        headers = self._identify(msg)
         self._emit(EventId.MESSAGE_DOWNLOADED, Severity.DEBUG, f"Downloaded {msg.size} bytes.",
                    account=account.name, msg=msg)
         loops = trace_count((str(v) for k, v in headers.raw_items() if k.lower() == "received"), account.name)
