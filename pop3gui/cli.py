@@ -32,7 +32,7 @@ from pop3gui.core.worker import Connector
 
 if TYPE_CHECKING:
     from pop3gui.core.preflight import Report
-    from pop3gui.demo.sandbox import DemoReport, Sandbox
+    from pop3gui.demo.sandbox import Sandbox
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 
@@ -89,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "Then run `check` and one cycle, and summarise what was delivered, refused (the "
                           "KB Q325464 case: erin@contoso.eu, a domain no recipient policy covers), quarantined "
                           "and left on the server. Exit 0 when the demo behaved as designed - the refusal of "
-                          "erin@contoso.eu is part of the design, and was diverted to the administrator with a "
-                          "notice - 1 when it did not.")
+                          "erin@contoso.eu is part of the design, and the message is kept in the quarantine with "
+                          "the reason and the fix - 1 when it did not.")
     demo.add_argument("--headless", action="store_true", help="no window: print everything on the terminal")
     demo.add_argument("--once", action="store_true", help="one cycle, then exit (default: keep the sandbox "
                       "running and cycling until interrupted)")
@@ -369,7 +369,7 @@ async def _demo_headless(sandbox: Sandbox, once: bool) -> int:
         try:
             await connector.run_cycle()
             report = sandbox.report(events, preflight)
-            _print_demo_report(report)
+            print("\n" + report.summary(), flush=True)
             print(f"\nThe demo took {time.monotonic() - started:.1f} s.", flush=True)
             if not once:
                 await _demo_keep_running(sandbox, connector)
@@ -394,33 +394,3 @@ async def _demo_keep_running(sandbox: Sandbox, connector: Connector) -> None:
         await connector.run_forever()
     except asyncio.CancelledError:
         pass
-
-
-def _print_demo_report(report: DemoReport) -> None:
-    print("\n== What happened ==", flush=True)
-    print(f"Delivered by the Exchange ({len(report.delivered)} message(s), read from its Maildirs):")
-    for m in report.delivered:
-        print(f"  {m.recipient:<28} <- {m.subject}")
-    print("Refused by the Exchange:" if report.refused else "Refused by the Exchange: nothing")
-    for r in report.refused:
-        print(f"  {r.address}: {r.reply}\n    cause: {r.cause}\n    fix: {r.fix}")
-    if report.refused and report.as_designed:
-        print("  -> nothing was lost: the message went to the undeliverable mailbox with a notice naming "
-              "the refusal, its cause and its fix.")
-    print(f"Quarantined: {len(report.quarantined) or 'nothing'}")
-    for q in report.quarantined:
-        print(f"  {q.subject!r} from account {q.account}: {q.reason}")
-    left = {name: subjects for name, subjects in report.left_on_server.items() if subjects}
-    print("Still on the POP3 server:" if left else "Still on the POP3 server: nothing (every message was "
-          "handled, then deleted)")
-    for name, subjects in left.items():
-        print(f"  {name}: {', '.join(subjects)}")
-    print(f"Maildirs of the Exchange: {report.maildir_root}")
-    if report.as_designed:
-        print("\nThe demo ran as designed (exit 0). The refusal of erin@contoso.eu is the designed KB "
-              "Q325464 case; a real `pop3gui run` would exit 1 for it. The fix: add contoso.eu to the "
-              "recipient policy and to the server's accepted domains.", flush=True)
-    else:
-        print("\nThe demo did NOT run as designed (exit 1):", flush=True)
-        for problem in report.problems:
-            print(f"  - {problem}", flush=True)

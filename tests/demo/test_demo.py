@@ -79,8 +79,6 @@ def test_headless_demo_runs_as_designed_and_explains_the_kb_failure() -> None:
     assert not sandbox_folder(text).exists()
 
 
-@pytest.mark.xfail(reason="pop3gui/cli.py still prints its own summary; it should print DemoReport.summary()",
-                   strict=False)
 def test_headless_summary_says_the_message_is_in_quarantine_and_how_to_deliver_it() -> None:
     out = demo()
     summary = out.stdout.split("== What happened ==")[1]
