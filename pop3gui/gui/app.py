@@ -137,18 +137,16 @@ def run_tray(paths: Paths) -> int:
 
     from pop3gui.gui.controller import ConnectorController
     from pop3gui.gui.single_instance import InstanceServer
-    from pop3gui.gui.tray import RunnerLockKeeper, TrayRunner, no_tray_banner, say_no_tray
+    from pop3gui.gui.tray import TrayRunner, no_tray_banner, say_no_tray
 
     async def main() -> int:
         controller = ConnectorController(paths, config)
-        keeper = RunnerLockKeeper(controller)
         try:
-            keeper.acquire()
+            controller.hold_runner_lock()  # `pop3gui run` is refused with this pid meanwhile
         except StateError as exc:
             print(f"pop3gui: error: {exc.explain()}", file=sys.stderr, flush=True)
             controller.close()
             return 1
-        keeper.lost.connect(lambda text: print(f"pop3gui: warning: {text}", file=sys.stderr, flush=True))
         server = InstanceServer(paths)
         server.listen()
         tray = TrayRunner(controller)
@@ -187,7 +185,6 @@ def run_tray(paths: Paths) -> int:
                 tray.window.hide()
             await controller.stop()
             tray.hide()
-            keeper.release()
             controller.close()
         print("pop3gui: stopped cleanly", flush=True)
         return 0

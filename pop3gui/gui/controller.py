@@ -53,6 +53,7 @@ class ConnectorController(QObject):
         self.next_run_at: datetime | None = None
         self.paused = False
         self._task: asyncio.Task[CycleResult | None] | None = None
+        self._held_lock: RunnerLock | None = None
         self._connector: Connector | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -86,6 +87,17 @@ class ConnectorController(QObject):
 
     # --- runs -----------------------------------------------------------------
 
+    def hold_runner_lock(self) -> None:
+        """Keep the state folder's runner lock for the controller's lifetime (the tray runner).
+
+        Otherwise each run takes it for its own duration only, so a ``pop3gui
+        run`` beside an open window still works between runs.  Raises
+        StateError naming the other runner's pid.
+        """
+        lock = RunnerLock(self.paths.lock_file)
+        lock.acquire()
+        self._held_lock = lock
+
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
@@ -102,7 +114,8 @@ class ConnectorController(QObject):
         result: CycleResult | None = None
         lock = RunnerLock(self.paths.lock_file)
         try:
-            lock.acquire()
+            if self._held_lock is None:
+                lock.acquire()
         except StateError as exc:
             self._emit_error(exc)
             self.run_finished.emit(None)
@@ -166,5 +179,8 @@ class ConnectorController(QObject):
 
     def close(self) -> None:
         self._timer.stop()
+        if self._held_lock is not None:
+            self._held_lock.release()
+            self._held_lock = None
         self.store.close()
         self._log.close()

@@ -21,9 +21,7 @@ from PySide6.QtCore import QItemSelectionModel, QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QIcon
 from PySide6.QtWidgets import QLabel, QMenu, QSystemTrayIcon, QWidget
 
-from pop3gui.core.errors import StateError
 from pop3gui.core.events import Event, EventId, Severity
-from pop3gui.core.lock import RunnerLock
 from pop3gui.core.notify_limit import Notice, NotifyLimiter
 from pop3gui.core.worker import CycleResult
 from pop3gui.gui.controller import ConnectorController
@@ -322,54 +320,6 @@ class TrayRunner(QSystemTrayIcon):
 
     def _message_clicked(self) -> None:
         self.open_events(self._clicked_target)
-
-
-class RunnerLockKeeper(QObject):
-    """Holds the state folder's :class:`RunnerLock` for the tray's lifetime.
-
-    ``pop3gui run`` is refused with this process's pid meanwhile.  The
-    controller takes the same lock for each run (a second ``flock`` in one
-    process conflicts too), so the keeper hands it over: it lets go when the run
-    starts (``run_started`` is emitted before the controller locks) and takes it
-    back when the run has finished (``run_finished`` comes after the release).
-    Whoever holds it, one runner works on the folder at a time.
-    """
-
-    lost = Signal(str)  # another runner took the lock during a hand-over
-
-    def __init__(self, controller: ConnectorController, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.controller = controller
-        self._lock = RunnerLock(controller.paths.lock_file)
-        self.held = False
-
-    def acquire(self) -> None:
-        """Take the lock; raises :class:`StateError` naming the other runner's pid."""
-        self._lock.acquire()
-        self.held = True
-        self.controller.run_started.connect(self._hand_over)
-        self.controller.run_finished.connect(self._take_back)
-
-    def _hand_over(self) -> None:
-        self._lock.release()
-        self.held = False
-
-    def _take_back(self, *_: object) -> None:
-        try:
-            self._lock.acquire()
-            self.held = True
-        except StateError as exc:
-            self.held = False
-            self.lost.emit(str(exc))
-
-    def release(self) -> None:
-        try:
-            self.controller.run_started.disconnect(self._hand_over)
-            self.controller.run_finished.disconnect(self._take_back)
-        except (RuntimeError, TypeError):
-            pass
-        self._lock.release()
-        self.held = False
 
 
 def no_tray_banner(window: QWidget) -> QLabel:
