@@ -289,7 +289,7 @@ def test_kill_between_smtp_acceptance_and_journal_write_resubmits(office: Office
 
 
 @pytest.mark.xfail(strict=True, reason="engine: the RESUBMITTING_INTERRUPTED (3009) event is emitted before the "
-                   "message is downloaded again (pop3gui/core/worker.py:398, _process_mailbox, at 0e90626), from a "
+                   "message is downloaded again (pop3gui/core/worker.py:438 in _plan, since b64fb42; line 398 in _process_mailbox before), from a "
                    "_Msg whose message_id and subject are still empty, so the admin cannot tell which message may "
                    "arrive twice; the journal row already holds its key (MessageRecord.message_key)")
 def test_resubmission_event_names_the_message_that_may_arrive_twice(office: Office, pop3_user: Pop3User,
