@@ -231,7 +231,7 @@ class _Table:
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise self.error(
                 name,
-                f"must be {_type_name_of(kind)}, not {_type_name(value)} ({value!r})",
+                f"must be {_type_name_of(kind)}, not {_type_name(value)} ({_show(value)})",
             )
         if check is not None:
             problem = check(value)
@@ -242,20 +242,33 @@ class _Table:
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = self.get(name, str, default)
         if value not in choices:
-            raise self.error(name, f"must be one of {', '.join(choices)}, not {value!r}")
+            raise self.error(name, f"must be one of {', '.join(choices)}, not {_show(value)}")
         return value
 
     def strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
         value = self.get(name, list, list(default))
         for item in value:
             if not isinstance(item, str) or not item.strip():
-                raise self.error(name, f"must be a list of non-empty strings, found {item!r}")
+                raise self.error(name, f"must be a list of non-empty strings, found {_show(item)}")
         return tuple(value)
 
     def required_str(self, name: str) -> str:
         if name not in self.data:
             raise self.error(name, "is missing", fix=f"Add {name} = \"...\" to this table.")
         return self.get(name, str, "", _non_empty)
+
+
+def _show(value: Any) -> str:
+    """A value for an error message: short, and safe for numbers with thousands of digits."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return "a number with thousands of digits"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _describe_error(exc: BaseException) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
 
 
 def _type_name_of(kind: type) -> str:
@@ -272,17 +285,17 @@ def _non_empty(value: str) -> str:
 
 
 def _port(value: int) -> str:
-    return "" if 1 <= value <= 65535 else f"must be a port number between 1 and 65535, not {value}"
+    return "" if 1 <= value <= 65535 else f"must be a port number between 1 and 65535, not {_show(value)}"
 
 
 def _address(value: str) -> str:
     if not value:
         return ""
-    return "" if normalize_address(value) else f"is not an e-mail address: {value!r}"
+    return "" if normalize_address(value) else f"is not an e-mail address: {_show(value)}"
 
 
 def _domain(value: str) -> str:
-    return "" if normalize_domain(value) else f"is not a domain name: {value!r}"
+    return "" if normalize_domain(value) else f"is not a domain name: {_show(value)}"
 
 
 def _name(value: str) -> str:
@@ -295,13 +308,14 @@ def _name(value: str) -> str:
 
 def _range(low: int, high: int) -> Callable[[int], str]:
     def check(value: int) -> str:
-        return "" if low <= value <= high else f"must be between {low} and {high}, not {value}"
+        return "" if low <= value <= high else f"must be between {low} and {high}, not {_show(value)}"
 
     return check
 
 
-def _positive(value: float) -> str:
-    return "" if value > 0 else f"must be greater than 0, not {value}"
+def _timeout(value: float) -> str:
+    """A timeout in seconds: positive and finite (an endless wait would hang the connector)."""
+    return "" if 0 < value <= 3600 else f"must be a number of seconds between 0 and 3600, not {_show(value)}"
 
 
 def _list_of_tables(root: _Table, name: str) -> list[_Table]:
@@ -333,7 +347,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
         security=t.choice("security", SECURITY_SMTP, "none"),
         verify_tls=t.get("verify_tls", bool, True),
         username=t.get("username", str, ""),
-        timeout_s=t.get("timeout_s", float, 60.0, _positive),
+        timeout_s=t.get("timeout_s", float, 60.0, _timeout),
         ca_file=t.get("ca_file", str, ""),
     )
 
@@ -407,7 +421,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
             leave_on_server=t.get("leave_on_server", bool, False),
             delete_after_days=t.get("delete_after_days", int, 0, _range(0, 36500)),
             enabled=t.get("enabled", bool, True),
-            timeout_s=t.get("timeout_s", float, 60.0, _positive),
+            timeout_s=t.get("timeout_s", float, 60.0, _timeout),
         ))
 
     rules: list[RoutingRuleConfig] = []
@@ -459,6 +473,9 @@ def load_config(path: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"is not valid TOML: {exc}", path=str(path),
                           fix="Correct the syntax at the position shown.") from None
+    except (ValueError, RecursionError) as exc:  # a number with thousands of digits, runaway nesting
+        raise ConfigError(f"cannot be read as TOML: {_describe_error(exc)}", path=str(path),
+                          fix="Look for an absurdly long number or deeply nested brackets.") from None
     return parse_config(data, str(path))
 
 

@@ -36,6 +36,7 @@ from pop3gui.core.pop3_replies import (
     Reply,
     apop_digest,
     check_argument,
+    end_of_long_line,
     error_for,
     greeting_timestamp,
     parse_capa_lines,
@@ -423,24 +424,33 @@ class Pop3Client:
         """One line, bounded by max_line and the timeout; a failure closes the connection."""
         return await self._timed(self._read_line_untimed(what), what)
 
-    async def _read_line_untimed(self, what: str) -> bytes:
-        """One line, bounded by max_line; the caller owns the timeout."""
+    async def _read_line_untimed(self, what: str, *, split_long: bool = False) -> bytes:
+        """One line, bounded by max_line; the caller owns the timeout.
+
+        With ``split_long`` (message data) a longer line comes back in pieces
+        of at most max_line bytes, the last one ending in LF: a message with
+        one enormous line is still mail.  Status and listing lines stay bounded.
+        """
         reader = self._reader
         if reader is None:
             raise self._not_connected()
         try:
-            line = await reader.readuntil(b"\n")
+            try:
+                line = await reader.readuntil(b"\n")
+            except asyncio.LimitOverrunError as exc:
+                if not split_long:
+                    raise
+                line = await reader.readexactly(max(1, min(exc.consumed, self.max_line)))
         except asyncio.IncompleteReadError as exc:
             await self.close()
             raise self._dropped(None, partial=exc.partial) from exc
         except asyncio.LimitOverrunError as exc:
             await self.close()
             raise Pop3ProtocolError(
-                f"The POP3 server {self.where} sent a line longer than {self.max_line} bytes"
+                f"The POP3 server {self.where} sent a reply line longer than {self.max_line} bytes"
                 f" while {what}",
-                cause="The line is longer than the configured limit (max_line); the server"
-                " is misbehaving or the message has an extremely long line.",
-                fix="If the message is genuine, raise max_line for this account.",
+                cause="Status and listing lines are short in POP3; the server is misbehaving.",
+                fix="Check the server with another POP3 client; report it to the provider.",
             ) from exc
         except Pop3Error:
             raise  # a timeout, already explained (TimeoutError is an OSError too)
@@ -468,14 +478,27 @@ class Pop3Client:
         written = 0
         what = "reading message data"
         loop = asyncio.get_running_loop()
+        inside_long_line = False  # the next piece continues a line longer than max_line
+        carry = b""  # a CR held back in case its LF comes in the next piece
         try:
             async with asyncio.timeout(self.timeout) as deadline:
                 while True:
-                    line = await self._read_line_untimed(what)
+                    piece = carry + await self._read_line_untimed(what, split_long=True)
                     deadline.reschedule(loop.time() + self.timeout)
-                    data = unstuff(line)
-                    if data is None:
-                        break
+                    carry = b""
+                    if piece.endswith(b"\n"):
+                        data = end_of_long_line(piece) if inside_long_line else unstuff(piece)
+                        inside_long_line = False
+                        if data is None:
+                            break
+                    else:  # a piece of an over-long line: no line ending yet
+                        if not inside_long_line and piece in (b".", b".\r"):
+                            carry = piece  # may still become the terminating "."
+                            continue
+                        if piece.endswith(b"\r"):
+                            piece, carry = piece[:-1], b"\r"
+                        data = piece[1:] if not inside_long_line and piece.startswith(b".") else piece
+                        inside_long_line = True
                     out.write(data)
                     written += len(data)
         except TimeoutError as exc:

@@ -120,6 +120,13 @@ def unstuff(line: bytes) -> bytes | None:
     return body + _CRLF
 
 
+def end_of_long_line(piece: bytes) -> bytes:
+    """The last piece of a line that came in pieces: only its line ending is normalised."""
+    if piece.endswith(_CRLF):
+        return piece
+    return piece[:-1] + _CRLF
+
+
 def parse_stat(reply: Reply, where: str = "") -> tuple[int, int]:
     """'+OK count octets' -> (count, octets)."""
     parts = reply.text.split()

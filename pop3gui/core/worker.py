@@ -116,6 +116,7 @@ class _Msg:
     subject: str = ""
     sender: str = ""
     headers: EmailMessage | None = None
+    interrupted: bool = False  # a previous submission ended without a recorded outcome
 
     @property
     def key(self) -> str:
@@ -434,14 +435,7 @@ class Connector:
                                "fetch the message with a mail client.")
                 continue
             msg = _Msg(number, uid, size, self.spool.path_for(account.name, uid))
-            if record is not None and record.state == SUBMITTING:
-                self._emit(EventId.RESUBMITTING_INTERRUPTED, Severity.WARNING,
-                           "A previous attempt to submit this message ended without a known outcome; "
-                           "submitting it again.", account=account.name, msg=msg,
-                           cause="The connector stopped, or the connection to the local server dropped while it "
-                           "was taking the message, before the outcome could be recorded.",
-                           fix="Nothing to do; recipients already recorded as delivered are skipped, so at "
-                           "most one of them may receive the message twice.")
+            msg.interrupted = record is not None and record.state == SUBMITTING
             wanted.append(msg)
         return to_delete, wanted
 
@@ -591,6 +585,14 @@ class Connector:
         """Resolve, submit and record one downloaded message; True once it is handled."""
         try:
             self._identify(msg)
+            if msg.interrupted:  # said once the message is known, so the admin can find it
+                self._emit(EventId.RESUBMITTING_INTERRUPTED, Severity.WARNING,
+                           "A previous attempt to submit this message ended without a known outcome; "
+                           "submitting it again.", account=account.name, msg=msg,
+                           cause="The connector stopped, or the connection to the local server dropped while it "
+                           "was taking the message, before the outcome could be recorded.",
+                           fix="Nothing to do; recipients already recorded as delivered are skipped, so at "
+                           "most one of them may receive the message twice.")
             async with self._key_lock(account.name, msg):
                 return await self._deliver(account, msg, smtp, res)
         except (Pop3Error, StateError, _AbortAccount, asyncio.CancelledError):

@@ -245,8 +245,8 @@ def _load(path: Path) -> Config | ConfigError:
 
 
 _SCRATCH: list[Path] = []
-# Inputs that reach known engine bugs (see the xfail tests below); the property steers around them.
-_KNOWN_BUGS = (b"9" * 4301, b"[" * 500, b"{a=" * 300)
+# Inputs that reach known engine bugs; the property steers around them (none known).
+_KNOWN_BUGS: tuple[bytes, ...] = ()
 
 
 @PROPERTY
@@ -269,8 +269,6 @@ def test_any_file_is_a_config_or_a_config_error(record_property: Record, scratch
 @pytest.mark.parametrize("path", corpus("configs"), ids=lambda p: p.name)
 def test_config_corpus(path: Path) -> None:
     """Files named ok-* must load; every other one must be refused with a ConfigError."""
-    if "-bug-" in path.name:
-        pytest.skip("reaches a known engine bug; see the xfail tests")
     result = _load(path)
     if path.name.startswith("ok-"):
         assert isinstance(result, Config), result
@@ -281,41 +279,27 @@ def test_config_corpus(path: Path) -> None:
             assert result.key == expect.read_text().strip()
 
 
-# ---------------------------------------------------------- engine bugs found
+# ------------------------------------------------- engine bugs found, now fixed
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "BUG pop3gui/core/config.py load_config: tomllib raises a plain ValueError for an integer of more than "
-    "4300 digits (sys.int_info.default_max_str_digits); load_config only catches UnicodeDecodeError and "
-    "TOMLDecodeError, so the CLI (which catches ConfigError) prints a traceback"))
-def test_bug_huge_integer_in_file(scratch: Path) -> None:
+def test_huge_integer_in_file_is_a_config_error(scratch: Path) -> None:
     path = scratch / "huge-int.toml"
     path.write_text("[smtp]\nport = " + "9" * 5000 + "\n")
     assert isinstance(_load(path), ConfigError)
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason=(
-    "BUG pop3gui/core/config.py load_config: deeply nested arrays or inline tables make tomllib recurse past "
-    "the interpreter's limit; the RecursionError escapes load_config instead of a ConfigError"))
 @pytest.mark.parametrize("value", ["[" * 3000 + "]" * 3000, "{a=" * 2000 + "1" + "}" * 2000])
-def test_bug_deep_nesting_in_file(scratch: Path, value: str) -> None:
+def test_deep_nesting_in_file_is_a_config_error(scratch: Path, value: str) -> None:
     path = scratch / "deep.toml"
     path.write_text(f"x = {value}\n")
     assert isinstance(_load(path), ConfigError)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "BUG pop3gui/core/config.py _Table.get / _port / _range: the error message formats the value with "
-    "{value!r} / {value}; an int of more than 4300 digits (possible from a dict, e.g. the GUI or save_config) "
-    "raises ValueError('Exceeds the limit ... for integer string conversion') instead of a ConfigError"))
 @pytest.mark.parametrize("path", ["smtp.host", "smtp.port", "schedule.interval_min"])
-def test_bug_huge_integer_value(path: str) -> None:
+def test_huge_integer_value_is_a_config_error(path: str) -> None:
     _expect_error(mutate(BASE, path, 10**5000), path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG pop3gui/core/config.py _positive: timeout_s = inf passes (inf > 0), so a TOML 'inf' turns off the "
-    "POP3/SMTP timeouts that keep a stalled server from hanging the connector"))
 @pytest.mark.parametrize("path", ["smtp.timeout_s", "account[1].timeout_s"])
-def test_bug_infinite_timeout_is_accepted(path: str) -> None:
+def test_infinite_timeout_is_refused(path: str) -> None:
     _expect_error(mutate(BASE, path, math.inf), path)

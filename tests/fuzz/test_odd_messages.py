@@ -141,20 +141,12 @@ async def _one_line_body(tmp_path: Path, sink: SmtpSink, megabytes: int) -> None
         _check(rig, sink, original, "normal one after the big one")
 
 
-_ONE_LINE_BUG = (
-    "BUG pop3gui/core/pop3.py Pop3Client._read_line: a line longer than max_line (64 KiB; AccountConfig has "
-    "no key to raise it although the error's fix says so) raises Pop3ProtocolError and closes the session; "
-    "pop3gui/core/worker.py treats every Pop3Error during RETR as an account failure, so the message is "
-    "neither delivered nor quarantined and every later message in that mailbox is blocked, cycle after cycle")
 
-
-@pytest.mark.xfail(strict=True, reason=_ONE_LINE_BUG)
-async def test_20_mb_one_line_body(tmp_path: Path, sink: SmtpSink) -> None:
+async def test_20_mb_one_line_body_is_delivered_and_the_next_message_too(tmp_path: Path, sink: SmtpSink) -> None:
     await _one_line_body(tmp_path, sink, 20)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=_ONE_LINE_BUG)
 async def test_100_mb_one_line_body(tmp_path: Path, sink: SmtpSink) -> None:
     await _one_line_body(tmp_path, sink, 100)
 

@@ -288,10 +288,6 @@ def test_kill_between_smtp_acceptance_and_journal_write_resubmits(office: Office
     assert " 3009 " in again.stdout  # the admin running it by hand sees it too
 
 
-@pytest.mark.xfail(strict=True, reason="engine: the RESUBMITTING_INTERRUPTED (3009) event is emitted before the "
-                   "message is downloaded again (pop3gui/core/worker.py:438 in _plan, since b64fb42; line 398 in _process_mailbox before), from a "
-                   "_Msg whose message_id and subject are still empty, so the admin cannot tell which message may "
-                   "arrive twice; the journal row already holds its key (MessageRecord.message_key)")
 def test_resubmission_event_names_the_message_that_may_arrive_twice(office: Office, pop3_user: Pop3User,
                                                                      tmp_path: Path) -> None:
     [mid] = _fill(office.dovecot, pop3_user.name, "named", 1)
