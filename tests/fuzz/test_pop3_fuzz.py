@@ -26,7 +26,6 @@ from pop3gui.core.pop3 import Pop3Client
 from pop3gui.core.pop3_replies import (
     MAX_STATUS_LINE,
     MAX_UID_LENGTH,
-    Reply,
     check_argument,
     greeting_timestamp,
     parse_capa_lines,
