@@ -1,0 +1,929 @@
+"""End-to-end delivery benchmark: pop3gui vs fetchmail vs a minimal floor.
+
+Starts a private Dovecot (the ISP) and a private Postfix (the office server)
+with the same classes as the tests (``tests.servers``), seeds N messages into
+Dovecot Maildirs, and measures, one after the other in one run:
+
+* ``pop3gui run --once`` as a subprocess (its own ``POP3GUI_HOME`` in a temp
+  dir, passwords from ``benchmarks/bench_keyring.py``);
+* ``fetchmail`` with an equivalent rc file (``keep``, ``fetchall``, the same
+  Postfix as ``smtphost``, ``smtpname alice@contoso.com``), if installed;
+* the floor: in-process, a pipelined raw POP3 reader (all RETRs sent at once)
+  feeding one aiosmtplib connection that sends sequentially; no journal, no
+  spool, no events.
+
+Before every peer the mailboxes are reseeded with the same messages and
+Postfix's Maildir is cleared. The clock ("wall") starts when the peer starts
+and stops when its process exits (the floor: when the last message is
+accepted by Postfix); "until delivered" keeps the same start and stops when
+Postfix has written all N messages to its Maildir. The delivered count is
+then verified exactly.
+
+CPU and peak RSS of subprocess peers are the peer's own process's, reported by
+``/usr/bin/time`` wrapped around it (the figures ``getrusage(RUSAGE_CHILDREN)``
+would give, for that one child; see :func:`run_measured`). The floor's CPU is the ``time.process_time()`` delta of
+this process; its peak RSS is this process's ``ru_maxrss`` (cumulative over
+the whole benchmark process, which keeps seeded messages on disk, not in
+memory). Server-side CPU (Dovecot, Postfix) is not counted for anyone.
+
+Run as root (Dovecot and Postfix need it)::
+
+    python3 benchmarks/bench_delivery.py --quick
+    python3 benchmarks/bench_delivery.py                 # all cases
+    python3 benchmarks/bench_delivery.py --case wan --case big --markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import platform
+import pstats
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import aiosmtplib
+
+from tests.servers.dovecot import DovecotServer, mail_ids
+from tests.servers.postfix import PostfixServer
+
+# pop3gui itself is imported by use_pop3gui_source(), after --rev has chosen which tree to measure.
+POP3GUI_SRC = ROOT
+POP3_SERVICE = "pop3gui"  # pop3gui.core.credentials.POP3_SERVICE, checked in use_pop3gui_source()
+
+KIB = 1024
+MIB = 1024 * 1024
+RECIPIENT = "alice@contoso.com"
+ADMIN = "admin@contoso.com"
+SENDER = "sender@fabrikam.example"
+PASSWORD = "bench-password"
+POSTFIX_SIZE_LIMIT = 300 * MIB  # raised for the 100 MiB case; harmless for the others
+POP3GUI_MAX_MESSAGE_KB = 300 * 1024
+
+
+def use_pop3gui_source(rev: str | None, work: Path) -> str:
+    """Measure the working tree, or with *rev* a `git archive` of that commit; returns the commit label."""
+    global POP3GUI_SRC
+    git = ["git", "-C", str(ROOT)]
+    if rev:
+        POP3GUI_SRC = work / "src"
+        POP3GUI_SRC.mkdir()
+        archive = subprocess.run([*git, "archive", "--format=tar", rev, "pop3gui"], capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(POP3GUI_SRC)], input=archive, check=True)
+    sys.path.insert(0, str(POP3GUI_SRC))
+    for name in [m for m in sys.modules if m == "pop3gui" or m.startswith("pop3gui.")]:
+        del sys.modules[name]
+    from pop3gui.core import credentials
+
+    assert credentials.POP3_SERVICE == POP3_SERVICE, credentials.POP3_SERVICE
+    commit = subprocess.run([*git, "rev-parse", "--short", rev or "HEAD"], capture_output=True, text=True,
+                            check=False).stdout.strip() or "unknown"
+    if rev:
+        return f"{commit} (committed tree, --rev {rev})"
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "pop3gui"],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return f"{commit}" + (" + uncommitted changes in pop3gui/ (working tree)" if dirty else " (working tree)")
+
+
+# --- cases -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Workload:
+    label: str
+    accounts: int
+    per_account: int
+    size: int  # bytes per message
+    delay_ms: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return self.accounts * self.per_account
+
+    def describe(self) -> str:
+        size = f"{self.size // MIB} MiB" if self.size >= MIB else f"{self.size // KIB} KiB"
+        acc = f"{self.accounts} accounts × {self.per_account}" if self.accounts > 1 else f"{self.per_account}"
+        return f"{acc} × {size}, {self.delay_ms:g} ms one-way delay to POP3"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    title: str
+    workloads: tuple[Workload, ...]
+
+
+CASES: dict[str, Case] = {
+    "loopback": Case("loopback", "1000 × 10 KiB on loopback",
+                     (Workload("1000×10KiB", 1, 1000, 10 * KIB),)),
+    "wan": Case("wan", "200 × 10 KiB with 10 ms one-way delay (20 ms RTT) to the POP3 server",
+                (Workload("200×10KiB@10ms", 1, 200, 10 * KIB, 10.0),)),
+    "accounts": Case("accounts", "10 accounts × 100 messages vs 1 account × 100 (10 KiB, loopback)",
+                     (Workload("1 acct×100", 1, 100, 10 * KIB), Workload("10 accts×100", 10, 100, 10 * KIB))),
+    "big": Case("big", "one 100 MiB message on loopback",
+                (Workload("1×100MiB", 1, 1, 100 * MIB),)),
+}
+QUICK = Case("quick", "quick smoke run: 100 × 10 KiB on loopback", (Workload("100×10KiB", 1, 100, 10 * KIB),))
+DEFAULT_CASES = ("loopback", "wan", "accounts", "big")
+
+
+# --- results -----------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    peer: str
+    workload: Workload
+    wall: float = 0.0
+    until_delivered: float | None = None
+    cpu: float = 0.0
+    maxrss_kb: int = 0
+    delivered: int = 0
+    ok: bool = True
+    notes: list[str] = field(default_factory=list)
+    runs: list[float] = field(default_factory=list)
+    nbytes: int = 0
+    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
+
+    @property
+    def mib(self) -> float:
+        return self.nbytes / MIB
+
+    @property
+    def msgs_per_s(self) -> float:
+        return self.workload.total / self.wall if self.wall else 0.0
+
+    @property
+    def mib_per_s(self) -> float:
+        return self.mib / self.wall if self.wall else 0.0
+
+
+# --- machine -----------------------------------------------------------------
+
+
+def _first_line(cmd: list[str]) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "n/a"
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip() and "WARNING" not in ln]
+    return lines[0].strip() if lines else "n/a"
+
+
+def machine_details(commit: str) -> dict[str, str]:
+    from pop3gui import __version__ as pop3gui_version
+
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    distro = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                distro = line.split("=", 1)[1].strip('"')
+    fetchmail = shutil.which("fetchmail")
+    return {
+        "pop3gui": f"{pop3gui_version}, commit {commit}",
+        "CPU": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": mem,
+        "OS": distro,
+        "kernel": platform.release(),
+        "Python": platform.python_version(),
+        "aiosmtplib": aiosmtplib.__version__,
+        "Dovecot": _first_line(["dovecot", "--version"]),
+        "Postfix": _first_line(["postconf", "-h", "mail_version"]),
+        "fetchmail": _first_line([fetchmail, "--version"]).replace("This is fetchmail release ", "")
+        if fetchmail else "not installed",
+    }
+
+
+# --- messages and mailboxes ----------------------------------------------------
+
+
+def _body(rng: random.Random, size: int) -> bytes:
+    """Text lines of 76 characters + CRLF (base64 of random bytes: no line starts with a dot)."""
+    raw = rng.randbytes(max(size * 3 // 4, 3))
+    text = base64.b64encode(raw)
+    lines = [text[i:i + 76] for i in range(0, len(text), 76)]
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+def write_message(path: Path, *, index: int, tag: str, size: int) -> int:
+    """Write one message of about *size* bytes to *path*; returns its length."""
+    from tests.support.office import (
+        make_message,  # imports pop3gui: only after use_pop3gui_source()
+    )
+
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in ".-") else "-" for c in tag)
+    head = make_message(to=RECIPIENT, subject=f"pop3gui benchmark {safe} #{index}", body="",
+                        message_id=f"<bench-{safe}-{index}@fabrikam.example>")
+    rng = random.Random(f"{tag}/{index}")
+    remaining = max(size - len(head), 80)
+    written = len(head)
+    with open(path, "wb") as out:
+        out.write(head)
+        block = 8 * MIB
+        while remaining > 0:
+            # each block is whole 78-byte lines so lines never straddle blocks
+            want = min(block, remaining)
+            chunk = _body(rng, (want // 78) * 57 or 57)
+            out.write(chunk)
+            written += len(chunk)
+            remaining -= len(chunk)
+    return written
+
+
+@dataclass
+class Corpus:
+    """The messages of one workload, on disk; copied into Dovecot before every peer."""
+
+    folder: Path
+    files: dict[str, list[Path]]  # POP3 user -> message files
+    total_bytes: int
+
+    @classmethod
+    def build(cls, folder: Path, workload: Workload) -> Corpus:
+        folder.mkdir(parents=True, exist_ok=True)
+        files: dict[str, list[Path]] = {}
+        total = 0
+        for a in range(workload.accounts):
+            user = f"bench{a}"
+            files[user] = []
+            for i in range(workload.per_account):
+                path = folder / f"{user}-{i:05d}.eml"
+                total += write_message(path, index=i, tag=f"{workload.label}/{user}", size=workload.size)
+                files[user].append(path)
+        return cls(folder, files, total)
+
+
+def seed(dovecot: DovecotServer, corpus: Corpus) -> None:
+    """Empty each user's Maildir and copy the corpus into new/ (owned by mail), oldest first."""
+    uid, gid = mail_ids()
+    host = platform.node() or "bench"
+    for user, paths in corpus.files.items():
+        box = dovecot.maildir_path(user)
+        for sub in ("new", "cur", "tmp"):
+            for entry in os.scandir(box / sub):
+                os.unlink(entry.path)
+        stamp = int(time.time())
+        for i, src in enumerate(paths):
+            name = f"{stamp}.B{i:06d}.{host}"
+            tmp = box / "tmp" / name
+            shutil.copyfile(src, tmp)
+            os.chown(tmp, uid, gid)
+            os.utime(tmp, (stamp + i, stamp + i))
+            os.rename(tmp, box / "new" / name)
+
+
+def remaining_on_server(dovecot: DovecotServer, corpus: Corpus) -> int:
+    count = 0
+    for user in corpus.files:
+        for sub in ("new", "cur"):
+            count += sum(1 for _ in os.scandir(dovecot.maildir_path(user) / sub))
+    return count
+
+
+def loadavg() -> float:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def delivered_count(postfix: PostfixServer) -> int:
+    count = 0
+    for sub in ("new", "cur"):
+        directory = postfix.maildir / sub
+        if directory.is_dir():
+            count += sum(1 for e in os.scandir(directory) if e.is_file())
+    return count
+
+
+def reset(dovecot: DovecotServer, postfix: PostfixServer, corpus: Corpus) -> None:
+    postfix.wait_for_queue_empty(timeout=60)
+    postfix.clear()
+    seed(dovecot, corpus)
+
+
+def wait_delivered(postfix: PostfixServer, n: int, started: float, timeout: float) -> float | None:
+    deadline = time.monotonic() + timeout
+    while delivered_count(postfix) < n:
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.01)
+    return time.perf_counter() - started
+
+
+# --- the delay proxy -----------------------------------------------------------
+
+
+class ProxyProcess:
+    """benchmarks/delay_proxy.py in its own process, so it never competes with the floor for the GIL."""
+
+    def __init__(self, target_port: int, delay_ms: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(BENCH_DIR / "delay_proxy.py"), "--target-port", str(target_port),
+             "--delay-ms", str(delay_ms)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "LISTENING":
+            self.stop()
+            raise RuntimeError(f"delay proxy did not start: {line!r}")
+        self.port = int(line[1])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# --- running a subprocess peer -----------------------------------------------------
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    maxrss_kb: int
+    returncode: int
+    started: float
+
+
+TIME = shutil.which("time", path="/usr/bin:/bin")
+
+
+def run_measured(cmd: list[str], *, env: dict[str, str], log: Path, cwd: Path) -> Run:
+    """Run *cmd*; its own CPU time and peak RSS, not mixed with any other child's.
+
+    The peak RSS of a child started straight from this process would start at
+    this (bigger) process's RSS: Linux carries the pre-exec high-water mark of
+    the fork into ``ru_maxrss``. So the command runs under ``/usr/bin/time``
+    (Debian package ``time``), a small C program whose child reports its own
+    figures; without it, ``os.wait4`` figures are used and the RSS is marked
+    as an upper bound.
+    """
+    stats = log.with_suffix(".rusage")
+    wrapped = [TIME, "-o", str(stats), "-f", "%e %U %S %M", *cmd] if TIME else cmd
+    with open(log, "wb") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(wrapped, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    cpu, maxrss = usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    if TIME:
+        lines = stats.read_text().strip().splitlines() if stats.exists() else []
+        fields = lines[-1].split() if lines else []
+        try:
+            _, user, system, rss = fields[-4:]
+            cpu, maxrss = float(user) + float(system), int(rss)
+        except ValueError:
+            pass
+    return Run(wall, cpu, maxrss, proc.returncode, started)
+
+
+# --- peers -------------------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    dovecot: DovecotServer
+    postfix: PostfixServer
+    pop3_port: int  # Dovecot's port or the delay proxy's
+    work: Path
+
+
+def pop3gui_home(setup: Setup, workload: Workload, name: str) -> tuple[Path, dict[str, str]]:
+    from pop3gui.core.config import (
+        AccountConfig,
+        Config,
+        DeliveryConfig,
+        RecipientPolicy,
+        SmtpConfig,
+        save_config,
+    )
+
+    home = setup.work / name
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    accounts = tuple(
+        AccountConfig(name=f"bench{a}", host="127.0.0.1", port=setup.pop3_port, security="none",
+                      username=f"bench{a}", kind="user", deliver_to=RECIPIENT, timeout_s=600)
+        for a in range(workload.accounts)
+    )
+    config = Config(
+        smtp=SmtpConfig(host=setup.postfix.host, port=setup.postfix.port, timeout_s=600),
+        delivery=DeliveryConfig(undeliverable_to=ADMIN, max_message_kb=POP3GUI_MAX_MESSAGE_KB),
+        policies=(RecipientPolicy("Default Policy", ("contoso.com",), "contoso.com"),),
+        accounts=accounts,
+    )
+    save_config(config, home / "config.toml")
+    secrets = home / "keyring.json"
+    secrets.write_text(json.dumps({POP3_SERVICE: {a.name: PASSWORD for a in accounts}}))
+    secrets.chmod(0o600)
+    env = dict(os.environ)
+    env.update({
+        "POP3GUI_HOME": str(home),
+        "PYTHONPATH": os.pathsep.join([str(BENCH_DIR), str(POP3GUI_SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "PYTHON_KEYRING_BACKEND": "bench_keyring.BenchKeyring",
+        "BENCH_KEYRING_FILE": str(secrets),
+    })
+    return home, env
+
+
+def run_pop3gui(setup: Setup, workload: Workload, *, profile: Path | None = None) -> tuple[Run, Path]:
+    home, env = pop3gui_home(setup, workload, "pop3gui-profile" if profile else "pop3gui")
+    cmd = [sys.executable]
+    if profile is not None:
+        cmd += ["-m", "cProfile", "-o", str(profile)]
+    cmd += ["-m", "pop3gui", "run", "--once"]
+    log = home / "run.log"
+    return run_measured(cmd, env=env, log=log, cwd=home), log
+
+
+def pop3gui_startup(setup: Setup) -> str:
+    """What `python -m pop3gui --version` costs: the fixed start-up part of every pop3gui figure."""
+    home, env = pop3gui_home(setup, Workload("startup", 1, 0, 0), "pop3gui-startup")
+    runs = [run_measured([sys.executable, "-m", "pop3gui", "--version"], env=env, log=home / "v.log", cwd=home)
+            for _ in range(3)]
+    best = min(runs, key=lambda r: r.wall)
+    return (f"pop3gui start-up alone (`python -m pop3gui --version`, best of 3): wall {best.wall:.2f} s, "
+            f"CPU {best.cpu:.2f} s, peak RSS {best.maxrss_kb / 1024:.0f} MiB")
+
+
+def fetchmail_rc(setup: Setup, workload: Workload) -> str:
+    lines = ["set no bouncemail", "set no spambounce", ""]
+    for a in range(workload.accounts):
+        lines += [
+            f"poll bench{a} via 127.0.0.1 protocol pop3 service {setup.pop3_port} auth password timeout 600",
+            f'  user "bench{a}" there with password "{PASSWORD}" is "alice" here',
+            '  options keep fetchall no rewrite sslproto "" limit 0',
+            f'  smtphost "{setup.postfix.host}/{setup.postfix.port}" smtpname "{RECIPIENT}"',
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def ensure_fetchmail() -> str | None:
+    found = shutil.which("fetchmail")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("fetchmail is missing; installing the Debian package fetchmail ...", flush=True)
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        cmd = ["apt-get", "install", "-y", "-q", "fetchmail"]
+        if subprocess.run(cmd, env=env, capture_output=True, check=False).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
+            subprocess.run(cmd, env=env, capture_output=True, check=False)
+        found = shutil.which("fetchmail")
+    return found
+
+
+def run_fetchmail(setup: Setup, workload: Workload, fetchmail: str) -> tuple[Run, Path]:
+    home = setup.work / "fetchmail"
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True, mode=0o700)
+    rc = home / "fetchmailrc"
+    fd = os.open(rc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(fetchmail_rc(setup, workload))
+    env = dict(os.environ, FETCHMAILHOME=str(home), HOME=str(home))
+    log = home / "run.log"
+    cmd = [fetchmail, "-f", str(rc), "-d0", "--nodetach", "--nosyslog",
+           "--idfile", str(home / "fetchids"), "--pidfile", str(home / "fetchmail.pid")]
+    return run_measured(cmd, env=env, log=log, cwd=home), log
+
+
+async def _floor_reader(port: int, user: str, queue: asyncio.Queue[bytes | None]) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=512 * MIB)
+    try:
+        async def reply() -> bytes:
+            line = await reader.readline()
+            if not line.startswith(b"+OK"):
+                raise RuntimeError(f"POP3 {user}: {line!r}")
+            return line
+
+        await reply()
+        writer.write(f"USER {user}\r\nPASS {PASSWORD}\r\nSTAT\r\n".encode())
+        await reply()
+        await reply()
+        count = int((await reply()).split()[1])
+        writer.write(b"".join(b"RETR %d\r\n" % i for i in range(1, count + 1)))
+        for _ in range(count):
+            await reply()
+            data = await reader.readuntil(b"\r\n.\r\n")
+            data = data[:-3]  # keep the last line's CRLF
+            if data.startswith(b".."):
+                data = data[1:]
+            await queue.put(data.replace(b"\r\n..", b"\r\n."))
+        writer.write(b"QUIT\r\n")
+        await writer.drain()
+        await reply()
+        return count
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+async def floor(setup: Setup, workload: Workload) -> int:
+    """Pipelined RETR on every account at once, one SMTP connection sending sequentially; no journal."""
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def readers() -> None:
+        try:
+            await asyncio.gather(*(_floor_reader(setup.pop3_port, f"bench{a}", queue)
+                                   for a in range(workload.accounts)))
+        finally:
+            await queue.put(None)
+
+    async def sender() -> int:
+        sent = 0
+        smtp = aiosmtplib.SMTP(hostname=setup.postfix.host, port=setup.postfix.port, timeout=600,
+                               start_tls=False, use_tls=False)
+        await smtp.connect()
+        try:
+            while (message := await queue.get()) is not None:
+                await smtp.sendmail(SENDER, [RECIPIENT], message)
+                sent += 1
+        finally:
+            with contextlib.suppress(Exception):
+                await smtp.quit()
+        return sent
+
+    _, sent = await asyncio.gather(readers(), sender())
+    return sent
+
+
+# --- one measurement -------------------------------------------------------------
+
+
+def measure(peer: str, setup: Setup, corpus: Corpus, workload: Workload, fetchmail: str | None) -> Result:
+    reset(setup.dovecot, setup.postfix, corpus)
+    res = Result(peer, workload, nbytes=corpus.total_bytes, load=(loadavg(), 0.0))
+    n = workload.total
+    log: Path | None = None
+    if peer == "floor":
+        cpu0 = time.process_time()
+        started = time.perf_counter()
+        try:
+            sent = asyncio.run(floor(setup, workload))
+        except Exception as exc:  # noqa: BLE001 - a benchmark reports, it does not crash
+            res.ok = False
+            res.notes.append(f"floor failed: {exc!r}")
+            sent = 0
+        res.wall = time.perf_counter() - started
+        res.cpu = time.process_time() - cpu0
+        res.maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if sent != n:
+            res.ok = False
+            res.notes.append(f"sent {sent} of {n}")
+    else:
+        if peer == "pop3gui":
+            run, log = run_pop3gui(setup, workload)
+        else:
+            assert fetchmail is not None
+            run, log = run_fetchmail(setup, workload, fetchmail)
+        started = run.started
+        res.wall, res.cpu, res.maxrss_kb = run.wall, run.cpu, run.maxrss_kb
+        if run.returncode != 0:
+            res.ok = False
+            res.notes.append(f"exit code {run.returncode} (log: {log})")
+    res.until_delivered = wait_delivered(setup.postfix, n, started, timeout=max(60.0, n * 0.5))
+    time.sleep(0.2)
+    setup.postfix.wait_for_queue_empty(timeout=30)
+    res.delivered = delivered_count(setup.postfix)
+    if res.delivered != n:
+        res.ok = False
+        res.notes.append(f"Postfix delivered {res.delivered} of {n}")
+    res.load = (res.load[0], loadavg())
+    left = remaining_on_server(setup.dovecot, corpus)
+    expect_left = n if peer == "fetchmail" else 0 if peer == "pop3gui" else n
+    if left != expect_left:
+        res.notes.append(f"{left} message(s) left on the POP3 server (expected {expect_left})")
+    if not res.ok and log is not None and log.exists():
+        tail = log.read_text(errors="replace")[-1500:]
+        res.notes.append("log tail: " + tail.replace("\n", " | "))
+    return res
+
+
+def measure_repeated(peer: str, setup: Setup, corpus: Corpus, workload: Workload, fetchmail: str | None,
+                     repeat: int) -> Result:
+    results = [measure(peer, setup, corpus, workload, fetchmail) for _ in range(repeat)]
+    results.sort(key=lambda r: r.wall)
+    chosen = results[len(results) // 2]  # the median run
+    chosen.runs = [r.wall for r in results]
+    for r in results:
+        if not r.ok and r is not chosen:
+            chosen.ok = False
+            chosen.notes.extend(r.notes)
+    return chosen
+
+
+# --- reporting -------------------------------------------------------------------
+
+
+def fmt_mib(kb: int) -> str:
+    return f"{kb / 1024:.0f}"
+
+
+def result_rows(results: list[Result]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        delivered = "-" if r.until_delivered is None else f"{r.until_delivered:.2f}"
+        rows.append([
+            r.peer, r.workload.label, str(r.workload.total), f"{r.mib:.1f}", f"{r.wall:.2f}", delivered,
+            f"{r.msgs_per_s:.1f}", f"{r.mib_per_s:.2f}", f"{r.cpu:.2f}", fmt_mib(r.maxrss_kb),
+            f"{r.delivered}/{r.workload.total}" + ("" if r.ok else " FAIL"),
+            f"{r.load[0]:.1f}→{r.load[1]:.1f}",
+        ])
+    return rows
+
+
+HEADERS = ["peer", "workload", "msgs", "MiB", "wall s", "until delivered s", "msg/s", "MiB/s", "CPU s",
+           "peak RSS MiB", "delivered", "load"]
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}×" if b else "n/a"
+
+
+def case_ratios(case: Case, results: list[Result]) -> list[str]:
+    lines = []
+    by = {(r.peer, r.workload.label): r for r in results}
+    for w in case.workloads:
+        p = by.get(("pop3gui", w.label))
+        if p is None:
+            continue
+        for other in ("fetchmail", "floor"):
+            o = by.get((other, w.label))
+            if o is not None:
+                lines.append(f"{w.label}: pop3gui/{other} wall {ratio(p.wall, o.wall)}, "
+                             f"CPU {ratio(p.cpu, o.cpu)}")
+    if case.name == "accounts" and len(case.workloads) == 2:
+        one, ten = case.workloads
+        for peer in ("pop3gui", "fetchmail", "floor"):
+            a, b = by.get((peer, one.label)), by.get((peer, ten.label))
+            if a and b:
+                lines.append(f"{peer}: 10 accounts × 100 takes {ratio(b.wall, a.wall)} the wall time of "
+                             f"1 account × 100 (10.00× = strictly sequential, same per-message cost)")
+    if case.name == "big":
+        p = by.get(("pop3gui", case.workloads[0].label))
+        if p is not None:
+            largest = case.workloads[0].size / MIB
+            allowed = 80 + 3 * largest
+            peak = p.maxrss_kb / 1024
+            verdict = "within" if peak <= allowed else "OVER"
+            lines.append(f"pop3gui peak RSS {peak:.0f} MiB vs the rule 80 MiB + 3 × {largest:.0f} MiB = "
+                         f"{allowed:.0f} MiB: {verdict}")
+    for r in results:
+        for note in r.notes:
+            lines.append(f"note ({r.peer}, {r.workload.label}): {note}")
+    return lines
+
+
+def text_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    out.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        out.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+    return "\n".join(out)
+
+
+def md_table(headers: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" if i < 2 else "---:"
+                                                              for i in range(len(headers))) + "|"]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+METHOD = (
+    "wall = from starting the peer to its exit (floor: to the last message accepted by Postfix); "
+    "until delivered = same start, until Postfix has written all messages to its Maildir; "
+    "CPU and peak RSS = the peer's own process (/usr/bin/time), floor = this benchmark process "
+    "(process_time delta, ru_maxrss of the whole process); servers' CPU not counted. "
+    "pop3gui deletes what it delivered (DELE before QUIT, its default); fetchmail runs with keep. "
+    "load = the machine's 1-minute load average before → after the measurement (other work on the machine "
+    "makes figures noisy when it is well above 0)."
+)
+
+
+def render(machine: dict[str, str], sections: list[tuple[Case, list[Result], list[str]]], *,
+           markdown: bool, profile_text: str = "") -> str:
+    out: list[str] = []
+    if markdown:
+        out.append("### Machine\n")
+        out += [f"- {k}: {v}" for k, v in machine.items()]
+        out.append(f"\nMethod: {METHOD}\n")
+        for case, results, extra in sections:
+            out.append(f"### {case.name}: {case.title}\n")
+            out.append(md_table(HEADERS, result_rows(results)))
+            lines = case_ratios(case, results) + extra
+            if lines:
+                out.append("")
+                out += [f"- {line}" for line in lines]
+            out.append("")
+        if profile_text:
+            out.append("### Profile of pop3gui (cProfile)\n")
+            out.append("```\n" + profile_text.rstrip() + "\n```")
+    else:
+        out.append("Machine:")
+        out += [f"  {k:<11} {v}" for k, v in machine.items()]
+        out.append("")
+        out.append("Method: " + METHOD)
+        for case, results, extra in sections:
+            out.append("")
+            out.append(f"== {case.name}: {case.title}")
+            out.append(text_table(HEADERS, result_rows(results)))
+            out += ["  " + line for line in case_ratios(case, results) + extra]
+        if profile_text:
+            out.append("")
+            out.append("== profile of pop3gui (cProfile)")
+            out.append(profile_text.rstrip())
+    return "\n".join(out) + "\n"
+
+
+# --- profiling ----------------------------------------------------------------------
+
+
+def profile_pop3gui(setup: Setup, corpus: Corpus, workload: Workload, top: int = 25) -> str:
+    reset(setup.dovecot, setup.postfix, corpus)
+    prof = setup.work / "pop3gui.prof"
+    run, log = run_pop3gui(setup, workload, profile=prof)
+    wait_delivered(setup.postfix, workload.total, run.started, timeout=120)
+    import io
+
+    lines = [(f"workload {workload.label}: wall {run.wall:.2f} s under cProfile (exit code {run.returncode}), "
+              f"CPU {run.cpu:.2f} s")]
+    if not prof.exists():
+        return "\n".join(lines + [f"no profile written; log: {log}"])
+    for key, title in (("tottime", "by own time"), ("cumulative", "by cumulative time")):
+        buf = io.StringIO()
+        stats = pstats.Stats(str(prof), stream=buf)
+        stats.strip_dirs().sort_stats(key).print_stats(top)
+        text = buf.getvalue()
+        body = text[text.find("   ncalls"):] if "   ncalls" in text else text
+        head = [ln for ln in text.splitlines() if "function calls" in ln]
+        lines.append(f"-- top {top} {title} ({head[0].strip() if head else ''})")
+        lines.append(body.rstrip())
+    return "\n".join(lines)
+
+
+# --- main ---------------------------------------------------------------------------
+
+
+def run_case(case: Case, setup_base: tuple[DovecotServer, PostfixServer, Path], peers: list[str],
+             fetchmail: str | None, repeat: int, profile: bool) -> tuple[list[Result], list[str], str]:
+    dovecot, postfix, work = setup_base
+    results: list[Result] = []
+    extra: list[str] = []
+    profile_text = ""
+    for workload in case.workloads:
+        corpus = Corpus.build(work / "corpus" / case.name / workload.label.replace("×", "x").replace("@", "-"),
+                              workload)
+        for a in range(workload.accounts):
+            if not dovecot.maildir_path(f"bench{a}").exists():
+                dovecot.add_user(f"bench{a}", PASSWORD)
+        proxy = ProxyProcess(dovecot.pop3_port, workload.delay_ms) if workload.delay_ms else None
+        try:
+            setup = Setup(dovecot, postfix, proxy.port if proxy else dovecot.pop3_port, work)
+            for peer in peers:
+                if peer == "fetchmail" and fetchmail is None:
+                    continue
+                print(f"[{case.name}] {peer}: {workload.describe()} ...", flush=True)
+                r = measure_repeated(peer, setup, corpus, workload, fetchmail, repeat)
+                print(f"[{case.name}] {peer}: wall {r.wall:.2f} s, {r.msgs_per_s:.1f} msg/s, CPU {r.cpu:.2f} s, "
+                      f"peak RSS {r.maxrss_kb / 1024:.0f} MiB, delivered {r.delivered}/{workload.total}"
+                      + ("" if r.ok else "  FAILED: " + "; ".join(r.notes)), flush=True)
+                results.append(r)
+            if profile and "pop3gui" in peers and not profile_text:
+                print(f"[{case.name}] profiling pop3gui under cProfile ...", flush=True)
+                profile_text = profile_pop3gui(setup, corpus, workload)
+        finally:
+            if proxy is not None:
+                proxy.stop()
+            shutil.rmtree(corpus.folder, ignore_errors=True)
+    if fetchmail is None and "fetchmail" in peers:
+        extra.append("fetchmail: not installed")
+    return results, extra, profile_text
+
+
+def warm_up(dovecot: DovecotServer, postfix: PostfixServer, work: Path, peers: list[str],
+            fetchmail: str | None) -> None:
+    """One small unreported run of each peer: .pyc files, page cache, Postfix's first delivery agents."""
+    workload = Workload("warm-up", 1, 10, 10 * KIB)
+    corpus = Corpus.build(work / "corpus" / "warm-up", workload)
+    if not dovecot.maildir_path("bench0").exists():
+        dovecot.add_user("bench0", PASSWORD)
+    setup = Setup(dovecot, postfix, dovecot.pop3_port, work)
+    for peer in peers:
+        if peer == "fetchmail" and fetchmail is None:
+            continue
+        r = measure(peer, setup, corpus, workload, fetchmail)
+        if not r.ok:
+            print(f"warm-up of {peer} failed: {'; '.join(r.notes)}", flush=True)
+    shutil.rmtree(corpus.folder, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="End-to-end delivery benchmark: pop3gui vs fetchmail vs a floor "
+                                     "(real Dovecot and Postfix on loopback; needs root).")
+    parser.add_argument("--case", action="append", choices=sorted(CASES),
+                        help="run this case (repeatable; default: all of " + ", ".join(DEFAULT_CASES) + ")")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 100 × 10 KiB on loopback only")
+    parser.add_argument("--peer", action="append", choices=["pop3gui", "fetchmail", "floor"],
+                        help="measure only this peer (repeatable; default: all three)")
+    parser.add_argument("--repeat", type=int, default=1, metavar="K",
+                        help="run every measurement K times and report the median wall time (default 1)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also run pop3gui once under cProfile on the first case and print the top functions")
+    parser.add_argument("--markdown", action="store_true", help="print the final report as Markdown")
+    parser.add_argument("--output", metavar="FILE", help="also write the Markdown report to FILE")
+    parser.add_argument("--rev", metavar="COMMIT",
+                        help="measure pop3gui as committed in COMMIT (a `git archive` in the temp folder) instead "
+                        "of the working tree; use --rev HEAD for a baseline while pop3gui/ has local changes")
+    parser.add_argument("--no-warm-up", action="store_true", help="skip the small unreported warm-up runs")
+    args = parser.parse_args(argv)
+
+    if os.geteuid() != 0:
+        print("bench_delivery: must run as root (private Dovecot and Postfix instances).", file=sys.stderr)
+        return 2
+    cases = [QUICK] if args.quick else [CASES[c] for c in (args.case or DEFAULT_CASES)]
+    peers = args.peer or ["pop3gui", "fetchmail", "floor"]
+    fetchmail = ensure_fetchmail() if "fetchmail" in peers else None
+    if "fetchmail" in peers and fetchmail is None:
+        print("fetchmail: not installed", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="pop3gui-bench-"))
+    work.chmod(0o755)
+    try:
+        commit = use_pop3gui_source(args.rev, work)
+    except (subprocess.CalledProcessError, ImportError) as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        print(f"bench_delivery: cannot use pop3gui from {args.rev or ROOT}: {exc}", file=sys.stderr)
+        return 2
+    machine = machine_details(commit)
+    sections: list[tuple[Case, list[Result], list[str]]] = []
+    profile_text = ""
+    failed = False
+    began = time.monotonic()
+    try:
+        with DovecotServer() as dovecot, PostfixServer(message_size_limit=POSTFIX_SIZE_LIMIT) as postfix:
+            if not args.no_warm_up:
+                print("warming up (unreported) ...", flush=True)
+                warm_up(dovecot, postfix, work, peers, fetchmail)
+            if "pop3gui" in peers:
+                machine["pop3gui start-up"] = pop3gui_startup(
+                    Setup(dovecot, postfix, dovecot.pop3_port, work)).split(": ", 1)[1]
+            for case in cases:
+                results, extra, prof = run_case(case, (dovecot, postfix, work), peers, fetchmail, args.repeat,
+                                                args.profile and not profile_text)
+                profile_text = profile_text or prof
+                failed = failed or any(not r.ok for r in results)
+                sections.append((case, results, extra))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    machine["benchmark run"] = f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {time.monotonic() - began:.0f} s"
+    print()
+    print(render(machine, sections, markdown=args.markdown, profile_text=profile_text), end="")
+    if args.output:
+        Path(args.output).write_text(render(machine, sections, markdown=True, profile_text=profile_text))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
