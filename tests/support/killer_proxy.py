@@ -12,8 +12,8 @@ when to kill:
     forwarded, so the POP3 server never commits the DELEs (a kill between DELE
     and QUIT).
 :class:`SmtpDataAcceptedTrigger`
-    The server's final reply to DATA is ``250``: the reply is forwarded, then
-    the client is killed - the message is accepted by the server but the
+    The server's final reply to DATA is ``250``: the client is killed before
+    the reply reaches it - the message is accepted by the server but the
     connector never gets to write the journal (a kill between SMTP acceptance
     and the journal write).
 
@@ -80,11 +80,15 @@ class _SmtpState:
 
 
 class SmtpDataAcceptedTrigger(Trigger):
-    """Kill the client right after the server's final 250 to DATA reached it.
+    """Kill the client once the server accepted a message, before the client reads the 250.
 
-    Each connection is followed on its own (the connector may submit over
-    several sessions at once); ``message`` is the message whose acceptance
-    triggered the kill, as sent (dot-stuffed, with the terminating dot).
+    The server has the message; the connector never learns it, so it cannot
+    write the journal: the narrowest form of the window between SMTP
+    acceptance and the journal write, and deterministic (a kill sent after the
+    reply was forwarded races with the journal write).  Each connection is
+    followed on its own (the connector may submit over several sessions at
+    once); ``message`` is the message whose acceptance triggered the kill, as
+    sent (dot-stuffed, with the terminating dot).
     """
 
     def __init__(self) -> None:
@@ -93,9 +97,11 @@ class SmtpDataAcceptedTrigger(Trigger):
         self.message = b""
 
     def before_forward(self, conn: int, direction: str, data: bytes) -> bool:
-        if direction != CLIENT or self.fired.is_set():
+        if self.fired.is_set():
             return False
         st = self._state.setdefault(conn, _SmtpState())
+        if direction == SERVER:
+            return self._final_reply_accepts(st, data)
         if st.in_data:
             st.message += data
             if st.message.endswith(b"\r\n.\r\n") or st.message == b".\r\n":
@@ -107,10 +113,17 @@ class SmtpDataAcceptedTrigger(Trigger):
                 st.in_data, st.message, st.client_line = True, bytearray(), b""
         return False
 
-    def after_forward(self, conn: int, direction: str, data: bytes) -> bool:
-        st = self._state.get(conn)
-        if direction != SERVER or st is None or not st.await_final or self.fired.is_set():
+    def _final_reply_accepts(self, st: _SmtpState, data: bytes) -> bool:
+        if not st.await_final:
             return False
+        *lines, st.server_line = (st.server_line + data).split(b"\r\n")
+        for line in lines:
+            if line[:1].isdigit() and line[3:4] == b" ":  # the last line of a reply
+                st.await_final = False
+                if line.startswith(b"250"):
+                    self.message = bytes(st.message)
+                    return True
+        return False
         *lines, st.server_line = (st.server_line + data).split(b"\r\n")
         for line in lines:
             if line[:1].isdigit() and line[3:4] == b" ":  # the last line of a reply
