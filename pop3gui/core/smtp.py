@@ -8,6 +8,7 @@ event 4022, with the AUTH exchange redacted.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ import aiosmtplib
 
 from pop3gui.core.config import SmtpConfig
 from pop3gui.core.errors import SmtpAuthError, SmtpConnectionError, SmtpError, SmtpTimeoutError
+from pop3gui.core.smtp_data import BLOCK, DataEncoder, MessageSource
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,22 @@ class Submission:
             soft += tuple(RecipientReply(r.address, self.data_code, self.data_message)
                           for r in self.replies if r.accepted)
         return soft
+
+
+async def _drained(protocol: object) -> None:
+    """Wait while the transport's write buffer is over its high-water mark."""
+    transport = getattr(protocol, "transport", None)
+    if transport is None or transport.is_closing():
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    helper = getattr(protocol, "_drain_helper", None)  # asyncio's flow-control mixin
+    if helper is not None:
+        try:
+            await helper()
+        except ConnectionError as exc:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost") from exc
+    else:  # pragma: no cover - a transport without flow control
+        while transport.get_write_buffer_size() > 4 * BLOCK:
+            await asyncio.sleep(0.01)
 
 
 @dataclass
@@ -194,15 +212,20 @@ class SmtpSubmitter:
         finally:
             smtp.close()
 
-    async def submit(self, sender: str, recipients: list[str], message: bytes) -> Submission:
-        """Send one message; per-recipient replies, never an exception for a refusal."""
-        return await self._transaction(sender, recipients, message)
+    async def submit(self, sender: str, recipients: list[str], message: bytes | MessageSource) -> Submission:
+        """Send one message; per-recipient replies, never an exception for a refusal.
+
+        A :class:`MessageSource` on a file is streamed block by block, so the
+        size of a message does not decide the memory the connector needs.
+        """
+        source = message if isinstance(message, MessageSource) else MessageSource.from_bytes(message)
+        return await self._transaction(sender, recipients, source)
 
     async def probe(self, sender: str, recipients: list[str]) -> Submission:
         """MAIL FROM + RCPT TO + RSET: learn what the server would do, send nothing."""
         return await self._transaction(sender, recipients, None)
 
-    async def _transaction(self, sender: str, recipients: list[str], message: bytes | None) -> Submission:
+    async def _transaction(self, sender: str, recipients: list[str], message: MessageSource | None) -> Submission:
         reused = self._smtp is not None and self._smtp.is_connected
         try:
             return await self._transaction_once(sender, recipients, message)
@@ -213,7 +236,8 @@ class SmtpSubmitter:
                 raise
             return await self._transaction_once(sender, recipients, message)
 
-    async def _transaction_once(self, sender: str, recipients: list[str], message: bytes | None) -> Submission:
+    async def _transaction_once(self, sender: str, recipients: list[str],
+                                message: MessageSource | None) -> Submission:
         if self._smtp is None or not self._smtp.is_connected:
             await self.connect()
         smtp = self._smtp
@@ -223,7 +247,7 @@ class SmtpSubmitter:
         data_sent = False
         try:
             options = []
-            if message is not None and smtp.supports_extension("8bitmime") and not message.isascii():
+            if message is not None and smtp.supports_extension("8bitmime") and not message.is_ascii():
                 options.append("BODY=8BITMIME")
             log.client(f"MAIL FROM:<{sender}>" + "".join(" " + o for o in options))
             try:
@@ -248,8 +272,8 @@ class SmtpSubmitter:
             log.client("DATA")
             data_sent = True
             try:
-                reply = await smtp.data(message)
-                log.client(f"<{len(message)} bytes of message>")
+                reply = await self._stream_data(smtp, message)
+                log.client(f"<{message.size()} bytes of message>")
                 log.server(reply.code, reply.message)
                 data_code, data_message = reply.code, reply.message
             except aiosmtplib.SMTPDataError as exc:
@@ -285,6 +309,36 @@ class SmtpSubmitter:
                 fix="Read the transcript and the server's log; the message stays on the POP3 server.",
                 code=exc.code, reply=exc.message, transcript=log.text(),
             ) from exc
+
+    async def _stream_data(self, smtp: aiosmtplib.SMTP, message: MessageSource) -> aiosmtplib.SMTPResponse:
+        """DATA, then the message block by block with flow control, then the final reply.
+
+        aiosmtplib's ``data()`` wants the whole message in memory and copies it
+        three times; this writes encoded blocks and waits whenever the socket's
+        buffer is full, so memory stays at a block or two.
+        """
+        reply = await smtp.execute_command(b"DATA")
+        if reply.code != 354:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        protocol = smtp.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        encoder = DataEncoder()
+        for block in message.blocks():
+            protocol.write(encoder.feed(block))
+            await _drained(protocol)
+        # Wait for the reply before the last bytes go out, so it cannot arrive unawaited.
+        final = asyncio.ensure_future(protocol.read_response(timeout=self._config.timeout_s))
+        await asyncio.sleep(0)
+        try:
+            protocol.write(encoder.finish())
+        except BaseException:
+            final.cancel()
+            raise
+        reply = await final
+        if reply.code != 250:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        return reply
 
     async def _reset(self, log: _Transcript) -> None:
         assert self._smtp is not None

@@ -54,6 +54,7 @@ from pop3gui.core.messages import read_header_block, trace_count, trace_header, 
 from pop3gui.core.paths import Paths, open_private
 from pop3gui.core.pop3 import Pop3Client
 from pop3gui.core.smtp import RecipientReply, SmtpSubmitter, Submission
+from pop3gui.core.smtp_data import MessageSource
 from pop3gui.core.spool import Quarantine, QuarantineRecord, Spool
 
 log = logging.getLogger(__name__)
@@ -713,7 +714,8 @@ class Connector:
             self.journal.finish(account.name, msg.uid, msg.key, msg.size, "duplicate")
             return True
 
-        body = trace_header(pop3_host=account.host, account=account.name, uid=msg.uid) + msg.spool.read_bytes()
+        body = MessageSource.from_file(msg.spool, trace_header(pop3_host=account.host, account=account.name,
+                                                               uid=msg.uid))
         sub = await smtp.submit(msg.sender, wanted, body)
         delivered = list(sub.accepted)
         if sub.deferred:
