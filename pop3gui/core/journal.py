@@ -71,7 +71,10 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-            self._durable = True
+            # Notes that need not survive a power cut go through a second connection
+            # that does not fsync (see begin()); outcomes always go through the first.
+            self._notes = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._notes.execute("PRAGMA synchronous=NORMAL")
         except (OSError, sqlite3.Error) as exc:
             raise StateError(
                 f"cannot open the journal {path}: {exc}",
@@ -81,21 +84,20 @@ class Journal:
         self.now = time.time  # replaceable in tests of day-based rules
 
     def close(self) -> None:
+        self._notes.close()
         self._db.close()
 
     def _write(self, sql_and_args: Iterable[tuple[str, tuple[object, ...]]], *, durable: bool = True) -> None:
         """Run statements in one transaction; a durable one is on disk when this returns."""
+        db = self._db if durable else self._notes
         try:
-            if durable != self._durable:
-                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-                self._durable = durable
-            self._db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
             for sql, args in sql_and_args:
-                self._db.execute(sql, args)
-            self._db.execute("COMMIT")
+                db.execute(sql, args)
+            db.execute("COMMIT")
         except sqlite3.Error as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise StateError(
                 f"cannot write the journal: {exc}",
                 cause="The disk is full or the state folder became unwritable.",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import re
 import contextlib
 import socket
 import ssl
@@ -66,6 +67,32 @@ class _Sink(Protocol):
     def write(self, data: bytes, /) -> object: ...
 
 
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def _find_end(block: bytes, at_line_start: bool) -> tuple[int, int]:
+    """Where the terminating "." line starts in a block of whole lines, and its length; (-1, 0) if absent."""
+    if at_line_start:
+        for ending in (b".\r\n", b".\n"):
+            if block.startswith(ending):
+                return 0, len(ending)
+    found = [(i + 1, len(e) - 1) for e in (b"\n.\r\n", b"\n.\n") if (i := block.find(e)) >= 0]
+    return min(found) if found else (-1, 0)
+
+
+def _data_lines(block: bytes, at_line_start: bool) -> bytes:
+    """Whole lines of message data: every line ending CRLF, one leading dot removed per line.
+
+    With ``at_line_start`` False the first line continues an over-long line,
+    so its start is data, not a line start.
+    """
+    if block.count(b"\n") != block.count(b"\r\n"):
+        block = _BARE_LF.sub(b"\r\n", block)
+    if at_line_start and block.startswith(b"."):
+        block = block[1:]
+    return block.replace(b"\n.", b"\n")
+
+
 class _Discard:
     def write(self, data: bytes, /) -> int:
         return len(data)
@@ -114,6 +141,8 @@ class Pop3Client:
         self._quit_done = False
         # RETR replies still on the wire after a pipelined download stopped early.
         self._unread_retr = 0
+        # Bytes read past the end of a message (the start of the next reply), read before the socket.
+        self._head = bytearray()
 
     # ------------------------------------------------------------------ public
 
@@ -393,6 +422,7 @@ class Pop3Client:
     async def close(self) -> None:
         """Drop the connection without QUIT, so the server rolls back DELEs."""
         writer, self._writer, self._reader = self._writer, None, None
+        self._head.clear()
         if writer is None:
             return
         self.transcript.append("-- connection closed")
@@ -434,9 +464,18 @@ class Pop3Client:
         reader = self._reader
         if reader is None:
             raise self._not_connected()
+        prefix = b""
+        if self._head:
+            end = self._head.find(b"\n")
+            if end >= 0 and end < self.max_line:
+                line = bytes(self._head[:end + 1])
+                del self._head[:end + 1]
+                return line
+            prefix = bytes(self._head)
+            self._head.clear()
         try:
             try:
-                line = await reader.readuntil(b"\n")
+                line = prefix + await reader.readuntil(b"\n")
             except asyncio.LimitOverrunError as exc:
                 if not split_long:
                     raise
@@ -470,37 +509,52 @@ class Pop3Client:
             raise
 
     async def _read_multiline(self, out: BinaryIO | _Sink) -> int:
-        """Stream dot-unstuffed, CRLF-normalised data lines to *out* until '.'.
+        """Stream dot-unstuffed, CRLF-normalised message data to *out* until the "." line.
 
-        One deadline, pushed forward after every line, bounds the silence
-        between lines: a per-line ``wait_for`` would cost a task per line.
+        Data is read in large blocks and every complete line in a block is
+        handled at once (a loop per line costs more than the rest of the
+        connector together); bytes past the "." line are kept for the next
+        reply.  Lines may be of any length: a line longer than max_line is
+        passed on in pieces.  One deadline, moved forward as data arrives,
+        bounds the silence.
         """
-        written = 0
         what = "reading message data"
+        pending = bytearray(self._head)
+        self._head.clear()
+        written = 0
+        at_line_start = True  # False while a line longer than max_line is passed on in pieces
         loop = asyncio.get_running_loop()
-        inside_long_line = False  # the next piece continues a line longer than max_line
-        carry = b""  # a CR held back in case its LF comes in the next piece
         try:
             async with asyncio.timeout(self.timeout) as deadline:
                 while True:
-                    piece = carry + await self._read_line_untimed(what, split_long=True)
-                    deadline.reschedule(loop.time() + self.timeout)
-                    carry = b""
-                    if piece.endswith(b"\n"):
-                        data = end_of_long_line(piece) if inside_long_line else unstuff(piece)
-                        inside_long_line = False
-                        if data is None:
+                    last_lf = pending.rfind(b"\n")
+                    if last_lf >= 0:
+                        block = bytes(pending[:last_lf + 1])
+                        stop, end_len = _find_end(block, at_line_start)
+                        if stop >= 0:
+                            self._head = pending[stop + end_len:]
+                            data = _data_lines(block[:stop], at_line_start)
+                            out.write(data)
+                            written += len(data)
                             break
-                    else:  # a piece of an over-long line: no line ending yet
-                        if not inside_long_line and piece in (b".", b".\r"):
-                            carry = piece  # may still become the terminating "."
-                            continue
-                        if piece.endswith(b"\r"):
-                            piece, carry = piece[:-1], b"\r"
-                        data = piece[1:] if not inside_long_line and piece.startswith(b".") else piece
-                        inside_long_line = True
-                    out.write(data)
-                    written += len(data)
+                        del pending[:last_lf + 1]
+                        data = _data_lines(block, at_line_start)
+                        at_line_start = True
+                    elif len(pending) > self.max_line and not (at_line_start and bytes(pending[:3]) in (b".", b".\r")):
+                        keep = 1 if pending.endswith(b"\r") else 0  # its LF may be in the next block
+                        piece = bytes(pending[:len(pending) - keep])
+                        del pending[:len(pending) - keep]
+                        data = piece[1:] if at_line_start and piece.startswith(b".") else piece
+                        at_line_start = False
+                    else:
+                        data = b""
+                    if data:
+                        out.write(data)
+                        written += len(data)
+                    if last_lf < 0 or not pending.endswith(b"\n"):
+                        chunk = await self._read_chunk(what)
+                        deadline.reschedule(loop.time() + self.timeout)
+                        pending += chunk
         except TimeoutError as exc:
             if isinstance(exc, Pop3Error):
                 raise
@@ -508,6 +562,23 @@ class Pop3Client:
         self.transcript.append(f"S: [{written} bytes of message data]")
         self.transcript.append("S: .")
         return written
+
+    async def _read_chunk(self, what: str) -> bytes:
+        """Whatever the server sent next (up to 256 KiB); the caller owns the timeout."""
+        reader = self._reader
+        if reader is None:
+            raise self._not_connected()
+        try:
+            chunk = await reader.read(256 * 1024)
+        except Pop3Error:
+            raise
+        except (OSError, ssl.SSLError) as exc:
+            await self.close()
+            raise self._dropped(exc) from exc
+        if not chunk:
+            await self.close()
+            raise self._dropped(None)
+        return chunk
 
     async def _read_lines(self) -> _Lines:
         """The lines of a short multi-line answer (LIST, UIDL, CAPA)."""

@@ -234,7 +234,8 @@ async def read_fed(data: bytes, *, limit: int, cuts: list[int], listing: bool) -
         await feeder
         return "dropped", b"", b""
     await feeder
-    rest = await reader.read()
+    # The client may read past the "." line; what it keeps for the next reply is unread, too.
+    rest = bytes(client._head) + await reader.read()
     assert len(client.transcript) <= 200
     return "ok", got, rest
 
@@ -256,7 +257,7 @@ def _prop_reader(raw: bytes) -> None:
     limit = _LIMITS[head[0] % len(_LIMITS)]
     cuts = [1 + (b % 37) for b in head[1:2] * (head[2] % 6)] + [1 + b % 5 for b in recipe[:3]]
     data = decode_recipe(recipe, _DATA_TOKENS)
-    # The unread rest must match too: nothing past the terminating "." is consumed.
+    # The unread rest must match too: whatever follows the terminating "." is kept for the next reply.
     listing = bool(head[2] & 1)
     got = _LOOP[0].run_until_complete(read_fed(data, limit=limit, cuts=cuts, listing=listing))
     assert got == model_read(data, limit, listing=listing), data
