@@ -129,7 +129,8 @@ def _label_to_ascii(label: str) -> str | None:
 def _build_address(username: str, domain: str) -> str | None:
     """A parsed local part and domain as one RCPT-ready addr-spec, or None.
 
-    Control characters (NUL, CR, LF ...), undecodable bytes and U+FFFD are
+    Control characters (NUL, CR, LF ...), Unicode blanks (a no-break space the
+    parser takes for part of the name), undecodable bytes and U+FFFD are
     refused in the local part: they would be an SMTP command injection or a
     mailbox nobody has, and no server accepts them.
     """
@@ -137,7 +138,8 @@ def _build_address(username: str, domain: str) -> str | None:
         return None
     for char in username:
         code = ord(char)
-        if code < 0x20 or 0x7F <= code < 0xA0 or 0xD800 <= code < 0xE000 or code == 0xFFFD:
+        if (code < 0x20 or 0x7F <= code < 0xA0 or 0xD800 <= code < 0xE000 or code == 0xFFFD
+                or (code > 0x7F and char.isspace())):
             return None
     ascii_domain = normalize_domain(domain)
     if ascii_domain is None:

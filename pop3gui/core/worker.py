@@ -290,8 +290,9 @@ class Connector:
         res = AccountResult(account.name)
         self._emit(EventId.ACCOUNT_STARTED, Severity.INFO,
                    f"Connecting to {account.host}:{account.port} as {account.username}.", account=account.name)
+        # The keyring lookup (slow on some desktops) runs while the connection is set up.
+        password = asyncio.ensure_future(asyncio.to_thread(self.credentials.pop3_password, account.name))
         try:
-            password = await asyncio.to_thread(self.credentials.pop3_password, account.name)
             self._clear_spool(account.name)
             await self._session(account, password, res)
         except CredentialError as exc:
@@ -302,6 +303,10 @@ class Connector:
             res.failed = True
             res.errors.append(str(exc))
         finally:
+            if not password.done():
+                password.cancel()
+            elif not password.cancelled():
+                password.exception()  # a lookup that failed after the connection did is not "never retrieved"
             with contextlib.suppress(OSError, StateError):
                 self.spool.clear(account.name)  # downloaded but never submitted: still on the server
         self._emit(EventId.ACCOUNT_FINISHED, Severity.INFO if res.clean else Severity.WARNING,
@@ -332,7 +337,7 @@ class Connector:
         self._emit(eid, Severity.ERROR, str(exc), account=account, cause=exc.cause, fix=exc.fix,
                    transcript=transcript)
 
-    async def _session(self, account: AccountConfig, password: str, res: AccountResult) -> None:
+    async def _session(self, account: AccountConfig, password: asyncio.Future[str], res: AccountResult) -> None:
         client = Pop3Client(account.host, account.port, security=account.security,
                             verify_tls=account.verify_tls, timeout=account.timeout_s,
                             ssl_context=pop3_ssl_context(account) if account.security != "none" else None)
@@ -348,7 +353,7 @@ class Connector:
                            "network could pose as the server and read the password.",
                            fix="Turn certificate checking back on; if the server has a private certificate, set "
                            "ca_file to its CA instead.")
-            await client.login(account.username, password)
+            await client.login(account.username, await password)
             self._emit(EventId.POP3_CONNECTED, Severity.DEBUG,
                        f"Logged in to {account.host}; capabilities: {', '.join(client.capabilities) or 'none'}.",
                        account=account.name)

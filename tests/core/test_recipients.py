@@ -570,3 +570,12 @@ def test_long_lists_read_like_short_ones(entries: list[str]) -> None:
     """Long headers are parsed mailbox by mailbox; that must not change the result."""
     text = ", ".join(entries)
     assert _addresses(text, whole_limit=0) == _addresses(text)
+
+
+def test_a_no_break_space_glued_to_an_address_makes_it_no_address() -> None:
+    """Found by the property test: the parser keeps U+00A0 in the local part."""
+    headers = parse_headers(b"Return-Path: \xc2\xa0alice@contoso.com\r\nTo: \xc2\xa0bob@contoso.com\r\n")
+    assert envelope_sender(headers) == ""
+    result = resolve_global(headers, envelope_headers=(), rules=(), local=LocalDomains(["contoso.com"]),
+                            undeliverable_to="admin@contoso.com")
+    assert result.recipients == ("admin@contoso.com",)
