@@ -117,7 +117,7 @@ class ConnectorController(QObject):
             if self._held_lock is None:
                 lock.acquire()
         except StateError as exc:
-            self._emit_error(exc)
+            self._emit_error(exc, EventId.RUNNER_BUSY)
             self.run_finished.emit(None)
             self._reschedule()
             return None
@@ -130,8 +130,8 @@ class ConnectorController(QObject):
             finally:
                 connector.close()
                 self._connector = None
-        except Pop3guiError as exc:
-            self._emit_error(exc)
+        except Pop3guiError as exc:  # the state folder cannot be opened (journal, spool)
+            self._emit_error(exc, EventId.SPOOL_FAILED)
         finally:
             lock.release()
             self.last_result = result
@@ -143,9 +143,8 @@ class ConnectorController(QObject):
     def _report_progress(self, account: str, done: int, total: int, size: int) -> None:
         self.progress.emit(account, done, total, size)
 
-    def _emit_error(self, exc: Pop3guiError) -> None:
-        self.bus.emit(Event(id=EventId.SPOOL_FAILED, severity=Severity.ERROR, text=str(exc), cause=exc.cause,
-                            fix=exc.fix))
+    def _emit_error(self, exc: Pop3guiError, event_id: EventId) -> None:
+        self.bus.emit(Event(id=event_id, severity=Severity.ERROR, text=str(exc), cause=exc.cause, fix=exc.fix))
 
     async def stop(self) -> None:
         """Finish the message in flight, QUIT, and wait for the run to end."""
@@ -159,14 +158,10 @@ class ConnectorController(QObject):
     async def test_account(self, account: AccountConfig) -> list[Finding]:
         """The Test button: log in (STAT, CAPA, UIDL) and RCPT-probe the account's local target."""
         findings = [await check_account(account, self.credentials)]
-        probe_config = Config(smtp=self.config.smtp, delivery=self.config.delivery, policies=self.config.policies,
-                              accounts=(account,))
-        if account.kind == "global":
-            probe_config = Config(smtp=self.config.smtp, policies=self.config.policies,
-                                  delivery=self.config.delivery,
-                                  rules=tuple(r for r in self.config.rules if r.account == account.name),
-                                  accounts=(account,))
-        findings.extend(await probe_targets(probe_config, self.credentials))
+        just_this_account = Config(smtp=self.config.smtp, delivery=self.config.delivery,
+                                   policies=self.config.policies, accounts=(account,),
+                                   rules=self.config.rules_for(account.name))
+        findings.extend(await probe_targets(just_this_account, self.credentials))
         return findings
 
     async def resubmit(self, record_id: str) -> str:
