@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import io
-import mailbox
 import os
 import re
 import shutil
@@ -114,18 +112,6 @@ def test_headless_demo_imports_no_qt() -> None:
     env = {k: v for k, v in os.environ.items() if k != "POP3GUI_HOME"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.stdout.strip() == "0", out.stdout + out.stderr
-
-
-def test_demo_without_headless_falls_back_when_the_window_is_missing() -> None:
-    if importlib.util.find_spec("pop3gui.gui.demo_window") is not None:
-        pytest.skip("the window demo exists; this test covers its absence")
-    env = {k: v for k, v in os.environ.items() if k != "POP3GUI_HOME"}
-    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
-    out = subprocess.run([sys.executable, "-m", "pop3gui", "demo", "--once"], capture_output=True, text=True,
-                         env=env, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "The window demo is not available" in out.stdout
-    assert "The demo ran as designed" in out.stdout
 
 
 # --- the sandbox with the real connector ------------------------------------------------

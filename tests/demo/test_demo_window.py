@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,6 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_API", "pyside6")
 
-import qasync  # type: ignore[import-untyped]  # noqa: E402
 
 from pop3gui.core.config import load_config  # noqa: E402
 from pop3gui.core.events import EventId  # noqa: E402
@@ -27,22 +25,8 @@ pytestmark = pytest.mark.gui
 SHOTS = os.environ.get("POP3GUI_DEMO_SHOTS", "")  # a folder: save the window at each step (for a human to look)
 
 
-@pytest.fixture(autouse=True)
-def collect_garbage_on_the_gui_thread() -> Iterator[None]:
-    gc.collect()
-    yield
-    gc.collect()
 
 
-@pytest.fixture
-def loop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
-    qloop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(qloop)
-    try:
-        yield qloop
-    finally:
-        qloop.close()
-        asyncio.set_event_loop(None)
 
 
 @pytest.fixture

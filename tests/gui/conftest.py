@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from tests.support.qt_loop import collect_garbage_on_the_gui_thread, loop  # noqa: F401 (fixtures)
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_API", "pyside6")
 

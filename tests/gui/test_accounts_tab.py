@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -11,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
@@ -51,29 +49,8 @@ def sample_config(**changes: Any) -> Config:
     return replace(Config(policies=(POLICY,), accounts=(ALICE, OFFICE), rules=(SALES, SUPPORT)), **changes)
 
 
-@pytest.fixture(autouse=True)
-def collect_garbage_on_the_gui_thread() -> Iterator[None]:
-    """Free the Qt objects of earlier tests here, not in a keyring or executor thread.
-
-    Python's cyclic garbage collector runs in whichever thread allocates at the
-    time; a QObject freed in a worker thread makes Qt warn ("Timers cannot be
-    stopped from another thread").
-    """
-    gc.collect()
-    yield
-    gc.collect()
 
 
-@pytest.fixture
-def loop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
-    """A qasync loop over the test's QApplication, closed before the test ends."""
-    qloop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(qloop)
-    try:
-        yield qloop
-    finally:
-        qloop.close()
-        asyncio.set_event_loop(None)
 
 
 def make_controller(tmp_path: Path, config: Config) -> ConnectorController:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import gc
 import json
 import os
 import shutil
@@ -26,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import qasync
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QLabel
 
@@ -57,11 +55,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = Path(__file__).with_name("tray_scenarios.py")
 
 
-@pytest.fixture(autouse=True)
-def collect_garbage_on_the_gui_thread() -> Iterator[None]:
-    gc.collect()
-    yield
-    gc.collect()
 
 
 @pytest.fixture

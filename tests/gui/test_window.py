@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-import qasync
 from PySide6.QtWidgets import QMessageBox
 
 from pop3gui.core.config import Config, load_config
@@ -23,22 +20,8 @@ from tests.conftest import Pop3User
 from tests.support.office import Office, make_message
 
 
-@pytest.fixture(autouse=True)
-def collect_garbage_on_the_gui_thread() -> Iterator[None]:
-    gc.collect()
-    yield
-    gc.collect()
 
 
-@pytest.fixture
-def loop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
-    qloop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(qloop)
-    try:
-        yield qloop
-    finally:
-        qloop.close()
-        asyncio.set_event_loop(None)
 
 
 def make_window(qtbot: Any, paths: Paths, config: Config) -> PropertiesWindow:
