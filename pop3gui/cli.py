@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from pop3gui import __version__
 from pop3gui.core.config import Config, load_config
 from pop3gui.core.credentials import Credentials
+from pop3gui.core.desktop import has_display, no_display_error
 from pop3gui.core.errors import ConfigError, Pop3guiError
 from pop3gui.core.events import Event, EventBus, Severity
 from pop3gui.core.eventstore import EventLog, EventStore
@@ -286,18 +287,19 @@ def _require(password: str) -> None:
 
 
 def cmd_window(paths: Paths) -> int:
-    """Without a command: the properties window, once the GUI package provides it."""
-    try:
-        from pop3gui.gui.app import run_window
-    except ImportError:
-        build_parser().print_help()
-        return EXIT_OK
+    """Without a command: the properties window."""
+    if not has_display():
+        raise no_display_error("the properties window")
+    from pop3gui.gui.app import run_window
+
     result: int = run_window(paths)
     return result
 
 
 def cmd_tray(paths: Paths) -> int:
     """``pop3gui tray``: the background runner with its tray icon."""
+    if not has_display():
+        raise no_display_error("the tray runner")
     from pop3gui.gui.app import run_tray
 
     result: int = run_tray(paths)
@@ -322,6 +324,10 @@ def cmd_demo(*, headless: bool, once: bool, tray: bool, keep: bool) -> int:
     previous_home = os.environ.get(HOME_ENV)
     os.environ[HOME_ENV] = str(sandbox.folder)  # anything calling default_paths() lands in the sandbox
     try:
+        if not headless and not has_display():
+            print("This session has no screen (no DISPLAY or WAYLAND_DISPLAY): running the demo in the "
+                  "terminal instead.", flush=True)
+            headless = True
         if not headless:
             try:  # looked up by name: the window part of the demo is optional
                 window = importlib.import_module("pop3gui.gui.demo_window")

@@ -118,3 +118,15 @@ def test_headless_commands_do_not_import_qt() -> None:
            "print(any(m.startswith(('PySide6', 'qasync')) for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_window_commands_without_a_screen_explain_instead_of_crashing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"}}
+    env["POP3GUI_HOME"] = str(tmp_path)
+    for command in ([], ["tray"]):
+        out = pop3gui(*command, env=env)
+        assert out.returncode == 1, out.stderr
+        assert "no screen" in out.stderr and "pop3gui demo --headless --once" in out.stderr
+    demo = pop3gui("demo", "--once", env=dict(env, PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring"))
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "running the demo in the terminal" in demo.stdout and "The demo ran as designed" in demo.stdout
