@@ -537,3 +537,34 @@ async def test_sanity_a_clean_cycle_with_the_fakes(tmp_path: Path, sink: SmtpSin
         assert all(carries(r.content, m) for r, m in zip(sink.received, messages, strict=True))
         assert all(e.severity < Severity.WARNING for e in rig.events)
         assert rig.spool_is_empty()
+
+
+async def test_smtp_login_refused_is_explained_and_keeps_the_mail(tmp_path: Path) -> None:
+    original = message("needs a login")
+    async with SmtpSink(login=("connector", "right-password")) as sink, \
+            ScriptedPop3Server([original], password=POP3_PASSWORD) as pop:
+        rig = make_rig(tmp_path, pop, sink.port)
+        rig.smtp_username = "connector"
+        rig.passwords = StaticPasswords(smtp="wrong-password")
+        assert (await rig.cycle()).exit_code == 1
+        explained(rig.one(EventId.SMTP_AUTH_FAILED), "login", "secret set --smtp")
+        assert "wrong-password" not in "\n".join(e.full_text() for e in rig.events)
+        assert pop.mailbox == [original] and sink.received == []
+
+        rig.passwords = StaticPasswords(smtp="right-password")
+        assert (await rig.cycle()).exit_code == 0
+        assert sink.copies_for(ALICE) == 1 and pop.mailbox == []
+
+
+async def test_a_uidl_that_changes_between_sessions_does_not_deliver_twice(tmp_path: Path, sink: SmtpSink) -> None:
+    """Some servers renumber their UIDLs (after a migration): the Message-ID still knows the message."""
+    original = message("renumbered")
+    async with ScriptedPop3Server([original], password=POP3_PASSWORD, uids=["old-uid"]) as pop:
+        rig = make_rig(tmp_path, pop, sink.port, leave_on_server=True)
+        assert (await rig.cycle()).exit_code == 0
+    async with ScriptedPop3Server([original], password=POP3_PASSWORD, uids=["new-uid"]) as pop:
+        rig.pop = pop
+        rig.account = make_rig(tmp_path, pop, sink.port, leave_on_server=True).account
+        assert (await rig.cycle()).exit_code == 0
+    assert sink.copies_for(ALICE) == 1
+    assert rig.of(EventId.DUPLICATE_SUPPRESSED)

@@ -69,6 +69,7 @@ class Rig:
     smtp_port: int
     account: AccountConfig
     passwords: StaticPasswords = field(default_factory=StaticPasswords)
+    smtp_username: str = ""  # non-empty: the connector logs in to the SMTP sink
     events: list[Event] = field(default_factory=list)
     cycle_events: list[Event] = field(default_factory=list)
 
@@ -79,7 +80,7 @@ class Rig:
     @property
     def config(self) -> Config:
         return Config(
-            smtp=SmtpConfig(host="127.0.0.1", port=self.smtp_port, timeout_s=5),
+            smtp=SmtpConfig(host="127.0.0.1", port=self.smtp_port, timeout_s=5, username=self.smtp_username),
             delivery=DeliveryConfig(undeliverable_to=ADMIN),
             policies=(RecipientPolicy("Default Policy", ("contoso.com",), "contoso.com"),),
             accounts=(self.account,),

@@ -26,6 +26,9 @@ Knobs (attributes; change them between cycles to "fix" the server):
 ``close_after_data``
     Reply to DATA, then close the session (as a server does when an idle
     session times out while the client downloads the next message).
+``login``
+    ``(user, password)``: offer AUTH (without TLS); any other
+    login is refused with 535.
 
 What it records: ``received`` (one :class:`Received` per accepted DATA),
 ``connections`` (sessions opened).
@@ -40,7 +43,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 
 @dataclass(frozen=True)
@@ -99,12 +102,13 @@ class SmtpSink:
 
     def __init__(self, *, rcpt: dict[str, str] | None = None, data: str | None = None,
                  greeting_421: bool = False, drop_after_data: bool = False,
-                 close_after_data: bool = False) -> None:
+                 close_after_data: bool = False, login: tuple[str, str] | None = None) -> None:
         self.rcpt = {k.lower(): v for k, v in (rcpt or {}).items()}
         self.data = data
         self.greeting_421 = greeting_421
         self.drop_after_data = drop_after_data
         self.close_after_data = close_after_data
+        self.login = login
         self.received: list[Received] = []
         self.connections = 0
         self.port = 0
@@ -121,10 +125,19 @@ class SmtpSink:
         if self.greeting_421:
             proto = _Refuse421()
         else:
+            auth: dict[str, Any] = {}
+            if self.login is not None:
+                auth = dict(authenticator=self._authenticate, auth_require_tls=False)
             proto = SMTP(_Handler(self), hostname="sink.test", ident="smtp-sink",
-                         loop=asyncio.get_running_loop())
+                         loop=asyncio.get_running_loop(), **auth)
         self._protocols.append(proto)
         return proto
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and self.login == (
+            auth_data.login.decode("utf-8", "replace"), auth_data.password.decode("utf-8", "replace"))
+        return AuthResult(success=ok, handled=False)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
