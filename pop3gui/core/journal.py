@@ -90,9 +90,13 @@ class Journal:
     def _write(self, sql_and_args: Iterable[tuple[str, tuple[object, ...]]], *, durable: bool = True) -> None:
         """Run statements in one transaction; a durable one is on disk when this returns."""
         db = self._db if durable else self._notes
+        statements = list(sql_and_args)
         try:
+            if len(statements) == 1:  # one statement is its own transaction
+                db.execute(*statements[0])
+                return
             db.execute("BEGIN IMMEDIATE")
-            for sql, args in sql_and_args:
+            for sql, args in statements:
                 db.execute(sql, args)
             db.execute("COMMIT")
         except sqlite3.Error as exc:

@@ -261,6 +261,23 @@ class Pop3Client:
     async def list(self) -> dict[int, int]:
         """Message number -> size in octets, as the server reports it."""
         await self._expect("LIST", "LIST")
+        return await self._list_lines()
+
+    async def listing(self) -> tuple[dict[int, int], dict[int, str] | None]:
+        """LIST and UIDL together, in one round trip when the server pipelines."""
+        if not self.supports_pipelining or "UIDL" not in self.capabilities:
+            return await self.list(), await self.uidl()
+        await self._skip_unread()
+        self._send("LIST")
+        self._send("UIDL")
+        await self._drain()
+        reply = await self._read_status("LIST")
+        if not reply.ok:
+            raise error_for("LIST", reply, self.where)
+        sizes = await self._list_lines()
+        return sizes, await self._uidl_answer()
+
+    async def _list_lines(self) -> dict[int, int]:
         lines = await self._read_lines()
         sizes: dict[int, int] = {}
         async with self._closing_on_protocol_error():
@@ -275,8 +292,12 @@ class Pop3Client:
         """Message number -> unique id, or None when the server has no UIDL."""
         if self.capabilities and "UIDL" not in self.capabilities:
             return None
+        await self._skip_unread()
         self._send("UIDL")
         await self._drain()
+        return await self._uidl_answer()
+
+    async def _uidl_answer(self) -> dict[int, str] | None:
         reply = await self._read_status("UIDL")
         if not reply.ok:
             if reply.resp_code:
@@ -345,21 +366,28 @@ class Pop3Client:
         finally:
             self._unread_retr += len(queued)
 
-    async def dele_many(self, numbers: Sequence[int]) -> None:
-        """DELE several messages, all on the wire at once when the server pipelines."""
+    async def dele_many(self, numbers: Sequence[int], *, then_quit: bool = False) -> None:
+        """DELE several messages (and QUIT, which commits them), all on the wire at once
+        when the server pipelines."""
         if not self.supports_pipelining:
             for number in numbers:
                 await self.dele(number)
+            if then_quit:
+                await self.quit()
             return
         await self._skip_unread()
         for number in numbers:
             self._send(f"DELE {_msg(number)}")
+        if then_quit:
+            self._send("QUIT")
         await self._drain()
         failure: Pop3Error | None = None
         for _ in numbers:
             reply = await self._read_status("DELE")
             if not reply.ok and failure is None:
                 failure = error_for("DELE", reply, self.where)
+        if then_quit:
+            await self._quit_answer()
         if failure is not None:
             raise failure
 
@@ -402,8 +430,16 @@ class Pop3Client:
         """Send QUIT, which commits DELEs, and close; raise unless the server said +OK."""
         if self._quit_done and self._writer is None:
             return
+        await self._quit_answer(send=True)
+
+    async def _quit_answer(self, *, send: bool = False) -> None:
+        """(Send QUIT and) read its reply and close; raise unless the server committed the session."""
         try:
-            reply = await self._command("QUIT", "QUIT")
+            if send:
+                await self._skip_unread()
+                self._send("QUIT")
+                await self._drain()
+            reply = await self._read_status("QUIT")
         except Pop3ConnectionError as exc:
             exc.cause = (
                 exc.cause + " Messages marked for deletion may not have been deleted;"

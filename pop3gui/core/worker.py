@@ -193,6 +193,7 @@ class Connector:
         self._smtp_password: str | None = None
         self._warned_policies = False
         self._key_locks: dict[tuple[str, str], _KeyLock] = {}
+        self._debug = config.logging.level == "debug"
         self._mailbox_locks: dict[tuple[str, int, str], asyncio.Lock] = {}
         self._parallel = asyncio.Semaphore(config.performance.max_parallel_accounts)
         # Called as (account, messages done, messages to do, bytes downloaded) while a mailbox is worked on.
@@ -227,6 +228,8 @@ class Connector:
 
     def _emit(self, eid: EventId, severity: Severity, text: str, *, account: str = "",
               msg: _Msg | None = None, cause: str = "", fix: str = "", transcript: str = "") -> None:
+        if severity == Severity.DEBUG and not self._debug:
+            return  # per-step detail costs a row per message; only kept when the admin asks for it
         self.bus.emit(Event(
             id=eid, severity=severity, text=text, account=account,
             uid=msg.uid if msg else "", message_id=msg.message_id if msg else "",
@@ -357,13 +360,12 @@ class Connector:
             self._emit(EventId.POP3_CONNECTED, Severity.DEBUG,
                        f"Logged in to {account.host}; capabilities: {', '.join(client.capabilities) or 'none'}.",
                        account=account.name)
-            sizes = await client.list()
-            uids = await self._uids(client, account, sizes)
+            sizes, listed = await client.listing()
+            uids = await self._uids(client, account, sizes, listed)
             self.journal.forget_absent(account.name, uids.values())
             to_delete = await self._process_mailbox(client, account, sizes, uids, res)
             deleted = to_delete  # from here on the server holds DELEs that only QUIT commits
-            await client.dele_many(to_delete)
-            await client.quit()
+            await client.dele_many(to_delete, then_quit=True)
         except Pop3Error as exc:
             await client.close()
             eid = next((e for cls, e in _POP3_EVENT_IDS if isinstance(exc, cls)), EventId.POP3_COMMAND_FAILED)
@@ -384,9 +386,9 @@ class Connector:
             self._emit(EventId.MESSAGE_DELETED, Severity.INFO,
                        f"Deleted {len(to_delete)} handled message(s) on the server.", account=account.name)
 
-    async def _uids(self, client: Pop3Client, account: AccountConfig, sizes: dict[int, int]) -> dict[int, str]:
+    async def _uids(self, client: Pop3Client, account: AccountConfig, sizes: dict[int, int],
+                    listing: dict[int, str] | None) -> dict[int, str]:
         """UIDL, or a stable stand-in (header hash + size) where the server has none or repeats one."""
-        listing = await client.uidl()
         if listing is None:
             self._emit(EventId.POP3_NO_UIDL, Severity.WARNING,
                        f"{account.host} does not support UIDL; identifying messages by a hash of their headers.",

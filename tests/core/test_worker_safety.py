@@ -53,3 +53,26 @@ async def test_state_files_are_private(tmp_path: Path, sink: SmtpSink) -> None:
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} is readable by others"
     for folder in [p for p in state.rglob("*") if p.is_dir()]:
         assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0, f"{folder} is open to others"
+
+
+async def test_debug_events_only_when_the_logging_level_asks_for_them(tmp_path: Path, sink: SmtpSink) -> None:
+    from dataclasses import replace
+
+    from pop3gui.core.config import LoggingConfig
+    from pop3gui.core.events import Event, EventBus, Severity
+    from pop3gui.core.worker import Connector
+
+    for level, expect_debug in (("debug", True), ("info", False)):
+        async with ScriptedPop3Server([message(level)], password=POP3_PASSWORD) as pop:
+            rig = make_rig(tmp_path / level, pop, sink.port)
+            seen: list[Event] = []
+            bus = EventBus()
+            bus.subscribe(seen.append)
+            config = replace(rig.config, logging=LoggingConfig(level=level))
+            connector = Connector(config, rig.paths, bus, credentials=rig.passwords)  # type: ignore[arg-type]
+            try:
+                assert (await connector.run_cycle()).exit_code == 0
+            finally:
+                connector.close()
+        assert any(e.id == EventId.MESSAGE_DELIVERED for e in seen)
+        assert any(e.severity == Severity.DEBUG for e in seen) is expect_debug

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pop3gui.core.config import AccountConfig, Config, DeliveryConfig, RecipientPolicy, SmtpConfig
+from pop3gui.core.config import AccountConfig, Config, DeliveryConfig, LoggingConfig, RecipientPolicy, SmtpConfig
 from pop3gui.core.events import Event, EventBus, EventId
 from pop3gui.core.paths import Paths
 from pop3gui.core.spool import Spool
@@ -84,6 +84,7 @@ class Rig:
             delivery=DeliveryConfig(undeliverable_to=ADMIN),
             policies=(RecipientPolicy("Default Policy", ("contoso.com",), "contoso.com"),),
             accounts=(self.account,),
+            logging=LoggingConfig(level="debug"),  # every step, so tests can hook into any of them
         )
 
     async def cycle(self, on_event: Callable[[Connector, Event], None] | None = None) -> CycleResult:
