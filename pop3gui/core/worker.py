@@ -345,7 +345,7 @@ class Connector:
                             verify_tls=account.verify_tls, timeout=account.timeout_s,
                             ssl_context=pop3_ssl_context(account) if account.security != "none" else None)
         to_delete: list[int] = []
-        deleted: list[int] = []
+        deleting = False  # DELEs sent: only QUIT commits them
         try:
             await client.connect()
             if account.security != "none" and not account.verify_tls:
@@ -364,15 +364,15 @@ class Connector:
             uids = await self._uids(client, account, sizes, listed)
             self.journal.forget_absent(account.name, uids.values())
             to_delete = await self._process_mailbox(client, account, sizes, uids, res)
-            deleted = to_delete  # from here on the server holds DELEs that only QUIT commits
+            deleting = True
             await client.dele_many(to_delete, then_quit=True)
         except Pop3Error as exc:
             await client.close()
             eid = next((e for cls, e in _POP3_EVENT_IDS if isinstance(exc, cls)), EventId.POP3_COMMAND_FAILED)
             self._fail(res, eid, exc, account.name, transcript="\n".join(client.transcript))
-            if deleted:
+            if deleting and to_delete:
                 self._emit(EventId.POP3_QUIT_FAILED, Severity.WARNING,
-                           f"The POP3 session ended before QUIT; the server keeps the {len(deleted)} handled "
+                           f"The POP3 session ended before QUIT; the server keeps the {len(to_delete)} handled "
                            "message(s) it was asked to delete.", account=account.name,
                            cause="POP3 deletes messages only when the session ends with QUIT.",
                            fix="Nothing to do: the journal knows they were handled; they are deleted next cycle "
