@@ -215,6 +215,17 @@ def check_argument(name: str, value: str) -> str:
     return value
 
 
+# RFC 2449 response codes that are not a wrong password: (cause, fix, retrying helps).
+_RESP_CODE_MEANINGS: dict[str, tuple[str, str, bool]] = {
+    "LOGIN-DELAY": ("The provider limits how often the mailbox may be checked.",
+                    "Check less often (raise the poll interval); this retries later.", True),
+    "SYS/TEMP": ("The mail provider reports a temporary problem on its side.",
+                 "Nothing to do here; the download is retried later.", True),
+    "SYS/PERM": ("The mail provider reports a permanent problem with this mailbox.",
+                 "Contact the mail provider; retrying will not help.", False),
+}
+
+
 def error_for(
     command: str, reply: Reply, where: str, *, login: bool = False
 ) -> Pop3CommandError:
@@ -224,10 +235,8 @@ def error_for(
     [IN-USE], [LOGIN-DELAY] and [SYS/TEMP] are not, because retrying later helps.
     """
     code = reply.resp_code
-    head = f"The POP3 server {where} refused {command}: {reply.line}"
-    err: Pop3CommandError
     if code == "IN-USE":
-        err = Pop3InUseError(
+        return Pop3InUseError(
             f"The mailbox on {where} is in use by another client: {reply.line}",
             cause="Another mail program (for example a phone or Outlook) has the"
             " mailbox open, and the server lets only one client in at a time.",
@@ -236,33 +245,8 @@ def error_for(
             reply=reply.line,
             resp_code=code,
         )
-    elif code == "LOGIN-DELAY":
-        err = Pop3CommandError(
-            head,
-            cause="The provider limits how often the mailbox may be checked.",
-            fix="Check less often (raise the poll interval); this retries later.",
-            reply=reply.line,
-            resp_code=code,
-        )
-    elif code == "SYS/TEMP":
-        err = Pop3CommandError(
-            head,
-            cause="The mail provider reports a temporary problem on its side.",
-            fix="Nothing to do here; the download is retried later.",
-            reply=reply.line,
-            resp_code=code,
-        )
-    elif code == "SYS/PERM":
-        err = Pop3CommandError(
-            head,
-            cause="The mail provider reports a permanent problem with this mailbox.",
-            fix="Contact the mail provider; retrying will not help.",
-            reply=reply.line,
-            resp_code=code,
-        )
-        err.temporary = False
-    elif login or code == "AUTH":
-        err = Pop3AuthError(
+    if code not in _RESP_CODE_MEANINGS and (login or code == "AUTH"):
+        return Pop3AuthError(
             f"The POP3 server {where} refused the login: {reply.line}",
             cause="The user name or password is wrong, or the provider requires an"
             " app password or OAuth instead of the normal password.",
@@ -271,12 +255,12 @@ def error_for(
             reply=reply.line,
             resp_code=code,
         )
-    else:
-        err = Pop3CommandError(
-            head,
-            cause="The server answered -ERR to this command.",
-            fix="If this keeps happening, contact the mail provider with this message.",
-            reply=reply.line,
-            resp_code=code,
-        )
+    cause, fix, temporary = _RESP_CODE_MEANINGS.get(code, (
+        "The server answered -ERR to this command.",
+        "If this keeps happening, contact the mail provider with this message.",
+        True,
+    ))
+    err = Pop3CommandError(f"The POP3 server {where} refused {command}: {reply.line}", cause=cause, fix=fix,
+                           reply=reply.line, resp_code=code)
+    err.temporary = temporary
     return err
