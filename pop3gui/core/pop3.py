@@ -617,16 +617,29 @@ class Pop3Client:
         return chunk
 
     async def _read_lines(self) -> _Lines:
-        """The lines of a short multi-line answer (LIST, UIDL, CAPA)."""
+        """The lines of a short multi-line answer (LIST, UIDL, CAPA).
+
+        One deadline for the whole answer, moved forward with every line, so a
+        long listing costs no more than its lines.
+        """
+        what = "reading a listing"
         lines: _Lines = []
-        while True:
-            line = await self._read_line("reading a listing")
-            data = unstuff(line)
-            if data is None:
-                self.transcript.append("S: .")
-                return lines
-            self.transcript.append("S: " + _printable(data))
-            lines.append(data)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.timeout) as deadline:
+                while True:
+                    line = await self._read_line_untimed(what)
+                    deadline.reschedule(loop.time() + self.timeout)
+                    data = unstuff(line)
+                    if data is None:
+                        self.transcript.append("S: .")
+                        return lines
+                    self.transcript.append("S: " + _printable(data))
+                    lines.append(data)
+        except TimeoutError as exc:
+            if isinstance(exc, Pop3Error):
+                raise
+            raise await self._timeout_error(what) from exc
 
     async def _command(
         self, command: str, name: str, *, redacted: str | None = None
@@ -651,9 +664,14 @@ class Pop3Client:
         return reply
 
     async def _timed(self, awaitable: Awaitable[_T], what: str) -> _T:
-        """Await with the session timeout; a timeout closes the (now out of step) connection."""
+        """Await with the session timeout; a timeout closes the (now out of step) connection.
+
+        ``asyncio.timeout`` runs the awaitable in the current task; ``wait_for``
+        would start a task for every reply line.
+        """
         try:
-            return await asyncio.wait_for(awaitable, self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await awaitable
         except TimeoutError as exc:
             if isinstance(exc, Pop3Error):
                 raise
