@@ -1,14 +1,21 @@
 """The journal: what became of each POP3 message, written before any DELE.
 
-SQLite in WAL mode with ``synchronous=FULL``: once :meth:`Journal.finish`
-returns, the outcome survives a crash or a power cut, and only then may the
-worker delete the message on the POP3 server.  A message whose row still says
-``submitting`` was interrupted between download and outcome; it is submitted
-again (a duplicate is possible, loss is not).
+SQLite in WAL mode.  An outcome is committed the moment it is known
+(:meth:`Journal.finish`), so it survives the connector being killed at any
+later point; it reaches the disk itself (fsync) at :meth:`Journal.make_durable`,
+once for all outcomes so far, which the worker calls before it sends any DELE.
+So a power cut can only cost a duplicate (an outcome not yet on disk means the
+message is still on the POP3 server and is submitted again), never a message.
+One fsync per session instead of one per message is most of the connector's
+per-message cost otherwise (docs/benchmarks.md).
+
+A message whose row still says ``submitting`` was interrupted between download
+and outcome; it is submitted again (a duplicate is possible, loss is not).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -46,6 +53,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     delivered_at REAL NOT NULL,
     PRIMARY KEY (account, message_key, recipient)
 );
+CREATE TABLE IF NOT EXISTS sync_marks (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    synced_at REAL NOT NULL
+);
 """
 
 
@@ -69,12 +80,11 @@ class Journal:
             touch_private(path)
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            # Commits write the WAL without fsync (a killed process keeps them); a
+            # durable write switches to FULL for its commit, which fsyncs the WAL
+            # file and with it everything committed before.
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
-            # Notes that need not survive a power cut go through a second connection
-            # that does not fsync (see begin()); outcomes always go through the first.
-            self._notes = sqlite3.connect(path, isolation_level=None, timeout=30)
-            self._notes.execute("PRAGMA synchronous=NORMAL")
         except (OSError, sqlite3.Error) as exc:
             raise StateError(
                 f"cannot open the journal {path}: {exc}",
@@ -82,23 +92,25 @@ class Journal:
                 fix="Check the folder's permissions and free space (or set POP3GUI_HOME to a writable folder).",
             ) from exc
         self.now = time.time  # replaceable in tests of day-based rules
+        self.unsynced = 0  # outcomes committed since the last make_durable()
 
     def close(self) -> None:
-        self._notes.close()
         self._db.close()
 
     def _write(self, sql_and_args: Iterable[tuple[str, tuple[object, ...]]], *, durable: bool = True) -> None:
         """Run statements in one transaction; a durable one is on disk when this returns."""
-        db = self._db if durable else self._notes
+        db = self._db
         statements = list(sql_and_args)
         try:
+            if durable:
+                db.execute("PRAGMA synchronous=FULL")
             if len(statements) == 1:  # one statement is its own transaction
                 db.execute(*statements[0])
-                return
-            db.execute("BEGIN IMMEDIATE")
-            for sql, args in statements:
-                db.execute(sql, args)
-            db.execute("COMMIT")
+            else:
+                db.execute("BEGIN IMMEDIATE")
+                for sql, args in statements:
+                    db.execute(sql, args)
+                db.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -107,6 +119,10 @@ class Journal:
                 cause="The disk is full or the state folder became unwritable.",
                 fix="Free disk space; the message stays on the POP3 server until this works.",
             ) from exc
+        finally:
+            if durable:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("PRAGMA synchronous=NORMAL")
 
     def get(self, account: str, uid: str) -> MessageRecord | None:
         row = self._db.execute(
@@ -158,7 +174,13 @@ class Journal:
             " outcome=excluded.outcome, handled_at=excluded.handled_at, message_key=excluded.message_key",
             (account, uid, message_key, size, HANDLED, outcome, now, now),
         ))
-        self._write(statements)
+        self._write(statements, durable=False)
+        self.unsynced += 1
+
+    def make_durable(self) -> None:
+        """Put every outcome committed so far on disk (one fsync); call before any DELE."""
+        self._write([("INSERT OR REPLACE INTO sync_marks (id, synced_at) VALUES (1, ?)", (self.now(),))])
+        self.unsynced = 0
 
     def note_oversize(self, account: str, uid: str, size: int) -> bool:
         """Mark a too-big message; True the first time (so its event is emitted once)."""

@@ -1,8 +1,8 @@
 """The download/submit loop: one cycle over every enabled account.
 
 Per message the order never changes, and it is what makes the connector lose
-nothing: RETR to a spool file (fsynced) -> resolve recipients -> submit over
-SMTP -> record the outcome in the journal (durable) -> only then DELE.  QUIT
+nothing: RETR to a spool file -> resolve recipients -> submit over SMTP ->
+record the outcome in the journal -> put the journal on disk -> only then DELE.  QUIT
 commits the deletions; if QUIT never happens the server rolls them back and
 the journal stops the next cycle from delivering those messages twice.
 
@@ -364,6 +364,7 @@ class Connector:
             uids = await self._uids(client, account, sizes, listed)
             self.journal.forget_absent(account.name, uids.values())
             to_delete = await self._process_mailbox(client, account, sizes, uids, res)
+            self.journal.make_durable()  # the outcomes behind these DELEs reach the disk first
             deleting = True
             await client.dele_many(to_delete, then_quit=True)
         except Pop3Error as exc:
@@ -579,6 +580,7 @@ class Connector:
             spool.unlink(missing_ok=True)
         if res.deferred:
             return "The local server deferred the message; it stays in quarantine. Try again later."
+        self.journal.make_durable()
         self.quarantine.remove(record.id)
         if res.quarantined:
             return "Refused again; the message is back in quarantine with the new reason (see Events)."

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,38 @@ def test_outcome_survives_reopening(tmp_path: Path) -> None:
     assert record is not None and record.state == HANDLED and record.outcome == "delivered"
     assert again.delivered_recently("alice", "<m1@x>", "alice@contoso.com")
     again.close()
+
+
+def test_an_outcome_survives_a_kill_before_it_is_made_durable(tmp_path: Path) -> None:
+    """finish() commits at once (only the fsync waits for make_durable): a killed process keeps it."""
+    path = tmp_path / "journal.sqlite3"
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from pop3gui.core.journal import Journal\n"
+        "j = Journal(Path(sys.argv[1]))\n"
+        "j.finish('alice', 'uid1', '<m1@x>', 100, 'delivered', ['alice@contoso.com'])\n"
+        "assert j.unsynced == 1\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    again = Journal(path)
+    record = again.get("alice", "uid1")
+    assert record is not None and record.state == HANDLED
+    assert again.delivered_recently("alice", "<m1@x>", "alice@contoso.com")
+    again.close()
+
+
+def test_make_durable_covers_every_outcome_so_far(journal: Journal, tmp_path: Path) -> None:
+    journal.finish("a", "u1", "<m1@x>", 1, "delivered", ["bob@contoso.com"])
+    journal.finish("a", "u2", "<m2@x>", 1, "quarantined")
+    assert journal.unsynced == 2
+    journal.make_durable()
+    assert journal.unsynced == 0
+    db = sqlite3.connect(tmp_path / "journal.sqlite3")
+    assert db.execute("SELECT count(*) FROM sync_marks").fetchone()[0] == 1
+    db.close()
 
 
 def test_journal_is_durable_wal(journal: Journal, tmp_path: Path) -> None:

@@ -76,3 +76,30 @@ async def test_debug_events_only_when_the_logging_level_asks_for_them(tmp_path: 
                 connector.close()
         assert any(e.id == EventId.MESSAGE_DELIVERED for e in seen)
         assert any(e.severity == Severity.DEBUG for e in seen) is expect_debug
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+async def test_outcomes_are_on_disk_before_the_first_dele(tmp_path: Path, sink: SmtpSink, pipelining: bool) -> None:
+    """Outcomes are committed as they happen but fsynced once per session: that once must precede DELE."""
+    from pop3gui.core.journal import HANDLED
+    from pop3gui.core.worker import Connector
+
+    originals = [message(f"number {i}") for i in range(3)]
+    connectors: list[Connector] = []
+    at_dele: list[tuple[str, int, list[str]]] = []
+    async with ScriptedPop3Server(originals, password=POP3_PASSWORD, pipelining=pipelining) as pop:
+        rig = make_rig(tmp_path, pop, sink.port)
+
+        def on_command(line: str) -> None:
+            if line.upper().startswith("DELE"):
+                journal = connectors[0].journal
+                states = [r.state for r in journal.records("alice").values()]
+                at_dele.append((line, journal.unsynced, states))
+
+        pop.on_command = on_command
+        result = await rig.cycle(on_event=lambda c, _e: connectors.append(c) if not connectors else None)
+    assert result.exit_code == 0 and pop.mailbox == []
+    assert [line for line, _, _ in at_dele] == ["DELE 1", "DELE 2", "DELE 3"]
+    for line, unsynced, states in at_dele:
+        assert unsynced == 0, f"{line} was sent with {unsynced} outcome(s) not yet on disk"
+        assert states == [HANDLED] * 3

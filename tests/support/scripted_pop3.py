@@ -52,7 +52,8 @@ Knobs (all keyword arguments):
     Bytes sent right after ``+OK`` to STLS, before TLS (an injection attack).
 
 What it records: ``commands`` (every command line, passwords included, so
-tests can assert exactly what went over the wire), ``sessions`` (connections
+tests can assert exactly what went over the wire; ``on_command``, if set, is
+called with each line as it arrives), ``sessions`` (connections
 accepted) and ``mailbox`` (messages still stored). DELE only takes effect on
 QUIT; a dropped or aborted session rolls its deletions back.
 """
@@ -65,7 +66,7 @@ import contextlib
 import hashlib
 import re
 import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -126,6 +127,7 @@ class ScriptedPop3Server:
         self.stls_context = stls_context
         self.stls_inject = stls_inject
         self.commands: list[str] = []
+        self.on_command: Callable[[str], None] | None = None
         self.sessions = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -254,6 +256,8 @@ class _Session:
                 return
             line = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
             srv.commands.append(line)
+            if srv.on_command is not None:
+                srv.on_command(line)
             verb, _, arg = line.partition(" ")
             verb = verb.upper()
             if verb in srv.stall:
