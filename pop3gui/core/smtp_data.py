@@ -70,7 +70,9 @@ class DataEncoder:
             block, self._pending_cr = block[:-1], True
         if not block:
             return b""
-        block = _LINE_END.sub(b"\r\n", block)
+        crlf = block.count(b"\r\n")
+        if block.count(b"\r") != crlf or block.count(b"\n") != crlf:  # a bare CR or LF somewhere
+            block = _LINE_END.sub(b"\r\n", block)
         if self._at_line_start and block.startswith(b"."):
             block = b"." + block
         block = block.replace(b"\n.", b"\n..")
