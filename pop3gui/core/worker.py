@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import re
 import shutil
 import ssl
 import traceback
@@ -158,8 +159,22 @@ def header_text(headers: EmailMessage, name: str) -> str:
     """A header's decoded value, or its raw text where the parser chokes on it.
 
     A malformed Message-ID such as ``<[>`` makes the standard library raise;
-    such a message is still perfectly deliverable.
+    such a message is still perfectly deliverable.  Plain printable ASCII with
+    nothing to decode is its own value, and is taken as it is: the header
+    parser costs more than everything else the connector does with a message.
     """
+    wanted = name.lower()
+    for key, value in headers.raw_items():
+        if key.lower() == wanted:
+            plain = _PLAIN_MESSAGE_ID if wanted == "message-id" else _PLAIN_HEADER
+            if isinstance(value, str) and plain.fullmatch(value) and "=?" not in value:
+                return value
+            break
+    return _parsed_header_text(headers, name)
+
+
+def _parsed_header_text(headers: EmailMessage, name: str) -> str:
+    """header_text() through the email package's header parser, for any value."""
     try:
         return str(headers.get(name, "") or "")
     except Exception:  # noqa: BLE001 - any parser failure means "use the raw text"
@@ -167,6 +182,14 @@ def header_text(headers: EmailMessage, name: str) -> str:
             if key.lower() == name.lower():
                 return str(value)
         return ""
+
+
+# Printable ASCII without comments, quoting, folding or blanks at either end
+# (and, checked apart, without "=?"): the header parser would hand back the same text.
+_PLAIN_CHAR = r"!#-'*-\[\]-~"
+_PLAIN_HEADER = re.compile(rf"[{_PLAIN_CHAR}](?:[ {_PLAIN_CHAR}]*[{_PLAIN_CHAR}])?", re.ASCII)
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_MESSAGE_ID = re.compile(rf"<{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*>", re.ASCII)
 
 
 def pop3_ssl_context(account: AccountConfig) -> ssl.SSLContext:

@@ -180,3 +180,55 @@ def test_header_corpus(path: Path) -> None:
 def test_missing_headers_go_to_the_undeliverable_mailbox() -> None:
     for raw in (b"", b"\r\n", b"\r\n\r\nTo: alice@contoso.com\r\n", b"just a body line\r\n"):
         assert resolve_everything(raw).recipients == (ADMIN,)
+
+
+# --- plain-address fast path ------------------------------------------------------
+
+_ATOM = st.one_of(  # empty atoms give stray dots
+    st.text(alphabet="abcXYZ019!#$%&'*+/=?^_`{|}~-", max_size=5),
+    st.sampled_from(["=?utf-8?q?x=0D=0Ay?=", "=?utf-8?q?y=00?=", "=?utf-8?b?YWxpY2U=?=", "=?x?q?a?="]),
+)
+_LABEL = st.text(alphabet="abcXYZ019-_", max_size=5)
+#: ``local@host`` and its near misses: stray dots, odd brackets, blanks, separators, non-ASCII.
+_ADDRESS_TEXT = st.one_of(
+    st.builds(lambda lead, local, domain, brackets, trail: lead + brackets[0] + f"{local}@{domain}" + brackets[1]
+              + trail,
+              st.sampled_from(["", " ", "\t", "  ", "\n", "\u00a0"]),
+              st.lists(_ATOM, min_size=1, max_size=3).map(".".join),
+              st.lists(_LABEL, min_size=1, max_size=3).map(".".join),
+              st.sampled_from([("", ""), ("<", ">"), ("<", ""), ("", ">"), ("<<", ">>")]),
+              st.sampled_from(["", " ", "\t", " \t", "\r\n", ",", ";"])),
+    st.text(alphabet="ab.@<>\"()[]\\,:; \t\u00f6\u00a0-_", max_size=16),
+)
+
+
+@PROPERTY
+@given(_ADDRESS_TEXT)
+def test_plain_address_shortcut_agrees_with_the_parser(text: str) -> None:
+    """The regex shortcut for plain addresses must give exactly what the email package's parser gives."""
+    from pop3gui.core import recipients
+
+    assert normalize_address(text) == recipients._normalize_parsed(text), text
+    assert recipients._addresses(text) == recipients._addresses_parsed(text), text
+
+
+_ID_ATOM = st.text(alphabet="abc019!#$%&'*+/=?^_`{|}~-:;,() \"[]\\@<>", max_size=5)
+_HEADER_VALUE = st.one_of(
+    st.text(alphabet="ab <>@.[]()\"\\=?:;,-_\t\u00f6~!", max_size=24),
+    st.builds(lambda local, domain, ends: ends[0] + f"{local}@{domain}" + ends[1],
+              st.lists(_ID_ATOM, min_size=1, max_size=3).map(".".join),
+              st.lists(_ID_ATOM, min_size=1, max_size=3).map(".".join),
+              st.sampled_from([("<", ">"), ("<", ""), ("", ">"), (" <", "> "), ("<", ">x"), ("", "")])),
+)
+
+
+@PROPERTY
+@given(_HEADER_VALUE, _HEADER_VALUE, st.sampled_from(["Message-ID", "Subject", "message-id"]))
+def test_plain_header_shortcut_agrees_with_the_parser(first: str, second: str, name: str) -> None:
+    """Taking a plain header value as it is must give what the header parser gives."""
+    from pop3gui.core import worker
+
+    raw = f"{name}: {first}\r\nSubject: {second}\r\nMessage-ID: {second}\r\n\r\n".encode()
+    headers = parse_headers(raw)
+    for wanted in ("Message-ID", "Subject"):
+        assert header_text(headers, wanted) == worker._parsed_header_text(headers, wanted), raw
