@@ -70,14 +70,20 @@ class _Sink(Protocol):
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
-def _find_end(block: bytes, at_line_start: bool) -> tuple[int, int]:
-    """Where the terminating "." line starts in a block of whole lines, and its length; (-1, 0) if absent."""
+def _find_end(block: bytes | bytearray, at_line_start: bool) -> tuple[int, int]:
+    """Where the terminating "." line starts in a block, and its length; (-1, 0) if absent."""
     if at_line_start:
-        for ending in (b".\r\n", b".\n"):
-            if block.startswith(ending):
-                return 0, len(ending)
-    found = [(i + 1, len(e) - 1) for e in (b"\n.\r\n", b"\n.\n") if (i := block.find(e)) >= 0]
-    return min(found) if found else (-1, 0)
+        if block.startswith(b".\r\n"):
+            return 0, 3
+        if block.startswith(b".\n"):
+            return 0, 2
+    crlf = block.find(b"\n.\r\n")
+    lf = block.find(b"\n.\n", 0, crlf + 3 if crlf >= 0 else len(block))
+    if lf >= 0:
+        return lf + 1, 2
+    if crlf >= 0:
+        return crlf + 1, 3
+    return -1, 0
 
 
 def _data_lines(block: bytes, at_line_start: bool) -> bytes:
@@ -555,8 +561,7 @@ class Pop3Client:
         bounds the silence.
         """
         what = "reading message data"
-        pending = bytearray(self._head)
-        self._head.clear()
+        pending, self._head = self._head, bytearray()  # bytearray drops a prefix without copying the rest
         written = 0
         at_line_start = True  # False while a line longer than max_line is passed on in pieces
         loop = asyncio.get_running_loop()
@@ -565,14 +570,15 @@ class Pop3Client:
                 while True:
                     last_lf = pending.rfind(b"\n")
                     if last_lf >= 0:
-                        block = bytes(pending[:last_lf + 1])
-                        stop, end_len = _find_end(block, at_line_start)
+                        stop, end_len = _find_end(pending, at_line_start)  # an end is always before last_lf
                         if stop >= 0:
-                            self._head = pending[stop + end_len:]
-                            data = _data_lines(block[:stop], at_line_start)
+                            data = _data_lines(bytes(pending[:stop]), at_line_start)
+                            del pending[:stop + end_len]
+                            self._head = pending
                             out.write(data)
                             written += len(data)
                             break
+                        block = bytes(pending[:last_lf + 1])
                         del pending[:last_lf + 1]
                         data = _data_lines(block, at_line_start)
                         at_line_start = True
