@@ -324,14 +324,22 @@ class SmtpSubmitter:
         if protocol is None:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
         encoder = DataEncoder()
+        unsent: list[bytes] = []  # encoded data gathered into writes of about a block: one send for a small message
+        unsent_size = 0
         for block in message.blocks():
-            protocol.write(encoder.feed(block))
-            await _drained(protocol)
+            unsent.append(encoder.feed(block))
+            unsent_size += len(unsent[-1])
+            if unsent_size >= BLOCK:
+                protocol.write(b"".join(unsent))
+                unsent.clear()
+                unsent_size = 0
+                await _drained(protocol)
+        unsent.append(encoder.finish())
         # Wait for the reply before the last bytes go out, so it cannot arrive unawaited.
         final = asyncio.ensure_future(protocol.read_response(timeout=self._config.timeout_s))
         await asyncio.sleep(0)
         try:
-            protocol.write(encoder.finish())
+            protocol.write(b"".join(unsent))
         except BaseException:
             final.cancel()
             raise
