@@ -8,11 +8,16 @@ plaintext fallback.
 
 from __future__ import annotations
 
-import keyring
-import keyring.errors
-from keyring.backends import fail
+from typing import TYPE_CHECKING
 
 from pop3gui.core.errors import CredentialError
+
+if TYPE_CHECKING:
+    import keyring.backend
+
+# keyring itself is imported on first use: finding its backends is the
+# slowest part of start-up, and the runner looks a password up in a thread
+# while it connects, so the import overlaps with the network.
 
 POP3_SERVICE = "pop3gui"
 SMTP_SERVICE = "pop3gui-smtp"
@@ -25,6 +30,9 @@ _NO_BACKEND_FIX = (
 
 
 def _backend() -> keyring.backend.KeyringBackend:
+    import keyring
+    from keyring.backends import fail
+
     backend = keyring.get_keyring()
     if isinstance(backend, fail.Keyring):
         raise CredentialError(
@@ -36,6 +44,9 @@ def _backend() -> keyring.backend.KeyringBackend:
 
 
 def _call(what: str, func: object, *args: str) -> str | None:
+    import keyring
+    import keyring.errors
+
     try:
         result = func(*args)  # type: ignore[operator]
     except keyring.errors.KeyringLocked as exc:
