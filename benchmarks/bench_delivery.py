@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import compileall
 import contextlib
 import json
 import os
@@ -87,6 +88,9 @@ def use_pop3gui_source(rev: str | None, work: Path) -> str:
         archive = subprocess.run([*git, "archive", "--format=tar", rev, "pop3gui"], capture_output=True,
                                  check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(POP3GUI_SRC)], input=archive, check=True)
+    # Byte-compile the tree as an install does: a shell with PYTHONDONTWRITEBYTECODE set
+    # would otherwise make every pop3gui run compile its modules from source.
+    compileall.compile_dir(POP3GUI_SRC / "pop3gui", quiet=1)
     sys.path.insert(0, str(POP3GUI_SRC))
     for name in [m for m in sys.modules if m == "pop3gui" or m.startswith("pop3gui.")]:
         del sys.modules[name]
