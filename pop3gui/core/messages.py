@@ -20,14 +20,19 @@ MAX_HEADER_BYTES = 1024 * 1024
 
 def read_header_block(path: Path) -> bytes:
     """The header block of a spooled message (up to the first empty line, capped)."""
-    out = bytearray()
     with path.open("rb") as fh:
-        for line in fh:
-            if line in (b"\r\n", b"\n"):
-                break
-            out += line
-            if len(out) > MAX_HEADER_BYTES:
-                break
+        return header_block(fh)
+
+
+def header_block(lines: Iterable[bytes]) -> bytes:
+    """The header block of a message read line by line (up to the first empty line, capped)."""
+    out = bytearray()
+    for line in lines:
+        if line in (b"\r\n", b"\n"):
+            break
+        out += line
+        if len(out) > MAX_HEADER_BYTES:
+            break
     return bytes(out)
 
 

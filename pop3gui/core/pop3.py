@@ -63,7 +63,9 @@ _Lines = list[bytes]
 _Caps = dict[str, list[str]]
 
 
-class _Sink(Protocol):
+class DataSink(Protocol):
+    """Where message data goes: a file, or anything else with ``write``."""
+
     def write(self, data: bytes, /) -> object: ...
 
 
@@ -319,7 +321,7 @@ class Pop3Client:
                 uids[number] = uid
         return uids
 
-    async def retr_to(self, number: int, out: BinaryIO | _Sink) -> int:
+    async def retr_to(self, number: int, out: BinaryIO | DataSink) -> int:
         """Stream message *number* into *out*, one line at a time; returns bytes written.
 
         On any failure part of the message may already be in *out*; the caller
@@ -331,7 +333,7 @@ class Pop3Client:
     async def retr_many(
         self,
         numbers: Sequence[int],
-        open_out: Callable[[int], BinaryIO],
+        open_out: Callable[[int], contextlib.AbstractContextManager[DataSink]],
         *,
         window: int = 16,
     ) -> AsyncGenerator[tuple[int, int], None]:
@@ -550,7 +552,7 @@ class Pop3Client:
             await self.close()
             raise
 
-    async def _read_multiline(self, out: BinaryIO | _Sink) -> int:
+    async def _read_multiline(self, out: BinaryIO | DataSink) -> int:
         """Stream dot-unstuffed, CRLF-normalised message data to *out* until the "." line.
 
         Data is read in large blocks and every complete line in a block is

@@ -94,14 +94,18 @@ class Quarantine:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def add(self, message: Path, record: QuarantineRecord) -> Path:
-        """Copy a message in durably: the .eml first, then its record, both fsynced."""
+    def add(self, message: bytes | Path, record: QuarantineRecord) -> Path:
+        """Copy a message (bytes or a file) in durably: the .eml first, then its record, both fsynced."""
         try:
             ensure_private_dir(self.root)
             target = self.root / f"{record.id}.eml"
             tmp = target.with_suffix(".eml.tmp")
-            with message.open("rb") as src, open_private(tmp) as dst:
-                shutil.copyfileobj(src, dst)
+            with open_private(tmp) as dst:
+                if isinstance(message, bytes):
+                    dst.write(message)
+                else:
+                    with message.open("rb") as src:
+                        shutil.copyfileobj(src, dst)
                 fsync_file(dst)
             os.replace(tmp, target)
             meta = self.root / f"{record.id}.json"

@@ -1,10 +1,11 @@
 """The download/submit loop: one cycle over every enabled account.
 
 Per message the order never changes, and it is what makes the connector lose
-nothing: RETR to a spool file -> resolve recipients -> submit over SMTP ->
-record the outcome in the journal -> put the journal on disk -> only then DELE.  QUIT
-commits the deletions; if QUIT never happens the server rolls them back and
-the journal stops the next cycle from delivering those messages twice.
+nothing: RETR (into memory, or a spool file when big) -> resolve recipients ->
+submit over SMTP -> record the outcome in the journal -> put the journal on
+disk -> only then DELE.  QUIT commits the deletions; if QUIT never happens the
+server rolls them back and the journal stops the next cycle from delivering
+those messages twice.
 
 Every message is isolated (a broken one is quarantined, not fatal), every
 account is isolated (one failing mailbox does not stop the others), and every
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import logging
 import re
 import shutil
@@ -25,6 +27,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
+from types import TracebackType
 from typing import BinaryIO
 
 from pop3gui.core import recipients as rcpt
@@ -51,7 +54,7 @@ from pop3gui.core.errors import (
 )
 from pop3gui.core.events import Event, EventBus, EventId, Severity
 from pop3gui.core.journal import HANDLED, OVERSIZE, SUBMITTING, Journal
-from pop3gui.core.messages import read_header_block, trace_count, trace_header, undeliverable_notice
+from pop3gui.core.messages import header_block, read_header_block, trace_count, trace_header, undeliverable_notice
 from pop3gui.core.paths import Paths, open_private
 from pop3gui.core.pop3 import Pop3Client
 from pop3gui.core.smtp import RecipientReply, SmtpSubmitter, Submission
@@ -119,11 +122,77 @@ class _Msg:
     sender: str = ""
     headers: EmailMessage | None = None
     interrupted: bool = False  # a previous submission ended without a recorded outcome
+    data: bytes | None = None  # the message itself while it is small enough to stay in memory
 
     @property
     def key(self) -> str:
         """Duplicate-suppression key: the Message-ID, or the UIDL when there is none."""
         return self.message_id.strip().lower() or f"uidl:{self.uid}"
+
+    def header_block(self) -> bytes:
+        return header_block(io.BytesIO(self.data)) if self.data is not None else read_header_block(self.spool)
+
+    def source(self, prefix: bytes) -> MessageSource:
+        """The message for SMTP DATA, after *prefix* (the trace line)."""
+        if self.data is not None:
+            return MessageSource(prefix=prefix, data=self.data)
+        return MessageSource.from_file(self.spool, prefix)
+
+    def content(self) -> bytes | Path:
+        return self.data if self.data is not None else self.spool
+
+    def read_bytes(self) -> bytes:
+        return self.data if self.data is not None else self.spool.read_bytes()
+
+    def discard(self) -> None:
+        """Forget the downloaded copy (the POP3 server's copy is still there until DELE)."""
+        if self.data is not None:
+            self.data = None
+        else:
+            self.spool.unlink(missing_ok=True)
+
+
+#: A message up to this size waits for submission in memory instead of a spool file;
+#: with the bounded queue that is a few MiB per mailbox at most.
+IN_MEMORY_LIMIT = 256 * 1024
+
+
+class _SpoolWriter:
+    """Where RETR writes one message: memory while it is small, its spool file once it is not.
+
+    The LIST size only decides where to start (a server may under-report it):
+    data that outgrows the limit moves to the spool file and goes on there.
+    """
+
+    def __init__(self, msg: _Msg, open_file: Callable[[], BinaryIO]) -> None:
+        self._msg = msg
+        self._open_file = open_file
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._file: BinaryIO | None = open_file() if msg.size > IN_MEMORY_LIMIT else None
+
+    def write(self, data: bytes, /) -> int:
+        if self._file is not None:
+            return self._file.write(data)
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size > IN_MEMORY_LIMIT:
+            self._file = self._open_file()
+            for chunk in self._chunks:
+                self._file.write(chunk)
+            self._chunks.clear()
+        return len(data)
+
+    def __enter__(self) -> _SpoolWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._file is not None:
+            self._file.close()
+        elif exc_type is None:
+            self._msg.data = b"".join(self._chunks)
+        self._chunks.clear()
 
 
 @dataclass
@@ -509,7 +578,7 @@ class Connector:
             try:
                 while (msg := await queue.get()) is not None:
                     if abort.is_set() or self.stopping:  # not started yet: it stays on the server
-                        msg.spool.unlink(missing_ok=True)
+                        msg.discard()
                         continue
                     try:
                         handled = await self._submit_spooled(account, msg, smtp, res)
@@ -535,23 +604,27 @@ class Connector:
         for failure in failures:
             raise failure
 
-    def _spool_writer(self, by_number: dict[int, _Msg]) -> Callable[[int], BinaryIO]:
-        """Open a message's spool file; a disk problem becomes a StateError that says so.
+    def _spool_writer(self, by_number: dict[int, _Msg]) -> Callable[[int], _SpoolWriter]:
+        """Where each message is downloaded to; a disk problem becomes a StateError that says so.
 
         No fsync: until the journal records an outcome, the POP3 server's copy is
         the one that counts, and a spool file left by a crash is thrown away unread.
         """
-        def open_spool(number: int) -> BinaryIO:
+        def open_spool(number: int) -> _SpoolWriter:
             msg = by_number[number]
-            try:
-                return open_private(msg.spool)
-            except OSError as exc:
-                raise StateError(
-                    f"cannot write message {msg.uid} to the spool folder: {exc.strerror}",
-                    cause="The disk is full or the state folder is not writable.",
-                    fix="Free disk space or fix the folder's permissions; the message stays on the POP3 server "
-                    "and is retried next cycle.",
-                ) from exc
+
+            def open_file() -> BinaryIO:
+                try:
+                    return open_private(msg.spool)
+                except OSError as exc:
+                    raise StateError(
+                        f"cannot write message {msg.uid} to the spool folder: {exc.strerror}",
+                        cause="The disk is full or the state folder is not writable.",
+                        fix="Free disk space or fix the folder's permissions; the message stays on the POP3 "
+                        "server and is retried next cycle.",
+                    ) from exc
+
+            return _SpoolWriter(msg, open_file)
 
         return open_spool
 
@@ -643,7 +716,7 @@ class Connector:
                                     "and report the event to the pop3gui developers.", transcript="")
         finally:
             with contextlib.suppress(OSError):
-                msg.spool.unlink(missing_ok=True)
+                msg.discard()
 
     @contextlib.asynccontextmanager
     async def _key_lock(self, account: str, msg: _Msg) -> AsyncIterator[None]:
@@ -678,7 +751,7 @@ class Connector:
     def _identify(self, msg: _Msg) -> EmailMessage:
         """Read the spooled message's headers once: identity, subject, envelope sender."""
         if msg.headers is None:
-            headers = rcpt.parse_headers(read_header_block(msg.spool))
+            headers = rcpt.parse_headers(msg.header_block())
             msg.message_id = header_text(headers, "Message-ID").strip()
             msg.subject = header_text(headers, "Subject")
             msg.sender = rcpt.envelope_sender(headers)
@@ -746,8 +819,7 @@ class Connector:
             self.journal.finish(account.name, msg.uid, msg.key, msg.size, "duplicate")
             return True
 
-        body = MessageSource.from_file(msg.spool, trace_header(pop3_host=account.host, account=account.name,
-                                                               uid=msg.uid))
+        body = msg.source(trace_header(pop3_host=account.host, account=account.name, uid=msg.uid))
         sub = await smtp.submit(msg.sender, wanted, body)
         delivered = list(sub.accepted)
         if sub.deferred:
@@ -804,7 +876,7 @@ class Connector:
             notice = undeliverable_notice(
                 to=target, subject=f"Undeliverable POP3 mail: {msg.subject}",
                 body=_notice_text(account, msg, lines, delivered, d.cause, d.fix, sub.transcript),
-                original=msg.spool.read_bytes())
+                original=msg.read_bytes())
             result = await smtp.submit("", [target], notice)
             if result.accepted:
                 self.journal.finish(account.name, msg.uid, msg.key, msg.size, "diverted", delivered)
@@ -826,7 +898,7 @@ class Connector:
             id=self.quarantine.new_id(account.name, msg.uid), account=account.name, uid=msg.uid,
             message_id=msg.message_id, sender=msg.sender, subject=msg.subject, date="", recipients=recipients,
             reason=reason, cause=cause, fix=fix, transcript=transcript, quarantined_at=self.journal.now())
-        path = self.quarantine.add(msg.spool, record)
+        path = self.quarantine.add(msg.content(), record)
         self.journal.finish(account.name, msg.uid, msg.key, msg.size, "quarantined", delivered or [])
         res.quarantined += 1
         self._emit(EventId.QUARANTINED, Severity.ERROR, f"Kept in quarantine ({path.name}): {reason}",

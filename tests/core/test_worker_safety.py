@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pop3gui.core.events import EventId
+from pop3gui.core.events import Event, EventId
 from pop3gui.core.messages import trace_header
+from tests.core.test_worker_faults import delivered_originals
 from tests.support.rig import ALICE, POP3_PASSWORD, make_rig, message
 from tests.support.scripted_pop3 import ScriptedPop3Server
 from tests.support.smtp_sink import SmtpSink
@@ -103,3 +104,28 @@ async def test_outcomes_are_on_disk_before_the_first_dele(tmp_path: Path, sink: 
     for line, unsynced, states in at_dele:
         assert unsynced == 0, f"{line} was sent with {unsynced} outcome(s) not yet on disk"
         assert states == [HANDLED] * 3
+
+
+async def test_small_messages_wait_in_memory_and_big_ones_in_the_spool(tmp_path: Path, sink: SmtpSink) -> None:
+    """Below IN_MEMORY_LIMIT no spool file is written; above it (even when LIST understates the size)
+    the message goes through its spool file. Either way it arrives byte for byte and nothing is left."""
+    from pop3gui.core.worker import IN_MEMORY_LIMIT, Connector
+
+    big_body = "".join(f"line {i:07d} of a long message\r\n" for i in range(IN_MEMORY_LIMIT // 16))
+    small = message("small")
+    big = message("big", body=big_body)
+    understated = message("understated", body=big_body)
+    spooled: dict[str, bool] = {}
+
+    def on_event(connector: Connector, event: Event) -> None:
+        if event.id == EventId.MESSAGE_DOWNLOADED:
+            spooled[event.subject] = connector.spool.path_for("alice", event.uid).exists()
+
+    async with ScriptedPop3Server([small, big, understated], password=POP3_PASSWORD,
+                                  list_sizes=[len(small), len(big), 100]) as pop:
+        rig = make_rig(tmp_path, pop, sink.port)
+        assert (await rig.cycle(on_event)).exit_code == 0
+    assert len(big) > IN_MEMORY_LIMIT
+    assert spooled == {"small": False, "big": True, "understated": True}
+    assert sorted(delivered_originals(sink, small, big, understated)) == sorted([small, big, understated])
+    assert rig.spool_is_empty() and pop.mailbox == []
