@@ -7,11 +7,12 @@ competes with the journal, whose writes guard the mail.
 from __future__ import annotations
 
 import logging
-import logging.handlers
+import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 from pop3gui.core.events import Event, EventId, Severity
 from pop3gui.core.paths import touch_private
@@ -96,21 +97,46 @@ def _row_to_event(row: tuple[object, ...]) -> Event:
 
 
 class EventLog:
-    """Writes events to a rotating log file (5 files of 2 MB)."""
+    """Writes events to a log file that rotates at about 2 MB, keeping 5 older ones.
 
-    def __init__(self, path: Path, level: int = logging.INFO) -> None:
-        touch_private(path)
-        self._handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=2 * 1024 * 1024, backupCount=5, encoding="utf-8"
-        )
+    Each event is one write and one flush: the log is what an admin reads
+    after a crash.  Every file, the rotated ones too, is readable only by its
+    owner (the log names senders and subjects).
+    """
+
+    def __init__(self, path: Path, level: int = logging.INFO, *, max_bytes: int = 2 * 1024 * 1024,
+                 backups: int = 5) -> None:
+        self._path = path
         self._level = level
+        self._max_bytes = max_bytes
+        self._backups = backups
+        self._file = self._open()
+        self._size = self._file.tell()
+
+    def _open(self) -> TextIO:
+        touch_private(self._path)
+        return self._path.open("a", encoding="utf-8", errors="backslashreplace")
 
     def __call__(self, event: Event) -> None:
         if event.severity < self._level:
             return
-        record = logging.LogRecord("pop3gui", int(event.severity), "", 0, "%s", (event.full_text(),), None)
-        self._handler.emit(record)
-        self._handler.flush()
+        line = event.full_text() + "\n"
+        if self._size and self._size + len(line) > self._max_bytes:
+            self._rotate()
+        self._file.write(line)
+        self._file.flush()
+        self._size += len(line)
+
+    def _rotate(self) -> None:
+        """pop3gui.log -> pop3gui.log.1 -> ... -> pop3gui.log.N (the oldest is dropped)."""
+        self._file.close()
+        for n in range(self._backups - 1, 0, -1):
+            older = self._path.with_name(f"{self._path.name}.{n}")
+            if older.exists():
+                os.replace(older, self._path.with_name(f"{self._path.name}.{n + 1}"))
+        os.replace(self._path, self._path.with_name(f"{self._path.name}.1"))
+        self._file = self._open()
+        self._size = 0
 
     def close(self) -> None:
-        self._handler.close()
+        self._file.close()

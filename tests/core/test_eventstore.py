@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from pop3gui.core.events import Event, EventBus, EventId, Severity
@@ -35,6 +37,33 @@ def test_log_file_carries_cause_fix_and_transcript(tmp_path: Path) -> None:
     text = (tmp_path / "logs" / "pop3gui.log").read_text()
     assert "4001" in text and "Cause: why" in text and "Fix: how" in text and "554 5.7.1" in text
     assert "debug only" not in text
+
+
+def test_log_file_rotates_keeping_private_backups(tmp_path: Path) -> None:
+    path = tmp_path / "pop3gui.log"
+    log = EventLog(path, max_bytes=400, backups=2)
+    for n in range(30):
+        log(Event(id=EventId.MESSAGE_DELIVERED, severity=Severity.INFO, text=f"event number {n:02d}"))
+    log.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["pop3gui.log", "pop3gui.log.1", "pop3gui.log.2"]
+    kept = "".join((tmp_path / name).read_text() for name in ("pop3gui.log.2", "pop3gui.log.1", "pop3gui.log"))
+    numbers = [int(line.rsplit(" ", 1)[1]) for line in kept.splitlines()]
+    assert numbers == list(range(numbers[0], 30)) and numbers[0] > 0, "newest last, nothing lost in between"
+    for name in files:
+        assert (tmp_path / name).stat().st_size <= 400
+        if os.name == "posix":
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+
+
+def test_log_file_appends_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "pop3gui.log"
+    for text in ("first run", "second run"):
+        log = EventLog(path)
+        log(Event(id=EventId.CYCLE_STARTED, severity=Severity.INFO, text=text))
+        log.close()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and lines[0].endswith(" first run") and lines[1].endswith(" second run")
 
 
 def test_unsubscribe_stops_delivery() -> None:
