@@ -165,6 +165,9 @@ class Result:
     runs: list[float] = field(default_factory=list)
     nbytes: int = 0
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
+    machine_busy: float = 0.0  # share of all cores busy (any process) from start until delivered
+    machine_cpu: float = 0.0  # CPU seconds of all processes (connector, servers, this script) in that time
+    steal: float = 0.0  # share of the time the hypervisor gave the cores to someone else
 
     @property
     def mib(self) -> float:
@@ -311,6 +314,16 @@ def remaining_on_server(dovecot: DovecotServer, corpus: Corpus) -> int:
         for sub in ("new", "cur"):
             count += sum(1 for _ in os.scandir(dovecot.maildir_path(user) / sub))
     return count
+
+
+def cpu_ticks() -> tuple[int, int, int]:
+    """(busy, total, steal) clock ticks of all cores since boot, from /proc/stat (zeros elsewhere)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    except (OSError, ValueError, IndexError):
+        return 0, 0, 0
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return user + nice + system + irq + softirq, sum(fields), steal
 
 
 def loadavg() -> float:
@@ -598,6 +611,7 @@ async def floor(setup: Setup, workload: Workload) -> int:
 def measure(peer: str, setup: Setup, corpus: Corpus, workload: Workload, fetchmail: str | None) -> Result:
     reset(setup.dovecot, setup.postfix, corpus)
     res = Result(peer, workload, nbytes=corpus.total_bytes, load=(loadavg(), 0.0))
+    ticks0 = cpu_ticks()
     n = workload.total
     log: Path | None = None
     if peer == "floor":
@@ -627,6 +641,10 @@ def measure(peer: str, setup: Setup, corpus: Corpus, workload: Workload, fetchma
             res.ok = False
             res.notes.append(f"exit code {run.returncode} (log: {log})")
     res.until_delivered = wait_delivered(setup.postfix, n, started, timeout=max(60.0, n * 0.5))
+    busy, total, steal = (b - a for a, b in zip(ticks0, cpu_ticks(), strict=True))
+    if total:
+        res.machine_busy, res.steal = busy / total, steal / total
+        res.machine_cpu = busy / os.sysconf("SC_CLK_TCK")
     time.sleep(0.2)
     setup.postfix.wait_for_queue_empty(timeout=30)
     res.delivered = delivered_count(setup.postfix)
@@ -672,13 +690,15 @@ def result_rows(results: list[Result]) -> list[list[str]]:
             r.peer, r.workload.label, str(r.workload.total), f"{r.mib:.1f}", f"{r.wall:.2f}", delivered,
             f"{r.msgs_per_s:.1f}", f"{r.mib_per_s:.2f}", f"{r.cpu:.2f}", fmt_mib(r.maxrss_kb),
             f"{r.delivered}/{r.workload.total}" + ("" if r.ok else " FAIL"),
-            f"{r.load[0]:.1f}→{r.load[1]:.1f}",
+            f"{r.load[0]:.1f}→{r.load[1]:.1f}", f"{100 * r.machine_busy:.0f} %",
+            f"{1000 * r.machine_cpu / r.workload.total:.1f}" if r.workload.total else "-",
+            f"{100 * r.steal:.0f} %",
         ])
     return rows
 
 
 HEADERS = ["peer", "workload", "msgs", "MiB", "wall s", "until delivered s", "msg/s", "MiB/s", "CPU s",
-           "peak RSS MiB", "delivered", "load"]
+           "peak RSS MiB", "delivered", "load", "machine busy", "machine CPU ms/msg", "steal"]
 
 
 def ratio(a: float, b: float) -> str:
@@ -704,6 +724,14 @@ def case_ratios(case: Case, results: list[Result]) -> list[str]:
             if a and b:
                 lines.append(f"{peer}: 10 accounts × 100 takes {ratio(b.wall, a.wall)} the wall time of "
                              f"1 account × 100 (10.00× = strictly sequential, same per-message cost)")
+        floor_ten = by.get(("floor", ten.label))
+        if floor_ten is not None and floor_ten.machine_cpu:
+            cores = os.cpu_count() or 1
+            lines.append(f"the machine: moving the floor's {ten.total} messages kept {100 * floor_ten.machine_busy:.0f} % "
+                         f"of its {cores} cores busy, {1000 * floor_ten.machine_cpu / ten.total:.1f} ms of CPU per "
+                         f"message in all; at that cost {ten.total} messages need at least "
+                         f"{floor_ten.machine_cpu / cores:.2f} s of wall time on {cores} cores, whatever the "
+                         "connector does")
     if case.name == "big":
         p = by.get(("pop3gui", case.workloads[0].label))
         if p is not None:
@@ -743,7 +771,11 @@ METHOD = (
     "(process_time delta, ru_maxrss of the whole process); servers' CPU not counted. "
     "pop3gui deletes what it delivered (DELE before QUIT, its default); fetchmail runs with keep. "
     "load = the machine's 1-minute load average before → after the measurement (other work on the machine "
-    "makes figures noisy when it is well above 0)."
+    "makes figures noisy when it is well above 0). "
+    "machine busy = share of all cores busy with anything (connector, Dovecot, Postfix, this script) from "
+    "the start until delivered, from /proc/stat; machine CPU ms/msg = those busy CPU seconds per message, the "
+    "whole system's cost of moving one message; steal = time the hypervisor gave the cores to other guests "
+    "(CPU seconds of every process are inflated while it is above 0)."
 )
 
 
