@@ -67,7 +67,7 @@ class PerformanceConfig:
 
     max_parallel_accounts: int = 4  # mailboxes downloaded side by side
     smtp_connections: int = 2  # per mailbox, to the local server
-    pop3_pipeline: int = 16  # RETR commands in flight when the server offers PIPELINING
+    pop3_pipeline: int = 32  # RETR commands in flight when the server offers PIPELINING
     queue_messages: int = 8  # downloaded messages waiting for submission, per mailbox
 
 
@@ -374,7 +374,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     performance = PerformanceConfig(
         max_parallel_accounts=t.get("max_parallel_accounts", int, 4, _range(1, 64)),
         smtp_connections=t.get("smtp_connections", int, 2, _range(1, 16)),
-        pop3_pipeline=t.get("pop3_pipeline", int, 16, _range(1, 256)),
+        pop3_pipeline=t.get("pop3_pipeline", int, 32, _range(1, 256)),
         queue_messages=t.get("queue_messages", int, 8, _range(1, 1024)),
     )
 

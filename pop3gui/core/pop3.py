@@ -276,8 +276,7 @@ class Pop3Client:
         if not self.supports_pipelining or "UIDL" not in self.capabilities:
             return await self.list(), await self.uidl()
         await self._skip_unread()
-        self._send("LIST")
-        self._send("UIDL")
+        self._send("LIST", "UIDL")
         await self._drain()
         reply = await self._read_status("LIST")
         if not reply.ok:
@@ -335,7 +334,7 @@ class Pop3Client:
         numbers: Sequence[int],
         open_out: Callable[[int], contextlib.AbstractContextManager[DataSink]],
         *,
-        window: int = 16,
+        window: int = 32,
     ) -> AsyncGenerator[tuple[int, int], None]:
         """RETR each message in turn, yielding ``(number, bytes written)`` as each is complete.
 
@@ -351,12 +350,18 @@ class Pop3Client:
         upcoming = iter(numbers)
 
         def fill() -> None:
+            """Top the window up once it is half empty: several RETRs in one write, not one each."""
+            if len(queued) > window // 2:
+                return
+            commands = []
             while len(queued) < window:
                 number = next(upcoming, None)
                 if number is None:
-                    return
-                self._send(f"RETR {_msg(number)}")
+                    break
+                commands.append(f"RETR {_msg(number)}")
                 queued.append(number)
+            if commands:
+                self._send(*commands)
 
         try:
             fill()
@@ -384,10 +389,7 @@ class Pop3Client:
                 await self.quit()
             return
         await self._skip_unread()
-        for number in numbers:
-            self._send(f"DELE {_msg(number)}")
-        if then_quit:
-            self._send("QUIT")
+        self._send(*[f"DELE {_msg(number)}" for number in numbers], *(["QUIT"] if then_quit else []))
         await self._drain()
         failure: Pop3Error | None = None
         for _ in numbers:
@@ -478,11 +480,14 @@ class Pop3Client:
 
     # ------------------------------------------------------- send / receive
 
-    def _send(self, command: str, *, redacted: str | None = None) -> None:
-        """Queue one command line; pair with _read_status() to get its reply."""
+    def _send(self, *commands: str, redacted: str | None = None) -> None:
+        """Queue command lines in one write; pair each with a _read_status() to get its reply."""
         writer = self._live_writer()
-        self.transcript.append(f"C: {redacted if redacted is not None else command}")
-        writer.write(command.encode("utf-8") + b"\r\n")
+        if redacted is not None:
+            self.transcript.append(f"C: {redacted}")
+        else:
+            self.transcript.extend(f"C: {command}" for command in commands)
+        writer.write(b"".join(command.encode("utf-8") + b"\r\n" for command in commands))
 
     async def _drain(self) -> None:
         writer = self._live_writer()
