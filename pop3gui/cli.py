@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from pop3gui import __version__
 from pop3gui.core.config import Config, load_config
-from pop3gui.core.credentials import Credentials
+from pop3gui.core.credentials import Credentials, prepare_in_background
 from pop3gui.core.desktop import has_display, no_display_error
 from pop3gui.core.errors import ConfigError, Pop3guiError
 from pop3gui.core.events import Event, EventBus, Severity
@@ -147,6 +147,7 @@ def _console_sink(min_severity: Severity) -> Callable[[Event], None]:
 
 def cmd_run(paths: Paths, *, once: bool, quiet: bool, verbose: bool) -> int:
     config = load_config(paths.config_file)
+    prepare_in_background()
     with RunnerLock(paths.lock_file):
         store = EventStore(paths.events_db)
         logfile = EventLog(paths.log_file)

@@ -8,6 +8,8 @@ plaintext fallback.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import TYPE_CHECKING
 
 from pop3gui.core.errors import CredentialError
@@ -15,9 +17,8 @@ from pop3gui.core.errors import CredentialError
 if TYPE_CHECKING:
     import keyring.backend
 
-# keyring itself is imported on first use: finding its backends is the
-# slowest part of start-up, and the runner looks a password up in a thread
-# while it connects, so the import overlaps with the network.
+# keyring itself is imported on first use, or ahead of it by
+# prepare_in_background(): it is the slowest import of start-up.
 
 POP3_SERVICE = "pop3gui"
 SMTP_SERVICE = "pop3gui-smtp"
@@ -27,6 +28,20 @@ _NO_BACKEND_FIX = (
     "inside `dbus-run-session` with `gnome-keyring-daemon --unlock`), or choose a keyring backend with "
     "the PYTHON_KEYRING_BACKEND environment variable."
 )
+
+
+def prepare_in_background() -> None:
+    """Import keyring and pick its backend in a thread, ahead of the first lookup.
+
+    The import takes longer than logging in to a nearby POP3 server; started
+    while the runner sets up, it is done by the time the password is needed.
+    Errors are left to the real lookup, which explains them.
+    """
+    def prepare() -> None:
+        with contextlib.suppress(Exception):
+            _backend()
+
+    threading.Thread(target=prepare, name="keyring-prepare", daemon=True).start()
 
 
 def _backend() -> keyring.backend.KeyringBackend:
