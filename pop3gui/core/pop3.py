@@ -151,6 +151,7 @@ class Pop3Client:
         self._unread_retr = 0
         # Bytes read past the end of a message (the start of the next reply), read before the socket.
         self._head = bytearray()
+        self._capa_after_login = False  # CAPA already asked after login (it rode along with it)
 
     # ------------------------------------------------------------------ public
 
@@ -236,9 +237,7 @@ class Pop3Client:
             await self._auth_plain(user, password)
         else:
             await self._expect(f"USER {user}", "USER", login=True)
-            await self._expect(
-                f"PASS {password}", "PASS", login=True, redacted="PASS ****"
-            )
+            await self._login_step(f"PASS {password}", "PASS", redacted="PASS ****")
         await self._after_login()
 
     async def apop(self, user: str, password: str) -> None:
@@ -255,9 +254,7 @@ class Pop3Client:
                 reply=f"+OK {self.greeting}",
             )
         digest = apop_digest(stamp, password)
-        await self._expect(
-            f"APOP {user} {digest}", "APOP", login=True, redacted=f"APOP {user} ****"
-        )
+        await self._login_step(f"APOP {user} {digest}", "APOP", redacted=f"APOP {user} ****")
         await self._after_login()
 
     async def stat(self) -> tuple[int, int]:
@@ -713,7 +710,13 @@ class Pop3Client:
             raise
 
     async def _capa(self) -> _Caps:
-        reply = await self._command("CAPA", "CAPA")
+        await self._skip_unread()
+        self._send("CAPA")
+        await self._drain()
+        return await self._capa_answer()
+
+    async def _capa_answer(self) -> _Caps:
+        reply = await self._read_status("CAPA")
         if not reply.ok:
             return {}
         return parse_capa_lines(await self._read_lines())
@@ -776,7 +779,7 @@ class Pop3Client:
         ).decode()
         command = f"AUTH PLAIN {token}"
         if len(command) + 2 <= MAX_COMMAND_LINE:
-            await self._expect(command, "AUTH", login=True, redacted="AUTH PLAIN ****")
+            await self._login_step(command, "AUTH", redacted="AUTH PLAIN ****")
             return
         reply_line = await self._command_raw("AUTH PLAIN")
         if not reply_line.startswith(b"+ ") and reply_line.rstrip(b"\r\n") != b"+":
@@ -787,7 +790,7 @@ class Pop3Client:
                     reply=reply.line,
                 )
             raise error_for("AUTH", reply, self.where, login=True)
-        await self._expect(token, "AUTH", login=True, redacted="****")
+        await self._login_step(token, "AUTH", redacted="****")
 
     async def _command_raw(self, command: str) -> bytes:
         """Send a command and return its raw reply line (for SASL '+ ' continuations)."""
@@ -797,12 +800,37 @@ class Pop3Client:
         self.transcript.append("S: " + _printable(line))
         return line
 
+    async def _login_step(self, command: str, name: str, *, redacted: str) -> None:
+        """The command that logs in, or -ERR as the matching login error.
+
+        RFC 2449 lets a server announce more after login, so CAPA is asked
+        again; with PIPELINING it goes out with the login command, saving a
+        round trip.  After a refused login its answer is read and dropped.
+        """
+        ride_along = self.supports_pipelining
+        await self._skip_unread()
+        self._send(command, redacted=redacted)
+        if ride_along:
+            self._send("CAPA")
+        await self._drain()
+        reply = await self._read_status(name)
+        if not reply.ok:
+            if ride_along:
+                with contextlib.suppress(Pop3Error):  # the server may hang up on a failed login
+                    await self._capa_answer()
+            raise error_for(name, reply, self.where, login=True)
+        if ride_along:
+            self._capabilities_after_login(await self._capa_answer())
+
     async def _after_login(self) -> None:
-        """Refresh CAPA: RFC 2449 lets servers announce more after login."""
-        if self.capabilities:
-            caps = await self._capa()
-            if caps:
-                self.capabilities = caps
+        """Refresh CAPA unless it rode along with the login command."""
+        if self.capabilities and not self._capa_after_login:
+            self._capabilities_after_login(await self._capa())
+
+    def _capabilities_after_login(self, caps: _Caps) -> None:
+        self._capa_after_login = True
+        if caps:
+            self.capabilities = caps
 
     def _require_secure(self) -> None:
         if self._writer is None:

@@ -244,6 +244,32 @@ async def test_pipelining_capability() -> None:
             assert pop.supports_pipelining
 
 
+@pytest.mark.parametrize("sasl", [["PLAIN"], []], ids=["auth-plain", "user-pass"])
+async def test_with_pipelining_capa_rides_along_with_the_login(sasl: list[str]) -> None:
+    """The CAPA after login leaves with the login command, before its reply: one round trip saved."""
+    async with ScriptedPop3Server([MSG1], pipelining=True, sasl=sasl) as srv:
+        async with client(srv) as pop:
+            await pop.login("user", "pass")
+            assert pop.supports_pipelining and "UIDL" in pop.capabilities
+            sent = [line for line in pop.transcript if line.startswith(("C: ", "S: +OK", "S: -ERR"))]
+            login = "C: AUTH PLAIN ****" if sasl else "C: PASS ****"
+            at = sent.index(login)
+            assert sent[at + 1] == "C: CAPA", sent
+            assert await pop.stat() == (1, len(MSG1))  # still in step
+        assert srv.commands.count("CAPA") == 2
+
+
+async def test_a_refused_login_reads_the_capa_that_rode_along() -> None:
+    async with ScriptedPop3Server([MSG1], pipelining=True, sasl=[], replies={"PASS": "-ERR [AUTH] nope"}) as srv:
+        async with client(srv) as pop:
+            with pytest.raises(Pop3AuthError):
+                await pop.login("user", "pass")
+            with pytest.raises(Pop3CommandError) as info:  # NOOP's own reply, not the CAPA answer's "+OK"
+                await pop.noop()
+            assert "not authenticated" in info.value.reply
+        assert srv.commands[-2:] == ["NOOP", "QUIT"]
+
+
 async def test_greeting_err_raises() -> None:
     async with ScriptedPop3Server(
         [MSG1], greeting_line="-ERR [SYS/TEMP] maintenance"
