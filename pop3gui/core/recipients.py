@@ -491,6 +491,8 @@ def resolve_global(
     address, those headers alone decide: they reveal Bcc recipients, and ISPs
     that keep one copy per recipient mark each copy this way, so also using
     To/Cc would hand every copy to everybody. Otherwise To and Cc are read.
+    "Received" among the envelope headers stands for the ``for <address>``
+    clause of the topmost Received line (see _received_for).
     Matching routing rules add their targets. Only local-domain addresses
     survive; the rest is listed in ``foreign``. With nobody left, the message
     goes to *undeliverable_to* as configured (no recipient if that is empty).
@@ -508,7 +510,10 @@ def resolve_global(
             else:
                 foreign.setdefault(address)
 
-    envelope = [a for name, text in fields if name in envelope_names for a in _addresses(text)]
+    envelope = [a for name, text in fields if name in envelope_names and name != "received"
+                for a in _addresses(text)]
+    if "received" in envelope_names:
+        envelope.extend(_received_for(fields))
     if any(_domain_of(a) in local for a in envelope):
         source = "envelope"
         sort(envelope)
@@ -534,6 +539,23 @@ def resolve_global(
         undeliverable = (undeliverable_to,) if undeliverable_to else ()
         return Resolution(undeliverable, "undeliverable", tuple(foreign), tuple(matched))
     return Resolution(tuple(recipients), source, tuple(foreign), tuple(matched))
+
+
+_FOR_CLAUSE = re.compile(r"(?:^|\s)for\s+(<[^<>]*>|[^\s<>;]+)", re.IGNORECASE)
+
+
+def _received_for(fields: Sequence[tuple[str, str]]) -> list[str]:
+    """The address in the ``for <...>`` clause of the topmost Received line, if it has one.
+
+    Only the topmost line is the ISP's own delivery into this mailbox; an older
+    hop's clause names whom some earlier server relayed for, which may be one of
+    several recipients, and taking it as the envelope would hide the others.
+    """
+    for name, text in fields:
+        if name == "received":
+            match = _FOR_CLAUSE.search(text.rpartition(";")[0] or text)
+            return _addresses(match.group(1)) if match else []
+    return []
 
 
 def envelope_sender(headers: Message) -> str:

@@ -181,6 +181,50 @@ def test_unconfigured_envelope_header_is_ignored() -> None:
     assert result.source == "headers"
 
 
+RECEIVED_TOP = ("Received: from mx1.isp.example by pop.isp.example with LMTP id 7Hq\r\n"
+                "\tfor <carol@contoso.com>; Mon, 01 Jan 2024 10:00:02 +0000")
+RECEIVED_OLDER = ("Received: from mail.fabrikam.example by mx1.isp.example with ESMTPS id 9Kz"
+                  " for <dave@contoso.com>; Mon, 01 Jan 2024 10:00:01 +0000")
+
+
+def resolve_with_received(msg: Message, names: tuple[str, ...] = (*ENVELOPE, "Received")) -> Resolution:
+    return resolve_global(msg, envelope_headers=names, rules=[], local=LOCAL, undeliverable_to=ADMIN)
+
+
+def test_received_for_clause_reveals_bcc_when_received_is_an_envelope_header() -> None:
+    msg = headers(RECEIVED_TOP, RECEIVED_OLDER, "To: alice@contoso.com")
+    result = resolve_with_received(msg)
+    assert result.recipients == ("carol@contoso.com",)
+    assert result.source == "envelope"
+
+
+def test_only_the_topmost_received_line_counts() -> None:
+    """An older hop's clause names whom an earlier server relayed for; it must not hide To/Cc."""
+    msg = headers("Received: from mx1.isp.example by pop.isp.example with LMTP id 7Hq; Mon, 01 Jan 2024 10:00:02",
+                  RECEIVED_OLDER, "To: alice@contoso.com", "Cc: bob@contoso.com")
+    result = resolve_with_received(msg)
+    assert result.recipients == ("alice@contoso.com", "bob@contoso.com")
+    assert result.source == "headers"
+
+
+def test_received_is_not_read_unless_configured() -> None:
+    msg = headers(RECEIVED_TOP, "To: alice@contoso.com")
+    assert resolve(msg).recipients == ("alice@contoso.com",)
+
+
+@pytest.mark.parametrize("clause", [
+    "for <mallory@evil.example>",
+    "for <carol@contoso.com\u00a0RCPT TO:<m@evil.example>>",
+    "for =?utf-8?q?carol=40contoso.com=0D=0ARCPT?=",
+    "formal.example",
+])
+def test_a_received_clause_never_names_a_stranger(clause: str) -> None:
+    msg = headers(f"Received: from x by pop.isp.example {clause}; Mon, 01 Jan 2024 10:00:02 +0000",
+                  "To: alice@contoso.com")
+    result = resolve_with_received(msg)
+    assert result.recipients == ("alice@contoso.com",) and result.source == "headers"
+
+
 def test_foreign_envelope_header_falls_back_to_to_and_cc() -> None:
     msg = headers(
         "Delivered-To: office@isp.example",
