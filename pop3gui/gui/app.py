@@ -18,6 +18,13 @@ from pop3gui.core.paths import Paths
 from pop3gui.gui.qt import make_application, run_event_loop
 
 SHOWN_ON_REQUEST = "pop3gui: shown on request of a second launch"
+TRAY_APPEARED = "pop3gui: a system tray appeared; running in the system tray from now on"
+
+#: At login the tray runner may start before the panel that hosts tray icons:
+#: it waits this long for one before it shows its window instead, and then
+#: keeps looking every TRAY_POLL_S seconds, moving into the tray when one appears.
+TRAY_WAIT_S = 10.0
+TRAY_POLL_S = 2.0
 
 
 def _load(paths: Paths, app: object) -> Config | None:
@@ -122,8 +129,9 @@ def run_window(paths: Paths) -> int:
 def run_tray(paths: Paths) -> int:
     """The background runner in the system tray; returns after Quit (or SIGTERM) once the run in flight ended.
 
-    Without a system tray it says so and keeps the properties window open instead
-    (closing it then ends the process).  Holds the state folder's runner lock
+    Without a system tray (after waiting TRAY_WAIT_S for one) it says so and keeps
+    the properties window open instead, closing it ends the process, until a
+    tray appears: then it moves there.  Holds the state folder's runner lock
     for its lifetime, so ``pop3gui run`` is refused meanwhile.
     """
     app = make_application()
@@ -133,6 +141,7 @@ def run_tray(paths: Paths) -> int:
     if config is None:
         return 2
 
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QSystemTrayIcon
 
     from pop3gui.gui.controller import ConnectorController
@@ -152,17 +161,6 @@ def run_tray(paths: Paths) -> int:
         tray = TrayRunner(controller)
         quit_now = asyncio.Event()
         tray.quit_requested.connect(quit_now.set)
-        has_tray = QSystemTrayIcon.isSystemTrayAvailable()
-        if has_tray:
-            app.setQuitOnLastWindowClosed(False)
-            tray.show()
-            print(f"pop3gui: running in the system tray (pid {_pid()})", flush=True)
-        else:
-            say_no_tray()
-            window = tray.window
-            no_tray_banner(window)
-            window.finished.connect(lambda _result: quit_now.set())
-            tray.open_properties()
 
         def show(command: str) -> None:
             if command == "events":
@@ -175,6 +173,34 @@ def run_tray(paths: Paths) -> int:
         stop_signals = _StopSignals(quit_now.set)
         if config.schedule.enabled:  # started with the session: retrieve at once, then on the schedule
             controller.retrieve_now()
+        # Platforms that draw nowhere (offscreen, minimal) never get a tray: no point waiting there.
+        wait = 0.0 if app.platformName() in ("offscreen", "minimal") else TRAY_WAIT_S
+        app.setQuitOnLastWindowClosed(False)  # quitting is quit_now's business (Quit, a signal, the window)
+        in_tray = await _wait_for_tray(wait, quit_now)
+        if in_tray:
+            tray.show()
+            print(f"pop3gui: running in the system tray (pid {_pid()})", flush=True)
+        elif not quit_now.is_set():
+            say_no_tray()
+            window = tray.window
+            banner = no_tray_banner(window)
+            window.finished.connect(lambda _result: None if in_tray else quit_now.set())
+            tray.open_properties()
+
+            def adopt_tray() -> None:
+                nonlocal in_tray
+                if in_tray or not QSystemTrayIcon.isSystemTrayAvailable():
+                    return
+                in_tray = True  # from now on closing the window only hides it
+                looking.stop()
+                banner.hide()
+                tray.show()
+                print(TRAY_APPEARED, flush=True)
+
+            looking = QTimer()
+            looking.setInterval(int(TRAY_POLL_S * 1000))
+            looking.timeout.connect(adopt_tray)
+            looking.start()
         try:
             await quit_now.wait()
         finally:
@@ -190,6 +216,19 @@ def run_tray(paths: Paths) -> int:
         return 0
 
     return run_event_loop(app, main)
+
+
+async def _wait_for_tray(seconds: float, stop: asyncio.Event) -> bool:
+    """Whether a system tray is there, or turns up within *seconds* (unless *stop* is set first)."""
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not QSystemTrayIcon.isSystemTrayAvailable():
+        if loop.time() >= deadline or stop.is_set():
+            return False
+        await asyncio.sleep(0.25)
+    return True
 
 
 def _pid() -> int:

@@ -512,3 +512,58 @@ def test_sigterm_during_a_200_message_run_leaves_nothing_half_handled(
     assert set(delivered) == handled, f"the journal and the local server disagree: {counts}"
     assert not handled & left, f"a handled message is still on the POP3 server: {counts}"
     assert len(handled) + len(left) == total, f"a message was lost: {counts}"
+
+
+# --- a tray host that appears after pop3gui started (login races) -----------------------------
+
+
+@pytest.fixture
+def bare_x_display() -> Iterator[tuple[dict[str, str], Callable[[], None]]]:
+    """A private Xvfb display with no system tray yet, and a function that starts one (trayer)."""
+    _need(["Xvfb", "trayer"], "xvfb trayer")
+    read_fd, write_fd = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                            pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    trayers: list[subprocess.Popen[bytes]] = []
+    try:
+        with os.fdopen(read_fd, "rb") as pipe:
+            number = pipe.readline().strip().decode()
+        if not number:
+            pytest.fail(f"Xvfb printed no display number (exit code {xvfb.poll()})", pytrace=False)
+        env = dict(os.environ, DISPLAY=f":{number}", QT_QPA_PLATFORM="xcb", QT_API="pyside6", PYTHONUNBUFFERED="1")
+
+        def start_tray_host() -> None:
+            trayers.append(subprocess.Popen(["trayer", "--edge", "top"], env=env, stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+        yield env, start_tray_host
+    finally:
+        for trayer in trayers:
+            _stop(trayer)
+        _stop(xvfb)
+
+
+def test_the_tray_runner_moves_into_a_tray_that_appears_after_it_started(
+        bare_x_display: tuple[dict[str, str], Callable[[], None]], tmp_path: Path) -> None:
+    """At login pop3gui may start before the panel: it waits for a tray, then falls back to its
+    window, and still moves into the tray when one turns up later."""
+    from pop3gui.gui.app import TRAY_APPEARED, TRAY_POLL_S, TRAY_WAIT_S
+
+    env, start_tray_host = bare_x_display
+    env = dict(env, POP3GUI_HOME=str(tmp_path / "home"))
+    save_config(replace(Config(), schedule=replace(Config().schedule, enabled=False)),
+                tmp_path / "home" / "config.toml")
+    proc = Proc(["tray"], env, tmp_path / "tray.out")
+    try:
+        proc.wait_for("no system tray is available", timeout=TRAY_WAIT_S + 30)
+        assert "running in the system tray" not in proc.text()
+        start_tray_host()
+        proc.wait_for(TRAY_APPEARED, timeout=TRAY_POLL_S + 30)
+        assert proc.popen.poll() is None, "the runner must keep going in the tray"
+        proc.popen.send_signal(signal.SIGTERM)
+        assert proc.popen.wait(timeout=60) == 0, proc.text()
+        assert "stopped cleanly" in proc.text()
+    finally:
+        proc.close()
