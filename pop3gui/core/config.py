@@ -146,7 +146,7 @@ class Config:
 class PolicyWarning:
     """An address the local server will likely refuse: no recipient policy covers it."""
 
-    where: str  # e.g. "account 'alice' deliver_to"
+    where: str  # in words, e.g. "The local recipient of account 'alice'"
     address: str
     domain: str
 
@@ -162,7 +162,7 @@ class PolicyWarning:
     def fix(self) -> str:
         return (
             f"Add {self.domain} to a recipient policy (and to the local server's accepted "
-            f"domains), or change {self.where} to an address in a local domain."
+            f"domains), or change {self.where[:1].lower()}{self.where[1:]} to an address in a local domain."
         )
 
 
@@ -172,11 +172,11 @@ def policy_warnings(config: Config) -> list[PolicyWarning]:
     targets: list[tuple[str, str]] = []
     for acc in config.accounts:
         if acc.kind == "user":
-            targets.append((f"account '{acc.name}' deliver_to", acc.deliver_to))
+            targets.append((f"The local recipient of account '{acc.name}'", acc.deliver_to))
     for i, rule in enumerate(config.rules):
-        targets.append((f"routing_rule {i + 1} ('{rule.contains}') deliver_to", rule.deliver_to))
+        targets.append((f"The target of routing rule {i + 1} ('{rule.contains}')", rule.deliver_to))
     if config.delivery.undeliverable_to:
-        targets.append(("delivery.undeliverable_to", config.delivery.undeliverable_to))
+        targets.append(("The mailbox for undeliverable mail", config.delivery.undeliverable_to))
     warnings = []
     for where, address in targets:
         domain = address.rpartition("@")[2]

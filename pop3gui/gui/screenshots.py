@@ -66,7 +66,8 @@ def sample_events() -> list[Event]:
     return [
         Event(EventId.CYCLE_STARTED, Severity.INFO, "Retrieving mail from 3 account(s).", time=at(0)),
         Event(EventId.POLICY_WARNING, Severity.WARNING,
-              "account 'erin' deliver_to is erin@contoso.eu, but no recipient policy covers the domain contoso.eu",
+              "The local recipient of account 'erin' is erin@contoso.eu, but no recipient policy covers the domain "
+              "contoso.eu",
               fix="Add contoso.eu to a recipient policy.", time=at(0)),
         Event(EventId.MESSAGE_DELIVERED, Severity.INFO, "Delivered to alice@contoso.com.", account="alice",
               subject="Quarterly figures", uid="UID1", time=at(2)),

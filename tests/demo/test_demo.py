@@ -51,8 +51,8 @@ def test_headless_demo_runs_as_designed_and_explains_the_kb_failure() -> None:
     assert took < 15
     text = out.stdout
     # check flags both addresses in the new domain before any mail flows
-    assert "[PROBLEM] erin@contoso.eu: account 'erin' deliver_to is erin@contoso.eu" in text
-    assert "[PROBLEM] postmaster@contoso.eu: delivery.undeliverable_to is postmaster@contoso.eu" in text
+    assert "[PROBLEM] erin@contoso.eu: The local recipient of account 'erin' is erin@contoso.eu" in text
+    assert "[PROBLEM] postmaster@contoso.eu: The mailbox for undeliverable mail is postmaster@contoso.eu" in text
     # the summary, read from the Exchange's Maildirs and the quarantine
     summary = text.split("== What happened ==")[1]
     for address in DELIVERED:
