@@ -298,21 +298,28 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
             proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def x_display() -> Iterator[dict[str, str]]:
-    """A private Xvfb display with trayer as the system tray: the variables an xcb subprocess needs."""
-    _need(["Xvfb", "trayer"], "xvfb trayer")
+def _start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
+    """A private Xvfb server and its display number (it picks a free one itself)."""
     read_fd, write_fd = os.pipe()
     xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
                             pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        number = pipe.readline().strip().decode()
+    if not number:
+        _stop(xvfb)
+        pytest.fail(f"Xvfb printed no display number (exit code {xvfb.poll()})", pytrace=False)
+    return xvfb, number
+
+
+@pytest.fixture(scope="session")
+def x_display() -> Iterator[dict[str, str]]:
+    """A private Xvfb display with trayer as the system tray: the variables an xcb subprocess needs."""
+    _need(["Xvfb", "trayer"], "xvfb trayer")
+    xvfb, number = _start_xvfb()
     trayer: subprocess.Popen[bytes] | None = None
     try:
-        with os.fdopen(read_fd, "rb") as pipe:
-            number = pipe.readline().strip().decode()
-        if not number:
-            pytest.fail(f"Xvfb printed no display number (exit code {xvfb.poll()})", pytrace=False)
         env = dict(os.environ, DISPLAY=f":{number}", QT_QPA_PLATFORM="xcb", QT_API="pyside6")
         trayer = subprocess.Popen(["trayer", "--edge", "top"], env=env, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -521,17 +528,9 @@ def test_sigterm_during_a_200_message_run_leaves_nothing_half_handled(
 def bare_x_display() -> Iterator[tuple[dict[str, str], Callable[[], None]]]:
     """A private Xvfb display with no system tray yet, and a function that starts one (trayer)."""
     _need(["Xvfb", "trayer"], "xvfb trayer")
-    read_fd, write_fd = os.pipe()
-    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                            pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    os.close(write_fd)
+    xvfb, number = _start_xvfb()
     trayers: list[subprocess.Popen[bytes]] = []
     try:
-        with os.fdopen(read_fd, "rb") as pipe:
-            number = pipe.readline().strip().decode()
-        if not number:
-            pytest.fail(f"Xvfb printed no display number (exit code {xvfb.poll()})", pytrace=False)
         env = dict(os.environ, DISPLAY=f":{number}", QT_QPA_PLATFORM="xcb", QT_API="pyside6", PYTHONUNBUFFERED="1")
 
         def start_tray_host() -> None:
