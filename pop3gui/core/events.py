@@ -9,6 +9,7 @@ a user-facing contract documented in ``docs/events.md``: never renumber.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -113,6 +114,7 @@ class Event:
 
 
 EventSink = Callable[[Event], None]
+_log = logging.getLogger(__name__)
 
 
 class EventBus:
@@ -126,7 +128,15 @@ class EventBus:
         return lambda: self._sinks.remove(sink)
 
     def emit(self, event: Event) -> Event:
-        """Deliver to every sink in order; a store sink may return a numbered copy."""
+        """Deliver to every sink in order.
+
+        A sink that fails (a full disk under the log or the store) is reported
+        and skipped: the others still get the event, and the mail run that
+        emitted it goes on -- the message's outcome must not depend on a log.
+        """
         for sink in list(self._sinks):
-            sink(event)
+            try:
+                sink(event)
+            except Exception:  # noqa: BLE001 - one broken sink must not stop delivery
+                _log.exception("an event sink failed on event %d (%s)", int(event.id), event.text[:200])
         return event

@@ -6,6 +6,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from pop3gui.core.events import Event, EventBus, EventId, Severity
 from pop3gui.core.eventstore import EventLog, EventStore
 
@@ -64,6 +66,51 @@ def test_log_file_appends_across_restarts(tmp_path: Path) -> None:
         log.close()
     lines = path.read_text().splitlines()
     assert len(lines) == 2 and lines[0].endswith(" first run") and lines[1].endswith(" second run")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_log_that_cannot_be_written_is_reported_once_and_never_raises(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "pop3gui.log"
+    path.symlink_to("/dev/full")  # every write fails with ENOSPC, like a full disk
+    device_mode = stat.S_IMODE(os.stat("/dev/full").st_mode)
+    log = EventLog(path)
+    for n in range(3):
+        log(Event(id=EventId.MESSAGE_DELIVERED, severity=Severity.INFO, text=f"event {n}"))
+    log.close()
+    err = capsys.readouterr().err
+    assert err.count("cannot write the log file") == 1 and "No space left" in err
+    assert stat.S_IMODE(os.stat("/dev/full").st_mode) == device_mode, "only regular files are made private"
+
+
+def test_a_rotation_that_cannot_move_the_log_keeps_writing_and_touches_no_backup(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "pop3gui.log"
+    (tmp_path / "pop3gui.log.1").write_text("an old log\n")
+    blocker = tmp_path / "pop3gui.log.rotating"  # the file cannot be moved aside (like a lock on Windows)
+    blocker.mkdir()
+    (blocker / "x").write_text("x")
+    log = EventLog(path, max_bytes=300)
+    for n in range(20):
+        log(Event(id=EventId.MESSAGE_DELIVERED, severity=Severity.INFO, text=f"event number {n:02d}"))
+    log.close()
+    assert path.read_text().count("event number") == 20, "nothing lost"
+    assert (tmp_path / "pop3gui.log.1").read_text() == "an old log\n" and not (tmp_path / "pop3gui.log.2").exists()
+    assert capsys.readouterr().err.count("cannot write the log file") == 1
+
+
+def test_a_failing_sink_does_not_stop_the_others_or_the_sender(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[Event] = []
+    bus = EventBus()
+
+    def broken(event: Event) -> None:
+        raise OSError(28, "No space left on device")
+
+    bus.subscribe(broken)
+    bus.subscribe(seen.append)
+    bus.emit(make(1))
+    assert [e.text for e in seen] == ["event 1"]
+    assert "an event sink failed" in caplog.text
 
 
 def test_unsubscribe_stops_delivery() -> None:
