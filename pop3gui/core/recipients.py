@@ -541,7 +541,9 @@ def resolve_global(
     return Resolution(tuple(recipients), source, tuple(foreign), tuple(matched))
 
 
-_FOR_CLAUSE = re.compile(r"(?:^|\s)for\s+(<[^<>]*>|[^\s<>;]+)", re.IGNORECASE)
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_COMMENT = re.compile(r"\([^()]*\)")
+_LAST_FOR_CLAUSE = re.compile(r"(?:^|\s)for\s+(<[^<>\s]*>|[^\s<>;]+)\s*$", re.IGNORECASE)
 
 
 def _received_for(fields: Sequence[tuple[str, str]]) -> list[str]:
@@ -550,10 +552,19 @@ def _received_for(fields: Sequence[tuple[str, str]]) -> list[str]:
     Only the topmost line is the ISP's own delivery into this mailbox; an older
     hop's clause names whom some earlier server relayed for, which may be one of
     several recipients, and taking it as the envelope would hide the others.
+    The sender controls parts of that line too (the HELO name, the envelope
+    sender in a comment), so quoted strings and comments are dropped first, and
+    the clause must be the last thing before the date (RFC 5321 4.4).
     """
     for name, text in fields:
         if name == "received":
-            match = _FOR_CLAUSE.search(text.rpartition(";")[0] or text)
+            clauses = text.rpartition(";")[0] if ";" in text else text
+            clauses = _QUOTED.sub(" ", clauses)
+            while (uncommented := _COMMENT.sub(" ", clauses)) != clauses:
+                clauses = uncommented
+            if "(" in clauses or ")" in clauses or '"' in clauses:
+                return []  # unbalanced: not worth guessing at
+            match = _LAST_FOR_CLAUSE.search(clauses)
             return _addresses(match.group(1)) if match else []
     return []
 

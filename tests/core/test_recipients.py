@@ -198,6 +198,14 @@ def test_received_for_clause_reveals_bcc_when_received_is_an_envelope_header() -
     assert result.source == "envelope"
 
 
+def test_the_for_clause_is_found_past_the_senders_comments() -> None:
+    msg = headers('Received: from x (HELO "for ceo@contoso.com") by pop.isp.example (envelope-from '
+                  '<"y for <ceo@contoso.com>"@evil.example>) with LMTP id 1r for <carol@contoso.com>; '
+                  "Mon, 01 Jan 2024 10:00:02 +0000", "To: alice@contoso.com")
+    result = resolve_with_received(msg)
+    assert result.recipients == ("carol@contoso.com",) and result.source == "envelope"
+
+
 def test_only_the_topmost_received_line_counts() -> None:
     """An older hop's clause names whom an earlier server relayed for; it must not hide To/Cc."""
     msg = headers("Received: from mx1.isp.example by pop.isp.example with LMTP id 7Hq; Mon, 01 Jan 2024 10:00:02",
@@ -217,6 +225,11 @@ def test_received_is_not_read_unless_configured() -> None:
     "for <carol@contoso.com\u00a0RCPT TO:<m@evil.example>>",
     "for =?utf-8?q?carol=40contoso.com=0D=0ARCPT?=",
     "formal.example",
+    # the sender's own text on the ISP's line must not pick the recipient
+    '(envelope-from <"x for <ceo@contoso.com>"@evil.example>) id 1r for mallory@evil.example',
+    "(HELO for ceo@contoso.com) id 1r",
+    'id 1r for <mallory@evil.example> (for ceo@contoso.com)',
+    "(unbalanced for <ceo@contoso.com>",
 ])
 def test_a_received_clause_never_names_a_stranger(clause: str) -> None:
     msg = headers(f"Received: from x by pop.isp.example {clause}; Mon, 01 Jan 2024 10:00:02 +0000",
