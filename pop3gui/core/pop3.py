@@ -365,13 +365,17 @@ class Pop3Client:
             await self._drain()
             while queued:
                 number = queued.popleft()
-                fill()
-                await self._drain()
+                if window > 1:  # pipelined: top the window up while this message is read
+                    fill()
+                    await self._drain()
                 reply = await self._read_status("RETR")
                 if not reply.ok:
                     raise error_for("RETR", reply, self.where)
                 with open_out(number) as out:
                     size = await self._read_multiline(out)
+                if window == 1:  # one command at a time: the next RETR only once this reply is read
+                    fill()
+                    await self._drain()
                 yield number, size
         finally:
             self._unread_retr += len(queued)
@@ -816,11 +820,22 @@ class Pop3Client:
         reply = await self._read_status(name)
         if not reply.ok:
             if ride_along:
-                with contextlib.suppress(Pop3Error):  # the server may hang up on a failed login
-                    await self._capa_answer()
+                await self._drop_capa_answer()
             raise error_for(name, reply, self.where, login=True)
         if ride_along:
             self._capabilities_after_login(await self._capa_answer())
+
+    async def _drop_capa_answer(self) -> None:
+        """After a refused login: read the CAPA answer that rode along, briefly.
+
+        A server may hang up, or ignore what follows a failed login; either way
+        the login error is what the caller needs, not a wait for the full timeout.
+        """
+        try:
+            async with asyncio.timeout(min(self.timeout, 5.0)):
+                await self._capa_answer()
+        except (Pop3Error, TimeoutError):
+            await self.close()  # out of step or gone: no further command on this session
 
     async def _after_login(self) -> None:
         """Refresh CAPA unless it rode along with the login command."""

@@ -270,6 +270,47 @@ async def test_a_refused_login_reads_the_capa_that_rode_along() -> None:
         assert srv.commands[-2:] == ["NOOP", "QUIT"]
 
 
+async def test_a_refused_login_is_reported_soon_when_the_server_ignores_what_follows() -> None:
+    """The CAPA that rode along is waited for briefly, not for the whole session timeout."""
+    async def silent_after_refusal(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"+OK ready\r\n")
+        while line := await reader.readline():
+            if line.startswith(b"CAPA"):
+                writer.write(b"+OK\r\nPIPELINING\r\nSASL PLAIN\r\nUIDL\r\n.\r\n")
+            elif line.startswith(b"AUTH"):
+                writer.write(b"-ERR [AUTH] wrong password\r\n")
+                await reader.read()  # the CAPA sent along is never answered; silence until the client hangs up
+                break
+        writer.close()
+
+    server = await asyncio.start_server(silent_after_refusal, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        pop = Pop3Client("127.0.0.1", port, security="none", timeout=30)
+        await pop.connect()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(Pop3AuthError):
+            await pop.login("user", "pass")
+        assert loop.time() - started < 10, "waited for the session timeout instead of a short one"
+        await pop.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_without_pipelining_each_retr_waits_for_the_previous_reply() -> None:
+    async with ScriptedPop3Server([MSG1, MSG2, MSG1], pipelining=False) as srv:
+        async with client(srv) as pop:
+            await pop.login("user", "pass")
+            got = [n async for n, _ in pop.retr_many([1, 2, 3], lambda _n: io.BytesIO(), window=32)]
+            assert got == [1, 2, 3]
+            transcript = list(pop.transcript)
+            after_login = transcript[transcript.index("C: RETR 1"):]
+            lines = [line for line in after_login if line.startswith(("C: ", "S: ."))]
+        assert lines == ["C: RETR 1", "S: .", "C: RETR 2", "S: .", "C: RETR 3", "S: ."]
+
+
 async def test_greeting_err_raises() -> None:
     async with ScriptedPop3Server(
         [MSG1], greeting_line="-ERR [SYS/TEMP] maintenance"
