@@ -233,12 +233,13 @@ def header_text(headers: EmailMessage, name: str) -> str:
     parser costs more than everything else the connector does with a message.
     """
     wanted = name.lower()
-    for key, value in headers.raw_items():
-        if key.lower() == wanted:
-            plain = _PLAIN_MESSAGE_ID if wanted == "message-id" else _PLAIN_HEADER
-            if isinstance(value, str) and plain.fullmatch(value) and "=?" not in value:
-                return value
-            break
+    plain = {"message-id": _PLAIN_MESSAGE_ID, "subject": _PLAIN_HEADER}.get(wanted)
+    if plain is not None:  # the two the worker reads for every message; address headers differ
+        for key, value in headers.raw_items():
+            if key.lower() == wanted:
+                if isinstance(value, str) and plain.fullmatch(value) and "=?" not in value:
+                    return value
+                break
     return _parsed_header_text(headers, name)
 
 
@@ -456,7 +457,8 @@ class Connector:
             uids = await self._uids(client, account, sizes, listed)
             self.journal.forget_absent(account.name, uids.values())
             to_delete = await self._process_mailbox(client, account, sizes, uids, res)
-            self.journal.make_durable()  # the outcomes behind these DELEs reach the disk first
+            if to_delete or self.journal.unsynced:  # an idle poll costs no fsync
+                self.journal.make_durable()  # the outcomes behind these DELEs reach the disk first
             deleting = True
             await client.dele_many(to_delete, then_quit=True)
         except Pop3Error as exc:

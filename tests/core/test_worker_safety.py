@@ -129,3 +129,25 @@ async def test_small_messages_wait_in_memory_and_big_ones_in_the_spool(tmp_path:
     assert spooled == {"small": False, "big": True, "understated": True}
     assert sorted(delivered_originals(sink, small, big, understated)) == sorted([small, big, understated])
     assert rig.spool_is_empty() and pop.mailbox == []
+
+
+async def test_an_idle_poll_costs_no_fsync(tmp_path: Path, sink: SmtpSink) -> None:
+    """Only a session with outcomes to protect (DELEs, or new outcomes) makes the journal durable."""
+    import sqlite3
+
+    async with ScriptedPop3Server([], password=POP3_PASSWORD) as pop:
+        rig = make_rig(tmp_path, pop, sink.port)
+        assert (await rig.cycle()).exit_code == 0
+
+        def marks() -> int:
+            db = sqlite3.connect(rig.paths.journal_db)
+            try:
+                return int(db.execute("SELECT count(*) FROM sync_marks").fetchone()[0])
+            finally:
+                db.close()
+
+        assert marks() == 0, "an empty mailbox made the journal durable"
+    async with ScriptedPop3Server([message("one")], password=POP3_PASSWORD) as pop:
+        rig = make_rig(tmp_path, pop, sink.port)
+        assert (await rig.cycle()).exit_code == 0
+        assert marks() == 1 and pop.mailbox == []
