@@ -116,6 +116,7 @@ def run_window(paths: Paths) -> int:
         try:
             await closed.wait()
         finally:
+            looking.stop()
             stop_signals.close()
             server.close()
             window.hide()
@@ -176,6 +177,7 @@ def run_tray(paths: Paths) -> int:
         # Platforms that draw nowhere (offscreen, minimal) never get a tray: no point waiting there.
         wait = 0.0 if app.platformName() in ("offscreen", "minimal") else TRAY_WAIT_S
         app.setQuitOnLastWindowClosed(False)  # quitting is quit_now's business (Quit, a signal, the window)
+        looking = QTimer()  # for a tray that appears later, when there is none yet
         in_tray = await _wait_for_tray(wait, quit_now)
         if in_tray:
             tray.show()
@@ -197,13 +199,13 @@ def run_tray(paths: Paths) -> int:
                 tray.show()
                 print(TRAY_APPEARED, flush=True)
 
-            looking = QTimer()
             looking.setInterval(int(TRAY_POLL_S * 1000))
             looking.timeout.connect(adopt_tray)
             looking.start()
         try:
             await quit_now.wait()
         finally:
+            looking.stop()
             stop_signals.close()
             server.close()
             print("pop3gui: quitting; finishing the message in flight", flush=True)
