@@ -1,9 +1,10 @@
 """Spool and quarantine folders: where message bytes wait on the local disk.
 
-A spool file is a cache of a message that is still on the POP3 server: until
-the journal records an outcome, the server's copy is the one that counts, so
-spool files can always be thrown away.  Quarantine is the opposite: the last
-home of a message nobody would accept, kept until the admin acts.
+A spool file (or, for a small message, memory) is a cache of a message that
+is still on the POP3 server: until the journal records an outcome, the
+server's copy is the one that counts, so spool files can always be thrown
+away.  Quarantine is the opposite: the last home of a message nobody would
+accept, kept until the admin acts.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import BinaryIO
 
 from pop3gui.core.errors import StateError
@@ -34,6 +36,51 @@ def _safe_name(text: str) -> str:
 def fsync_file(handle: BinaryIO) -> None:
     handle.flush()
     os.fsync(handle.fileno())
+
+
+#: A message up to this size waits for submission in memory instead of a spool file;
+#: with the worker's bounded queue that is a few MiB per mailbox at most.
+IN_MEMORY_LIMIT = 256 * 1024
+
+
+class SpoolWriter:
+    """Where RETR writes one message: memory while it is small, its spool file once it is not.
+
+    The LIST size only decides where to start (a server may under-report it):
+    data that outgrows the limit moves to the spool file and goes on there.
+    A message that stayed small is handed to *keep* when the writer closes
+    without an error; a spilled one is in its file.
+    """
+
+    def __init__(self, size: int, open_file: Callable[[], BinaryIO], keep: Callable[[bytes], None]) -> None:
+        self._open_file = open_file
+        self._keep = keep
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._file: BinaryIO | None = open_file() if size > IN_MEMORY_LIMIT else None
+
+    def write(self, data: bytes, /) -> int:
+        if self._file is not None:
+            return self._file.write(data)
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size > IN_MEMORY_LIMIT:
+            self._file = self._open_file()
+            for chunk in self._chunks:
+                self._file.write(chunk)
+            self._chunks.clear()
+        return len(data)
+
+    def __enter__(self) -> SpoolWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._file is not None:
+            self._file.close()
+        elif exc_type is None:
+            self._keep(b"".join(self._chunks))
+        self._chunks.clear()
 
 
 class Spool:

@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO
 
 from pop3gui.core import recipients as rcpt
@@ -59,7 +58,7 @@ from pop3gui.core.paths import Paths, open_private
 from pop3gui.core.pop3 import Pop3Client
 from pop3gui.core.smtp import RecipientReply, SmtpSubmitter, Submission
 from pop3gui.core.smtp_data import MessageSource
-from pop3gui.core.spool import Quarantine, QuarantineRecord, Spool
+from pop3gui.core.spool import Quarantine, QuarantineRecord, Spool, SpoolWriter
 
 log = logging.getLogger(__name__)
 _DAY = 86400.0
@@ -150,49 +149,6 @@ class _Msg:
             self.data = None
         else:
             self.spool.unlink(missing_ok=True)
-
-
-#: A message up to this size waits for submission in memory instead of a spool file;
-#: with the bounded queue that is a few MiB per mailbox at most.
-IN_MEMORY_LIMIT = 256 * 1024
-
-
-class _SpoolWriter:
-    """Where RETR writes one message: memory while it is small, its spool file once it is not.
-
-    The LIST size only decides where to start (a server may under-report it):
-    data that outgrows the limit moves to the spool file and goes on there.
-    """
-
-    def __init__(self, msg: _Msg, open_file: Callable[[], BinaryIO]) -> None:
-        self._msg = msg
-        self._open_file = open_file
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self._file: BinaryIO | None = open_file() if msg.size > IN_MEMORY_LIMIT else None
-
-    def write(self, data: bytes, /) -> int:
-        if self._file is not None:
-            return self._file.write(data)
-        self._chunks.append(data)
-        self._size += len(data)
-        if self._size > IN_MEMORY_LIMIT:
-            self._file = self._open_file()
-            for chunk in self._chunks:
-                self._file.write(chunk)
-            self._chunks.clear()
-        return len(data)
-
-    def __enter__(self) -> _SpoolWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if self._file is not None:
-            self._file.close()
-        elif exc_type is None:
-            self._msg.data = b"".join(self._chunks)
-        self._chunks.clear()
 
 
 @dataclass
@@ -606,13 +562,13 @@ class Connector:
         for failure in failures:
             raise failure
 
-    def _spool_writer(self, by_number: dict[int, _Msg]) -> Callable[[int], _SpoolWriter]:
+    def _spool_writer(self, by_number: dict[int, _Msg]) -> Callable[[int], SpoolWriter]:
         """Where each message is downloaded to; a disk problem becomes a StateError that says so.
 
         No fsync: until the journal records an outcome, the POP3 server's copy is
         the one that counts, and a spool file left by a crash is thrown away unread.
         """
-        def open_spool(number: int) -> _SpoolWriter:
+        def open_spool(number: int) -> SpoolWriter:
             msg = by_number[number]
 
             def open_file() -> BinaryIO:
@@ -626,7 +582,10 @@ class Connector:
                         "server and is retried next cycle.",
                     ) from exc
 
-            return _SpoolWriter(msg, open_file)
+            def keep(data: bytes) -> None:
+                msg.data = data
+
+            return SpoolWriter(msg.size, open_file, keep)
 
         return open_spool
 

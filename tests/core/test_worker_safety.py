@@ -109,7 +109,8 @@ async def test_outcomes_are_on_disk_before_the_first_dele(tmp_path: Path, sink: 
 async def test_small_messages_wait_in_memory_and_big_ones_in_the_spool(tmp_path: Path, sink: SmtpSink) -> None:
     """Below IN_MEMORY_LIMIT no spool file is written; above it (even when LIST understates the size)
     the message goes through its spool file. Either way it arrives byte for byte and nothing is left."""
-    from pop3gui.core.worker import IN_MEMORY_LIMIT, Connector
+    from pop3gui.core.spool import IN_MEMORY_LIMIT
+    from pop3gui.core.worker import Connector
 
     big_body = "".join(f"line {i:07d} of a long message\r\n" for i in range(IN_MEMORY_LIMIT // 16))
     small = message("small")
