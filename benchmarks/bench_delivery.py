@@ -346,6 +346,9 @@ def reset(dovecot: DovecotServer, postfix: PostfixServer, corpus: Corpus) -> Non
     postfix.wait_for_queue_empty(timeout=60)
     postfix.clear()
     seed(dovecot, corpus)
+    # Write back what earlier runs left dirty now, not while the next peer runs: the kernel's
+    # periodic writeback slows Postfix's per-message fsyncs for whichever peer it lands on.
+    os.sync()
 
 
 def wait_delivered(postfix: PostfixServer, n: int, started: float, timeout: float) -> float | None:
