@@ -30,7 +30,7 @@ _NO_BACKEND_FIX = (
 )
 
 
-def prepare_in_background() -> None:
+def prepare_in_background() -> threading.Thread:
     """Import keyring and pick its backend in a thread, ahead of the first lookup.
 
     The import takes longer than logging in to a nearby POP3 server; started
@@ -41,7 +41,9 @@ def prepare_in_background() -> None:
         with contextlib.suppress(Exception):
             _backend()
 
-    threading.Thread(target=prepare, name="keyring-prepare", daemon=True).start()
+    thread = threading.Thread(target=prepare, name="keyring-prepare", daemon=True)
+    thread.start()
+    return thread
 
 
 def _backend() -> keyring.backend.KeyringBackend:
