@@ -25,6 +25,7 @@ from pop3gui.core.config import Config, DeliveryConfig, RecipientPolicy, SmtpCon
 from tests.servers.dovecot import DovecotServer
 from tests.servers.postfix import PostfixServer
 from tests.support.office import ADMIN, Office
+from tests.support.processes import stop as stop_process
 
 # CI explores the same examples every run, so a landing never hangs on a lucky draw;
 # developers' runs explore new ones (and the database replays what failed before).
@@ -139,16 +140,6 @@ def _bus_name_owned(env: dict[str, str], name: str) -> bool:
     return proc.returncode == 0 and "boolean true" in proc.stdout
 
 
-def _stop(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 def _reset_keyring_backend(*, secret_service: bool) -> None:
     """Make ``keyring`` detect its backend again (it caches its first choice)."""
     try:
@@ -238,8 +229,8 @@ def secret_service() -> Iterator[SecretServiceSession]:
             else:
                 os.environ[key] = value
         if keyring_daemon is not None:
-            _stop(keyring_daemon)
-        _stop(dbus)
+            stop_process(keyring_daemon)
+        stop_process(dbus)
         _reset_keyring_backend(secret_service=False)
         shutil.rmtree(home, ignore_errors=True)
 

@@ -50,6 +50,7 @@ from pop3gui.gui.tray import (
 from tests.conftest import Pop3User, in_ci
 from tests.servers.dovecot import free_port
 from tests.support.office import Office, make_message
+from tests.support.processes import stop as stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = Path(__file__).with_name("tray_scenarios.py")
@@ -288,16 +289,6 @@ def _need(binaries: list[str], packages: str) -> None:
         pytest.skip(problem)
 
 
-def _stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 def _start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
     """A private Xvfb server and its display number (it picks a free one itself)."""
     read_fd, write_fd = os.pipe()
@@ -308,7 +299,7 @@ def _start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
     with os.fdopen(read_fd, "rb") as pipe:
         number = pipe.readline().strip().decode()
     if not number:
-        _stop(xvfb)
+        stop_process(xvfb)
         pytest.fail(f"Xvfb printed no display number (exit code {xvfb.poll()})", pytrace=False)
     return xvfb, number
 
@@ -333,8 +324,8 @@ def x_display() -> Iterator[dict[str, str]]:
         yield {k: env[k] for k in ("DISPLAY", "QT_QPA_PLATFORM", "QT_API")}
     finally:
         if trayer is not None:
-            _stop(trayer)
-        _stop(xvfb)
+            stop_process(trayer)
+        stop_process(xvfb)
 
 
 def _closed_port() -> int:
@@ -416,7 +407,7 @@ class Proc:
             time.sleep(0.05)
 
     def close(self) -> None:
-        _stop(self.popen)
+        stop_process(self.popen)
         self._file.close()
 
 
@@ -540,8 +531,8 @@ def bare_x_display() -> Iterator[tuple[dict[str, str], Callable[[], None]]]:
         yield env, start_tray_host
     finally:
         for trayer in trayers:
-            _stop(trayer)
-        _stop(xvfb)
+            stop_process(trayer)
+        stop_process(xvfb)
 
 
 def test_the_tray_runner_moves_into_a_tray_that_appears_after_it_started(
