@@ -11,11 +11,15 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pop3gui.core.config import Config, load_config
 from pop3gui.core.errors import ConfigError, StateError
 from pop3gui.core.paths import Paths
 from pop3gui.gui.qt import make_application, run_event_loop
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
 
 SHOWN_ON_REQUEST = "pop3gui: shown on request of a second launch"
 TRAY_APPEARED = "pop3gui: a system tray appeared; running in the system tray from now on"
@@ -38,6 +42,17 @@ def _load(paths: Paths, app: object) -> Config | None:
         print(f"pop3gui: error: {exc.explain()}", file=sys.stderr, flush=True)
         QMessageBox.critical(None, "pop3gui: configuration error", exc.explain())
         return None
+
+
+def _start(paths: Paths) -> tuple[QApplication, Config] | int:
+    """The application and its configuration, or the exit code when there is nothing to run:
+    0 when an instance for this state folder already runs (it was asked to show its window),
+    2 when the configuration is invalid (said on stderr and in a message box)."""
+    app = make_application()
+    if _forward_to_running_instance(paths, "show"):
+        return 0
+    config = _load(paths, app)
+    return 2 if config is None else (app, config)
 
 
 def _forward_to_running_instance(paths: Paths, command: str) -> bool:
@@ -84,12 +99,10 @@ class _StopSignals:
 
 def run_window(paths: Paths) -> int:
     """Open the properties window; returns when it is closed (after the run in flight ends)."""
-    app = make_application()
-    if _forward_to_running_instance(paths, "show"):
-        return 0
-    config = _load(paths, app)
-    if config is None:
-        return 2
+    started = _start(paths)
+    if isinstance(started, int):
+        return started
+    app, config = started
 
     from pop3gui.gui.controller import ConnectorController
     from pop3gui.gui.properties import PropertiesWindow
@@ -116,7 +129,6 @@ def run_window(paths: Paths) -> int:
         try:
             await closed.wait()
         finally:
-            looking.stop()
             stop_signals.close()
             server.close()
             window.hide()
@@ -135,12 +147,10 @@ def run_tray(paths: Paths) -> int:
     tray appears: then it moves there.  Holds the state folder's runner lock
     for its lifetime, so ``pop3gui run`` is refused meanwhile.
     """
-    app = make_application()
-    if _forward_to_running_instance(paths, "show"):
-        return 0
-    config = _load(paths, app)
-    if config is None:
-        return 2
+    started = _start(paths)
+    if isinstance(started, int):
+        return started
+    app, config = started
 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QSystemTrayIcon

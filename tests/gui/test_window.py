@@ -133,3 +133,28 @@ def test_retrieve_now_fills_events_live_and_the_loop_stays_responsive(
     office.postfix.wait_for_delivered(500, timeout=60)
     assert office.dovecot.messages(pop3_user.name) == []
     window.controller.close()
+
+
+def test_the_window_command_opens_the_window_and_ends_cleanly_when_it_is_closed(qapp: Any, paths: Paths) -> None:
+    """`pop3gui` (no command) end to end, offscreen: the window shows, closing it ends the process with 0."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from pop3gui.core.config import save_config
+    from pop3gui.gui.app import run_window
+
+    save_config(replace(Config(), schedule=replace(Config().schedule, enabled=False)), paths.config_file)
+    seen: dict[str, int] = {}
+
+    def close_it() -> None:
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, PropertiesWindow) and w.isVisible()]
+        seen["windows"] = len(windows)
+        for window in windows:
+            window.reject()  # nothing edited: closes
+
+    QTimer.singleShot(300, close_it)
+    try:
+        code = run_window(paths)
+    finally:
+        asyncio.set_event_loop(None)
+    assert seen["windows"] == 1 and code == 0
