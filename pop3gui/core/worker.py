@@ -189,8 +189,8 @@ def header_text(headers: EmailMessage, name: str) -> str:
     parser costs more than everything else the connector does with a message.
     """
     wanted = name.lower()
-    plain = {"message-id": _PLAIN_MESSAGE_ID, "subject": _PLAIN_HEADER}.get(wanted)
-    if plain is not None:  # the two the worker reads for every message; address headers differ
+    plain = _PLAIN_VALUE.get(wanted)
+    if plain is not None:
         for key, value in headers.raw_items():
             if key.lower() == wanted:
                 if isinstance(value, str) and plain.fullmatch(value) and "=?" not in value:
@@ -216,6 +216,8 @@ _PLAIN_CHAR = r"!#-'*-\[\]-~"
 _PLAIN_HEADER = re.compile(rf"[{_PLAIN_CHAR}](?:[ {_PLAIN_CHAR}]*[{_PLAIN_CHAR}])?", re.ASCII)
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_MESSAGE_ID = re.compile(rf"<{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*>", re.ASCII)
+# The two headers the worker reads for every message (address headers would differ: "<a@b>" vs "a@b").
+_PLAIN_VALUE = {"message-id": _PLAIN_MESSAGE_ID, "subject": _PLAIN_HEADER}
 
 
 def pop3_ssl_context(account: AccountConfig) -> ssl.SSLContext:
