@@ -27,6 +27,10 @@ from tests.servers.postfix import PostfixServer
 from tests.support.office import ADMIN, Office
 from tests.support.processes import stop as stop_process
 
+# More real servers (Courier, GNU Mailutils, Exim, OpenSMTPD) for the compatibility tests.
+from tests.servers.pop3_fixtures import *  # noqa: F401,F403,E402
+from tests.servers.smtp_fixtures import *  # noqa: F401,F403,E402
+
 # CI explores the same examples every run, so a landing never hangs on a lucky draw;
 # developers' runs explore new ones (and the database replays what failed before).
 settings.register_profile("ci", derandomize=True, print_blob=True)

@@ -1,0 +1,5 @@
+"""Session fixtures for the extra real POP3 servers of the compatibility tests."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
