@@ -26,6 +26,7 @@ from tests.servers.dovecot import DovecotServer
 from tests.servers.postfix import PostfixServer
 from tests.support.office import ADMIN, Office
 from tests.support.processes import stop as stop_process
+from tests.support.requirements import in_ci, require
 
 # More real servers (Courier, GNU Mailutils, Exim, OpenSMTPD) for the compatibility tests.
 from tests.servers.pop3_fixtures import *  # noqa: F401,F403,E402
@@ -34,33 +35,13 @@ from tests.servers.smtp_fixtures import *  # noqa: F401,F403,E402
 # CI explores the same examples every run, so a landing never hangs on a lucky draw;
 # developers' runs explore new ones (and the database replays what failed before).
 settings.register_profile("ci", derandomize=True, print_blob=True)
-if os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}:
+if in_ci():
     settings.load_profile("ci")
 
-INSTALL_HINT = "run `bash scripts/test.sh` as root, or: apt-get install -y {packages}"
 
 ACCEPTED_DOMAINS = ("contoso.com", "contoso.local")
 UNKNOWN_USERS = ("ghost@contoso.com",)
 MESSAGE_SIZE_LIMIT = 200_000
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
-
-
-def require(what: str, binaries: list[str], packages: str) -> None:
-    """Skip (or, under CI, fail) unless every binary is on PATH and we are root."""
-    missing = [b for b in binaries if shutil.which(b) is None]
-    problem = ""
-    if missing:
-        problem = f"{what} is not available: {', '.join(missing)} not found on PATH; "
-        problem += INSTALL_HINT.format(packages=packages)
-    elif os.geteuid() != 0:
-        problem = f"{what} needs root (it runs the mail as the `mail` user)"
-    if problem:
-        if in_ci():
-            pytest.fail(f"CI=true: {problem}", pytrace=False)
-        pytest.skip(problem)
 
 
 # -- Dovecot --------------------------------------------------------------

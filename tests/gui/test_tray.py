@@ -47,7 +47,8 @@ from pop3gui.gui.tray import (
     TrayRunner,
     run_summary,
 )
-from tests.conftest import Pop3User, in_ci
+from tests.conftest import Pop3User
+from tests.support.requirements import in_ci
 from tests.servers.dovecot import free_port
 from tests.support.office import Office, make_message
 from tests.support.processes import stop as stop_process
