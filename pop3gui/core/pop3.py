@@ -6,8 +6,9 @@ broken stream closes the connection instead of guessing, passwords never
 travel in plaintext unless the account says so, and deletions only commit on
 a QUIT the server acknowledged.
 
-Commands are split into "send" and "read the reply" so that a later change can
-pipeline them (RFC 2449 PIPELINING): send N commands, then read N replies.
+Commands are split into "send" and "read the reply" so that they can be
+pipelined (RFC 2449 PIPELINING) in the transaction state: send N commands,
+then read N replies. A login command is always the last of its group.
 """
 
 from __future__ import annotations
@@ -151,7 +152,6 @@ class Pop3Client:
         self._unread_retr = 0
         # Bytes read past the end of a message (the start of the next reply), read before the socket.
         self._head = bytearray()
-        self._capa_after_login = False  # CAPA already asked after login (it rode along with it)
 
     # ------------------------------------------------------------------ public
 
@@ -807,45 +807,25 @@ class Pop3Client:
     async def _login_step(self, command: str, name: str, *, redacted: str) -> None:
         """The command that logs in, or -ERR as the matching login error.
 
-        RFC 2449 lets a server announce more after login, so CAPA is asked
-        again; with PIPELINING it goes out with the login command, saving a
-        round trip.  After a refused login its answer is read and dropped.
+        It always goes out alone, as the last command of a pipelined group
+        (like SMTP's state-changing commands, RFC 2920): some servers (Courier
+        among them) hand the connection to a mailbox process after a
+        successful login and lose whatever the client sent with it, even
+        though they announce PIPELINING.
         """
-        ride_along = self.supports_pipelining
         await self._skip_unread()
         self._send(command, redacted=redacted)
-        if ride_along:
-            self._send("CAPA")
         await self._drain()
         reply = await self._read_status(name)
         if not reply.ok:
-            if ride_along:
-                await self._drop_capa_answer()
             raise error_for(name, reply, self.where, login=True)
-        if ride_along:
-            self._capabilities_after_login(await self._capa_answer())
-
-    async def _drop_capa_answer(self) -> None:
-        """After a refused login: read the CAPA answer that rode along, briefly.
-
-        A server may hang up, or ignore what follows a failed login; either way
-        the login error is what the caller needs, not a wait for the full timeout.
-        """
-        try:
-            async with asyncio.timeout(min(self.timeout, 5.0)):
-                await self._capa_answer()
-        except (Pop3Error, TimeoutError):
-            await self.close()  # out of step or gone: no further command on this session
 
     async def _after_login(self) -> None:
-        """Refresh CAPA unless it rode along with the login command."""
-        if self.capabilities and not self._capa_after_login:
-            self._capabilities_after_login(await self._capa())
-
-    def _capabilities_after_login(self, caps: _Caps) -> None:
-        self._capa_after_login = True
-        if caps:
-            self.capabilities = caps
+        """Ask CAPA again: RFC 2449 lets a server announce more once logged in."""
+        if self.capabilities:
+            caps = await self._capa()
+            if caps:
+                self.capabilities = caps
 
     def _require_secure(self) -> None:
         if self._writer is None:

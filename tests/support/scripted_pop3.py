@@ -103,6 +103,7 @@ class ScriptedPop3Server:
         tls_context: ssl.SSLContext | None = None,
         stls_context: ssl.SSLContext | None = None,
         stls_inject: bytes = b"",
+        login_handoff: bool = False,
     ) -> None:
         ids = (
             list(uids)
@@ -126,6 +127,8 @@ class ScriptedPop3Server:
         self.tls_context = tls_context
         self.stls_context = stls_context
         self.stls_inject = stls_inject
+        self.login_handoff = login_handoff
+        self.lost_after_login: list[bytes] = []  # with login_handoff: what each login swallowed
         self.commands: list[str] = []
         self.on_command: Callable[[str], None] | None = None
         self.sessions = 0
@@ -352,6 +355,15 @@ class _Session:
             return
         self.authed = True
         self.maildrop = list(self.srv._entries)
+        if self.srv.login_handoff:
+            # Like a server that hands the connection to a mailbox process after
+            # login (Courier): whatever came with the login command is lost.
+            try:
+                async with asyncio.timeout(0.2):
+                    lost = await self.reader.read(65536)
+            except TimeoutError:
+                lost = b""
+            self.srv.lost_after_login.append(lost)
         await self.send("+OK mailbox locked and ready")
 
     # ------------------------------------------------------- transaction
