@@ -150,11 +150,9 @@ class EximServer(PrivateMta):
         path.write_text("".join(f"{addr}\n" for addr in self.unknown_users))
         path.chmod(0o644)
 
-    def queue_files(self) -> list[Path]:
+    def queued(self) -> int:
         directory = self.root / "spool" / "input"
-        if not directory.is_dir():
-            return []
-        return sorted(p for p in directory.rglob("*-H") if p.is_file())
+        return sum(1 for p in directory.rglob("*-H") if p.is_file()) if directory.is_dir() else 0
 
     def _drop_queue(self) -> None:
         for directory in ("input", "msglog"):
