@@ -48,6 +48,7 @@ __all__ = [
     "PrivateRoot",
     "PrivateRootError",
     "SystemUser",
+    "sha512_crypt",
     "system_user",
     "unpacked_root",
 ]
@@ -276,7 +277,7 @@ class SystemUser:
         return f"{self.name}:x:{self.gid}:\n"
 
     def shadow_line(self) -> str:
-        hashed = _sha512_crypt(self.password) if self.password is not None else "!"
+        hashed = sha512_crypt(self.password) if self.password is not None else "!"
         return f"{self.name}:{hashed}:19000:0:99999:7:::\n"
 
 
@@ -299,7 +300,8 @@ def system_user(name: str, *, home: str = "/nonexistent", shell: str = "/usr/sbi
     raise PrivateRootError("no free uid between 61000 and 64999")
 
 
-def _sha512_crypt(password: str) -> str:
+def sha512_crypt(password: str) -> str:
+    """*password* hashed for /etc/shadow and similar files (``$6$``, by openssl)."""
     proc = subprocess.run(
         ["openssl", "passwd", "-6", "-stdin"], input=password, capture_output=True, text=True, check=False
     )
@@ -342,7 +344,8 @@ class PrivateRoot:
     def _layer(self, top: str) -> tuple[Path, Path]:
         return self.work / f"{top}.upper", self.work / f"{top}.work"
 
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
+        """Create the overlay layers and the private /etc files (done by the first start or run)."""
         if self._prepared:
             return
         self.work.mkdir(parents=True, exist_ok=True)
@@ -377,6 +380,20 @@ class PrivateRoot:
                     os.chown(target, 0, shadow_gid)
         self._prepared = True
 
+    def etc_path(self, rel: str) -> Path:
+        """Where the private ``/etc/<rel>`` lives before the first start (the /etc upper layer)."""
+        return self._layer("etc")[0] / rel
+
+    def write_file(self, path: str, data: bytes, *, mode: int = 0o644, uid: int = 0, gid: int = 0) -> None:
+        """Write *path* as the namespace sees it (e.g. ``/etc/...``), atomically, running or not."""
+        script = (
+            'umask 077; tmp="$1.privroot-tmp"; cat > "$tmp" && chown "$2:$3" "$tmp" && chmod "$4" "$tmp" '
+            '&& mv -f "$tmp" "$1"'
+        )
+        proc = self.run(["/bin/sh", "-c", script, "sh", path, str(uid), str(gid), f"{mode:o}"], input=data)
+        if proc.returncode != 0:
+            raise PrivateRootError(f"writing {path} failed: {proc.stderr.decode(errors='replace').strip()}")
+
     def _script(self, *, keep_alive: bool) -> str:
         lines = ["set -e"]
         for top in ("usr", "etc", "var"):
@@ -402,7 +419,7 @@ class PrivateRoot:
         return "\n".join(lines) + "\n"
 
     def _unshare(self, argv: Sequence[str], *, keep_alive: bool) -> list[str]:
-        self._prepare()
+        self.prepare()
         return [
             "unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc",
             "--kill-child=SIGKILL", "--", "/bin/sh", "-c", self._script(keep_alive=keep_alive), "privroot",
