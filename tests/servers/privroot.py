@@ -269,12 +269,13 @@ class SystemUser:
     home: str = "/nonexistent"
     shell: str = "/usr/sbin/nologin"
     password: str | None = None  # plain text; hashed into the private shadow
+    own_group: bool = True  # False: *gid* is an existing group (e.g. several users sharing ``mail``)
 
     def passwd_line(self) -> str:
         return f"{self.name}:x:{self.uid}:{self.gid}:{self.name}:{self.home}:{self.shell}\n"
 
     def group_line(self) -> str:
-        return f"{self.name}:x:{self.gid}:\n"
+        return f"{self.name}:x:{self.gid}:\n" if self.own_group else ""
 
     def shadow_line(self) -> str:
         hashed = sha512_crypt(self.password) if self.password is not None else "!"
