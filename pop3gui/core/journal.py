@@ -11,6 +11,14 @@ per-message cost otherwise (docs/benchmarks.md).
 
 A message whose row still says ``submitting`` was interrupted between download
 and outcome; it is submitted again (a duplicate is possible, loss is not).
+
+Deliveries are remembered per message key and recipient across all accounts,
+so one message fetched from two mailboxes reaches each recipient once. The key
+is the message's content fingerprint (``KEY_PREFIX``, see
+:mod:`pop3gui.core.fingerprint`); journals written before it keyed deliveries
+by Message-ID per account, and those rows are only consulted for the very
+message that wrote them (:meth:`Journal.delivered_under_old_key`), so they can
+never hold back a distinct message that shares the Message-ID.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from pop3gui.core.paths import touch_private
 
 DUPLICATE_WINDOW_DAYS = 14
 _DAY = 86400.0
+KEY_PREFIX = "v2:"  # message keys written since deliveries are keyed by content
+SCHEMA_VERSION = 2
 
 # Message states
 SUBMITTING = "submitting"  # downloaded, submission in progress or interrupted
@@ -44,6 +54,7 @@ CREATE TABLE IF NOT EXISTS messages (
     outcome TEXT NOT NULL DEFAULT '',
     first_seen REAL NOT NULL,
     handled_at REAL,
+    message_id TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (account, uid)
 );
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -53,11 +64,15 @@ CREATE TABLE IF NOT EXISTS deliveries (
     delivered_at REAL NOT NULL,
     PRIMARY KEY (account, message_key, recipient)
 );
+CREATE INDEX IF NOT EXISTS deliveries_by_key ON deliveries (message_key, recipient, delivered_at);
 CREATE TABLE IF NOT EXISTS sync_marks (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     synced_at REAL NOT NULL
 );
 """
+
+
+_RECORD_COLUMNS = "SELECT account, uid, message_key, size, state, outcome, first_seen, handled_at, message_id"
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,15 @@ class MessageRecord:
     outcome: str
     first_seen: float
     handled_at: float | None
+    message_id: str = ""
+
+
+@dataclass(frozen=True)
+class EarlierDelivery:
+    """Where and when a message already reached a recipient."""
+
+    account: str
+    delivered_at: float
 
 
 class Journal:
@@ -84,7 +108,7 @@ class Journal:
             # durable write switches to FULL for its commit, which fsyncs the WAL
             # file and with it everything committed before.
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise StateError(
                 f"cannot open the journal {path}: {exc}",
@@ -93,6 +117,26 @@ class Journal:
             ) from exc
         self.now = time.time  # replaceable in tests of day-based rules
         self.unsynced = 0  # outcomes committed since the last make_durable()
+
+    def _migrate(self) -> None:
+        """Create the schema, or bring a journal written by an earlier version up to date."""
+        db = self._db
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version >= SCHEMA_VERSION:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {str(row[1]) for row in db.execute("PRAGMA table_info(messages)")}
+            if columns and "message_id" not in columns:
+                db.execute("ALTER TABLE messages ADD COLUMN message_id TEXT NOT NULL DEFAULT ''")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -126,26 +170,30 @@ class Journal:
 
     def get(self, account: str, uid: str) -> MessageRecord | None:
         row = self._db.execute(
-            "SELECT account, uid, message_key, size, state, outcome, first_seen, handled_at"
-            " FROM messages WHERE account=? AND uid=?",
+            _RECORD_COLUMNS + " FROM messages WHERE account=? AND uid=?",
             (account, uid),
         ).fetchone()
         return MessageRecord(*row) if row else None
 
     def records(self, account: str) -> dict[str, MessageRecord]:
         rows = self._db.execute(
-            "SELECT account, uid, message_key, size, state, outcome, first_seen, handled_at"
-            " FROM messages WHERE account=?",
+            _RECORD_COLUMNS + " FROM messages WHERE account=?",
             (account,),
         ).fetchall()
         return {r[1]: MessageRecord(*r) for r in rows}
 
-    def begin(self, account: str, uid: str, message_key: str, size: int) -> None:
+    def begin(self, account: str, uid: str, message_key: str, size: int, *, message_id: str = "") -> None:
         """Note that a message is being submitted (so an interruption is visible later)."""
         self._write([(
-            "INSERT INTO messages (account, uid, message_key, size, state, first_seen) VALUES (?,?,?,?,?,?)"
-            " ON CONFLICT(account, uid) DO UPDATE SET state=excluded.state, message_key=excluded.message_key",
-            (account, uid, message_key, size, SUBMITTING, self.now()),
+            "INSERT INTO messages (account, uid, message_key, size, state, first_seen, message_id)"
+            " VALUES (?,?,?,?,?,?,?) ON CONFLICT(account, uid) DO UPDATE SET state=excluded.state,"
+            # An old-format key of a message in progress stays until its outcome: it finds the
+            # recipients an earlier version already delivered it to (delivered_under_old_key).
+            " message_key=CASE WHEN messages.message_key NOT LIKE ? AND messages.message_key<>''"
+            " AND messages.state IN (?, ?) THEN messages.message_key ELSE excluded.message_key END,"
+            " message_id=excluded.message_id",
+            (account, uid, message_key, size, SUBMITTING, self.now(), message_id, KEY_PREFIX + "%",
+             SUBMITTING, DEFERRED),
         )], durable=False)
 
     def defer(self, account: str, uid: str) -> None:
@@ -161,7 +209,7 @@ class Journal:
         ])
 
     def finish(self, account: str, uid: str, message_key: str, size: int, outcome: str,
-               delivered: Iterable[str] = ()) -> None:
+               delivered: Iterable[str] = (), *, message_id: str = "") -> None:
         """Record the message as handled, with its accepted recipients, in one transaction."""
         now = self.now()
         statements: list[tuple[str, tuple[object, ...]]] = [
@@ -169,10 +217,11 @@ class Journal:
             for r in delivered
         ]
         statements.append((
-            "INSERT INTO messages (account, uid, message_key, size, state, outcome, first_seen, handled_at)"
-            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(account, uid) DO UPDATE SET state=excluded.state,"
-            " outcome=excluded.outcome, handled_at=excluded.handled_at, message_key=excluded.message_key",
-            (account, uid, message_key, size, HANDLED, outcome, now, now),
+            "INSERT INTO messages (account, uid, message_key, size, state, outcome, first_seen, handled_at,"
+            " message_id) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(account, uid) DO UPDATE SET"
+            " state=excluded.state, outcome=excluded.outcome, handled_at=excluded.handled_at,"
+            " message_key=excluded.message_key, message_id=excluded.message_id",
+            (account, uid, message_key, size, HANDLED, outcome, now, now, message_id),
         ))
         self._write(statements, durable=False)
         self.unsynced += 1
@@ -194,12 +243,28 @@ class Journal:
         )])
         return True
 
-    def delivered_recently(self, account: str, message_key: str, recipient: str,
-                           days: int = DUPLICATE_WINDOW_DAYS) -> bool:
-        """Was this message already delivered to this recipient from this account lately?"""
+    def earlier_delivery(self, message_key: str, recipient: str,
+                         days: int = DUPLICATE_WINDOW_DAYS) -> EarlierDelivery | None:
+        """Did this very message (same key) reach this recipient lately, from any account?"""
         row = self._db.execute(
-            "SELECT 1 FROM deliveries WHERE account=? AND message_key=? AND recipient=? AND delivered_at>=?",
-            (account, message_key, recipient.lower(), self.now() - days * _DAY),
+            "SELECT account, delivered_at FROM deliveries WHERE message_key=? AND recipient=? AND delivered_at>=?"
+            " ORDER BY delivered_at LIMIT 1",
+            (message_key, recipient.lower(), self.now() - days * _DAY),
+        ).fetchone()
+        return EarlierDelivery(str(row[0]), float(row[1])) if row else None
+
+    def delivered_under_old_key(self, account: str, uid: str, recipient: str) -> bool:
+        """Did an earlier version, keying by Message-ID, record this recipient for this very message?
+
+        Only the partial progress of the same POP3 message (account + UIDL) is
+        looked up this way, so a row of the old format can spare a recipient a
+        second copy of an interrupted message but never hold back another one.
+        """
+        row = self._db.execute(
+            "SELECT 1 FROM messages m JOIN deliveries d ON d.account=m.account AND d.message_key=m.message_key"
+            " WHERE m.account=? AND m.uid=? AND m.message_key NOT LIKE ? AND m.message_key<>''"
+            " AND d.recipient=?",
+            (account, uid, KEY_PREFIX + "%", recipient.lower()),
         ).fetchone()
         return row is not None
 

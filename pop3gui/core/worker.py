@@ -22,6 +22,7 @@ import logging
 import re
 import shutil
 import ssl
+import time
 import traceback
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -52,7 +53,16 @@ from pop3gui.core.errors import (
     StateError,
 )
 from pop3gui.core.events import Event, EventBus, EventId, Severity
-from pop3gui.core.journal import HANDLED, OVERSIZE, SUBMITTING, Journal
+from pop3gui.core.fingerprint import file_chunks, message_fingerprint
+from pop3gui.core.journal import (
+    DEFERRED,
+    DUPLICATE_WINDOW_DAYS,
+    HANDLED,
+    KEY_PREFIX,
+    OVERSIZE,
+    SUBMITTING,
+    Journal,
+)
 from pop3gui.core.messages import header_block, read_header_block, trace_count, trace_header, undeliverable_notice
 from pop3gui.core.paths import Paths, open_private
 from pop3gui.core.pop3 import Pop3Client
@@ -122,11 +132,7 @@ class _Msg:
     headers: EmailMessage | None = None
     interrupted: bool = False  # a previous submission ended without a recorded outcome
     data: bytes | None = None  # the message itself while it is small enough to stay in memory
-
-    @property
-    def key(self) -> str:
-        """Duplicate-suppression key: the Message-ID, or the UIDL when there is none."""
-        return self.message_id.strip().lower() or f"uidl:{self.uid}"
+    key: str = ""  # duplicate-suppression key, known once the message is identified (see _identify)
 
     def header_block(self) -> bytes:
         return header_block(io.BytesIO(self.data)) if self.data is not None else read_header_block(self.spool)
@@ -243,7 +249,7 @@ class Connector:
         self._stop = asyncio.Event()
         self._smtp_password: str | None = None
         self._warned_policies = False
-        self._key_locks: dict[tuple[str, str], _KeyLock] = {}
+        self._key_locks: dict[str, _KeyLock] = {}
         self._debug = config.logging.level == "debug"
         self._mailbox_locks: dict[tuple[str, int, str], asyncio.Lock] = {}
         self._parallel = asyncio.Semaphore(config.performance.max_parallel_accounts)
@@ -653,7 +659,7 @@ class Connector:
                               res: AccountResult) -> bool:
         """Resolve, submit and record one downloaded message; True once it is handled."""
         try:
-            self._identify(msg)
+            self._identify(account.name, msg)
             if msg.interrupted:  # said once the message is known, so the admin can find it
                 self._emit(EventId.RESUBMITTING_INTERRUPTED, Severity.WARNING,
                            "A previous attempt to submit this message ended without a known outcome; "
@@ -662,7 +668,7 @@ class Connector:
                            "was taking the message, before the outcome could be recorded.",
                            fix="Nothing to do; recipients already recorded as delivered are skipped, so at "
                            "most one of them may receive the message twice.")
-            async with self._key_lock(account.name, msg):
+            async with self._key_lock(msg):
                 return await self._deliver(account, msg, smtp, res)
         except (Pop3Error, StateError, _AbortAccount, asyncio.CancelledError):
             raise
@@ -682,10 +688,10 @@ class Connector:
                 msg.discard()
 
     @contextlib.asynccontextmanager
-    async def _key_lock(self, account: str, msg: _Msg) -> AsyncIterator[None]:
-        """Two copies of one Message-ID are never submitted at once, so duplicate
-        suppression sees the first copy's outcome before it decides on the second."""
-        key = (account, msg.key)
+    async def _key_lock(self, msg: _Msg) -> AsyncIterator[None]:
+        """Two copies of one message are never submitted at once, from any mailbox, so
+        duplicate suppression sees the first copy's outcome before it decides on the second."""
+        key = msg.key
         entry = self._key_locks.setdefault(key, _KeyLock())
         entry.users += 1
         try:
@@ -711,18 +717,19 @@ class Connector:
             raise _AbortAccount(str(exc))  # the session is gone: the rest would fail the same way
         return False
 
-    def _identify(self, msg: _Msg) -> EmailMessage:
-        """Read the spooled message's headers once: identity, subject, envelope sender."""
+    def _identify(self, account: str, msg: _Msg) -> EmailMessage:
+        """Read the spooled message's headers once: identity, subject, envelope sender, key."""
         if msg.headers is None:
             headers = rcpt.parse_headers(msg.header_block())
             msg.message_id = header_text(headers, "Message-ID").strip()
             msg.subject = header_text(headers, "Subject")
             msg.sender = rcpt.envelope_sender(headers)
             msg.headers = headers
+            msg.key = duplicate_key(account, msg, dated=bool(header_text(headers, "Date").strip()))
         return msg.headers
 
     async def _deliver(self, account: AccountConfig, msg: _Msg, smtp: SmtpSubmitter, res: AccountResult) -> bool:
-        headers = self._identify(msg)
+        headers = self._identify(account.name, msg)
         self._emit(EventId.MESSAGE_DOWNLOADED, Severity.DEBUG, f"Downloaded {msg.size} bytes.",
                    account=account.name, msg=msg)
         loops = trace_count((str(v) for k, v in headers.raw_items() if k.lower() == "received"), account.name)
@@ -768,18 +775,13 @@ class Connector:
                        "domain, and no routing rule matched.",
                        fix="Add a routing rule or a recipient policy domain if such mail should reach someone.")
 
-        self.journal.begin(account.name, msg.uid, msg.key, msg.size)
-        wanted: list[str] = []
-        for address in resolution.recipients:
-            if self.journal.delivered_recently(account.name, msg.key, address):
-                res.duplicates += 1
-                self._emit(EventId.DUPLICATE_SUPPRESSED, Severity.INFO,
-                           f"Already delivered to {address} in the last 14 days; not delivering again.",
-                           account=account.name, msg=msg)
-            else:
-                wanted.append(address)
+        prior = self.journal.get(account.name, msg.uid)
+        retry = prior is not None and prior.state in (SUBMITTING, DEFERRED)
+        self.journal.begin(account.name, msg.uid, msg.key, msg.size, message_id=msg.message_id)
+        wanted = [address for address in resolution.recipients
+                  if not self._already_delivered(account, msg, address, res, retry=retry)]
         if not wanted:
-            self.journal.finish(account.name, msg.uid, msg.key, msg.size, "duplicate")
+            self.journal.finish(account.name, msg.uid, msg.key, msg.size, "duplicate", message_id=msg.message_id)
             return True
 
         body = msg.source(trace_header(pop3_host=account.host, account=account.name, uid=msg.uid))
@@ -789,7 +791,7 @@ class Connector:
             return self._deferred(account, msg, sub, delivered, res)
         refused = list(sub.refused)
         if not refused:
-            self.journal.finish(account.name, msg.uid, msg.key, msg.size, "delivered", delivered)
+            self.journal.finish(account.name, msg.uid, msg.key, msg.size, "delivered", delivered, message_id=msg.message_id)
             res.delivered += 1
             self._emit(EventId.MESSAGE_DELIVERED, Severity.INFO,
                        f"Delivered to {', '.join(delivered)}.", account=account.name, msg=msg)
@@ -799,6 +801,31 @@ class Connector:
         for reply in refused:
             self._refusal_event(account, msg, reply, sub)
         return await self._divert(account, msg, smtp, sub, refused, delivered, res)
+
+    def _already_delivered(self, account: AccountConfig, msg: _Msg, address: str, res: AccountResult, *,
+                           retry: bool) -> bool:
+        """Has this very message reached *address* already? Then it is not sent again."""
+        if retry and self.journal.delivered_under_old_key(account.name, msg.uid, address):
+            return True  # this message's own partial progress, recorded by an earlier version
+        earlier = self.journal.earlier_delivery(msg.key, address)
+        if earlier is None:
+            return False
+        if retry and earlier.account == account.name:  # an earlier attempt at this message got this far
+            self._emit(EventId.DUPLICATE_SUPPRESSED, Severity.DEBUG,
+                       f"{address} accepted this message in an earlier attempt; not sending it again.",
+                       account=account.name, msg=msg)
+            return True
+        res.duplicates += 1
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(earlier.delivered_at))
+        via = "this account" if earlier.account == account.name else f"account {earlier.account!r}"
+        self._emit(EventId.DUPLICATE_SUPPRESSED, Severity.INFO,
+                   f"Already delivered to {address} from {via} on {when}: the same message (same Message-ID, "
+                   f"headers and body); not delivering it again.", account=account.name, msg=msg,
+                   cause=f"The same message reached the connector twice within {DUPLICATE_WINDOW_DAYS} days "
+                   "(a copy in another mailbox, or the server listed it again under a new id).",
+                   fix="Nothing to do. A message that differs in any header its author wrote or in its body "
+                   "is always delivered.")
+        return True
 
     def _refusal_event(self, account: AccountConfig, msg: _Msg, reply: RecipientReply, sub: Submission) -> None:
         if sub.data_code >= 500:
@@ -842,7 +869,7 @@ class Connector:
                 original=msg.read_bytes())
             result = await smtp.submit("", [target], notice)
             if result.accepted:
-                self.journal.finish(account.name, msg.uid, msg.key, msg.size, "diverted", delivered)
+                self.journal.finish(account.name, msg.uid, msg.key, msg.size, "diverted", delivered, message_id=msg.message_id)
                 res.diverted += 1
                 self._emit(EventId.DIVERTED_TO_UNDELIVERABLE, Severity.WARNING,
                            f"Sent to the undeliverable mailbox {target} with a notice: {reason}",
@@ -862,11 +889,24 @@ class Connector:
             message_id=msg.message_id, sender=msg.sender, subject=msg.subject, date="", recipients=recipients,
             reason=reason, cause=cause, fix=fix, transcript=transcript, quarantined_at=self.journal.now())
         path = self.quarantine.add(msg.content(), record)
-        self.journal.finish(account.name, msg.uid, msg.key, msg.size, "quarantined", delivered or [])
+        self.journal.finish(account.name, msg.uid, msg.key, msg.size, "quarantined", delivered or [], message_id=msg.message_id)
         res.quarantined += 1
         self._emit(EventId.QUARANTINED, Severity.ERROR, f"Kept in quarantine ({path.name}): {reason}",
                    account=account.name, msg=msg, cause=cause, fix=fix, transcript=transcript)
         return True
+
+
+def duplicate_key(account: str, msg: _Msg, *, dated: bool) -> str:
+    """The journal key under which a message's deliveries are remembered.
+
+    The content fingerprint, shared by every copy of the message in any mailbox.
+    A message with neither Message-ID nor Date cannot be told apart from the same
+    text sent again later, so only the retry of that very POP3 message is matched.
+    """
+    if not msg.message_id and not dated:
+        return f"{KEY_PREFIX}uidl:{account}\0{msg.uid}"
+    chunks = [msg.data] if msg.data is not None else file_chunks(msg.spool)
+    return f"{KEY_PREFIX}{message_fingerprint(chunks)}"
 
 
 def _notice_text(account: AccountConfig, msg: _Msg, refusals: list[str], delivered: list[str], cause: str,

@@ -30,7 +30,7 @@ def test_outcome_survives_reopening(tmp_path: Path) -> None:
     again = Journal(path)
     record = again.get("alice", "uid1")
     assert record is not None and record.state == HANDLED and record.outcome == "delivered"
-    assert again.delivered_recently("alice", "<m1@x>", "alice@contoso.com")
+    assert again.earlier_delivery("<m1@x>", "alice@contoso.com") is not None
     again.close()
 
 
@@ -51,7 +51,7 @@ def test_an_outcome_survives_a_kill_before_it_is_made_durable(tmp_path: Path) ->
     again = Journal(path)
     record = again.get("alice", "uid1")
     assert record is not None and record.state == HANDLED
-    assert again.delivered_recently("alice", "<m1@x>", "alice@contoso.com")
+    assert again.earlier_delivery("<m1@x>", "alice@contoso.com") is not None
     again.close()
 
 
@@ -72,13 +72,70 @@ def test_journal_is_durable_wal(journal: Journal, tmp_path: Path) -> None:
     db.close()
 
 
-def test_duplicates_are_per_account_recipient_and_window(journal: Journal) -> None:
-    journal.finish("a", "u", "<m@x>", 1, "delivered", ["bob@contoso.com"])
-    assert journal.delivered_recently("a", "<m@x>", "BOB@contoso.com")
-    assert not journal.delivered_recently("a", "<m@x>", "carol@contoso.com")
-    assert not journal.delivered_recently("other", "<m@x>", "bob@contoso.com")
+def test_deliveries_are_remembered_per_message_and_recipient_across_accounts(journal: Journal) -> None:
+    journal.finish("a", "u", "v2:k", 1, "delivered", ["bob@contoso.com"])
+    earlier = journal.earlier_delivery("v2:k", "BOB@contoso.com")
+    assert earlier is not None and earlier.account == "a"  # whichever mailbox the next copy comes from
+    assert journal.earlier_delivery("v2:k", "carol@contoso.com") is None
+    assert journal.earlier_delivery("v2:other", "bob@contoso.com") is None
     journal.now = lambda: 10**12  # far in the future: outside the 14-day window
-    assert not journal.delivered_recently("a", "<m@x>", "bob@contoso.com")
+    assert journal.earlier_delivery("v2:k", "bob@contoso.com") is None
+
+
+# The schema of journals written before deliveries were keyed by content.
+_OLD_SCHEMA = """
+CREATE TABLE messages (account TEXT NOT NULL, uid TEXT NOT NULL, message_key TEXT NOT NULL,
+    size INTEGER NOT NULL, state TEXT NOT NULL, outcome TEXT NOT NULL DEFAULT '', first_seen REAL NOT NULL,
+    handled_at REAL, PRIMARY KEY (account, uid));
+CREATE TABLE deliveries (account TEXT NOT NULL, message_key TEXT NOT NULL, recipient TEXT NOT NULL,
+    delivered_at REAL NOT NULL, PRIMARY KEY (account, message_key, recipient));
+CREATE TABLE sync_marks (id INTEGER PRIMARY KEY CHECK (id = 1), synced_at REAL NOT NULL);
+"""
+
+
+def _old_journal(path: Path) -> None:
+    import time
+
+    db = sqlite3.connect(path)
+    db.executescript(_OLD_SCHEMA)
+    now = time.time()
+    db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?)", [
+        ("a", "done", "<same@x>", 10, HANDLED, "delivered", now, now),
+        ("a", "half", "<half@x>", 10, SUBMITTING, "", now, None),
+    ])
+    db.executemany("INSERT INTO deliveries VALUES (?,?,?,?)", [
+        ("a", "<same@x>", "bob@contoso.com", now),
+        ("a", "<half@x>", "bob@contoso.com", now),
+    ])
+    db.commit()
+    db.close()
+
+
+def test_a_journal_of_the_old_format_opens_and_keeps_its_records(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    _old_journal(path)
+    journal = Journal(path)
+    try:
+        done = journal.get("a", "done")
+        assert done is not None and done.state == HANDLED and done.message_id == ""  # still skipped when listed
+        # An old row never holds back another message, even one sharing its Message-ID ...
+        assert journal.earlier_delivery("<same@x>".lower(), "carol@contoso.com") is None
+        assert not journal.delivered_under_old_key("a", "new-uid", "bob@contoso.com")
+        assert not journal.delivered_under_old_key("other", "half", "bob@contoso.com")
+        # ... but spares a recipient a second copy of the very message it was recorded for.
+        journal.begin("a", "half", "v2:fingerprint", 10, message_id="<half@x>")
+        assert journal.delivered_under_old_key("a", "half", "bob@contoso.com")
+        assert not journal.delivered_under_old_key("a", "half", "carol@contoso.com")
+        journal.finish("a", "half", "v2:fingerprint", 10, "delivered", ["carol@contoso.com"], message_id="<half@x>")
+        assert journal.get("a", "half").message_key == "v2:fingerprint"
+        assert not journal.delivered_under_old_key("a", "half", "bob@contoso.com")  # handled: nothing in progress
+    finally:
+        journal.close()
+    again = Journal(path)  # migrating twice is harmless
+    try:
+        assert again.get("a", "half").message_id == "<half@x>"
+    finally:
+        again.close()
 
 
 def test_oversize_is_noted_once(journal: Journal) -> None:
@@ -92,7 +149,7 @@ def test_forget_absent_keeps_deliveries(journal: Journal) -> None:
     journal.finish("a", "kept", "<k@x>", 1, "delivered", ["bob@contoso.com"])
     assert journal.forget_absent("a", ["kept"]) == 1
     assert journal.get("a", "gone") is None and journal.get("a", "kept") is not None
-    assert journal.delivered_recently("a", "<g@x>", "bob@contoso.com")
+    assert journal.earlier_delivery("<g@x>", "bob@contoso.com") is not None
 
 
 def test_unwritable_state_folder_is_a_state_error(tmp_path: Path) -> None:

@@ -499,7 +499,7 @@ def test_sigterm_during_a_200_message_run_leaves_nothing_half_handled(
     finally:
         journal.close()
     assert not [r for r in records.values() if r.state == SUBMITTING], "a message was left half-handled"
-    handled = {r.message_key for r in records.values() if r.state == HANDLED}
+    handled = {r.message_id.lower() for r in records.values() if r.state == HANDLED}
     left = {str(email.message_from_bytes(m, policy=email.policy.default)["Message-ID"]).lower()
             for m in office.dovecot.messages(pop3_user.name)}
     counts = f"handled {len(handled)}, left on the server {len(left)}, records {len(records)}\n{proc.text()[-3000:]}"

@@ -56,7 +56,7 @@ def run_cli(home: Path, *args: str, stdin: str = "", timeout: float = 120) -> su
 
 
 def message_key(message_id: str) -> str:
-    """The journal's duplicate key for a Message-ID (see worker._Msg.key)."""
+    """A Message-ID as these tests compare them (the journal keeps it in ``messages.message_id``)."""
     return message_id.strip().lower()
 
 
@@ -66,7 +66,7 @@ def delivered_ids(messages: Iterable[object]) -> Counter[str]:
 
 
 def snapshot_integrity(db: Path) -> tuple[str, list[str]]:
-    """``PRAGMA integrity_check`` and the SUBMITTING keys of a journal left by a killed process.
+    """``PRAGMA integrity_check`` and the SUBMITTING Message-IDs of a journal left by a killed process.
 
     The check runs on a copy (database + WAL) so that the next runner, not the
     test, is the one that recovers the real file after the kill.
@@ -83,8 +83,8 @@ def snapshot_integrity(db: Path) -> tuple[str, list[str]]:
         try:
             check = "; ".join(str(r[0]) for r in con.execute("PRAGMA integrity_check").fetchall())
             try:
-                keys = [str(r[0]) for r in con.execute(
-                    "SELECT message_key FROM messages WHERE state=?", (SUBMITTING,)).fetchall()]
+                keys = [message_key(str(r[0])) for r in con.execute(
+                    "SELECT message_id FROM messages WHERE state=?", (SUBMITTING,)).fetchall()]
             except sqlite3.OperationalError:  # killed before the schema was created
                 keys = []
         finally:
@@ -93,7 +93,7 @@ def snapshot_integrity(db: Path) -> tuple[str, list[str]]:
 
 
 def journal_rows(db: Path, account: str) -> dict[str, tuple[str, str]]:
-    """uid -> (state, message key) of *account*'s journal rows, read from a copy (see above)."""
+    """uid -> (state, Message-ID) of *account*'s journal rows, read from a copy (see above)."""
     with tempfile.TemporaryDirectory(prefix="pop3gui-journal-copy-") as tmp:
         copy = Path(tmp) / db.name
         shutil.copyfile(db, copy)
@@ -102,7 +102,7 @@ def journal_rows(db: Path, account: str) -> dict[str, tuple[str, str]]:
             shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
         con = sqlite3.connect(copy)
         try:
-            rows = con.execute("SELECT uid, state, message_key FROM messages WHERE account=?", (account,))
+            rows = con.execute("SELECT uid, state, message_id FROM messages WHERE account=?", (account,))
             return {str(uid): (str(state), str(key)) for uid, state, key in rows.fetchall()}
         finally:
             con.close()
