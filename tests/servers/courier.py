@@ -186,7 +186,12 @@ class CourierServer:
             raise PrivateRootError(f"makeuserdb failed: {(proc.stdout + proc.stderr).decode(errors='replace')}")
 
     def deliver(self, user: str, message: bytes) -> str:
-        """Put *message* into *user*'s Maildir new/ (owned by mail); return its key."""
+        """Put *message* into *user*'s Maildir new/ (owned by mail); return its key.
+
+        Stored with LF line ends, as a local MDA would: Courier serves the file
+        adding a CR before every LF, so a stored CRLF would go out as CR CR LF.
+        """
+        message = message.replace(b"\r\n", b"\n")
         path = self.maildir_path(user)
         if not path.is_dir():
             raise KeyError(f"no such user {user!r}")

@@ -381,6 +381,10 @@ class PrivateRoot:
                     os.chown(target, 0, shadow_gid)
         self._prepared = True
 
+    def _ready_marker(self) -> Path:
+        """Created by the namespace's first process once the file system is set up."""
+        return self.work / "mounted"
+
     def etc_path(self, rel: str) -> Path:
         """Where the private ``/etc/<rel>`` lives before the first start (the /etc upper layer)."""
         return self._layer("etc")[0] / rel
@@ -410,6 +414,7 @@ class PrivateRoot:
             lines.append(f"install -d -o {uid} -g {gid} -m {mode:o} {shlex.quote(path)}")
         if self.ldconfig:
             lines.append("ldconfig")
+        lines.append(f": > {shlex.quote(str(self._ready_marker()))}")
         lines.append("set +e")
         if keep_alive:
             # The server daemonises: the namespace's first process must outlive it.
@@ -433,6 +438,8 @@ class PrivateRoot:
 
         Use *keep_alive* when the program forks into the background and exits.
         """
+        self.prepare()
+        self._ready_marker().unlink(missing_ok=True)
         with open(log_path, "ab") as log:
             popen = subprocess.Popen(
                 self._unshare(argv, keep_alive=keep_alive),
@@ -480,8 +487,8 @@ class NamespacedProcess:
         """The pid of ``unshare`` (the process group leader), as seen from here."""
         return self.popen.pid
 
-    def inner_pid(self, timeout: float = 5.0) -> int:
-        """The pid (as seen from here) of the namespace's first process."""
+    def inner_pid(self, timeout: float = 10.0) -> int:
+        """The pid (as seen from here) of the namespace's first process, once its mounts are done."""
         deadline = time.monotonic() + timeout
         path = Path(f"/proc/{self.popen.pid}/task/{self.popen.pid}/children")
         while True:
@@ -489,7 +496,7 @@ class NamespacedProcess:
                 children = path.read_text().split()
             except OSError:
                 children = []
-            if children:
+            if children and self.private_root._ready_marker().exists():
                 return int(children[0])
             if self.popen.poll() is not None or time.monotonic() > deadline:
                 raise PrivateRootError(f"the namespaced process is not running; log:\n{self.log_tail()}")
