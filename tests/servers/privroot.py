@@ -416,12 +416,15 @@ class PrivateRoot:
             lines.append("ldconfig")
         lines.append(f": > {shlex.quote(str(self._ready_marker()))}")
         lines.append("set +e")
+        # The shell stays the namespace's first process, so the server is not
+        # pid 1 (which ignores signals it has no handler for, and reaps orphans).
+        lines.append('"$@" &')
+        lines.append("wait $!")
+        lines.append("status=$?")
         if keep_alive:
-            # The server daemonises: the namespace's first process must outlive it.
-            lines.append('"$@" || exit $?')
-            lines.append("exec sleep infinity")
-        else:
-            lines.append('exec "$@"')
+            # The server daemonises: the namespace must outlive its first process.
+            lines.append('[ "$status" = 0 ] && exec sleep infinity')
+        lines.append('exit "$status"')
         return "\n".join(lines) + "\n"
 
     def _unshare(self, argv: Sequence[str], *, keep_alive: bool) -> list[str]:
