@@ -49,6 +49,7 @@ acl_check_rcpt:
   accept
     hosts = :
     control = dkim_disable_verify
+  # Debian's DISABLE_DKIM_VERIFY: test mail carries no signatures.
   warn
     control = dkim_disable_verify
   deny
@@ -62,6 +63,10 @@ acl_check_rcpt:
   accept
     local_parts = postmaster
     domains = +local_domains : +relay_to_domains
+  deny
+    condition = ${{if and {{{{>{{$rcpt_count}}{{10}}}}{{<{{$recipients_count}}{{${{eval:$rcpt_count/2}}}}}}}}}}
+    message = Rejected for too many bad recipients
+    logwrite = REJECT [$sender_host_address]: bad recipient count high [${{eval:$rcpt_count-$recipients_count}}]
   accept
     hosts = +relay_from_hosts
   require

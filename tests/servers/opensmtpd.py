@@ -20,6 +20,7 @@ from pathlib import Path
 from tests.servers.private_mta import PrivateMta
 from tests.servers.privroot import PrivateRoot, system_user
 
+PLACEHOLDER_UNKNOWN = "nobody@unknown-users.invalid"
 EMPTY_DIR = "/var/lib/opensmtpd/empty"  # the unprivileged processes' chroot
 
 _CONFIG = """\
@@ -68,8 +69,11 @@ class OpenSmtpdServer(PrivateMta):
         return ["/usr/sbin/smtpd", "-d", "-f", "/etc/smtpd.conf"]
 
     def _write_unknown_users(self) -> None:
+        # An empty file table has no type and cannot serve rcpt-to: keep one
+        # address no client can use (.invalid is reserved) in the list.
+        addresses = [*self.unknown_users, PLACEHOLDER_UNKNOWN]
         path = self.root / "unknown_users"
-        path.write_text("".join(f"{addr}\n" for addr in self.unknown_users))
+        path.write_text("".join(f"{addr}\n" for addr in addresses))
         path.chmod(0o644)
 
     def _reload_unknown_users(self) -> None:

@@ -27,6 +27,7 @@ class Expected:
     unknown: tuple[int, str]
     too_big: tuple[int, str]
     long_line: tuple[int, str]
+    line_1001: tuple[int, str]
     size_param_checked: bool
 
 
@@ -37,6 +38,7 @@ EXPECTED = {
         unknown=(550, "Unrouteable address"),
         too_big=(552, "Message size exceeds maximum permitted"),
         long_line=(550, "maximum allowed line length is 998 octets, got 70000"),
+        line_1001=(550, "maximum allowed line length is 998 octets, got 1001"),
         size_param_checked=True,
     ),
     "opensmtpd_clean": Expected(
@@ -44,7 +46,9 @@ EXPECTED = {
         relay=(550, "Invalid recipient: <{addr}>"),
         unknown=(550, "Invalid recipient: <{addr}>"),
         too_big=(554, "5.3.4 Message too big for system"),
+        # Its limit is 65,535 octets with the CRLF, not RFC 5321's 1,000.
         long_line=(500, "5.0.0 Line too long"),
+        line_1001=(250, "Message accepted for delivery"),
         size_param_checked=False,
     ),
 }
@@ -165,3 +169,19 @@ def test_line_of_70000_octets(mta: Mta) -> None:
         assert client.rcpt("alice@contoso.com")[0] == 250
         _reply(*client.data(_message("long line", b"z" * 70_000 + b"\r\n")), mta.expected.long_line)
     assert mta.server.delivered() == []
+
+
+def test_line_of_1001_octets(mta: Mta) -> None:
+    """Debian's Exim refuses it in its DATA ACL; OpenSMTPD delivers it untouched."""
+    line = b"w" * 1001
+    with mta.connect() as client:
+        client.mail(SENDER)
+        assert client.rcpt("alice@contoso.com")[0] == 250
+        code, text = client.data(_message("1001 octets", line + b"\r\n"))
+    _reply(code, text, mta.expected.line_1001)
+    if code == 250:
+        mta.server.wait_for_delivered(1)
+        ((_, data),) = mta.server.delivered_raw()
+        assert b"\n" + line + b"\n" in data.replace(b"\r\n", b"\n")
+    else:
+        assert mta.server.delivered() == []
