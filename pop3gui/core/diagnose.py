@@ -1,21 +1,141 @@
 """Cause and fix, in plain words, for the replies a local mail server gives.
 
 This is the KB article's lesson turned into code: a refusal is never just a
-number in a log; it says what the admin should change.
+number in a log; it says what the admin should change. Servers word the same
+refusal in many ways, and not all of them carry an RFC 3463 status code, so the
+reply is classified by a table of real servers' default wordings (``WORDINGS``),
+then by its status code. Where a reply does not say whether the server refuses
+the domain or only the mailbox (OpenSMTPD's "Invalid recipient", a bare 550),
+the caller asks the server for ``postmaster@domain``, which RFC 5321 requires
+every accepted domain to take, and passes the answer in.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+class Refusal(StrEnum):
+    """What a refusal means for the admin; each has its own cause and fix."""
+
+    DOMAIN_NOT_ACCEPTED = "domain not accepted"  # the KB's failure: the server relays nothing for it
+    UNKNOWN_USER = "unknown user"
+    MAILBOX_FULL = "mailbox full"
+    TOO_BIG = "too big"
+    LINE_TOO_LONG = "line too long"
+    POLICY = "policy"
+    TEMPORARY = "temporary"
+    UNCLEAR = "unclear"  # domain or mailbox? the postmaster probe decides
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Wording:
+    """One way servers word a refusal: a pattern over the reply text, and what it means.
+
+    ``unless_domain_refused`` is, for an unclear wording, what it means when the
+    server does take ``postmaster@`` the recipient's domain.
+    """
+
+    kind: Refusal
+    pattern: str
+    examples: tuple[str, ...]
+    unless_domain_refused: Refusal = Refusal.OTHER
+
+    def matches(self, text: str) -> bool:
+        return re.search(self.pattern, text, re.IGNORECASE) is not None
+
+
+# First match wins; more specific wordings come first. The examples are real
+# servers' default replies (docs/events.md lists them; tests check every one).
+WORDINGS: tuple[Wording, ...] = (
+    Wording(Refusal.UNKNOWN_USER, r"access denied\.? ?as\(201806281\)", (
+        "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)",  # Microsoft 365 (directory check)
+    )),
+    Wording(Refusal.DOMAIN_NOT_ACCEPTED,
+            r"unable to relay|relay(ing)?( access)? (denied|not permitted|prohibited|not allowed)"
+            r"|we do not relay|no relaying|non-accepted domain|allowed rcpthosts"
+            r"|delivery is not allowed to this address|not (a )?local domain|domain (is )?not (served|hosted) here",
+            (
+                "550 5.7.1 Unable to relay for erin@contoso.eu",  # Exchange 2003
+                "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain",  # Exchange 2007 and later
+                "554 5.7.1 <erin@contoso.eu>: Relay access denied",  # Postfix
+                "550 relay not permitted",  # Exim
+                "550 5.7.1 <erin@contoso.eu>... Relaying denied",  # Sendmail
+                "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)",  # qmail
+                "550 Delivery is not allowed to this address.",  # hMailServer
+                "550 5.7.64 TenantAttribution; Relay Access Denied",  # Microsoft 365
+            )),
+    Wording(Refusal.LINE_TOO_LONG, r"line (is )?too long|overlong line|line length (exceeded|limit)", (
+        "500 5.0.0 Line too long",  # OpenSMTPD
+        "550 overlong line in message",
+    )),
+    Wording(Refusal.MAILBOX_FULL,
+            r"mailbox (is )?full|over ?quota|quota (exceeded|full)|exceeded storage|insufficient (system )?storage",
+            (
+                "552 5.2.2 Mailbox full",
+                "552 5.2.2 <bob@contoso.com>: Recipient address rejected: Mailbox is full",
+                "550 5.2.2 Mailbox quota exceeded",
+            )),
+    Wording(Refusal.TOO_BIG,
+            r"message (size )?(exceeds|too (big|large))|size (exceeds|limit)|too (big|large) for|exceeds .*size",
+            (
+                "552 5.3.4 Message size exceeds fixed limit",  # Postfix
+                "552 Message size exceeds maximum permitted",  # Exim
+                "552 5.2.3 Message exceeds maximum fixed size (1000000)",  # Sendmail
+                "552 5.3.4 Message size exceeds fixed maximum message size",  # Exchange
+                "552 Message too large",  # OpenSMTPD
+            )),
+    Wording(Refusal.UNKNOWN_USER,
+            r"user unknown|unknown user|no such (user|recipient|mailbox)|unknown (recipient|local part)"
+            r"|recipient ?not ?found|recipientnotfound|no mailbox here|unrouteable address|does not exist"
+            r"|mailbox (does not exist|not found)|invalid mailbox",
+            (
+                "550 5.1.1 <ghost@contoso.com>: Recipient address rejected: User unknown in virtual mailbox table",
+                "550 Unrouteable address",  # Exim
+                "550 5.1.1 <ghost@contoso.com>... User unknown",  # Sendmail
+                "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup",  # Exchange
+                "550 sorry, no mailbox here by that name. (#5.1.1)",  # qmail
+                "550 Unknown user",  # hMailServer
+            )),
+    Wording(Refusal.POLICY,
+            r"spam|blocked|block ?list|black ?list|rejected (by|for) policy|content rejected|virus|\bspf\b"
+            r"|dmarc|sender address rejected|client host rejected|authentication required|not authori[sz]ed",
+            (
+                "554 5.7.1 Message rejected as spam",
+                "550 5.7.1 <admin@fabrikam.example>: Sender address rejected: Access denied",
+                "530 5.7.0 Authentication required",
+            )),
+    Wording(Refusal.UNCLEAR, r"invalid recipient|mailbox unavailable|requested action not taken", (
+        "550 Invalid recipient: <erin@contoso.eu>",  # OpenSMTPD: unknown user and foreign domain alike
+        "550 Requested action not taken: mailbox unavailable",  # RFC 5321's own text
+    ), unless_domain_refused=Refusal.UNKNOWN_USER),
+    Wording(Refusal.UNCLEAR, r"recipient address rejected|access denied|administrative prohibition", (
+        "554 5.7.1 <bob@contoso.com>: Recipient address rejected: Access denied",  # Postfix access table
+        "550 Administrative prohibition",  # Exim: an ACL's deny without a message
+    ), unless_domain_refused=Refusal.POLICY),
+)
+
+# By RFC 3463 status when no wording matched.
+_BY_STATUS: tuple[tuple[str, Refusal], ...] = (
+    ("5.7.54", Refusal.DOMAIN_NOT_ACCEPTED), ("5.7.64", Refusal.DOMAIN_NOT_ACCEPTED),
+    ("5.1.1", Refusal.UNKNOWN_USER), ("5.1.0", Refusal.UNKNOWN_USER), ("5.1.6", Refusal.UNKNOWN_USER),
+    ("5.1.10", Refusal.UNKNOWN_USER), ("5.2.2", Refusal.MAILBOX_FULL), ("5.3.4", Refusal.TOO_BIG),
+    ("5.2.3", Refusal.TOO_BIG),
+)
+_BARE = Wording(Refusal.UNCLEAR, r"", (), unless_domain_refused=Refusal.UNKNOWN_USER)
+_POLICY_STATUS = Wording(Refusal.UNCLEAR, r"", (), unless_domain_refused=Refusal.POLICY)
 
 
 @dataclass(frozen=True)
 class Diagnosis:
     cause: str
     fix: str
+    kind: Refusal = Refusal.OTHER
 
 
 def enhanced_status(message: str) -> str:
@@ -28,66 +148,197 @@ def domain_of(address: str) -> str:
     return address.rpartition("@")[2]
 
 
-def diagnose_recipient(code: int, message: str, recipient: str) -> Diagnosis:
-    """Explain a refused (5xx) or deferred (4xx) RCPT TO for ``recipient``."""
-    status = enhanced_status(message)
-    text = message.lower()
-    domain = domain_of(recipient)
-    if status == "5.7.1" or "relay" in text:
-        return Diagnosis(
-            cause=f"The local mail server does not accept mail for the domain {domain}: it treats "
-            f"{recipient} as a foreign address and refuses to relay to it (reply {code} {message.strip()}).",
-            fix=f"Add {domain} to the local server's accepted domains and to a recipient policy, or map "
-            "the account to an address in a domain the server accepts.",
-        )
-    if status in ("5.1.1", "5.1.0", "5.1.6") or "unknown" in text or "does not exist" in text:
-        return Diagnosis(
-            cause=f"The local mail server has no mailbox {recipient} (reply {code} {message.strip()}).",
-            fix=f"Create the mailbox or an alias for {recipient} on the local server, or correct the "
-            "account's deliver_to or the routing rule that produced it.",
-        )
-    if code == 552 or status.startswith("5.3.4") or status == "5.2.2":
-        return Diagnosis(
-            cause=f"The message is too big for the local mail server or {recipient}'s mailbox is full "
-            f"(reply {code} {message.strip()}).",
-            fix="Raise the local server's message size limit or the mailbox quota, or lower "
-            "delivery.max_message_kb so such messages stay on the POP3 server.",
-        )
+def postmaster_of(address: str) -> str:
+    """The address every domain a server accepts must take (RFC 5321, 4.5.1)."""
+    return f"postmaster@{domain_of(address)}"
+
+
+def classify(code: int, message: str) -> Wording:
+    """The wording (or status rule) a refusal matches; ``kind`` says what it means."""
     if 400 <= code < 500:
-        return Diagnosis(
-            cause=f"The local mail server deferred {recipient} temporarily (reply {code} {message.strip()}).",
-            fix="Nothing to do if it passes: the message stays on the POP3 server and is retried next "
-            "cycle. If it persists, check the local server's queue, disk space and logs.",
-        )
+        return Wording(Refusal.TEMPORARY, "", ())
+    for wording in WORDINGS:
+        if wording.matches(message):
+            return wording
+    status = enhanced_status(message)
+    for prefix, kind in _BY_STATUS:
+        if status == prefix:
+            return Wording(kind, "", ())
+    if code == 552:
+        return Wording(Refusal.TOO_BIG, "", ())
+    if status.startswith("5.7"):
+        return _POLICY_STATUS
+    if code in (550, 551, 553, 554) and len(message.split()) <= 3:  # "550", "550 5.0.0 Error": says nothing
+        return _BARE
+    return Wording(Refusal.OTHER, "", ())
+
+
+def refusal_label(kind: Refusal) -> str:
+    """How an event's text names the meaning of a refusal: " (domain not accepted)", or ''."""
+    return "" if kind in (Refusal.OTHER, Refusal.UNCLEAR) else f" ({kind})"
+
+
+_LABEL = re.compile(r" \((" + "|".join(re.escape(str(k)) for k in Refusal) + r")\): ")
+
+
+def refusal_named_in(text: str) -> Refusal | None:
+    """The refusal meaning an event's text names with :func:`refusal_label`, if any."""
+    match = _LABEL.search(text)
+    return Refusal(match.group(1)) if match else None
+
+
+def needs_postmaster_probe(code: int, message: str) -> bool:
+    """Whether only asking for postmaster@domain can tell what this refusal means."""
+    return code >= 500 and classify(code, message).kind is Refusal.UNCLEAR
+
+
+def diagnose_recipient(code: int, message: str, recipient: str, *,
+                       postmaster_accepted: bool | None = None) -> Diagnosis:
+    """Explain a refused (5xx) or deferred (4xx) RCPT TO for ``recipient``.
+
+    ``postmaster_accepted`` is the answer of the postmaster probe, when one was
+    made (see :func:`needs_postmaster_probe`).
+    """
+    wording = classify(code, message)
+    kind, probed = wording.kind, ""
+    domain, reply = domain_of(recipient), f"{code} {message.strip()}".strip()
+    if kind is Refusal.UNCLEAR and postmaster_accepted is not None:
+        postmaster = postmaster_of(recipient)
+        if postmaster_accepted:
+            kind = wording.unless_domain_refused
+            probed = f" It does accept {postmaster}, so it takes the domain {domain} itself."
+        else:
+            kind = Refusal.DOMAIN_NOT_ACCEPTED
+            probed = (f" It refuses {postmaster} too, which every domain a server accepts must take "
+                      "(RFC 5321), so it does not accept the domain at all.")
+    return _RECIPIENT_DIAGNOSES.get(kind, _other_recipient)(recipient, domain, reply, probed)
+
+
+def _domain_not_accepted(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
     return Diagnosis(
-        cause=f"The local mail server refused {recipient} (reply {code} {message.strip()}).",
-        fix="Read the server's reply and its log for the reason; correct the recipient mapping or the "
-        "server's settings.",
+        cause=f"The local mail server does not accept mail for the domain {domain}: it treats {recipient} as a "
+        f"foreign address and refuses to relay to it (reply {reply}).{probed}",
+        fix=f"Add {domain} to the local server's accepted domains (Exchange: Accepted Domains; Postfix: "
+        f"virtual_mailbox_domains or mydestination; Exim: local_domains; OpenSMTPD: the domains of its "
+        f"delivery rule) and to a recipient policy, or map the account to an address in a domain the "
+        "server accepts.",
+        kind=Refusal.DOMAIN_NOT_ACCEPTED,
     )
+
+
+def _unknown_user(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
+    return Diagnosis(
+        cause=f"The local mail server has no mailbox {recipient} (reply {reply}).{probed}",
+        fix=f"Create the mailbox or an alias for {recipient} on the local server, or correct the account's "
+        "deliver_to or the routing rule that produced it.",
+        kind=Refusal.UNKNOWN_USER,
+    )
+
+
+def _mailbox_full(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
+    return Diagnosis(
+        cause=f"{recipient}'s mailbox on the local mail server is full (reply {reply}).",
+        fix=f"Make room in {recipient}'s mailbox or raise its quota; then resubmit the message from quarantine "
+        "or the undeliverable mailbox.",
+        kind=Refusal.MAILBOX_FULL,
+    )
+
+
+def _too_big(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
+    return Diagnosis(
+        cause=f"The message is too big for the local mail server or for {recipient} (reply {reply}).",
+        fix="Raise the local server's message size limit, or lower delivery.max_message_kb so such messages "
+        "stay on the POP3 server.",
+        kind=Refusal.TOO_BIG,
+    )
+
+
+def _line_too_long(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
+    return Diagnosis(
+        cause=f"The message has a line longer than the 1000 octets RFC 5321 allows, and the local mail server "
+        f"refuses such lines (reply {reply}).",
+        fix="Allow long lines on the local server if it can (the sender's mailer should have encoded them), or "
+        "have the sender resend the message as an attachment; it is kept for you meanwhile.",
+        kind=Refusal.LINE_TOO_LONG,
+    )
+
+
+def _policy(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
+    return Diagnosis(
+        cause=f"The local mail server's policy refused {recipient} (reply {reply}).{probed}",
+        fix="Check the local server's recipient, sender and content restrictions (for instance that it takes "
+        "mail from the connector's address without authentication, or set smtp.username).",
+        kind=Refusal.POLICY,
+    )
+
+
+def _temporary(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
+    return Diagnosis(
+        cause=f"The local mail server deferred {recipient} temporarily (reply {reply}).",
+        fix="Nothing to do if it passes: the message stays on the POP3 server and is retried next cycle. If it "
+        "persists, check the local server's queue, disk space and logs.",
+        kind=Refusal.TEMPORARY,
+    )
+
+
+def _unclear(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
+    return Diagnosis(
+        cause=f"The local mail server refused {recipient} without saying whether it does not accept the domain "
+        f"{domain} or has no such mailbox (reply {reply}).",
+        fix=f"If {domain} is yours, add it to the local server's accepted domains; otherwise create the mailbox "
+        f"{recipient} or correct the mapping. `pop3gui check` tells the two apart by asking the server for "
+        f"{postmaster_of(recipient)}.",
+        kind=Refusal.UNCLEAR,
+    )
+
+
+def _other_recipient(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
+    return Diagnosis(
+        cause=f"The local mail server refused {recipient} (reply {reply}).",
+        fix="Read the server's reply and its log for the reason; correct the recipient mapping or the server's "
+        "settings.",
+    )
+
+
+_RECIPIENT_DIAGNOSES = {
+    Refusal.DOMAIN_NOT_ACCEPTED: _domain_not_accepted,
+    Refusal.UNKNOWN_USER: _unknown_user,
+    Refusal.MAILBOX_FULL: _mailbox_full,
+    Refusal.TOO_BIG: _too_big,
+    Refusal.LINE_TOO_LONG: _line_too_long,
+    Refusal.POLICY: _policy,
+    Refusal.TEMPORARY: _temporary,
+    Refusal.UNCLEAR: _unclear,
+}
 
 
 def diagnose_message(code: int, message: str) -> Diagnosis:
     """Explain a refusal of the whole message (MAIL FROM or DATA)."""
-    status = enhanced_status(message)
-    if code == 552 or status == "5.3.4":
+    kind, reply = classify(code, message).kind, f"{code} {message.strip()}".strip()
+    if kind is Refusal.TOO_BIG:
         return Diagnosis(
-            cause=f"The local mail server refuses messages of this size (reply {code} {message.strip()}).",
+            cause=f"The local mail server refuses messages of this size (reply {reply}).",
             fix="Raise the local server's message size limit, or lower delivery.max_message_kb so such "
             "messages stay on the POP3 server instead.",
+            kind=kind,
         )
-    if 400 <= code < 500:
+    if kind is Refusal.LINE_TOO_LONG:
+        return _line_too_long("", "", reply, "")
+    if kind is Refusal.TEMPORARY:
         return Diagnosis(
-            cause=f"The local mail server deferred the message temporarily (reply {code} {message.strip()}).",
+            cause=f"The local mail server deferred the message temporarily (reply {reply}).",
             fix="It stays on the POP3 server and is retried next cycle; if it persists, check the local "
             "server's disk space, queue and logs.",
+            kind=kind,
         )
-    if status.startswith("5.7"):
+    if kind is Refusal.POLICY or enhanced_status(message).startswith("5.7"):
         return Diagnosis(
-            cause=f"The local mail server's policy refused the message (reply {code} {message.strip()}).",
+            cause=f"The local mail server's policy refused the message (reply {reply}).",
             fix="Check the local server's sender and content restrictions (for instance that it accepts "
             "mail from the connector's address without authentication, or set smtp.username).",
+            kind=Refusal.POLICY,
         )
     return Diagnosis(
-        cause=f"The local mail server refused the message (reply {code} {message.strip()}).",
+        cause=f"The local mail server refused the message (reply {reply}).",
         fix="Read the server's reply and its log for the reason.",
     )

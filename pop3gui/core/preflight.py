@@ -9,14 +9,21 @@ server with MAIL FROM + RCPT TO + RSET, so nothing is sent.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pop3gui.core.config import AccountConfig, Config, policy_warnings
 from pop3gui.core.credentials import Credentials
-from pop3gui.core.diagnose import diagnose_recipient
+from pop3gui.core.diagnose import (
+    diagnose_recipient,
+    domain_of,
+    needs_postmaster_probe,
+    postmaster_of,
+    refusal_label,
+)
 from pop3gui.core.errors import CredentialError, Pop3Error, SmtpError
 from pop3gui.core.pop3 import Pop3Client
-from pop3gui.core.smtp import SmtpSubmitter
+from pop3gui.core.smtp import RecipientReply, SmtpSubmitter
 from pop3gui.core.worker import pop3_ssl_context
 
 
@@ -97,14 +104,32 @@ async def probe_targets(config: Config, credentials: Credentials) -> list[Findin
         targets = local_targets(config)
         async with SmtpSubmitter(config.smtp, password) as smtp:
             probe = await smtp.probe("", [address for _, address in targets]) if targets else None
+            postmaster = await _postmaster_answers(smtp, probe.replies if probe else ())
     except (CredentialError, SmtpError) as exc:
         return [Finding(False, smtp_subject, str(exc), exc.cause, exc.fix)]
     findings = [Finding(True, smtp_subject, "connected" + (" and logged in" if config.smtp.username else ""))]
-    for (where, _), reply in zip(targets, probe.replies if probe else ()):
+    for (where, _), reply in zip(targets, probe.replies if probe else ()):  # noqa: B905
         if reply.accepted:
             findings.append(Finding(True, reply.address, f"{where}: accepted by the local server ({reply.code})"))
         else:
-            d = diagnose_recipient(reply.code, reply.message, reply.address)
-            findings.append(Finding(False, reply.address, f"{where}: refused: {reply.code} {reply.message}",
+            d = diagnose_recipient(reply.code, reply.message, reply.address,
+                                   postmaster_accepted=postmaster.get(domain_of(reply.address).lower()))
+            findings.append(Finding(False, reply.address,
+                                    f"{where}: refused{refusal_label(d.kind)}: {reply.code} {reply.message}",
                                     d.cause, d.fix))
     return findings
+
+
+async def _postmaster_answers(smtp: SmtpSubmitter, replies: Sequence[RecipientReply]) -> dict[str, bool]:
+    """For each domain whose refusal does not say why: does the server take postmaster@domain?
+
+    RFC 5321 requires every accepted domain to take postmaster, so a refused
+    postmaster means the domain itself is not accepted (MAIL, RCPT, RSET: nothing is sent).
+    """
+    unclear = {domain_of(r.address).lower(): r.address for r in replies
+               if not r.accepted and needs_postmaster_probe(r.code, r.message)}
+    if not unclear:
+        return {}
+    probe = await smtp.probe("", [postmaster_of(address) for address in unclear.values()])
+    return {domain: reply.accepted for domain, reply in zip(unclear, probe.replies, strict=True)
+            if reply.accepted or reply.permanent}

@@ -33,7 +33,15 @@ from typing import BinaryIO
 from pop3gui.core import recipients as rcpt
 from pop3gui.core.config import AccountConfig, Config, policy_warnings
 from pop3gui.core.credentials import Credentials
-from pop3gui.core.diagnose import diagnose_message, diagnose_recipient
+from pop3gui.core.diagnose import (
+    Diagnosis,
+    diagnose_message,
+    diagnose_recipient,
+    domain_of,
+    needs_postmaster_probe,
+    postmaster_of,
+    refusal_label,
+)
 from pop3gui.core.errors import (
     ConfigError,
     CredentialError,
@@ -250,6 +258,7 @@ class Connector:
         self._smtp_password: str | None = None
         self._warned_policies = False
         self._key_locks: dict[str, _KeyLock] = {}
+        self._postmaster_answers: dict[str, bool] = {}  # domain -> takes postmaster@domain (this cycle)
         self._debug = config.logging.level == "debug"
         self._mailbox_locks: dict[tuple[str, int, str], asyncio.Lock] = {}
         self._parallel = asyncio.Semaphore(config.performance.max_parallel_accounts)
@@ -297,6 +306,7 @@ class Connector:
 
     async def run_cycle(self) -> CycleResult:
         result = CycleResult()
+        self._postmaster_answers.clear()  # the admin may have fixed the server since
         accounts = [a for a in self.config.accounts if a.enabled]
         self._emit(EventId.CYCLE_STARTED, Severity.INFO, f"Retrieving mail from {len(accounts)} account(s).")
         if not self._warned_policies:
@@ -798,9 +808,10 @@ class Connector:
             return True
         # Some or all refused for good: the journal keeps who got it, the rest goes to the admin.
         self.journal.record_deliveries(account.name, msg.key, delivered)
-        for reply in refused:
-            self._refusal_event(account, msg, reply, sub)
-        return await self._divert(account, msg, smtp, sub, refused, delivered, res)
+        diagnoses = [await self._diagnose_refusal(smtp, reply, sub) for reply in refused]
+        for reply, diagnosis in zip(refused, diagnoses, strict=True):
+            self._refusal_event(account, msg, reply, sub, diagnosis)
+        return await self._divert(account, msg, smtp, sub, refused, diagnoses[0], delivered, res)
 
     def _already_delivered(self, account: AccountConfig, msg: _Msg, address: str, res: AccountResult, *,
                            retry: bool) -> bool:
@@ -827,14 +838,38 @@ class Connector:
                    "is always delivered.")
         return True
 
-    def _refusal_event(self, account: AccountConfig, msg: _Msg, reply: RecipientReply, sub: Submission) -> None:
+    async def _diagnose_refusal(self, smtp: SmtpSubmitter, reply: RecipientReply, sub: Submission) -> Diagnosis:
+        """Cause and fix of a refusal; an unclear one is settled by asking for postmaster@domain."""
         if sub.data_code >= 500:
-            d = diagnose_message(reply.code, reply.message)
-            eid, text = EventId.MESSAGE_REFUSED, f"The local server refused the message for {reply.address}: " \
-                f"{reply.code} {reply.message}"
+            return diagnose_message(reply.code, reply.message)
+        accepted = None
+        if needs_postmaster_probe(reply.code, reply.message):
+            accepted = await self._postmaster_accepted(smtp, reply.address)
+        return diagnose_recipient(reply.code, reply.message, reply.address, postmaster_accepted=accepted)
+
+    async def _postmaster_accepted(self, smtp: SmtpSubmitter, recipient: str) -> bool | None:
+        """Does the local server take postmaster@ the recipient's domain? None when it would not say."""
+        domain = domain_of(recipient).lower()
+        if domain not in self._postmaster_answers:
+            try:
+                probe = await smtp.probe("", [postmaster_of(recipient)])  # MAIL, RCPT, RSET: nothing is sent
+            except SmtpError as exc:
+                log.info("postmaster probe for %s failed: %s", domain, exc)
+                return None
+            answer = probe.replies[0] if probe.replies else None
+            if answer is None or not (answer.accepted or answer.permanent):
+                return None
+            self._postmaster_answers[domain] = answer.accepted
+        return self._postmaster_answers[domain]
+
+    def _refusal_event(self, account: AccountConfig, msg: _Msg, reply: RecipientReply, sub: Submission,
+                       d: Diagnosis) -> None:
+        label = refusal_label(d.kind)
+        if sub.data_code >= 500:
+            eid, text = EventId.MESSAGE_REFUSED, f"The local server refused the message for {reply.address}" \
+                f"{label}: {reply.code} {reply.message}"
         else:
-            d = diagnose_recipient(reply.code, reply.message, reply.address)
-            eid, text = EventId.RECIPIENT_REFUSED, f"The local server refused recipient {reply.address}: " \
+            eid, text = EventId.RECIPIENT_REFUSED, f"The local server refused recipient {reply.address}{label}: " \
                 f"{reply.code} {reply.message}"
         self._emit(eid, Severity.ERROR, text, account=account.name, msg=msg, cause=d.cause, fix=d.fix,
                    transcript=sub.transcript)
@@ -854,14 +889,12 @@ class Connector:
         return False
 
     async def _divert(self, account: AccountConfig, msg: _Msg, smtp: SmtpSubmitter, sub: Submission,
-                      refused: list[RecipientReply], delivered: list[str], res: AccountResult) -> bool:
+                      refused: list[RecipientReply], d: Diagnosis, delivered: list[str], res: AccountResult) -> bool:
         """Send the message with a notice to the undeliverable mailbox, or quarantine it."""
         target = self.config.delivery.undeliverable_to
         lines = [f"{r.address}: {r.code} {r.message}" for r in refused]
         all_refused = {r.address.lower() for r in refused}
         reason = "The local mail server refused: " + "; ".join(lines)
-        d = (diagnose_message(refused[0].code, refused[0].message) if sub.data_code >= 500
-             else diagnose_recipient(refused[0].code, refused[0].message, refused[0].address))
         if target and target.lower() not in all_refused:
             notice = undeliverable_notice(
                 to=target, subject=f"Undeliverable POP3 mail: {msg.subject}",

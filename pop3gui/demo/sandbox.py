@@ -333,8 +333,9 @@ class Sandbox:
 
 
 def _refusal(event: Event) -> Refusal:
-    address, _, reply = event.text.partition(": ")
-    return Refusal(address.rpartition(" ")[2], reply, event.cause, event.fix)
+    head, _, reply = event.text.partition(": ")  # "... refused recipient ADDRESS (meaning): REPLY"
+    address = next((word for word in head.split() if "@" in word), "")
+    return Refusal(address, reply, event.cause, event.fix)
 
 
 def _subject(data: bytes) -> str:

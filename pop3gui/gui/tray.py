@@ -11,7 +11,6 @@ the next one); clicking it opens the Events page on that event.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,6 +20,7 @@ from PySide6.QtCore import QItemSelectionModel, QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QIcon
 from PySide6.QtWidgets import QLabel, QMenu, QSystemTrayIcon, QWidget
 
+from pop3gui.core.diagnose import Refusal, refusal_named_in
 from pop3gui.core.events import Event, EventId, Severity
 from pop3gui.core.notify_limit import Notice, NotifyLimiter
 from pop3gui.core.worker import CycleResult
@@ -32,13 +32,13 @@ log = logging.getLogger(__name__)
 
 IDLE, BUSY, ERROR = "idle", "busy", "error"
 KIND_FAILED, KIND_QUARANTINED, KIND_POLICY = "run-failed", "quarantined", "policy-refused"
-_POLICY_CODE = re.compile(r"\b5\.7\.1\b")
 NOTIFY_MS = 15_000
 
 
 def is_policy_refusal(event: Event) -> bool:
-    """A recipient refused for a policy reason (``5.7.1``: relaying denied, not permitted)."""
-    return event.id == EventId.RECIPIENT_REFUSED and bool(_POLICY_CODE.search(event.text))
+    """A recipient refused for a policy reason: its domain is not accepted (relaying denied), or a rule."""
+    return (event.id == EventId.RECIPIENT_REFUSED
+            and refusal_named_in(event.text) in (Refusal.DOMAIN_NOT_ACCEPTED, Refusal.POLICY))
 
 
 def same_event(a: Event, b: Event) -> bool:

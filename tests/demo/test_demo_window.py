@@ -80,7 +80,7 @@ def test_the_whole_story_fix_with_one_click_and_resubmit(qtbot: Any, loop: async
                     timeout=3000)
     events = [model.event_at(r) for r in range(model.rowCount())]
     [refusal] = [e for e in events if e.id == EventId.RECIPIENT_REFUSED]
-    assert refusal.text.endswith(f"{ERIN}: 550 5.7.1 Unable to relay for {ERIN}")
+    assert refusal.text.endswith(f"{ERIN} (domain not accepted): 550 5.7.1 Unable to relay for {ERIN}")
     assert "contoso.eu" in refusal.cause and "Add contoso.eu" in refusal.fix
     [kept] = [e for e in events if e.id == EventId.QUARANTINED]
     assert f"{UNDELIVERABLE} refused it too" in kept.text

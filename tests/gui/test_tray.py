@@ -153,10 +153,10 @@ def test_problems_notify_once_a_minute_per_kind_and_count_the_rest(tray: tuple[T
     runner, clock = tray
     c = runner.controller
     refused_policy = Event(EventId.RECIPIENT_REFUSED, Severity.ERROR,
-                           "The local server refused recipient erin@contoso.eu: 554 5.7.1 <erin@contoso.eu>: "
+                           "The local server refused recipient erin@contoso.eu (domain not accepted): 554 5.7.1 <erin@contoso.eu>: "
                            "Relay access denied", account="alice", fix="Add contoso.eu to a recipient policy.")
     refused_unknown = Event(EventId.RECIPIENT_REFUSED, Severity.ERROR,
-                            "The local server refused recipient ghost@contoso.com: 550 5.1.1 User unknown")
+                            "The local server refused recipient ghost@contoso.com (unknown user): 550 5.1.1 User unknown")
     quarantined = Event(EventId.QUARANTINED, Severity.ERROR, "Kept in quarantine (x.eml): nobody accepted it")
     c.bus.emit(refused_unknown)  # not a policy reason: no notification
     c.bus.emit(refused_policy)
