@@ -59,7 +59,7 @@ class OpenSmtpdServer(PrivateMta):
         return PrivateRoot(
             unpacked,
             self.root / "ns",
-            users=[system_user("opensmtpd", home=EMPTY_DIR), system_user("opensmtpq", home=EMPTY_DIR)],
+            users=[system_user(name, home=EMPTY_DIR) for name in ("opensmtpd", "opensmtpq")],
             etc_files={"smtpd.conf": self._config()},
             dirs=[(EMPTY_DIR, 0, 0, 0o755)],
         )

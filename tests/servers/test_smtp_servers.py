@@ -104,7 +104,8 @@ def test_one_copy_per_recipient_carries_its_envelope_recipient(mta: Mta) -> None
         )
     assert refused == {}
     copies = mta.server.wait_for_delivered(2)
-    assert sorted(str(m["Delivered-To"]) for m in copies) == ["alice@contoso.com", "bob@contoso.local"]
+    recipients = sorted(str(m["Delivered-To"]) for m in copies)
+    assert recipients == ["alice@contoso.com", "bob@contoso.local"]
     assert all(m["Subject"] == "two copies" for m in copies)
     raw = mta.server.delivered_raw()
     assert sorted(recipient for recipient, _ in raw) == ["alice@contoso.com", "bob@contoso.local"]
