@@ -24,7 +24,7 @@ from hypothesis import settings
 from pop3gui.core.config import Config, DeliveryConfig, RecipientPolicy, SmtpConfig
 from tests.servers.dovecot import DovecotServer
 from tests.servers.postfix import PostfixServer
-from tests.support.office import ADMIN, Office
+from tests.support.office import ACCEPTED_DOMAINS, ADMIN, MESSAGE_SIZE_LIMIT, UNKNOWN_USERS, Office
 from tests.support.processes import stop as stop_process
 from tests.support.requirements import in_ci, require
 
@@ -39,9 +39,6 @@ if in_ci():
     settings.load_profile("ci")
 
 
-ACCEPTED_DOMAINS = ("contoso.com", "contoso.local")
-UNKNOWN_USERS = ("ghost@contoso.com",)
-MESSAGE_SIZE_LIMIT = 200_000
 
 
 # -- Dovecot --------------------------------------------------------------
@@ -233,4 +230,4 @@ def office(tmp_path: Path, dovecot: DovecotServer, postfix_clean: PostfixServer,
         delivery=DeliveryConfig(undeliverable_to=ADMIN),
         policies=(RecipientPolicy("Default Policy", ("contoso.com", "contoso.local"), "contoso.com"),),
     )
-    yield Office(home=home, dovecot=dovecot, postfix=postfix_clean, config=config)
+    yield Office(home=home, isp=dovecot, local=postfix_clean, config=config)

@@ -70,10 +70,11 @@ WORDINGS: tuple[Wording, ...] = (
                 "550 Delivery is not allowed to this address.",  # hMailServer
                 "550 5.7.64 TenantAttribution; Relay Access Denied",  # Microsoft 365
             )),
-    Wording(Refusal.LINE_TOO_LONG, r"line (is )?too long|overlong line|line length (exceeded|limit)", (
-        "500 5.0.0 Line too long",  # OpenSMTPD
-        "550 overlong line in message",
-    )),
+    Wording(Refusal.LINE_TOO_LONG,
+            r"line (is )?too long|overlong line|line length (exceeded|limit)|allowed line length", (
+                "500 5.0.0 Line too long",  # OpenSMTPD
+                "550 maximum allowed line length is 998 octets, got 70000",  # Exim 4.96
+            )),
     Wording(Refusal.MAILBOX_FULL,
             r"mailbox (is )?full|over ?quota|quota (exceeded|full)|exceeded storage|insufficient (system )?storage",
             (

@@ -337,13 +337,13 @@ def _closed_port() -> int:
 def test_tray_icon_menu_runs_and_notifications_under_x(
         x_display: dict[str, str], office: Office, pop3_user: Pop3User, tmp_path: Path) -> None:
     for i in range(3):
-        office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example", subject=f"tray {i}"))
+        office.isp.deliver(pop3_user.name, make_message(to="x@isp.example", subject=f"tray {i}"))
     office.use(office.account_for(pop3_user, "alice"),
                schedule=replace(office.config.schedule, enabled=True, interval_min=60))
     # a second installation whose SMTP port is closed, with mail waiting, so its run fails
     bob_password = "pw-bob-tray"
-    office.dovecot.add_user("bobtray", bob_password)
-    office.dovecot.deliver("bobtray", make_message(to="x@isp.example", subject="stays"))
+    office.isp.add_user("bobtray", bob_password)
+    office.isp.deliver("bobtray", make_message(to="x@isp.example", subject="stays"))
     bob = replace(office.account_for(Pop3User("bobtray", bob_password, Path()), "bob"), deliver_to="bob@contoso.com")
     fail_home = tmp_path / "fail-home"
     fail_config = replace(office.config, accounts=(bob,),
@@ -367,8 +367,8 @@ def test_tray_icon_menu_runs_and_notifications_under_x(
     assert out["menu_after_ok_run"]["summary"]["text"].startswith("Last run ")
     assert "3 delivered" in out["menu_after_ok_run"]["summary"]["text"]
     assert out["notifications_after_ok_run"] == []
-    office.postfix.wait_for_delivered(3, timeout=30)
-    assert office.dovecot.messages(pop3_user.name) == []
+    office.local.wait_for_delivered(3, timeout=30)
+    assert office.isp.messages(pop3_user.name) == []
 
     assert out["notified"], out
     kinds = [n[0] for n in out["notifications"]]
@@ -377,7 +377,7 @@ def test_tray_icon_menu_runs_and_notifications_under_x(
     assert out["states"][:2] == [BUSY, IDLE] and out["states"][-1] == ERROR
     assert out["window_visible_after_click"] and out["window_tab_after_click"] == "Events"
     assert out["selected_event_id"] == int(EventId.SMTP_CONNECTION_FAILED)
-    assert len(office.dovecot.messages("bobtray")) == 1  # nothing lost when the SMTP port was closed
+    assert len(office.isp.messages("bobtray")) == 1  # nothing lost when the SMTP port was closed
     assert out["screenshot_saved"] and shot.stat().st_size > 1000
 
 
@@ -420,7 +420,7 @@ def _app_env(office: Office) -> dict[str, str]:
 
 
 def _logins(office: Office, user: str) -> int:
-    log = office.dovecot.log_path.read_text(errors="replace") if office.dovecot.log_path.exists() else ""
+    log = office.isp.log_path.read_text(errors="replace") if office.isp.log_path.exists() else ""
     return sum(1 for line in log.splitlines() if "Login: user=<" + user + ">" in line)
 
 
@@ -428,15 +428,15 @@ def _logins(office: Office, user: str) -> int:
 def test_second_launch_shows_the_running_instance_and_no_second_engine_runs(
         office: Office, pop3_user: Pop3User, tmp_path: Path) -> None:
     for i in range(2):
-        office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example", subject=f"single {i}"))
+        office.isp.deliver(pop3_user.name, make_message(to="x@isp.example", subject=f"single {i}"))
     office.use(office.account_for(pop3_user, "alice"),
                schedule=replace(office.config.schedule, enabled=True, interval_min=60))
     env = _app_env(office)
     first = Proc(["tray"], env, tmp_path / "tray.out")
     try:
         first.wait_for("no system tray is available")  # offscreen: the window fallback
-        office.postfix.wait_for_delivered(2, timeout=60)  # the start-up cycle
-        first.wait_for(lambda: office.dovecot.messages(pop3_user.name) == [])
+        office.local.wait_for_delivered(2, timeout=60)  # the start-up cycle
+        first.wait_for(lambda: office.isp.messages(pop3_user.name) == [])
         logins_after_first_cycle = _logins(office, pop3_user.name)
         assert logins_after_first_cycle == 1
 
@@ -473,7 +473,7 @@ def test_sigterm_during_a_200_message_run_leaves_nothing_half_handled(
         office: Office, pop3_user: Pop3User, tmp_path: Path) -> None:
     total = 200
     for i in range(total):
-        office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example", subject=f"stop {i}",
+        office.isp.deliver(pop3_user.name, make_message(to="x@isp.example", subject=f"stop {i}",
                                                             message_id=f"<stop-{i}@fabrikam.example>"))
     office.use(office.account_for(pop3_user, "alice"),
                schedule=replace(office.config.schedule, enabled=True, interval_min=60))
@@ -482,7 +482,7 @@ def test_sigterm_during_a_200_message_run_leaves_nothing_half_handled(
         journal_path = office.paths.journal_db
 
         def some_delivered() -> bool:  # watch the mail server, not the journal: no reader in the runner's way
-            return len(office.postfix.delivered_raw()) >= 20
+            return len(office.local.delivered_raw()) >= 20
 
         proc.wait_for(some_delivered, timeout=90)
         signalled = time.monotonic()
@@ -501,12 +501,12 @@ def test_sigterm_during_a_200_message_run_leaves_nothing_half_handled(
     assert not [r for r in records.values() if r.state == SUBMITTING], "a message was left half-handled"
     handled = {r.message_id.lower() for r in records.values() if r.state == HANDLED}
     left = {str(email.message_from_bytes(m, policy=email.policy.default)["Message-ID"]).lower()
-            for m in office.dovecot.messages(pop3_user.name)}
+            for m in office.isp.messages(pop3_user.name)}
     counts = f"handled {len(handled)}, left on the server {len(left)}, records {len(records)}\n{proc.text()[-3000:]}"
     assert 0 < len(left) < total, f"the stop must land mid-run: {counts}"
     print(f"SIGTERM to exit: {stop_s:.2f} s; {counts.splitlines()[0]}")
-    office.postfix.wait_for_delivered(len(handled), timeout=90)
-    delivered = [str(m["Message-ID"]).lower() for m in office.postfix.delivered()]
+    office.local.wait_for_delivered(len(handled), timeout=90)
+    delivered = [str(m["Message-ID"]).lower() for m in office.local.delivered()]
     assert len(delivered) == len(set(delivered)), "a message was delivered twice"
     assert set(delivered) == handled, f"the journal and the local server disagree: {counts}"
     assert not handled & left, f"a handled message is still on the POP3 server: {counts}"

@@ -101,7 +101,7 @@ def test_retrieve_now_fills_events_live_and_the_loop_stays_responsive(
         qtbot: Any, loop: asyncio.AbstractEventLoop, office: Office, pop3_user: Pop3User) -> None:
     """A 500-message run: events appear while it runs; no stall near a second (the benchmark has figures)."""
     for i in range(500):
-        office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example", subject=f"m{i}"))
+        office.isp.deliver(pop3_user.name, make_message(to="x@isp.example", subject=f"m{i}"))
     config = office.use(office.account_for(pop3_user, "alice"))
     window = make_window(qtbot, office.paths, replace(config, schedule=replace(config.schedule, enabled=False)))
     window.show()
@@ -130,8 +130,8 @@ def test_retrieve_now_fills_events_live_and_the_loop_stays_responsive(
     assert rows_mid_run > rows_before + 10, "events must appear while the run is going"
     qtbot.waitUntil(lambda: any(model.event_at(r).id == EventId.CYCLE_FINISHED
                                 for r in range(max(0, model.rowCount() - 5), model.rowCount())), timeout=2000)
-    office.postfix.wait_for_delivered(500, timeout=60)
-    assert office.dovecot.messages(pop3_user.name) == []
+    office.local.wait_for_delivered(500, timeout=60)
+    assert office.isp.messages(pop3_user.name) == []
     window.controller.close()
 
 

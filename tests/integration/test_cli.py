@@ -21,7 +21,7 @@ def pop3gui(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> s
 
 @pytest.mark.servers
 def test_check_flags_the_kb_failure_before_any_mail_flows(office: Office, pop3_user: Pop3User) -> None:
-    office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example"))
+    office.isp.deliver(pop3_user.name, make_message(to="x@isp.example"))
     office.use(office.account_for(pop3_user, "alice", deliver_to="alice@fabrikam.com"))
 
     out = pop3gui("check")
@@ -31,8 +31,8 @@ def test_check_flags_the_kb_failure_before_any_mail_flows(office: Office, pop3_u
     assert "1 message(s)" in out.stdout
     assert "[PROBLEM] alice@fabrikam.com" in out.stdout
     assert "554 5.7.1" in out.stdout and "fix: Add fabrikam.com" in out.stdout
-    assert len(office.dovecot.messages(pop3_user.name)) == 1  # check sends and deletes nothing
-    assert office.postfix.delivered() == []
+    assert len(office.isp.messages(pop3_user.name)) == 1  # check sends and deletes nothing
+    assert office.local.delivered() == []
 
 
 @pytest.mark.servers
@@ -45,14 +45,14 @@ def test_check_passes_on_a_good_setup(office: Office, pop3_user: Pop3User) -> No
 
 @pytest.mark.servers
 def test_run_once_delivers_and_events_shows_it(office: Office, pop3_user: Pop3User) -> None:
-    office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example", subject="via cli"))
+    office.isp.deliver(pop3_user.name, make_message(to="x@isp.example", subject="via cli"))
     office.use(office.account_for(pop3_user, "alice"))
 
     out = pop3gui("run", "--once")
 
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Delivered to alice@contoso.com" in out.stdout
-    office.postfix.wait_for_delivered(1)
+    office.local.wait_for_delivered(1)
     events = [json.loads(line) for line in pop3gui("events", "--json", "--limit", "100").stdout.splitlines()]
     delivered = [e for e in events if e["id"] == 3002]
     assert delivered and delivered[0]["subject"] == "via cli" and delivered[0]["account"] == "alice"
@@ -61,7 +61,7 @@ def test_run_once_delivers_and_events_shows_it(office: Office, pop3_user: Pop3Us
 
 @pytest.mark.servers
 def test_run_once_exits_1_when_a_recipient_is_refused(office: Office, pop3_user: Pop3User) -> None:
-    office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example"))
+    office.isp.deliver(pop3_user.name, make_message(to="x@isp.example"))
     office.use(office.account_for(pop3_user, "alice", deliver_to="ghost@contoso.com"))
     out = pop3gui("run", "--once")
     assert out.returncode == 1

@@ -22,37 +22,37 @@ pytestmark = pytest.mark.servers
 
 
 def recipients_of(office: Office) -> list[str]:
-    return sorted(str(m["Delivered-To"]).lower() for m in office.postfix.delivered())
+    return sorted(str(m["Delivered-To"]).lower() for m in office.local.delivered())
 
 
 async def test_user_mailbox_delivers_everything_to_its_recipient_and_empties_it(
         office: Office, pop3_user: Pop3User) -> None:
-    office.dovecot.deliver(pop3_user.name, make_message(to="someone@isp.example", subject="one"))
-    office.dovecot.deliver(pop3_user.name, make_message(to="other@elsewhere.example", subject="two"))
+    office.isp.deliver(pop3_user.name, make_message(to="someone@isp.example", subject="one"))
+    office.isp.deliver(pop3_user.name, make_message(to="other@elsewhere.example", subject="two"))
     office.use(office.account_for(pop3_user, "alice", deliver_to="alice@contoso.com"))
 
     result = await office.run_cycle()
 
     assert result.exit_code == 0
-    delivered = office.postfix.wait_for_delivered(2)
+    delivered = office.local.wait_for_delivered(2)
     assert sorted(str(m["Subject"]) for m in delivered) == ["one", "two"]
     assert recipients_of(office) == ["alice@contoso.com", "alice@contoso.com"]
     traces = [" ".join(map(str, m.get_all("Received", []))) for m in delivered]
     assert all("pop3gui" in t and 'account "alice"' in t for t in traces)
-    assert office.dovecot.messages(pop3_user.name) == []
+    assert office.isp.messages(pop3_user.name) == []
     assert len(office.of(EventId.MESSAGE_DELIVERED)) == 2
 
 
 async def test_global_mailbox_uses_to_cc_and_never_relays_a_foreign_cc(
         office: Office, pop3_user: Pop3User) -> None:
-    office.dovecot.deliver(pop3_user.name, make_message(
+    office.isp.deliver(pop3_user.name, make_message(
         to="Bob <bob@contoso.com>", cc="carol@CONTOSO.com, Partner <partner@fabrikam.example>", subject="team"))
     office.use(office.account_for(pop3_user, "catch-all", kind="global", deliver_to=""))
 
     result = await office.run_cycle()
 
     assert result.exit_code == 0
-    office.postfix.wait_for_delivered(2)
+    office.local.wait_for_delivered(2)
     assert recipients_of(office) == ["bob@contoso.com", "carol@contoso.com"]
     assert not office.of(EventId.RECIPIENT_REFUSED)  # the foreign Cc never reached RCPT TO
     dropped = office.of(EventId.FOREIGN_RECIPIENTS_DROPPED)
@@ -61,25 +61,25 @@ async def test_global_mailbox_uses_to_cc_and_never_relays_a_foreign_cc(
 
 
 async def test_envelope_header_reveals_bcc_and_wins_over_to_cc(office: Office, pop3_user: Pop3User) -> None:
-    office.dovecot.deliver(pop3_user.name, make_message(
+    office.isp.deliver(pop3_user.name, make_message(
         to="bob@contoso.com", headers={"Delivered-To": "dave@contoso.com"}, subject="bcc copy"))
     office.use(office.account_for(pop3_user, "catch-all", kind="global", deliver_to=""))
 
     assert (await office.run_cycle()).exit_code == 0
-    office.postfix.wait_for_delivered(1)
+    office.local.wait_for_delivered(1)
     assert recipients_of(office) == ["dave@contoso.com"]
 
 
 async def test_routing_rule_and_no_local_recipient(office: Office, pop3_user: Pop3User) -> None:
     from pop3gui.core.config import RoutingRuleConfig
 
-    office.dovecot.deliver(pop3_user.name, make_message(to="sales@isp.example", subject="rule"))
-    office.dovecot.deliver(pop3_user.name, make_message(to="nobody@isp.example", subject="stray"))
+    office.isp.deliver(pop3_user.name, make_message(to="sales@isp.example", subject="rule"))
+    office.isp.deliver(pop3_user.name, make_message(to="nobody@isp.example", subject="stray"))
     account = office.account_for(pop3_user, "catch-all", kind="global", deliver_to="")
     office.use(account, rules=(RoutingRuleConfig("catch-all", "sales@", "sales-team@contoso.com"),))
 
     assert (await office.run_cycle()).exit_code == 0
-    delivered = office.postfix.wait_for_delivered(2)
+    delivered = office.local.wait_for_delivered(2)
     by_subject = {str(m["Subject"]): str(m["Delivered-To"]) for m in delivered}
     assert by_subject == {"rule": "sales-team@contoso.com", "stray": ADMIN}
     assert office.of(EventId.NO_LOCAL_RECIPIENT)
@@ -89,7 +89,7 @@ async def test_mapping_to_a_domain_the_server_refuses_is_diagnosed_and_not_lost(
         office: Office, pop3_user: Pop3User) -> None:
     """The KB's failure: the message goes to the admin with the reason, never into the void."""
     original = make_message(to="alice@isp.example", subject="for fabrikam")
-    office.dovecot.deliver(pop3_user.name, original)
+    office.isp.deliver(pop3_user.name, original)
     office.use(office.account_for(pop3_user, "alice", deliver_to="alice@fabrikam.com"))
 
     result = await office.run_cycle()
@@ -103,32 +103,32 @@ async def test_mapping_to_a_domain_the_server_refuses_is_diagnosed_and_not_lost(
     assert "accepted domains" in event.fix and "recipient policy" in event.fix
     assert "RCPT TO:<alice@fabrikam.com>" in event.transcript and "554 5.7.1" in event.transcript
     assert office.of(EventId.POLICY_WARNING)  # said before any mail flowed
-    notice = office.postfix.wait_for_delivered(1)[0]
+    notice = office.local.wait_for_delivered(1)[0]
     assert str(notice["Delivered-To"]) == ADMIN
     assert "Undeliverable POP3 mail" in str(notice["Subject"])
     text = notice.as_bytes()
     assert b"5.7.1" in text and b"for fabrikam" in text
     attached = [p for p in notice.walk() if p.get_content_type() == "message/rfc822"]
     assert attached, "the original must travel with the notice"
-    assert office.dovecot.messages(pop3_user.name) == []
+    assert office.isp.messages(pop3_user.name) == []
 
 
 async def test_unknown_local_user_is_explained(office: Office, pop3_user: Pop3User) -> None:
-    office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example"))
+    office.isp.deliver(pop3_user.name, make_message(to="x@isp.example"))
     office.use(office.account_for(pop3_user, "ghost", deliver_to="ghost@contoso.com"))
 
     assert (await office.run_cycle()).exit_code == 1
     event = office.of(EventId.RECIPIENT_REFUSED)[0]
     assert "5.1.1" in event.text
     assert "no mailbox ghost@contoso.com" in event.cause
-    office.postfix.wait_for_delivered(1)
+    office.local.wait_for_delivered(1)
     assert recipients_of(office) == [ADMIN]
 
 
 async def test_message_over_the_servers_size_limit_is_quarantined_whole(
         office: Office, pop3_user: Pop3User) -> None:
     big = make_message(to="x@isp.example", subject="huge", body=("x" * 998 + "\r\n") * 300)
-    office.dovecot.deliver(pop3_user.name, big)
+    office.isp.deliver(pop3_user.name, big)
     office.use(office.account_for(pop3_user, "alice"))
 
     assert (await office.run_cycle()).exit_code == 1
@@ -138,70 +138,70 @@ async def test_message_over_the_servers_size_limit_is_quarantined_whole(
     assert len(quarantined) == 1
     assert quarantined[0].read_bytes() == big
     assert office.of(EventId.QUARANTINED)
-    assert office.dovecot.messages(pop3_user.name) == []
+    assert office.isp.messages(pop3_user.name) == []
 
 
 async def test_bigger_than_max_message_kb_stays_on_the_server_with_one_event(
         office: Office, pop3_user: Pop3User) -> None:
     from dataclasses import replace
 
-    office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example", body="y" * 5000))
+    office.isp.deliver(pop3_user.name, make_message(to="x@isp.example", body="y" * 5000))
     office.use(office.account_for(pop3_user, "alice"),
               delivery=replace(office.config.delivery, max_message_kb=1))
     assert (await office.run_cycle()).exit_code == 0
     assert (await office.run_cycle()).exit_code == 0
     assert len(office.of(EventId.MESSAGE_TOO_BIG)) == 1
-    assert len(office.dovecot.messages(pop3_user.name)) == 1
-    assert office.postfix.delivered() == []
+    assert len(office.isp.messages(pop3_user.name)) == 1
+    assert office.local.delivered() == []
 
 
 async def test_second_run_delivers_nothing_twice(office: Office, pop3_user: Pop3User) -> None:
-    office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example"))
+    office.isp.deliver(pop3_user.name, make_message(to="x@isp.example"))
     office.use(office.account_for(pop3_user, "alice", leave_on_server=True))
     await office.run_cycle()
-    office.postfix.wait_for_delivered(1)
+    office.local.wait_for_delivered(1)
     await office.run_cycle()
-    assert office.postfix.wait_for_queue_empty()
-    assert len(office.postfix.delivered()) == 1
+    assert office.local.wait_for_queue_empty()
+    assert len(office.local.delivered()) == 1
 
 
 async def test_leave_on_server_deletes_after_the_configured_days(office: Office, pop3_user: Pop3User) -> None:
-    office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example"))
+    office.isp.deliver(pop3_user.name, make_message(to="x@isp.example"))
     office.use(office.account_for(pop3_user, "alice", leave_on_server=True, delete_after_days=3))
 
     await office.run_cycle()
-    office.postfix.wait_for_delivered(1)
-    assert len(office.dovecot.messages(pop3_user.name)) == 1
+    office.local.wait_for_delivered(1)
+    assert len(office.isp.messages(pop3_user.name)) == 1
     await office.run_cycle(now_offset_days=2)
-    assert len(office.dovecot.messages(pop3_user.name)) == 1
+    assert len(office.isp.messages(pop3_user.name)) == 1
     await office.run_cycle(now_offset_days=3.1)
-    assert office.dovecot.messages(pop3_user.name) == []
-    assert len(office.postfix.delivered()) == 1
+    assert office.isp.messages(pop3_user.name) == []
+    assert len(office.local.delivered()) == 1
     await office.run_cycle(now_offset_days=3.2)  # the deleted message's row is pruned, nothing resent
     journal = Journal(office.paths.journal_db)
     assert journal.records("alice") == {}
     journal.close()
-    assert len(office.postfix.delivered()) == 1
+    assert len(office.local.delivered()) == 1
 
 
 async def test_same_message_id_to_same_recipient_is_suppressed(office: Office, pop3_user: Pop3User) -> None:
     copy = make_message(to="x@isp.example", message_id="<same@fabrikam.example>")
-    office.dovecot.deliver(pop3_user.name, copy)
-    office.dovecot.deliver(pop3_user.name, copy)
+    office.isp.deliver(pop3_user.name, copy)
+    office.isp.deliver(pop3_user.name, copy)
     office.use(office.account_for(pop3_user, "alice"))
 
     assert (await office.run_cycle()).exit_code == 0
-    office.postfix.wait_for_delivered(1)
-    assert office.postfix.wait_for_queue_empty()
-    assert len(office.postfix.delivered()) == 1
+    office.local.wait_for_delivered(1)
+    assert office.local.wait_for_queue_empty()
+    assert len(office.local.delivered()) == 1
     assert len(office.of(EventId.DUPLICATE_SUPPRESSED)) == 1
-    assert office.dovecot.messages(pop3_user.name) == []
+    assert office.isp.messages(pop3_user.name) == []
 
 
 async def test_wrong_password_fails_the_account_with_cause_and_fix(office: Office, pop3_user: Pop3User) -> None:
     from pop3gui.core.credentials import Credentials
 
-    office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example"))
+    office.isp.deliver(pop3_user.name, make_message(to="x@isp.example"))
     account = office.account_for(pop3_user, "alice")
     Credentials().set_pop3_password("alice", "not-the-password")
     office.use(account)
@@ -211,11 +211,11 @@ async def test_wrong_password_fails_the_account_with_cause_and_fix(office: Offic
     event = office.of(EventId.POP3_LOGIN_FAILED)[0]
     assert event.cause and event.fix
     assert "not-the-password" not in "\n".join(e.full_text() for e in office.events)
-    assert len(office.dovecot.messages(pop3_user.name)) == 1
+    assert len(office.isp.messages(pop3_user.name)) == 1
 
 
 async def test_passwords_never_reach_state_logs_or_events(office: Office, pop3_user: Pop3User) -> None:
-    office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example"))
+    office.isp.deliver(pop3_user.name, make_message(to="x@isp.example"))
     office.use(office.account_for(pop3_user, "alice", deliver_to="alice@fabrikam.com"))
     await office.run_cycle()
     secret = pop3_user.password.encode()
@@ -226,20 +226,20 @@ async def test_passwords_never_reach_state_logs_or_events(office: Office, pop3_u
 
 
 async def test_plain_pop3_with_stls(office: Office, pop3_user: Pop3User) -> None:
-    office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example"))
-    office.use(office.account_for(pop3_user, "alice", port=office.dovecot.pop3_port, security="starttls"))
+    office.isp.deliver(pop3_user.name, make_message(to="x@isp.example"))
+    office.use(office.account_for(pop3_user, "alice", port=office.isp.pop3_port, security="starttls"))
     assert (await office.run_cycle()).exit_code == 0
-    office.postfix.wait_for_delivered(1)
+    office.local.wait_for_delivered(1)
 
 
 async def test_untrusted_certificate_is_explained(office: Office, pop3_user: Pop3User) -> None:
-    office.dovecot.deliver(pop3_user.name, make_message(to="x@isp.example"))
+    office.isp.deliver(pop3_user.name, make_message(to="x@isp.example"))
     office.use(office.account_for(pop3_user, "alice", ca_file=""))
     assert (await office.run_cycle()).exit_code == 1
     event = office.of(EventId.POP3_TLS_FAILED)[0]
     assert "127.0.0.1" in event.text or "127.0.0.1" in event.cause
     assert event.fix
-    assert len(office.dovecot.messages(pop3_user.name)) == 1
+    assert len(office.isp.messages(pop3_user.name)) == 1
 
 
 def test_notice_keeps_original_bytes(tmp_path: Path) -> None:
@@ -262,12 +262,12 @@ async def test_quarantined_message_is_delivered_by_resubmit_after_the_fix(
     from pop3gui.core.worker import Connector
 
     original = make_message(to="x@isp.example", subject="stuck")
-    office.dovecot.deliver(pop3_user.name, original)
+    office.isp.deliver(pop3_user.name, original)
     account = office.account_for(pop3_user, "alice", deliver_to="alice@fabrikam.com")
     office.use(account, delivery=replace(office.config.delivery, undeliverable_to="postmaster@fabrikam.com"))
     assert (await office.run_cycle()).exit_code == 1
     [record] = list(Quarantine(office.paths.quarantine_dir).records())
-    assert office.postfix.delivered() == [] and office.dovecot.messages(pop3_user.name) == []
+    assert office.local.delivered() == [] and office.isp.messages(pop3_user.name) == []
 
     fixed = office.use(replace(account, deliver_to="alice@contoso.com"),
                        delivery=replace(office.config.delivery, undeliverable_to=ADMIN))
@@ -277,7 +277,7 @@ async def test_quarantined_message_is_delivered_by_resubmit_after_the_fix(
     finally:
         connector.close()
     assert outcome == "Delivered."
-    [delivered] = office.postfix.wait_for_delivered(1)
+    [delivered] = office.local.wait_for_delivered(1)
     assert str(delivered["Delivered-To"]) == "alice@contoso.com" and str(delivered["Subject"]) == "stuck"
     assert list(Quarantine(office.paths.quarantine_dir).records()) == []
 

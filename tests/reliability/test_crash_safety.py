@@ -76,21 +76,21 @@ def _paths(home: Path) -> Paths:
 
 def _calibrate(office: Office, tmp_path: Path) -> float:
     """Seconds a full, uninterrupted ``run --once`` takes on a mailbox of MAILBOX_SIZE messages."""
-    user = _new_user(office.dovecot)
+    user = _new_user(office.isp)
     home = tmp_path / "calibration"
     account = office.account_for(user, "calibration")
     save_config(Config(smtp=office.config.smtp, delivery=office.config.delivery, policies=office.config.policies,
                        accounts=(account,)), home / "config.toml")
-    _fill(office.dovecot, user.name, "calibration", MAILBOX_SIZE)
+    _fill(office.isp, user.name, "calibration", MAILBOX_SIZE)
     began = time.monotonic()
     proc = start_cli(home, "run", "--once", "-q", output=tmp_path / "calibration.out")
     with reaped(proc):
         code = proc.wait(timeout=120)
     duration = time.monotonic() - began
     assert code == 0, (tmp_path / "calibration.out").read_text(errors="replace")
-    office.postfix.wait_for_delivered(MAILBOX_SIZE, timeout=60)
-    assert office.postfix.wait_for_queue_empty(30)
-    office.postfix.clear()
+    office.local.wait_for_delivered(MAILBOX_SIZE, timeout=60)
+    assert office.local.wait_for_queue_empty(30)
+    office.local.clear()
     Credentials().delete_pop3_password("calibration")
     return duration
 
@@ -121,7 +121,7 @@ def test_random_kills_lose_nothing(office: Office, pop3_user: Pop3User, tmp_path
     rounds = 0
     while kills < MIN_KILLS:
         rounds += 1
-        all_ids += _fill(office.dovecot, pop3_user.name, f"round{rounds}", MAILBOX_SIZE)
+        all_ids += _fill(office.isp, pop3_user.name, f"round{rounds}", MAILBOX_SIZE)
         for _attempt in range(400):
             delay = rng.uniform(0, full_run)
             runs += 1
@@ -151,10 +151,10 @@ def test_random_kills_lose_nothing(office: Office, pop3_user: Pop3User, tmp_path
             pytest.fail(f"round {rounds} never finished clean (seed {seed}); output:\n" + "\n".join(odd_outputs[-3:]))
 
     # The last round ended with a clean run: the mailbox is empty, everything arrived.
-    assert office.dovecot.messages(pop3_user.name) == []
-    office.postfix.wait_for_delivered(len(all_ids), timeout=120)
-    assert office.postfix.wait_for_queue_empty(60)
-    copies = delivered_ids(office.postfix.delivered())
+    assert office.isp.messages(pop3_user.name) == []
+    office.local.wait_for_delivered(len(all_ids), timeout=120)
+    assert office.local.wait_for_queue_empty(60)
+    copies = delivered_ids(office.local.delivered())
     expected = {message_key(m) for m in all_ids}
     lost = sorted(expected - set(copies))
     foreign = sorted(set(copies) - expected)
@@ -201,7 +201,7 @@ def test_random_kills_lose_nothing(office: Office, pop3_user: Pop3User, tmp_path
         assert journal.records("alice") == {}
     finally:
         journal.close()
-    assert sum(delivered_ids(office.postfix.delivered()).values()) == sum(copies.values())
+    assert sum(delivered_ids(office.local.delivered()).values()) == sum(copies.values())
 
 
 def _smtp_sessions(config: Config) -> int:
@@ -219,9 +219,9 @@ def _plain_account(office: Office, user: Pop3User, port: int, **kw: object) -> A
 
 def test_kill_between_dele_and_quit_delivers_each_message_once(office: Office, pop3_user: Pop3User,
                                                                tmp_path: Path) -> None:
-    ids = _fill(office.dovecot, pop3_user.name, "quit", 3)
+    ids = _fill(office.isp, pop3_user.name, "quit", 3)
     output = tmp_path / "runs.out"
-    with KillerProxy("127.0.0.1", office.dovecot.pop3_port, Pop3QuitTrigger()) as proxy:
+    with KillerProxy("127.0.0.1", office.isp.pop3_port, Pop3QuitTrigger()) as proxy:
         office.use(_plain_account(office, pop3_user, proxy.port))
         proc = start_cli(office.home, "run", "--once", output=output)
         proxy.pid = proc.pid
@@ -232,24 +232,24 @@ def test_kill_between_dele_and_quit_delivers_each_message_once(office: Office, p
         sent = bytes(proxy.client_bytes)
         assert sent.count(b"DELE ") == 3 and b"QUIT" in sent
         # QUIT never reached Dovecot: the deletions were rolled back.
-        assert len(office.dovecot.messages(pop3_user.name)) == 3
+        assert len(office.isp.messages(pop3_user.name)) == 3
         check, keys = snapshot_integrity(office.paths.journal_db)
         assert check == "ok" and keys == []
 
         again = run_cli(office.home, "run", "--once")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert office.dovecot.messages(pop3_user.name) == []
-    office.postfix.wait_for_delivered(3)
-    assert office.postfix.wait_for_queue_empty()
-    assert delivered_ids(office.postfix.delivered()) == Counter({message_key(m): 1 for m in ids})
+    assert office.isp.messages(pop3_user.name) == []
+    office.local.wait_for_delivered(3)
+    assert office.local.wait_for_queue_empty()
+    assert delivered_ids(office.local.delivered()) == Counter({message_key(m): 1 for m in ids})
     assert "Delivered to" not in again.stdout  # the restart only deleted
 
 
 def test_kill_between_smtp_acceptance_and_journal_write_resubmits(office: Office, pop3_user: Pop3User,
                                                                   tmp_path: Path) -> None:
-    ids = _fill(office.dovecot, pop3_user.name, "data", 3)
+    ids = _fill(office.isp, pop3_user.name, "data", 3)
     output = tmp_path / "runs.out"
-    postfix = office.postfix
+    postfix = office.local
     trigger = SmtpDataAcceptedTrigger()
     with KillerProxy(postfix.host, postfix.port, trigger) as proxy:
         office.use(office.account_for(pop3_user, "alice"),
@@ -268,11 +268,11 @@ def test_kill_between_smtp_acceptance_and_journal_write_resubmits(office: Office
         assert check == "ok" and accepted in keys, journal_rows(office.paths.journal_db, "alice")
         interrupted = {uid for uid, (state, _) in journal_rows(office.paths.journal_db, "alice").items()
                        if state == SUBMITTING}
-        assert len(office.dovecot.messages(pop3_user.name)) == 3
+        assert len(office.isp.messages(pop3_user.name)) == 3
 
         again = run_cli(office.home, "run", "--once")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert office.dovecot.messages(pop3_user.name) == []
+    assert office.isp.messages(pop3_user.name) == []
     postfix.wait_for_delivered(4)
     assert postfix.wait_for_queue_empty()
     # The accepted cost: the interrupted message arrives twice; nothing is lost,
@@ -290,8 +290,8 @@ def test_kill_between_smtp_acceptance_and_journal_write_resubmits(office: Office
 
 def test_resubmission_event_names_the_message_that_may_arrive_twice(office: Office, pop3_user: Pop3User,
                                                                      tmp_path: Path) -> None:
-    [mid] = _fill(office.dovecot, pop3_user.name, "named", 1)
-    postfix = office.postfix
+    [mid] = _fill(office.isp, pop3_user.name, "named", 1)
+    postfix = office.local
     with KillerProxy(postfix.host, postfix.port, SmtpDataAcceptedTrigger()) as proxy:
         office.use(office.account_for(pop3_user, "alice"),
                    smtp=SmtpConfig(host="127.0.0.1", port=proxy.port, timeout_s=20))

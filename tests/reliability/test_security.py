@@ -76,22 +76,22 @@ def test_no_secret_leaves_the_keyring(office: Office, tmp_path: Path, record_pro
     pop3_password = f"Pop3-Canary-{tag}-p@ss w0rd!"
     smtp_user, smtp_password = "relay@contoso.com", f"Smtp-Canary-{tag}-%s&"
     other_password = f"Other-Canary-{tag}"
-    pop3_user = _user(office.dovecot, pop3_password)
+    pop3_user = _user(office.isp, pop3_password)
     places = Places()
     with RecordingSmtp(auth=(smtp_user, smtp_password), refuse={GHOST: "550 5.1.1 <ghost@contoso.com>: User unknown"}
                        ) as smtp:
-        alice = AccountConfig(name="alice", host="127.0.0.1", port=office.dovecot.pop3s_port, security="tls",
-                              ca_file=str(office.dovecot.ca_path), username=pop3_user, kind="global", timeout_s=20)
-        other = AccountConfig(name="other", host="127.0.0.1", port=office.dovecot.pop3s_port, security="tls",
-                              ca_file=str(office.dovecot.ca_path), username="other-user", kind="user",
+        alice = AccountConfig(name="alice", host="127.0.0.1", port=office.isp.pop3s_port, security="tls",
+                              ca_file=str(office.isp.ca_path), username=pop3_user, kind="global", timeout_s=20)
+        other = AccountConfig(name="other", host="127.0.0.1", port=office.isp.pop3s_port, security="tls",
+                              ca_file=str(office.isp.ca_path), username="other-user", kind="user",
                               deliver_to=ALICE, enabled=False)
         config = replace(office.config, accounts=(alice, other),
                          smtp=SmtpConfig(host="127.0.0.1", port=smtp.port, username=smtp_user, timeout_s=20))
         save_config(config, office.paths.config_file)
         Credentials().set_pop3_password("alice", pop3_password)
         Credentials().set_smtp_password(smtp_user, smtp_password)
-        office.dovecot.deliver(pop3_user, make_message(to=ALICE, subject="for alice"))
-        office.dovecot.deliver(pop3_user, make_message(to=GHOST, subject="for the ghost"))
+        office.isp.deliver(pop3_user, make_message(to=ALICE, subject="for alice"))
+        office.isp.deliver(pop3_user, make_message(to=GHOST, subject="for the ghost"))
 
         def cli(*args: str, stdin: str = "") -> int:
             out = run_cli(office.home, *args, stdin=stdin)
@@ -108,7 +108,7 @@ def test_no_secret_leaves_the_keyring(office: Office, tmp_path: Path, record_pro
         assert Credentials().pop3_password("other") == other_password
         # Now the undeliverable mailbox refuses too: the next refusal ends in quarantine.
         smtp.refuse[ADMIN.lower()] = "550 5.7.1 <admin@contoso.com>: Mailbox disabled"
-        office.dovecot.deliver(pop3_user, make_message(to=GHOST, subject="quarantined"))
+        office.isp.deliver(pop3_user, make_message(to=GHOST, subject="quarantined"))
         assert cli("run", "--once") == 1
         events_out = run_cli(office.home, "events", "--json", "--limit", "100000")
         places.add("stdout of `pop3gui events --json --limit 100000`", events_out.stdout)
@@ -164,19 +164,19 @@ TRICKY = [
 
 def test_tricky_foreign_addresses_never_reach_rcpt_to(office: Office, tmp_path: Path) -> None:
     password = "pw-" + uuid.uuid4().hex[:12]
-    user = _user(office.dovecot, password)
+    user = _user(office.isp, password)
     listed = ", ".join(TRICKY)
     # 1: envelope header names only foreign addresses -> To/Cc decide; the genuine one is in Cc.
-    office.dovecot.deliver(user, make_message(
+    office.isp.deliver(user, make_message(
         to=listed, cc=f"{listed}, Alice <{ALICE}>", subject="to/cc",
         headers={"Delivered-To": TRICKY[0], "X-Original-To": TRICKY[6]}))
     # 2: the envelope headers carry the genuine address among the tricky ones.
     raw = make_message(to=listed, cc=listed, subject="envelope")
     extra = "".join(f"Delivered-To: {a}\r\n" for a in [*TRICKY, ALICE]).encode("utf-8")
-    office.dovecot.deliver(user, extra + raw)
+    office.isp.deliver(user, extra + raw)
     with RecordingSmtp() as smtp:
-        account = AccountConfig(name="catchall", host="127.0.0.1", port=office.dovecot.pop3s_port, security="tls",
-                                ca_file=str(office.dovecot.ca_path), username=user, kind="global", timeout_s=20)
+        account = AccountConfig(name="catchall", host="127.0.0.1", port=office.isp.pop3s_port, security="tls",
+                                ca_file=str(office.isp.ca_path), username=user, kind="global", timeout_s=20)
         Credentials().set_pop3_password("catchall", password)
         save_config(replace(office.config, accounts=(account,),
                             smtp=SmtpConfig(host="127.0.0.1", port=smtp.port, timeout_s=20)),
@@ -185,7 +185,7 @@ def test_tricky_foreign_addresses_never_reach_rcpt_to(office: Office, tmp_path: 
     assert out.returncode == 0, out.stdout + out.stderr
     assert [r.lower() for r in smtp.rcpts] == [ALICE, ALICE], smtp.rcpts
     assert [a.rcpt_tos for a in smtp.accepted] == [(ALICE,), (ALICE,)]
-    assert office.dovecot.messages(user) == []
+    assert office.isp.messages(user) == []
     assert "3005" in out.stdout  # the dropped addresses are reported (FOREIGN_RECIPIENTS_DROPPED)
 
 
@@ -194,7 +194,7 @@ def test_tricky_foreign_addresses_never_reach_rcpt_to(office: Office, tmp_path: 
 
 def _stls_session(office: Office, proxy: KillerProxy, password: str, user: str) -> tuple[int, str]:
     account = AccountConfig(name="stls", host="127.0.0.1", port=proxy.port, security="starttls",
-                            ca_file=str(office.dovecot.ca_path), username=user, kind="user", deliver_to=ALICE,
+                            ca_file=str(office.isp.ca_path), username=user, kind="user", deliver_to=ALICE,
                             timeout_s=20)
     Credentials().set_pop3_password("stls", password)
     office.use(account)
@@ -210,9 +210,9 @@ def _plaintext_part(stream: bytes) -> bytes:
 
 def test_starttls_sends_no_credentials_before_tls(office: Office) -> None:
     password = "Stls-Canary-" + uuid.uuid4().hex[:12]
-    user = _user(office.dovecot, password)
-    office.dovecot.deliver(user, make_message(to="x@isp.example"))
-    with KillerProxy("127.0.0.1", office.dovecot.pop3_port, Trigger()) as proxy:
+    user = _user(office.isp, password)
+    office.isp.deliver(user, make_message(to="x@isp.example"))
+    with KillerProxy("127.0.0.1", office.isp.pop3_port, Trigger()) as proxy:
         code, output = _stls_session(office, proxy, password, user)
     assert code == 0, output
     sent, received = bytes(proxy.client_bytes), bytes(proxy.server_bytes)
@@ -225,7 +225,7 @@ def test_starttls_sends_no_credentials_before_tls(office: Office) -> None:
     assert b"+OK" in received.split(b"STLS")[0] or b"+OK" in received
     for needle in secret_forms(user, password):
         assert needle.encode() not in sent
-    assert len(office.dovecot.messages(user)) == 0
+    assert len(office.isp.messages(user)) == 0
 
 
 class StrippingProxy(KillerProxy):
@@ -253,9 +253,9 @@ class StrippingProxy(KillerProxy):
 
 def test_a_stripped_stls_offer_stops_the_login(office: Office) -> None:
     password = "Strip-Canary-" + uuid.uuid4().hex[:12]
-    user = _user(office.dovecot, password)
-    office.dovecot.deliver(user, make_message(to="x@isp.example"))
-    with StrippingProxy("127.0.0.1", office.dovecot.pop3_port) as proxy:
+    user = _user(office.isp, password)
+    office.isp.deliver(user, make_message(to="x@isp.example"))
+    with StrippingProxy("127.0.0.1", office.isp.pop3_port) as proxy:
         code, output = _stls_session(office, proxy, password, user)
     assert code == 1
     assert "2010" in output or "STLS" in output  # POP3_INSECURE_REFUSED, with cause and fix
@@ -264,4 +264,4 @@ def test_a_stripped_stls_offer_stops_the_login(office: Office) -> None:
         assert command not in sent.upper()
     for needle in secret_forms(user, password):
         assert needle.encode() not in sent
-    assert len(office.dovecot.messages(user)) == 1
+    assert len(office.isp.messages(user)) == 1

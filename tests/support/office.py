@@ -1,4 +1,7 @@
-"""An office on loopback: real Dovecot as the ISP, real Postfix as the local server.
+"""An office on loopback: a real POP3 server as the ISP, a real SMTP server as the local server.
+
+Usually Dovecot and Postfix; the compatibility tests put Courier or GNU
+Mailutils in the ISP's place and Exim or OpenSMTPD in the local server's.
 
 The ``office`` fixture (tests/conftest.py) builds a config for a temporary ``POP3GUI_HOME``, stores the POP3
 passwords in the real (gnome-keyring) Secret Service, and runs cycles of the
@@ -9,8 +12,9 @@ from __future__ import annotations
 
 import email.utils
 from dataclasses import dataclass, field, replace
+from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pop3gui.core.config import AccountConfig, Config, save_config
 from pop3gui.core.credentials import Credentials
@@ -18,13 +22,9 @@ from pop3gui.core.events import Event, EventBus, EventId
 from pop3gui.core.eventstore import EventStore
 from pop3gui.core.paths import Paths
 from pop3gui.core.worker import Connector, CycleResult
-from tests.servers.dovecot import DovecotServer
-from tests.servers.postfix import PostfixServer
 
 if TYPE_CHECKING:
     from tests.conftest import Pop3User
-
-ADMIN = "admin@contoso.com"
 
 
 def make_message(*, to: str = "", cc: str = "", subject: str = "Hello", body: str = "Hi there.\r\n",
@@ -44,13 +44,43 @@ def make_message(*, to: str = "", cc: str = "", subject: str = "Hello", body: st
     return (head + "\r\n\r\n" + body).encode("utf-8")
 
 
+ADMIN = "admin@contoso.com"
+ACCEPTED_DOMAINS = ("contoso.com", "contoso.local")
+UNKNOWN_USERS = ("ghost@contoso.com",)
+MESSAGE_SIZE_LIMIT = 200_000
+
+
+class IspServer(Protocol):
+    """What the tests need of a POP3 server (Dovecot, Courier, GNU Mailutils)."""
+
+    @property
+    def pop3s_port(self) -> int: ...
+    @property
+    def pop3_port(self) -> int: ...
+    @property
+    def ca_path(self) -> Path: ...
+    def deliver(self, user: str, message: bytes) -> str: ...
+    def messages(self, user: str) -> list[bytes]: ...
+
+
+class LocalServer(Protocol):
+    """What the tests need of the office's SMTP server (Postfix, Exim, OpenSMTPD)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    def delivered(self) -> list[EmailMessage]: ...
+    def wait_for_delivered(self, n: int, timeout: float = 10.0) -> list[EmailMessage]: ...
+
+
 @dataclass
 class Office:
     """One test's connector installation and its servers."""
 
     home: Path
-    dovecot: DovecotServer
-    postfix: PostfixServer
+    isp: IspServer
+    local: LocalServer
     config: Config
     events: list[Event] = field(default_factory=list)
 
@@ -59,10 +89,10 @@ class Office:
         return Paths(self.home / "config.toml", self.home / "state", self.home / "logs")
 
     def account_for(self, user: Pop3User, name: str, **kw: object) -> AccountConfig:
-        """A POP3S account on the test Dovecot, trusting its CA."""
+        """A POP3S account on the ISP's server, trusting its CA."""
         values: dict[str, object] = dict(
-            name=name, host="127.0.0.1", port=self.dovecot.pop3s_port, security="tls",
-            ca_file=str(self.dovecot.ca_path), username=user.name, kind="user",
+            name=name, host="127.0.0.1", port=self.isp.pop3s_port, security="tls",
+            ca_file=str(self.isp.ca_path), username=user.name, kind="user",
             deliver_to="alice@contoso.com", timeout_s=20,
         )
         values.update(kw)
