@@ -19,14 +19,11 @@ from tests.servers.exim import EximServer
 from tests.servers.opensmtpd import OpenSmtpdServer
 from tests.servers.private_mta import PrivateMta
 from tests.servers.privroot import PrivateRootError
+from tests.support.office import ACCEPTED_DOMAINS, MESSAGE_SIZE_LIMIT, UNKNOWN_USERS  # as for Postfix
 from tests.support.requirements import in_ci
 
 __all__ = ["exim", "exim_clean", "opensmtpd", "opensmtpd_clean"]
 
-# The same office as the postfix fixture (tests/conftest.py, not importable from here).
-ACCEPTED_DOMAINS = ("contoso.com", "contoso.local")
-UNKNOWN_USERS = ("ghost@contoso.com",)
-MESSAGE_SIZE_LIMIT = 200_000
 
 M = TypeVar("M", bound=PrivateMta)
 
