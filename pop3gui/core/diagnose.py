@@ -50,7 +50,8 @@ class Wording:
         return re.search(self.pattern, text, re.IGNORECASE) is not None
 
 
-# First match wins; more specific wordings come first. The examples are real
+# First match wins, more specific wordings first; an unclear wording only counts
+# when the status code does not say more. The examples are real
 # servers' default replies (docs/events.md lists them; tests check every one).
 WORDINGS: tuple[Wording, ...] = (
     Wording(Refusal.UNKNOWN_USER, r"access denied\.? ?as\(201806281\)", (
@@ -158,13 +159,16 @@ def classify(code: int, message: str) -> Wording:
     """The wording (or status rule) a refusal matches; ``kind`` says what it means."""
     if 400 <= code < 500:
         return Wording(Refusal.TEMPORARY, "", ())
-    for wording in WORDINGS:
-        if wording.matches(message):
+    matching = [wording for wording in WORDINGS if wording.matches(message)]
+    for wording in matching:
+        if wording.kind is not Refusal.UNCLEAR:
             return wording
     status = enhanced_status(message)
-    for prefix, kind in _BY_STATUS:
+    for prefix, kind in _BY_STATUS:  # a specific status says more than an unclear wording
         if status == prefix:
             return Wording(kind, "", ())
+    if matching:
+        return matching[0]
     if code == 552:
         return Wording(Refusal.TOO_BIG, "", ())
     if status.startswith("5.7"):
@@ -212,134 +216,101 @@ def diagnose_recipient(code: int, message: str, recipient: str, *,
             kind = Refusal.DOMAIN_NOT_ACCEPTED
             probed = (f" It refuses {postmaster} too, which every domain a server accepts must take "
                       "(RFC 5321), so it does not accept the domain at all.")
-    return _RECIPIENT_DIAGNOSES.get(kind, _other_recipient)(recipient, domain, reply, probed)
+    cause, fix = _RECIPIENT_TEXTS[kind]
+    words = dict(recipient=recipient, domain=domain, reply=reply, probed=probed, postmaster=postmaster_of(recipient))
+    return Diagnosis(cause=cause.format(**words), fix=fix.format(**words), kind=kind)
 
 
-def _domain_not_accepted(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
-    return Diagnosis(
-        cause=f"The local mail server does not accept mail for the domain {domain}: it treats {recipient} as a "
-        f"foreign address and refuses to relay to it (reply {reply}).{probed}",
-        fix=f"Add {domain} to the local server's accepted domains (Exchange: Accepted Domains; Postfix: "
-        f"virtual_mailbox_domains or mydestination; Exim: local_domains; OpenSMTPD: the domains of its "
-        f"delivery rule) and to a recipient policy, or map the account to an address in a domain the "
-        "server accepts.",
-        kind=Refusal.DOMAIN_NOT_ACCEPTED,
-    )
-
-
-def _unknown_user(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
-    return Diagnosis(
-        cause=f"The local mail server has no mailbox {recipient} (reply {reply}).{probed}",
-        fix=f"Create the mailbox or an alias for {recipient} on the local server, or correct the account's "
+# What each meaning tells the admin, filled in with {recipient}, {domain}, {reply},
+# {postmaster} and {probed} (what the postmaster probe showed, or nothing).
+_RECIPIENT_TEXTS: dict[Refusal, tuple[str, str]] = {
+    Refusal.DOMAIN_NOT_ACCEPTED: (
+        "The local mail server does not accept mail for the domain {domain}: it treats {recipient} as a foreign "
+        "address and refuses to relay to it (reply {reply}).{probed}",
+        "Add {domain} to the local server's accepted domains (Exchange: Accepted Domains; Postfix: "
+        "virtual_mailbox_domains or mydestination; Exim: local_domains; OpenSMTPD: the domains of its delivery "
+        "rule) and to a recipient policy, or map the account to an address in a domain the server accepts.",
+    ),
+    Refusal.UNKNOWN_USER: (
+        "The local mail server has no mailbox {recipient} (reply {reply}).{probed}",
+        "Create the mailbox or an alias for {recipient} on the local server, or correct the account's "
         "deliver_to or the routing rule that produced it.",
-        kind=Refusal.UNKNOWN_USER,
-    )
-
-
-def _mailbox_full(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
-    return Diagnosis(
-        cause=f"{recipient}'s mailbox on the local mail server is full (reply {reply}).",
-        fix=f"Make room in {recipient}'s mailbox or raise its quota; then resubmit the message from quarantine "
-        "or the undeliverable mailbox.",
-        kind=Refusal.MAILBOX_FULL,
-    )
-
-
-def _too_big(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
-    return Diagnosis(
-        cause=f"The message is too big for the local mail server or for {recipient} (reply {reply}).",
-        fix="Raise the local server's message size limit, or lower delivery.max_message_kb so such messages "
-        "stay on the POP3 server.",
-        kind=Refusal.TOO_BIG,
-    )
-
-
-def _line_too_long(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
-    return Diagnosis(
-        cause=f"The message has a line longer than the 1000 octets RFC 5321 allows, and the local mail server "
-        f"refuses such lines (reply {reply}).",
-        fix="Allow long lines on the local server if it can (the sender's mailer should have encoded them), or "
+    ),
+    Refusal.MAILBOX_FULL: (
+        "{recipient}'s mailbox on the local mail server is full (reply {reply}).",
+        "Make room in {recipient}'s mailbox or raise its quota; then resubmit the message from quarantine or "
+        "the undeliverable mailbox.",
+    ),
+    Refusal.TOO_BIG: (
+        "The message is too big for the local mail server or for {recipient} (reply {reply}).",
+        "Raise the local server's message size limit, or lower delivery.max_message_kb so such messages stay "
+        "on the POP3 server.",
+    ),
+    Refusal.LINE_TOO_LONG: (
+        "The message has a line longer than the 1000 octets RFC 5321 allows, and the local mail server refuses "
+        "such lines (reply {reply}).",
+        "Allow long lines on the local server if it can (the sender's mailer should have encoded them), or "
         "have the sender resend the message as an attachment; it is kept for you meanwhile.",
-        kind=Refusal.LINE_TOO_LONG,
-    )
-
-
-def _policy(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
-    return Diagnosis(
-        cause=f"The local mail server's policy refused {recipient} (reply {reply}).{probed}",
-        fix="Check the local server's recipient, sender and content restrictions (for instance that it takes "
-        "mail from the connector's address without authentication, or set smtp.username).",
-        kind=Refusal.POLICY,
-    )
-
-
-def _temporary(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
-    return Diagnosis(
-        cause=f"The local mail server deferred {recipient} temporarily (reply {reply}).",
-        fix="Nothing to do if it passes: the message stays on the POP3 server and is retried next cycle. If it "
+    ),
+    Refusal.POLICY: (
+        "The local mail server's policy refused {recipient} (reply {reply}).{probed}",
+        "Check the local server's recipient, sender and content restrictions (for instance that it takes mail "
+        "from the connector's address without authentication, or set smtp.username).",
+    ),
+    Refusal.TEMPORARY: (
+        "The local mail server deferred {recipient} temporarily (reply {reply}).",
+        "Nothing to do if it passes: the message stays on the POP3 server and is retried next cycle. If it "
         "persists, check the local server's queue, disk space and logs.",
-        kind=Refusal.TEMPORARY,
-    )
-
-
-def _unclear(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
-    return Diagnosis(
-        cause=f"The local mail server refused {recipient} without saying whether it does not accept the domain "
-        f"{domain} or has no such mailbox (reply {reply}).",
-        fix=f"If {domain} is yours, add it to the local server's accepted domains; otherwise create the mailbox "
-        f"{recipient} or correct the mapping. `pop3gui check` tells the two apart by asking the server for "
-        f"{postmaster_of(recipient)}.",
-        kind=Refusal.UNCLEAR,
-    )
-
-
-def _other_recipient(recipient: str, domain: str, reply: str, probed: str) -> Diagnosis:
-    return Diagnosis(
-        cause=f"The local mail server refused {recipient} (reply {reply}).",
-        fix="Read the server's reply and its log for the reason; correct the recipient mapping or the server's "
+    ),
+    Refusal.UNCLEAR: (
+        "The local mail server refused {recipient} without saying whether it does not accept the domain "
+        "{domain} or has no such mailbox (reply {reply}).",
+        "If {domain} is yours, add it to the local server's accepted domains; otherwise create the mailbox "
+        "{recipient} or correct the mapping. `pop3gui check` tells the two apart by asking the server for "
+        "{postmaster}.",
+    ),
+    Refusal.OTHER: (
+        "The local mail server refused {recipient} (reply {reply}).",
+        "Read the server's reply and its log for the reason; correct the recipient mapping or the server's "
         "settings.",
-    )
+    ),
+}
 
-
-_RECIPIENT_DIAGNOSES = {
-    Refusal.DOMAIN_NOT_ACCEPTED: _domain_not_accepted,
-    Refusal.UNKNOWN_USER: _unknown_user,
-    Refusal.MAILBOX_FULL: _mailbox_full,
-    Refusal.TOO_BIG: _too_big,
-    Refusal.LINE_TOO_LONG: _line_too_long,
-    Refusal.POLICY: _policy,
-    Refusal.TEMPORARY: _temporary,
-    Refusal.UNCLEAR: _unclear,
+# For a refusal of the whole message (MAIL FROM or DATA), where it differs.
+_MESSAGE_TEXTS: dict[Refusal, tuple[str, str]] = {
+    Refusal.TOO_BIG: (
+        "The local mail server refuses messages of this size (reply {reply}).",
+        "Raise the local server's message size limit, or lower delivery.max_message_kb so such messages stay "
+        "on the POP3 server instead.",
+    ),
+    Refusal.LINE_TOO_LONG: _RECIPIENT_TEXTS[Refusal.LINE_TOO_LONG],
+    Refusal.MAILBOX_FULL: (
+        "A recipient's mailbox on the local mail server is full (reply {reply}).",
+        "Make room in the mailbox or raise its quota; then resubmit the message from quarantine or the "
+        "undeliverable mailbox.",
+    ),
+    Refusal.TEMPORARY: (
+        "The local mail server deferred the message temporarily (reply {reply}).",
+        "It stays on the POP3 server and is retried next cycle; if it persists, check the local server's disk "
+        "space, queue and logs.",
+    ),
+    Refusal.POLICY: (
+        "The local mail server's policy refused the message (reply {reply}).",
+        "Check the local server's sender and content restrictions (for instance that it accepts mail from the "
+        "connector's address without authentication, or set smtp.username).",
+    ),
+    Refusal.OTHER: (
+        "The local mail server refused the message (reply {reply}).",
+        "Read the server's reply and its log for the reason.",
+    ),
 }
 
 
 def diagnose_message(code: int, message: str) -> Diagnosis:
     """Explain a refusal of the whole message (MAIL FROM or DATA)."""
-    kind, reply = classify(code, message).kind, f"{code} {message.strip()}".strip()
-    if kind is Refusal.TOO_BIG:
-        return Diagnosis(
-            cause=f"The local mail server refuses messages of this size (reply {reply}).",
-            fix="Raise the local server's message size limit, or lower delivery.max_message_kb so such "
-            "messages stay on the POP3 server instead.",
-            kind=kind,
-        )
-    if kind is Refusal.LINE_TOO_LONG:
-        return _line_too_long("", "", reply, "")
-    if kind is Refusal.TEMPORARY:
-        return Diagnosis(
-            cause=f"The local mail server deferred the message temporarily (reply {reply}).",
-            fix="It stays on the POP3 server and is retried next cycle; if it persists, check the local "
-            "server's disk space, queue and logs.",
-            kind=kind,
-        )
-    if kind is Refusal.POLICY or enhanced_status(message).startswith("5.7"):
-        return Diagnosis(
-            cause=f"The local mail server's policy refused the message (reply {reply}).",
-            fix="Check the local server's sender and content restrictions (for instance that it accepts "
-            "mail from the connector's address without authentication, or set smtp.username).",
-            kind=Refusal.POLICY,
-        )
-    return Diagnosis(
-        cause=f"The local mail server refused the message (reply {reply}).",
-        fix="Read the server's reply and its log for the reason.",
-    )
+    kind = classify(code, message).kind
+    if kind not in _MESSAGE_TEXTS:
+        kind = Refusal.POLICY if enhanced_status(message).startswith("5.7") else Refusal.OTHER
+    cause, fix = _MESSAGE_TEXTS[kind]
+    reply = f"{code} {message.strip()}".strip()
+    return Diagnosis(cause=cause.format(reply=reply), fix=fix.format(reply=reply), kind=kind)

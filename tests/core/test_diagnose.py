@@ -102,3 +102,9 @@ def test_an_events_text_names_the_refusal_it_was_labelled_with() -> None:
     for kind in Refusal:
         text = f"The local server refused recipient x@contoso.com{refusal_label(kind)}: 550 whatever"
         assert refusal_named_in(text) is (None if kind in (Refusal.OTHER, Refusal.UNCLEAR) else kind)
+
+
+def test_a_specific_status_wins_over_an_unclear_wording() -> None:
+    reply = (550, "5.1.1 <alice@contoso.com>: Recipient address rejected: unknown")
+    assert classify(*reply).kind is Refusal.UNKNOWN_USER
+    assert not needs_postmaster_probe(*reply)
