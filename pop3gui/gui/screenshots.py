@@ -24,6 +24,7 @@ from pop3gui.core.config import (  # noqa: E402
     RoutingRuleConfig,
     SmtpConfig,
 )
+from pop3gui.core.diagnose import diagnose_recipient, refusal_label  # noqa: E402
 from pop3gui.core.events import Event, EventId, Severity  # noqa: E402
 from pop3gui.core.paths import Paths  # noqa: E402
 from pop3gui.core.spool import Quarantine, QuarantineRecord  # noqa: E402
@@ -63,6 +64,8 @@ def sample_events() -> list[Event]:
     def at(seconds: int) -> datetime:
         return t0 + timedelta(seconds=seconds)
 
+    refusal = diagnose_recipient(550, "5.7.1 Unable to relay", "erin@contoso.eu")  # what a run would say
+
     return [
         Event(EventId.CYCLE_STARTED, Severity.INFO, "Retrieving mail from 3 account(s).", time=at(0)),
         Event(EventId.POLICY_WARNING, Severity.WARNING,
@@ -77,11 +80,9 @@ def sample_events() -> list[Event]:
         Event(EventId.MESSAGE_DELIVERED, Severity.INFO, "Delivered to bob@contoso.com, carol@contoso.com.",
               account="office", subject="Project kick-off", time=at(3)),
         Event(EventId.RECIPIENT_REFUSED, Severity.ERROR,
-              "The local server refused recipient erin@contoso.eu: 550 5.7.1 Unable to relay", account="erin",
-              subject="Invoice 4711", uid="UID9",
-              cause="The local mail server does not accept mail for the domain contoso.eu.",
-              fix="Add contoso.eu to the local server's accepted domains and to a recipient policy, or map the "
-              "account to an address in a domain the server accepts.", transcript=TRANSCRIPT, time=at(4)),
+              f"The local server refused recipient erin@contoso.eu{refusal_label(refusal.kind)}: "
+              "550 5.7.1 Unable to relay", account="erin", subject="Invoice 4711", uid="UID9",
+              cause=refusal.cause, fix=refusal.fix, transcript=TRANSCRIPT, time=at(4)),
         Event(EventId.DIVERTED_TO_UNDELIVERABLE, Severity.WARNING,
               "Sent to the undeliverable mailbox administrator@contoso.com with a notice.", account="erin",
               subject="Invoice 4711", time=at(4)),
