@@ -18,22 +18,11 @@ from __future__ import annotations
 
 import mailbox
 import os
-import shutil
-import ssl
-import tempfile
-import time
 from pathlib import Path
 
-from tests.servers.certs import TestCertificates, make_certificates
-from tests.servers.dovecot import chown_tree, free_port, mail_ids, wait_for_port
-from tests.servers.privroot import (
-    NamespacedProcess,
-    PrivateRoot,
-    PrivateRootError,
-    sha512_crypt,
-    system_user,
-    unpacked_root,
-)
+from tests.servers.dovecot import chown_tree
+from tests.servers.private_pop3 import PrivatePop3Server
+from tests.servers.privroot import PrivateRoot, PrivateRootError, sha512_crypt, system_user
 
 PACKAGES = ["courier-pop", "courier-base", "courier-authlib", "courier-authdaemon", "courier-authlib-userdb"]
 """What is unpacked (the missing shared libraries are added by :func:`unpacked_root`)."""
@@ -63,97 +52,48 @@ wait
 """
 
 
-class CourierServer:
+class CourierServer(PrivatePop3Server):
     """A running Courier POP3 server; use :meth:`start` or the context manager."""
 
-    host = "127.0.0.1"
+    name = label = "courier"
+    packages = PACKAGES
+    log_name = "courier.log"
 
     def __init__(self, root: Path | None = None) -> None:
-        self._own_root = root is None
-        self.root = Path(root or tempfile.mkdtemp(prefix="pop3gui-courier-"))
-        self.root.chmod(0o755)
-        self.mail_dir = self.root / "mail"
-        self.log_path = self.root / "courier.log"
-        self.pop3_port = 0
-        self.pop3s_port = 0
-        self.certs: TestCertificates | None = None
-        self.start_seconds = 0.0
-        self._uid, self._gid = mail_ids()
+        super().__init__(root)
         self._users: dict[str, str] = {}
-        self._private: PrivateRoot | None = None
-        self._proc: NamespacedProcess | None = None
 
-    # -- life cycle ---------------------------------------------------------
+    # -- configuration (PrivateServer.start calls these) ---------------------
 
-    @property
-    def ca_path(self) -> Path:
-        assert self.certs is not None, "server not started"
-        return self.certs.ca_path
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """A client context trusting only this server's CA (host name checked)."""
-        assert self.certs is not None, "server not started"
-        return self.certs.client_context()
-
-    def start(self, timeout: float = 20.0) -> CourierServer:
-        """Unpack (cached), configure and start; raises PrivateRootError when it cannot be prepared."""
-        began = time.monotonic()
-        package_root = unpacked_root("courier", PACKAGES)
-        self.certs = make_certificates(self.root / "tls")
-        self.mail_dir.mkdir(exist_ok=True)
-        self.mail_dir.chmod(0o755)
-        os.chown(self.mail_dir, self._uid, self._gid)
+    def _private(self, unpacked: Path) -> PrivateRoot:
+        assert self.certs is not None
+        self._mail_owned_dir(self.mail_dir, 0o755)
         courier = system_user("courier")
         # couriertls reads the certificate (key and chain in one file) as the courier user.
         pem = self.certs.key_path.read_bytes() + self.certs.cert_path.read_bytes()
-        self.pop3_port = free_port()
-        self.pop3s_port = free_port()
-        while self.pop3s_port == self.pop3_port:
-            self.pop3s_port = free_port()
-        self._private = PrivateRoot(
-            package_root,
+        private = PrivateRoot(
+            unpacked,
             self.root / "ns",
             users=[courier],
-            etc_files={"courier/pop3d.pem": pem, "courier/authdaemonrc": _authdaemonrc(package_root)},
+            etc_files={"courier/pop3d.pem": pem, "courier/authdaemonrc": _authdaemonrc(unpacked)},
             dirs=[
                 ("/run/courier", 0, courier.gid, 0o775),
                 ("/run/courier/authdaemon", courier.uid, courier.gid, 0o750),
             ],
         )
-        self._private.prepare()
-        pem_path = self._private.etc_path("courier/pop3d.pem")
+        private.prepare()
+        pem_path = private.etc_path("courier/pop3d.pem")
         os.chown(pem_path, courier.uid, courier.gid)
         pem_path.chmod(0o600)
+        return private
+
+    def _argv(self) -> list[str]:
         launch = _LAUNCH.format(host=self.host, pop3_port=self.pop3_port, pop3s_port=self.pop3s_port)
-        self._proc = self._private.start(["/bin/sh", "-c", launch], log_path=self.log_path)
-        try:
-            self._write_userdb()
-            for port in (self.pop3_port, self.pop3s_port):
-                wait_for_port(port, timeout, self._describe, alive=self._proc.alive)
-        except BaseException:
-            self.stop()
-            raise
-        self.start_seconds = time.monotonic() - began
-        return self
+        return ["/bin/sh", "-c", launch]
 
-    def _describe(self) -> str:
-        if self._proc is None:
-            return "not started"
-        state = "running" if self._proc.alive() else f"exited with {self._proc.popen.returncode}"
-        return f"courier {state}; log:\n{self._proc.log_tail()}"
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            proc.stop()
-        if self._own_root:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> CourierServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _launched(self) -> None:
+        # makeuserdb runs in the server's namespace, where authuserdb will look.
+        self._write_userdb()
 
     # -- users and mail -----------------------------------------------------
 
@@ -168,20 +108,20 @@ class CourierServer:
         mailbox.Maildir(str(path), create=True).close()
         chown_tree(path, self._uid, self._gid)
         self._users[name] = sha512_crypt(password)
-        if self._proc is not None:
+        if self._process is not None:
             self._write_userdb()
         return path
 
     def _write_userdb(self) -> None:
         """Rewrite /etc/courier/userdb and compile it (authuserdb notices the new userdb.dat)."""
-        assert self._private is not None
+        assert self._private_root is not None
         lines = [
             f"{name}\tuid={self._uid}|gid={self._gid}|home={self.maildir_path(name)}"
             f"|mail={self.maildir_path(name)}|systempw={hashed}\n"
             for name, hashed in sorted(self._users.items())
         ]
-        self._private.write_file("/etc/courier/userdb", "".join(lines).encode(), mode=0o600)
-        proc = self._private.run(["/usr/sbin/makeuserdb"])
+        self._private_root.write_file("/etc/courier/userdb", "".join(lines).encode(), mode=0o600)
+        proc = self._private_root.run(["/usr/sbin/makeuserdb"])
         if proc.returncode != 0:
             raise PrivateRootError(f"makeuserdb failed: {(proc.stdout + proc.stderr).decode(errors='replace')}")
 

@@ -21,14 +21,10 @@ from __future__ import annotations
 import mailbox
 import os
 import shutil
-import ssl
-import tempfile
-import time
 from pathlib import Path
 
-from tests.servers.certs import TestCertificates, make_certificates
-from tests.servers.dovecot import free_port, mail_ids, wait_for_port
-from tests.servers.privroot import NamespacedProcess, PrivateRoot, SystemUser, unpacked_root
+from tests.servers.private_pop3 import PrivatePop3Server
+from tests.servers.privroot import PrivateRoot, SystemUser
 
 PACKAGES = ["mailutils-pop3d"]
 """What is unpacked (the missing shared libraries are added by :func:`unpacked_root`)."""
@@ -59,94 +55,40 @@ server {host}:{pop3s_port} {{
 """
 
 
-class MailutilsServer:
+class MailutilsServer(PrivatePop3Server):
     """A running GNU Mailutils pop3d; use :meth:`start` or the context manager."""
 
-    host = "127.0.0.1"
+    name = "mailutils"
+    label = "mailutils pop3d"
+    packages = PACKAGES
+    log_name = "pop3d.log"
 
     def __init__(self, root: Path | None = None) -> None:
-        self._own_root = root is None
-        self.root = Path(root or tempfile.mkdtemp(prefix="pop3gui-mailutils-"))
-        self.root.chmod(0o755)
-        self.mail_dir = self.root / "mail"
+        super().__init__(root)
         self.lock_dir = self.root / "locks"
-        self.log_path = self.root / "pop3d.log"
-        self.pop3_port = 0
-        self.pop3s_port = 0
-        self.certs: TestCertificates | None = None
-        self.start_seconds = 0.0
-        self._uid, self._gid = mail_ids()
         self._users: dict[str, SystemUser] = {}
-        self._private: PrivateRoot | None = None
-        self._proc: NamespacedProcess | None = None
 
-    # -- life cycle ---------------------------------------------------------
+    # -- configuration (PrivateServer.start calls these) ---------------------
 
-    @property
-    def ca_path(self) -> Path:
-        assert self.certs is not None, "server not started"
-        return self.certs.ca_path
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """A client context trusting only this server's CA (host name checked)."""
-        assert self.certs is not None, "server not started"
-        return self.certs.client_context()
-
-    def start(self, timeout: float = 20.0) -> MailutilsServer:
-        """Unpack (cached), configure and start; raises PrivateRootError when it cannot be prepared."""
-        began = time.monotonic()
-        package_root = unpacked_root("mailutils", PACKAGES)
-        self.certs = make_certificates(self.root / "tls")
+    def _private(self, unpacked: Path) -> PrivateRoot:
+        assert self.certs is not None
         # Mailutils refuses a private key that others can read.
         key = self.root / "tls" / "pop3d.key"
         shutil.copyfile(self.certs.key_path, key)
         key.chmod(0o600)
-        for path, mode in ((self.mail_dir, 0o775), (self.lock_dir, 0o1777)):
-            path.mkdir(exist_ok=True)
-            os.chown(path, self._uid, self._gid)
-            path.chmod(mode)
-        self.pop3_port = free_port()
-        self.pop3s_port = free_port()
-        while self.pop3s_port == self.pop3_port:
-            self.pop3s_port = free_port()
+        self._mail_owned_dir(self.mail_dir, 0o775)
+        self._mail_owned_dir(self.lock_dir, 0o1777)
         config = _CONFIG.format(
             mail=self.mail_dir, locks=self.lock_dir, cert=self.certs.cert_path, key=key,
             host=self.host, pop3_port=self.pop3_port, pop3s_port=self.pop3s_port,
         )  # fmt: skip
-        self._private = PrivateRoot(
-            package_root, self.root / "ns", users=list(self._users.values()),
+        return PrivateRoot(
+            unpacked, self.root / "ns", users=list(self._users.values()),
             etc_files={"mailutils.conf": config},
         )  # fmt: skip
-        self._proc = self._private.start(
-            ["/usr/sbin/pop3d", "--config-file=/etc/mailutils.conf"], log_path=self.log_path
-        )
-        try:
-            for port in (self.pop3_port, self.pop3s_port):
-                wait_for_port(port, timeout, self._describe, alive=self._proc.alive)
-        except BaseException:
-            self.stop()
-            raise
-        self.start_seconds = time.monotonic() - began
-        return self
 
-    def _describe(self) -> str:
-        if self._proc is None:
-            return "not started"
-        state = "running" if self._proc.alive() else f"exited with {self._proc.popen.returncode}"
-        return f"mailutils pop3d {state}; log:\n{self._proc.log_tail()}"
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            proc.stop()
-        if self._own_root:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> MailutilsServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _argv(self) -> list[str]:
+        return ["/usr/sbin/pop3d", "--config-file=/etc/mailutils.conf"]
 
     # -- users and mail -----------------------------------------------------
 
@@ -163,8 +105,8 @@ class MailutilsServer:
         user = SystemUser(name, self._uid, self._gid, home=str(self.mail_dir), shell="/bin/sh",
                           password=password, own_group=False)  # fmt: skip
         self._users[name] = user
-        if self._proc is not None:
-            self._proc.add_user(user)
+        if self._process is not None:
+            self._process.add_user(user)
         return path
 
     def deliver(self, user: str, message: bytes) -> str:

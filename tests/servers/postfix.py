@@ -11,8 +11,6 @@ carrying ``Delivered-To:`` with its envelope recipient.
 from __future__ import annotations
 
 import contextlib
-import email
-import email.policy
 import fcntl
 import os
 import shutil
@@ -20,10 +18,10 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from email.message import EmailMessage
 from pathlib import Path
 
 from tests.servers.dovecot import chown_tree, free_port, mail_ids, process_gone, wait_for_port
+from tests.servers.maildir_copies import MaildirCopies
 
 SYSTEM_CONFIG_DIR = Path("/etc/postfix")
 _LOCK_FILE = Path(tempfile.gettempdir()) / "pop3gui-postfix-main-cf.lock"
@@ -166,7 +164,7 @@ def _update_system_config(
         )  # fmt: skip
 
 
-class PostfixServer:
+class PostfixServer(MaildirCopies):
     """A running private Postfix instance; use :meth:`start` or the context manager."""
 
     def __init__(
@@ -293,41 +291,7 @@ class PostfixServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- what was delivered -------------------------------------------------
-
-    def _files(self) -> list[Path]:
-        found: list[tuple[float, str, Path]] = []
-        for sub in ("new", "cur"):
-            directory = self.maildir / sub
-            if not directory.is_dir():
-                continue
-            for entry in os.scandir(directory):
-                if entry.is_file():
-                    try:
-                        found.append((entry.stat().st_mtime, entry.name, Path(entry.path)))
-                    except FileNotFoundError:
-                        continue
-        found.sort()
-        return [path for _, _, path in found]
-
-    def delivered_raw(self) -> list[tuple[str, bytes]]:
-        """(envelope recipient, message bytes) of every delivered copy, oldest first."""
-        result = []
-        for path in self._files():
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:
-                continue
-            msg = email.message_from_bytes(data, policy=email.policy.default)
-            result.append((str(msg.get("Delivered-To", "")), data))
-        return result
-
-    def delivered(self) -> list[EmailMessage]:
-        """Every delivered copy parsed; ``msg["Delivered-To"]`` is its envelope recipient."""
-        return [
-            email.message_from_bytes(data, policy=email.policy.default)
-            for _, data in self.delivered_raw()
-        ]
+    # -- what was delivered (the rest is MaildirCopies') ---------------------
 
     def queue_files(self) -> list[Path]:
         """Messages still in Postfix's queue (not yet delivered or bounced)."""
@@ -338,19 +302,17 @@ class PostfixServer:
                 files.extend(Path(root) / n for n in names)
         return files
 
-    def wait_for_delivered(self, n: int, timeout: float = 10.0) -> list[EmailMessage]:
-        """Poll until at least *n* copies are delivered; return them all."""
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.delivered()
-            if len(got) >= n:
-                return got
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"{len(got)} of {n} messages delivered after {timeout} s; "
-                    f"{len(self.queue_files())} still queued\n{self._log_tail()}"
-                )
-            time.sleep(0.05)
+    def queued(self) -> int:
+        return len(self.queue_files())
+
+    def _drop_queue(self) -> None:
+        if self._started:
+            subprocess.run(
+                ["postsuper", "-c", str(self.config_dir), "-d", "ALL"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                check=False,
+            )
 
     def wait_for_queue_empty(self, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -361,16 +323,7 @@ class PostfixServer:
         return True
 
     def clear(self) -> None:
-        """Forget everything: drop queued messages and empty the Maildir."""
-        if self._started and self.queue_files():
-            subprocess.run(
-                ["postsuper", "-c", str(self.config_dir), "-d", "ALL"],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                check=False,
-            )
-        for path in self._files():
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        """Forget everything, then hand the Maildir back to the mail user the virtual agent writes as."""
+        super().clear()
         if self.maildir.is_dir():
             chown_tree(self.maildir, *mail_ids())
