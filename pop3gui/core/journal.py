@@ -36,6 +36,7 @@ from pop3gui.core.paths import touch_private
 DUPLICATE_WINDOW_DAYS = 14
 _DAY = 86400.0
 KEY_PREFIX = "v2:"  # message keys written since deliveries are keyed by content
+UID_KEY_PREFIX = KEY_PREFIX + "uidl:"  # keys of messages nothing but their UIDL identifies
 SCHEMA_VERSION = 2
 
 # Message states
@@ -86,6 +87,15 @@ class MessageRecord:
     first_seen: float
     handled_at: float | None
     message_id: str = ""
+
+
+def uid_key(account: str, uid: str) -> str:
+    """The key of a message nothing identifies but its UIDL (no Message-ID, no Date).
+
+    Its deliveries are forgotten with the message (:meth:`Journal.forget`), so
+    a later message the server lists under the same UIDL is never held back.
+    """
+    return f"{UID_KEY_PREFIX}{len(account)}:{account}:{uid}"
 
 
 @dataclass(frozen=True)
@@ -268,6 +278,22 @@ class Journal:
         ).fetchone()
         return row is not None
 
+    def forget(self, account: str, uids: Iterable[str]) -> None:
+        """Drop message rows for UIDs the server has just deleted (QUIT answered +OK).
+
+        RFC 1939 lets a server reuse a deleted message's UIDL: a later message
+        listed under it is new, not this handled one. Delivery rows stay for the
+        duplicate window, except those of a message only its UIDL identified.
+        """
+        self._write(self._forgetting(account, list(uids)), durable=False)
+
+    def _forgetting(self, account: str, uids: list[str]) -> list[tuple[str, tuple[object, ...]]]:
+        statements: list[tuple[str, tuple[object, ...]]] = []
+        for uid in uids:
+            statements.append(("DELETE FROM deliveries WHERE message_key=?", (uid_key(account, uid),)))
+            statements.append(("DELETE FROM messages WHERE account=? AND uid=?", (account, uid)))
+        return statements
+
     def forget_absent(self, account: str, present: Iterable[str]) -> int:
         """Drop message rows for UIDs the server no longer lists (they were deleted).
 
@@ -275,7 +301,7 @@ class Journal:
         """
         keep = set(present)
         gone = [uid for uid in self.records(account) if uid not in keep]
-        self._write([("DELETE FROM messages WHERE account=? AND uid=?", (account, uid)) for uid in gone]
+        self._write(self._forgetting(account, gone)
                     + [("DELETE FROM deliveries WHERE delivered_at<?",
                         (self.now() - 2 * DUPLICATE_WINDOW_DAYS * _DAY,))], durable=False)  # forgetting can wait
         return len(gone)

@@ -70,6 +70,7 @@ from pop3gui.core.journal import (
     OVERSIZE,
     SUBMITTING,
     Journal,
+    uid_key,
 )
 from pop3gui.core.messages import header_block, read_header_block, trace_count, trace_header, undeliverable_notice
 from pop3gui.core.paths import Paths, open_private
@@ -435,6 +436,8 @@ class Connector:
                 self.journal.make_durable()  # the outcomes behind these DELEs reach the disk first
             deleting = True
             await client.dele_many(to_delete, then_quit=True)
+            if to_delete:
+                self.journal.forget(account.name, [uids[number] for number in to_delete])
         except Pop3Error as exc:
             await client.close()
             eid = next((e for cls, e in _POP3_EVENT_IDS if isinstance(exc, cls)), EventId.POP3_COMMAND_FAILED)
@@ -496,6 +499,10 @@ class Connector:
         for number in sorted(sizes):
             uid, size = uids[number], sizes[number]
             record = records.get(uid)
+            if record is not None and record.size != size and record.state in (HANDLED, OVERSIZE):
+                log.info("%s: UIDL %s is listed again with %d bytes instead of %d: a new message",
+                         account.name, uid, size, record.size)
+                record = None  # the server reused the id of a deleted message (RFC 1939 allows it)
             if record is not None and record.state == HANDLED:
                 if self._due_for_deletion(account, record.handled_at):
                     to_delete.append(number)
@@ -801,7 +808,8 @@ class Connector:
             return self._deferred(account, msg, sub, delivered, res)
         refused = list(sub.refused)
         if not refused:
-            self.journal.finish(account.name, msg.uid, msg.key, msg.size, "delivered", delivered, message_id=msg.message_id)
+            self.journal.finish(account.name, msg.uid, msg.key, msg.size, "delivered", delivered,
+                                message_id=msg.message_id)
             res.delivered += 1
             self._emit(EventId.MESSAGE_DELIVERED, Severity.INFO,
                        f"Delivered to {', '.join(delivered)}.", account=account.name, msg=msg)
@@ -902,7 +910,8 @@ class Connector:
                 original=msg.read_bytes())
             result = await smtp.submit("", [target], notice)
             if result.accepted:
-                self.journal.finish(account.name, msg.uid, msg.key, msg.size, "diverted", delivered, message_id=msg.message_id)
+                self.journal.finish(account.name, msg.uid, msg.key, msg.size, "diverted", delivered,
+                                    message_id=msg.message_id)
                 res.diverted += 1
                 self._emit(EventId.DIVERTED_TO_UNDELIVERABLE, Severity.WARNING,
                            f"Sent to the undeliverable mailbox {target} with a notice: {reason}",
@@ -922,7 +931,8 @@ class Connector:
             message_id=msg.message_id, sender=msg.sender, subject=msg.subject, date="", recipients=recipients,
             reason=reason, cause=cause, fix=fix, transcript=transcript, quarantined_at=self.journal.now())
         path = self.quarantine.add(msg.content(), record)
-        self.journal.finish(account.name, msg.uid, msg.key, msg.size, "quarantined", delivered or [], message_id=msg.message_id)
+        self.journal.finish(account.name, msg.uid, msg.key, msg.size, "quarantined", delivered or [],
+                            message_id=msg.message_id)
         res.quarantined += 1
         self._emit(EventId.QUARANTINED, Severity.ERROR, f"Kept in quarantine ({path.name}): {reason}",
                    account=account.name, msg=msg, cause=cause, fix=fix, transcript=transcript)
@@ -937,7 +947,7 @@ def duplicate_key(account: str, msg: _Msg, *, dated: bool) -> str:
     text sent again later, so only the retry of that very POP3 message is matched.
     """
     if not msg.message_id and not dated:
-        return f"{KEY_PREFIX}uidl:{account}\0{msg.uid}"
+        return uid_key(account, msg.uid)
     chunks = [msg.data] if msg.data is not None else file_chunks(msg.spool)
     return f"{KEY_PREFIX}{message_fingerprint(chunks)}"
 

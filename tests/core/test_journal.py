@@ -158,3 +158,15 @@ def test_unwritable_state_folder_is_a_state_error(tmp_path: Path) -> None:
     with pytest.raises(StateError) as info:
         Journal(blocker / "journal.sqlite3")
     assert info.value.fix
+
+
+def test_forgetting_a_deleted_uidl_keeps_content_deliveries_and_drops_uid_ones(journal: Journal) -> None:
+    from pop3gui.core.journal import uid_key
+
+    journal.finish("a", "1", "v2:content", 1, "delivered", ["bob@contoso.com"])
+    journal.finish("a", "2", uid_key("a", "2"), 1, "delivered", ["bob@contoso.com"])
+    journal.forget("a", ["1", "2"])
+    assert journal.get("a", "1") is None and journal.get("a", "2") is None
+    assert journal.earlier_delivery("v2:content", "bob@contoso.com") is not None  # a re-sent copy is caught
+    assert journal.earlier_delivery(uid_key("a", "2"), "bob@contoso.com") is None  # a reused UIDL is not held
+    assert uid_key("a:b", "c") != uid_key("a", "b:c")
