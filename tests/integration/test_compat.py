@@ -100,8 +100,8 @@ async def test_user_and_global_mailboxes_deliver_and_empty_the_mailboxes(site: S
     office.use(
         office.account_for(alice, "alice", deliver_to="alice@contoso.com", timeout_s=10),  # type: ignore[arg-type]
         # The global mailbox over STARTTLS on the plain port, the user mailbox over implicit TLS.
-        office.account_for(shared, "catch-all", kind="global", deliver_to="", port=office.isp.pop3_port,  # type: ignore[arg-type]
-                           security="starttls", timeout_s=10),
+        office.account_for(shared, "catch-all", kind="global", deliver_to="",  # type: ignore[arg-type]
+                           port=office.isp.pop3_port, security="starttls", timeout_s=10),
     )
 
     result = await office.run_cycle()
