@@ -29,7 +29,7 @@ class Refusal(StrEnum):
     LINE_TOO_LONG = "line too long"
     POLICY = "policy"
     TEMPORARY = "temporary"
-    UNCLEAR = "unclear"  # domain or mailbox? the postmaster probe decides
+    UNCLEAR = "domain or mailbox unclear"  # the postmaster probe decides
     OTHER = "other"
 
 
@@ -47,6 +47,7 @@ class Wording:
     unless_domain_refused: Refusal = Refusal.OTHER
 
     def matches(self, text: str) -> bool:
+        """Whether the reply's words match; *text* has its addresses blanked (see :func:`classify`)."""
         return re.search(self.pattern, text, re.IGNORECASE) is not None
 
 
@@ -56,6 +57,11 @@ class Wording:
 WORDINGS: tuple[Wording, ...] = (
     Wording(Refusal.UNKNOWN_USER, r"access denied\.? ?as\(201806281\)", (
         "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)",  # Microsoft 365 (directory check)
+    )),
+    # About the sender or the connection, whatever else the reply says (Postfix may defer them to RCPT).
+    Wording(Refusal.POLICY, r"sender address rejected|client host rejected", (
+        "550 5.1.0 <noreply@contoso.com>: Sender address rejected: User unknown in virtual mailbox table",
+        "554 5.7.1 <unknown[192.0.2.1]>: Client host rejected: Access denied",
     )),
     Wording(Refusal.DOMAIN_NOT_ACCEPTED,
             r"unable to relay|relay(ing)?( access)? (denied|not permitted|prohibited|not allowed)"
@@ -106,10 +112,9 @@ WORDINGS: tuple[Wording, ...] = (
             )),
     Wording(Refusal.POLICY,
             r"spam|blocked|block ?list|black ?list|rejected (by|for) policy|content rejected|virus|\bspf\b"
-            r"|dmarc|sender address rejected|client host rejected|authentication required|not authori[sz]ed",
+            r"|dmarc|authentication required|not authori[sz]ed",
             (
                 "554 5.7.1 Message rejected as spam",
-                "550 5.7.1 <admin@fabrikam.example>: Sender address rejected: Access denied",
                 "530 5.7.0 Authentication required",
             )),
     Wording(Refusal.UNCLEAR, r"invalid recipient|mailbox unavailable|requested action not taken", (
@@ -155,11 +160,19 @@ def postmaster_of(address: str) -> str:
     return f"postmaster@{domain_of(address)}"
 
 
+_ADDRESSES = re.compile(r"<[^<>]*>|[^\s<>]+@[^\s<>]+")
+
+
 def classify(code: int, message: str) -> Wording:
-    """The wording (or status rule) a refusal matches; ``kind`` says what it means."""
+    """The wording (or status rule) a refusal matches; ``kind`` says what it means.
+
+    The addresses a reply quotes are blanked first: ``<spam@contoso.com>`` must
+    not read as a spam verdict.
+    """
     if 400 <= code < 500:
         return Wording(Refusal.TEMPORARY, "", ())
-    matching = [wording for wording in WORDINGS if wording.matches(message)]
+    words = _ADDRESSES.sub("<>", message)
+    matching = [wording for wording in WORDINGS if wording.matches(words)]
     for wording in matching:
         if wording.kind is not Refusal.UNCLEAR:
             return wording
@@ -178,9 +191,24 @@ def classify(code: int, message: str) -> Wording:
     return Wording(Refusal.OTHER, "", ())
 
 
+def domain_taken(postmaster_code: int, postmaster_message: str) -> bool | None:
+    """What the reply to ``RCPT TO:<postmaster@domain>`` says of the domain.
+
+    True: the server takes the domain. False: it refuses postmaster the way it
+    refuses an address it has no place for, so it does not accept the domain.
+    None: the reply says something else (a policy, a temporary problem).
+    """
+    if 200 <= postmaster_code < 300:
+        return True
+    kind = classify(postmaster_code, postmaster_message).kind
+    if kind in (Refusal.DOMAIN_NOT_ACCEPTED, Refusal.UNKNOWN_USER, Refusal.UNCLEAR):
+        return False
+    return None
+
+
 def refusal_label(kind: Refusal) -> str:
     """How an event's text names the meaning of a refusal: " (domain not accepted)", or ''."""
-    return "" if kind in (Refusal.OTHER, Refusal.UNCLEAR) else f" ({kind})"
+    return "" if kind is Refusal.OTHER else f" ({kind})"
 
 
 _LABEL = re.compile(r" \((" + "|".join(re.escape(str(k)) for k in Refusal) + r")\): ")

@@ -44,6 +44,7 @@ SUBMITTING = "submitting"  # downloaded, submission in progress or interrupted
 HANDLED = "handled"  # outcome recorded; may be deleted on the server
 DEFERRED = "deferred"  # the local server said "later": retried next cycle, not an interruption
 OVERSIZE = "oversize"  # bigger than the limit; stays on the server, event emitted once
+DELETING = "deleting"  # DELE sent; the QUIT that commits it may not have been answered
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -89,13 +90,15 @@ class MessageRecord:
     message_id: str = ""
 
 
-def uid_key(account: str, uid: str) -> str:
-    """The key of a message nothing identifies but its UIDL (no Message-ID, no Date).
+def uid_key(account: str, uid: str, fingerprint: str) -> str:
+    """The key of a message only its UIDL and content identify (no Message-ID, no Date).
 
-    Its deliveries are forgotten with the message (:meth:`Journal.forget`), so
-    a later message the server lists under the same UIDL is never held back.
+    The same text may well be sent again (a scanner, an alert), so only a retry
+    of this very POP3 message matches it, and its deliveries are forgotten with
+    the message (:meth:`Journal.forget`): a later message listed under the same
+    UIDL is never held back.
     """
-    return f"{UID_KEY_PREFIX}{len(account)}:{account}:{uid}"
+    return f"{UID_KEY_PREFIX}{len(account)}:{account}:{len(uid)}:{uid}:{fingerprint}"
 
 
 @dataclass(frozen=True)
@@ -290,9 +293,27 @@ class Journal:
     def _forgetting(self, account: str, uids: list[str]) -> list[tuple[str, tuple[object, ...]]]:
         statements: list[tuple[str, tuple[object, ...]]] = []
         for uid in uids:
-            statements.append(("DELETE FROM deliveries WHERE message_key=?", (uid_key(account, uid),)))
+            statements.append((
+                "DELETE FROM deliveries WHERE message_key=(SELECT message_key FROM messages WHERE account=? AND uid=?)"
+                " AND substr(message_key, 1, ?)=?", (account, uid, len(UID_KEY_PREFIX), UID_KEY_PREFIX)))
             statements.append(("DELETE FROM messages WHERE account=? AND uid=?", (account, uid)))
         return statements
+
+    def mark_deleting(self, account: str, uids: Iterable[str]) -> None:
+        """Note that DELE is about to go out for these handled messages.
+
+        Until the QUIT that commits it is answered, the server may still hold the
+        message, or may already list a new message under its UIDL (RFC 1939 allows
+        reuse): a UIDL listed again in this state is downloaded, and its content
+        decides (:meth:`restore_handled`).
+        """
+        self._write([("UPDATE messages SET state=? WHERE account=? AND uid=? AND state=?",
+                      (DELETING, account, uid, HANDLED)) for uid in uids], durable=False)
+
+    def restore_handled(self, account: str, uid: str) -> None:
+        """The message listed again after a DELE is the one already handled: due for DELE again."""
+        self._write([("UPDATE messages SET state=? WHERE account=? AND uid=? AND state=?",
+                      (HANDLED, account, uid, DELETING))], durable=False)
 
     def forget_absent(self, account: str, present: Iterable[str]) -> int:
         """Drop message rows for UIDs the server no longer lists (they were deleted).

@@ -18,7 +18,6 @@ from pop3gui.core.diagnose import (
     diagnose_recipient,
     domain_of,
     needs_postmaster_probe,
-    postmaster_of,
     refusal_label,
 )
 from pop3gui.core.errors import CredentialError, Pop3Error, SmtpError
@@ -124,12 +123,9 @@ async def _postmaster_answers(smtp: SmtpSubmitter, replies: Sequence[RecipientRe
     """For each domain whose refusal does not say why: does the server take postmaster@domain?
 
     RFC 5321 requires every accepted domain to take postmaster, so a refused
-    postmaster means the domain itself is not accepted (MAIL, RCPT, RSET: nothing is sent).
+    postmaster means the domain itself is not accepted (nothing is sent).
     """
-    unclear = {domain_of(r.address).lower(): r.address for r in replies
+    unclear = {domain_of(r.address).lower() for r in replies
                if not r.accepted and needs_postmaster_probe(r.code, r.message)}
-    if not unclear:
-        return {}
-    probe = await smtp.probe("", [postmaster_of(address) for address in unclear.values()])
-    return {domain: reply.accepted for domain, reply in zip(unclear, probe.replies, strict=True)
-            if reply.accepted or reply.permanent}
+    answers = {domain: await smtp.takes_postmaster(domain) for domain in sorted(unclear)}
+    return {domain: taken for domain, taken in answers.items() if taken is not None}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import aiosmtplib
 
 from pop3gui.core.config import SmtpConfig
+from pop3gui.core.diagnose import domain_taken
 from pop3gui.core.errors import SmtpAuthError, SmtpConnectionError, SmtpError, SmtpTimeoutError
 from pop3gui.core.smtp_data import BLOCK, DataEncoder, MessageSource
 
@@ -224,6 +225,17 @@ class SmtpSubmitter:
     async def probe(self, sender: str, recipients: list[str]) -> Submission:
         """MAIL FROM + RCPT TO + RSET: learn what the server would do, send nothing."""
         return await self._transaction(sender, recipients, None)
+
+    async def takes_postmaster(self, domain: str) -> bool | None:
+        """Does the server take postmaster@domain, as RFC 5321 requires of every domain it accepts?
+
+        MAIL FROM:<>, RCPT TO, RSET: nothing is sent. None when the reply does not
+        say (the null sender refused, a policy or temporary reply).
+        """
+        probe = await self.probe("", [f"postmaster@{domain}"])
+        if probe.data_code >= 400 or not probe.replies:  # MAIL FROM itself was refused
+            return None
+        return domain_taken(probe.replies[0].code, probe.replies[0].message)
 
     async def _transaction(self, sender: str, recipients: list[str], message: MessageSource | None) -> Submission:
         reused = self._smtp is not None and self._smtp.is_connected

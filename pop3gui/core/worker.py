@@ -39,7 +39,6 @@ from pop3gui.core.diagnose import (
     diagnose_recipient,
     domain_of,
     needs_postmaster_probe,
-    postmaster_of,
     refusal_label,
 )
 from pop3gui.core.errors import (
@@ -65,6 +64,7 @@ from pop3gui.core.fingerprint import file_chunks, message_fingerprint
 from pop3gui.core.journal import (
     DEFERRED,
     DUPLICATE_WINDOW_DAYS,
+    DELETING,
     HANDLED,
     KEY_PREFIX,
     OVERSIZE,
@@ -432,6 +432,8 @@ class Connector:
             uids = await self._uids(client, account, sizes, listed)
             self.journal.forget_absent(account.name, uids.values())
             to_delete = await self._process_mailbox(client, account, sizes, uids, res)
+            if to_delete:
+                self.journal.mark_deleting(account.name, [uids[number] for number in to_delete])
             if to_delete or self.journal.unsynced:  # an idle poll costs no fsync
                 self.journal.make_durable()  # the outcomes behind these DELEs reach the disk first
             deleting = True
@@ -447,8 +449,8 @@ class Connector:
                            f"The POP3 session ended before QUIT; the server keeps the {len(to_delete)} handled "
                            "message(s) it was asked to delete.", account=account.name,
                            cause="POP3 deletes messages only when the session ends with QUIT.",
-                           fix="Nothing to do: the journal knows they were handled; they are deleted next cycle "
-                           "without being delivered again.")
+                           fix="Nothing to do: next cycle each is downloaded once more, recognised by its content "
+                           "as handled, and deleted without being delivered again.")
             return
         except BaseException:
             await client.close()
@@ -499,10 +501,6 @@ class Connector:
         for number in sorted(sizes):
             uid, size = uids[number], sizes[number]
             record = records.get(uid)
-            if record is not None and record.size != size and record.state in (HANDLED, OVERSIZE):
-                log.info("%s: UIDL %s is listed again with %d bytes instead of %d: a new message",
-                         account.name, uid, size, record.size)
-                record = None  # the server reused the id of a deleted message (RFC 1939 allows it)
             if record is not None and record.state == HANDLED:
                 if self._due_for_deletion(account, record.handled_at):
                     to_delete.append(number)
@@ -793,6 +791,9 @@ class Connector:
                        fix="Add a routing rule or a recipient policy domain if such mail should reach someone.")
 
         prior = self.journal.get(account.name, msg.uid)
+        if prior is not None and prior.state == DELETING and prior.message_key == msg.key:
+            self.journal.restore_handled(account.name, msg.uid)  # a DELE whose QUIT did not commit it
+            return True
         retry = prior is not None and prior.state in (SUBMITTING, DEFERRED)
         self.journal.begin(account.name, msg.uid, msg.key, msg.size, message_id=msg.message_id)
         wanted = [address for address in resolution.recipients
@@ -860,14 +861,13 @@ class Connector:
         domain = domain_of(recipient).lower()
         if domain not in self._postmaster_answers:
             try:
-                probe = await smtp.probe("", [postmaster_of(recipient)])  # MAIL, RCPT, RSET: nothing is sent
+                answer = await smtp.takes_postmaster(domain)
             except SmtpError as exc:
                 log.info("postmaster probe for %s failed: %s", domain, exc)
                 return None
-            answer = probe.replies[0] if probe.replies else None
-            if answer is None or not (answer.accepted or answer.permanent):
+            if answer is None:
                 return None
-            self._postmaster_answers[domain] = answer.accepted
+            self._postmaster_answers[domain] = answer
         return self._postmaster_answers[domain]
 
     def _refusal_event(self, account: AccountConfig, msg: _Msg, reply: RecipientReply, sub: Submission,
@@ -944,12 +944,13 @@ def duplicate_key(account: str, msg: _Msg, *, dated: bool) -> str:
 
     The content fingerprint, shared by every copy of the message in any mailbox.
     A message with neither Message-ID nor Date cannot be told apart from the same
-    text sent again later, so only the retry of that very POP3 message is matched.
+    text sent again later, so only a retry of that very POP3 message (same UIDL,
+    same content) is matched.
     """
+    fingerprint = message_fingerprint([msg.data] if msg.data is not None else file_chunks(msg.spool))
     if not msg.message_id and not dated:
-        return uid_key(account, msg.uid)
-    chunks = [msg.data] if msg.data is not None else file_chunks(msg.spool)
-    return f"{KEY_PREFIX}{message_fingerprint(chunks)}"
+        return uid_key(account, msg.uid, fingerprint)
+    return f"{KEY_PREFIX}{fingerprint}"
 
 
 def _notice_text(account: AccountConfig, msg: _Msg, refusals: list[str], delivered: list[str], cause: str,

@@ -36,9 +36,10 @@ NOTIFY_MS = 15_000
 
 
 def is_policy_refusal(event: Event) -> bool:
-    """A recipient refused for a policy reason: its domain is not accepted (relaying denied), or a rule."""
+    """A recipient refused for a policy reason: its domain is not accepted (relaying denied), a rule,
+    or a refusal that may be either (the postmaster probe could not tell)."""
     return (event.id == EventId.RECIPIENT_REFUSED
-            and refusal_named_in(event.text) in (Refusal.DOMAIN_NOT_ACCEPTED, Refusal.POLICY))
+            and refusal_named_in(event.text) in (Refusal.DOMAIN_NOT_ACCEPTED, Refusal.POLICY, Refusal.UNCLEAR))
 
 
 def same_event(a: Event, b: Event) -> bool:

@@ -8,6 +8,7 @@ from pop3gui.core.diagnose import (
     WORDINGS,
     Refusal,
     classify,
+    domain_taken,
     diagnose_message,
     diagnose_recipient,
     needs_postmaster_probe,
@@ -101,10 +102,35 @@ def test_4xx_is_temporary_whatever_it_says() -> None:
 def test_an_events_text_names_the_refusal_it_was_labelled_with() -> None:
     for kind in Refusal:
         text = f"The local server refused recipient x@contoso.com{refusal_label(kind)}: 550 whatever"
-        assert refusal_named_in(text) is (None if kind in (Refusal.OTHER, Refusal.UNCLEAR) else kind)
+        assert refusal_named_in(text) is (None if kind is Refusal.OTHER else kind)
 
 
 def test_a_specific_status_wins_over_an_unclear_wording() -> None:
     reply = (550, "5.1.1 <alice@contoso.com>: Recipient address rejected: unknown")
     assert classify(*reply).kind is Refusal.UNKNOWN_USER
     assert not needs_postmaster_probe(*reply)
+
+
+@pytest.mark.parametrize("reply", ["550 Invalid recipient: <spam@contoso.com>",
+                                   "550 Invalid recipient: <info@antivirus-shop.de>",
+                                   "550 Requested action not taken: mailbox unavailable <blocked@contoso.com>"])
+def test_the_address_a_reply_quotes_never_steers_its_meaning(reply: str) -> None:
+    assert classify(*_split(reply)).kind is Refusal.UNCLEAR
+
+
+def test_a_refusal_about_the_sender_is_policy_not_the_recipients_mailbox() -> None:
+    reply = (550, "5.1.0 <noreply@contoso.com>: Sender address rejected: User unknown in virtual mailbox table")
+    d = diagnose_recipient(*reply, "bob@contoso.com")
+    assert d.kind is Refusal.POLICY and "Create the mailbox" not in d.fix
+
+
+@pytest.mark.parametrize(("reply", "taken"), [
+    ("250 2.1.5 Ok", True),
+    ("550 Invalid recipient: <postmaster@contoso.eu>", False),
+    ("550 relay not permitted", False),
+    ("550 5.1.1 User unknown", False),
+    ("554 5.7.1 Message rejected as spam", None),
+    ("451 4.3.0 Try again later", None),
+])
+def test_what_the_postmaster_reply_says_of_the_domain(reply: str, taken: bool | None) -> None:
+    assert domain_taken(*_split(reply)) is taken

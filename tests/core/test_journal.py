@@ -164,9 +164,20 @@ def test_forgetting_a_deleted_uidl_keeps_content_deliveries_and_drops_uid_ones(j
     from pop3gui.core.journal import uid_key
 
     journal.finish("a", "1", "v2:content", 1, "delivered", ["bob@contoso.com"])
-    journal.finish("a", "2", uid_key("a", "2"), 1, "delivered", ["bob@contoso.com"])
+    journal.finish("a", "2", uid_key("a", "2", "fp"), 1, "delivered", ["bob@contoso.com"])
     journal.forget("a", ["1", "2"])
     assert journal.get("a", "1") is None and journal.get("a", "2") is None
     assert journal.earlier_delivery("v2:content", "bob@contoso.com") is not None  # a re-sent copy is caught
-    assert journal.earlier_delivery(uid_key("a", "2"), "bob@contoso.com") is None  # a reused UIDL is not held
-    assert uid_key("a:b", "c") != uid_key("a", "b:c")
+    assert journal.earlier_delivery(uid_key("a", "2", "fp"), "bob@contoso.com") is None  # a reused UIDL: new
+    assert uid_key("a:b", "c", "fp") != uid_key("a", "b:c", "fp")
+
+
+def test_a_message_marked_deleting_is_handled_again_only_if_restored(journal: Journal) -> None:
+    from pop3gui.core.journal import DELETING
+
+    journal.finish("a", "1", "v2:k", 1, "delivered", ["bob@contoso.com"])
+    journal.begin("a", "2", "v2:j", 1)  # in progress: never marked
+    journal.mark_deleting("a", ["1", "2"])
+    assert journal.get("a", "1").state == DELETING and journal.get("a", "2").state == SUBMITTING
+    journal.restore_handled("a", "1")
+    assert journal.get("a", "1").state == HANDLED

@@ -65,17 +65,56 @@ async def test_a_uidl_the_server_reuses_after_a_deletion_names_a_new_message(
     assert delivered_subjects(sink) == ["first", "later"]
 
 
-async def test_a_handled_uidl_listed_with_another_size_is_a_new_message(tmp_path: Path, sink: SmtpSink) -> None:
-    """Even when the journal still remembers the old message under that UIDL (a stop right after QUIT)."""
-    later = message("reused id")
-    async with ScriptedPop3Server([later], password=POP3_PASSWORD, uids=["1"]) as pop:
+async def test_a_uidl_listed_again_after_an_unanswered_quit_is_decided_by_its_content(
+        tmp_path: Path, sink: SmtpSink) -> None:
+    """DELE sent, QUIT's answer never known: the same message is only deleted, a new one delivered."""
+    handled, new = message("handled before"), message("new under a reused id")
+    async with ScriptedPop3Server([handled, new], password=POP3_PASSWORD, uids=["1", "2"]) as pop:
         rig = make_rig(tmp_path, pop, sink.port)
         journal = Journal(rig.paths.journal_db)
-        journal.finish(rig.account.name, "1", "v2:an-old-message", len(later) + 17, "delivered", [ALICE])
+        for uid, data in (("1", handled), ("2", message("the message deleted before"))):
+            journal.finish(rig.account.name, uid, _key_of(rig, data), len(data), "delivered", [ALICE])
+        journal.mark_deleting(rig.account.name, ["1", "2"])
         journal.close()
         assert (await rig.cycle()).exit_code == 0
         assert pop.mailbox == []
-    assert delivered_subjects(sink) == ["reused id"]
+    assert delivered_subjects(sink) == ["new under a reused id"]
+    assert not rig.of(EventId.DUPLICATE_SUPPRESSED)  # the handled one was recognised as itself
+
+
+def _key_of(rig: object, data: bytes) -> str:
+    from pop3gui.core.journal import KEY_PREFIX
+    from pop3gui.core.fingerprint import message_fingerprint
+
+    return KEY_PREFIX + message_fingerprint([data])
+
+
+async def test_an_unclear_refusal_is_settled_by_asking_for_postmaster(tmp_path: Path) -> None:
+    unclear = "550 Invalid recipient: <alice@contoso.com>"
+    cases = [({}, "(unknown user)"),
+             ({"postmaster@contoso.com": "550 Invalid recipient: <postmaster@contoso.com>"}, "(domain not accepted)")]
+    for extra, label in cases:
+        async with SmtpSink(rcpt={ALICE: unclear, **extra}) as sink:
+            async with ScriptedPop3Server([message("unclear")], password=POP3_PASSWORD) as pop:
+                rig = make_rig(tmp_path / label.strip("()").replace(" ", "-"), pop, sink.port)
+                assert (await rig.cycle()).exit_code == 1
+            [refused] = rig.of(EventId.RECIPIENT_REFUSED)
+            assert f"{ALICE} {label}: {unclear}" in refused.text, refused.text
+            assert "RCPT TO:<postmaster@contoso.com>" not in refused.transcript
+
+
+async def test_a_probe_whose_null_sender_is_refused_settles_nothing(tmp_path: Path) -> None:
+    """The server refusing MAIL FROM:<> says nothing about the domain: the refusal stays unclear."""
+    unclear = "550 Requested action not taken: mailbox unavailable"
+    async with SmtpSink(rcpt={ALICE: unclear}, mail={"": "550 5.7.1 Null sender not allowed here"}) as sink:
+        async with ScriptedPop3Server([message("unclear")], password=POP3_PASSWORD) as pop:
+            rig = make_rig(tmp_path, pop, sink.port)
+            assert (await rig.cycle()).exit_code == 1
+            assert pop.mailbox == []  # the undeliverable mailbox refused the null sender too: quarantined
+    [refused] = rig.of(EventId.RECIPIENT_REFUSED)
+    assert "(domain or mailbox unclear)" in refused.text, refused.text
+    assert "postmaster@contoso.com" in refused.fix
+    assert rig.of(EventId.QUARANTINED)
 
 
 def delivered_subjects(sink: SmtpSink) -> list[str]:

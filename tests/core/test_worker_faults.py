@@ -119,9 +119,12 @@ async def test_session_lost_before_quit_rolls_back_and_the_next_cycle_deletes_wi
         pop.commands.clear()
         assert (await rig.cycle()).exit_code == 0
         assert pop.mailbox == []
-        assert "DELE 1" in pop.commands and not any(c.startswith("RETR") for c in pop.commands)
+        # Downloaded once more: after a DELE whose QUIT is unknown, the UIDL may name a new message
+        # (RFC 1939 lets a server reuse it), so the content decides; this one is the handled message.
+        assert pop.commands.index("RETR 1") < pop.commands.index("DELE 1")
         assert sink.copies_for(ALICE) == 1, "the journal must stop a second delivery"
         assert not rig.of(EventId.MESSAGE_DELIVERED, this_cycle=True)
+        assert not rig.of(EventId.DUPLICATE_SUPPRESSED, this_cycle=True)  # recognised as itself, not a copy
 
 
 @pytest.mark.parametrize("reply, password, eid, words", [

@@ -82,7 +82,7 @@ async def test_debug_events_only_when_the_logging_level_asks_for_them(tmp_path: 
 @pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
 async def test_outcomes_are_on_disk_before_the_first_dele(tmp_path: Path, sink: SmtpSink, pipelining: bool) -> None:
     """Outcomes are committed as they happen but fsynced once per session: that once must precede DELE."""
-    from pop3gui.core.journal import HANDLED
+    from pop3gui.core.journal import DELETING
     from pop3gui.core.worker import Connector
 
     originals = [message(f"number {i}") for i in range(3)]
@@ -103,7 +103,7 @@ async def test_outcomes_are_on_disk_before_the_first_dele(tmp_path: Path, sink: 
     assert [line for line, _, _ in at_dele] == ["DELE 1", "DELE 2", "DELE 3"]
     for line, unsynced, states in at_dele:
         assert unsynced == 0, f"{line} was sent with {unsynced} outcome(s) not yet on disk"
-        assert states == [HANDLED] * 3
+        assert states == [DELETING] * 3  # handled, and marked before DELE goes out
 
 
 async def test_small_messages_wait_in_memory_and_big_ones_in_the_spool(tmp_path: Path, sink: SmtpSink) -> None:

@@ -29,6 +29,9 @@ Knobs (attributes; change them between cycles to "fix" the server):
 ``login``
     ``(user, password)``: offer AUTH (without TLS); any other
     login is refused with 535.
+``mail``
+    ``{sender: reply}``: answer MAIL FROM for that sender (``""`` is the null
+    sender ``<>``) with the given reply instead of 250.
 
 What it records: ``received`` (one :class:`Received` per accepted DATA),
 ``connections`` (sessions opened).
@@ -60,6 +63,15 @@ class _Handler:
 
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        reply = self.sink.mail.get(address.lower().removeprefix("<").removesuffix(">"))  # "<>" is the null sender
+        if reply is not None:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
@@ -102,8 +114,10 @@ class SmtpSink:
 
     def __init__(self, *, rcpt: dict[str, str] | None = None, data: str | None = None,
                  greeting_421: bool = False, drop_after_data: bool = False,
-                 close_after_data: bool = False, login: tuple[str, str] | None = None) -> None:
+                 close_after_data: bool = False, login: tuple[str, str] | None = None,
+                 mail: dict[str, str] | None = None) -> None:
         self.rcpt = {k.lower(): v for k, v in (rcpt or {}).items()}
+        self.mail = {k.lower(): v for k, v in (mail or {}).items()}
         self.data = data
         self.greeting_421 = greeting_421
         self.drop_after_data = drop_after_data
