@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from tests.servers.dovecot import chown_tree
+from tests.servers.maildir_copies import mailbox_messages
 from tests.servers.private_pop3 import PrivatePop3Server
 from tests.servers.privroot import PrivateRoot, PrivateRootError, sha512_crypt, system_user
 
@@ -145,20 +146,7 @@ class CourierServer(PrivatePop3Server):
 
     def messages(self, user: str) -> list[bytes]:
         """The messages still in *user*'s mailbox, oldest first."""
-        box = mailbox.Maildir(str(self.maildir_path(user)), factory=None, create=False)
-        try:
-            entries = []
-            for key in box.keys():
-                try:
-                    stamp = box.get_message(key).get_date()
-                    data = box.get_bytes(key)
-                except (KeyError, FileNotFoundError):
-                    continue  # removed or renamed by Courier meanwhile
-                entries.append((stamp, key, data))
-        finally:
-            box.close()
-        entries.sort(key=lambda e: (e[0], e[1]))
-        return [data for _, _, data in entries]
+        return mailbox_messages(self.maildir_path(user))
 
 
 def _authdaemonrc(package_root: Path) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.servers.certs import TestCertificates, make_certificates
+from tests.servers.maildir_copies import mailbox_messages
 
 MAIL_USER = "mail"
 
@@ -289,18 +290,4 @@ class DovecotServer:
 
     def messages(self, user: str) -> list[bytes]:
         """The messages still in *user*'s mailbox, oldest first."""
-        path = self.maildir_path(user)
-        box = mailbox.Maildir(str(path), factory=None, create=False)
-        try:
-            entries = []
-            for key in box.keys():
-                try:
-                    stamp = box.get_message(key).get_date()  # file mtime = delivery time
-                    data = box.get_bytes(key)
-                except (KeyError, FileNotFoundError):
-                    continue  # removed or moved by Dovecot meanwhile
-                entries.append((stamp, key, data))
-        finally:
-            box.close()
-        entries.sort(key=lambda e: (e[0], e[1]))
-        return [data for _, _, data in entries]
+        return mailbox_messages(self.maildir_path(user))

@@ -1,4 +1,4 @@
-"""Reading what a test MTA delivered: one Maildir, one file per recipient copy.
+"""Reading Maildirs in the tests: what a test MTA delivered, and what a POP3 server still holds.
 
 Postfix, Exim and OpenSMTPD each play the office's local mail server and
 deliver every accepted recipient into one Maildir. They name the envelope
@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import email
 import email.policy
+import mailbox
 import os
 import time
 from email.message import EmailMessage
@@ -33,6 +34,28 @@ def _parse(data: bytes) -> EmailMessage:
     msg = email.message_from_bytes(data, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
     return msg
+
+
+def mailbox_messages(path: Path) -> list[bytes]:
+    """The messages a POP3 server's user Maildir still holds, oldest first.
+
+    The server may remove or rename a file while it is read (a DELE committed,
+    new/ moved to cur/): such a message is skipped, not an error.
+    """
+    box = mailbox.Maildir(str(path), factory=None, create=False)
+    try:
+        entries = []
+        for key in box.keys():
+            try:
+                stamp = box.get_message(key).get_date()  # file mtime = delivery time
+                data = box.get_bytes(key)
+            except (KeyError, FileNotFoundError):
+                continue
+            entries.append((stamp, key, data))
+    finally:
+        box.close()
+    entries.sort(key=lambda e: (e[0], e[1]))
+    return [data for _, _, data in entries]
 
 
 class MaildirCopies:
