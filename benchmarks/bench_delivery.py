@@ -66,7 +66,7 @@ from tests.servers.postfix import PostfixServer
 
 # pop3gui itself is imported by use_pop3gui_source(), after --rev has chosen which tree to measure.
 POP3GUI_SRC = ROOT
-POP3_SERVICE = "pop3gui"  # pop3gui.core.credentials.POP3_SERVICE, checked in use_pop3gui_source()
+POP3_SERVICE = "pop3gui"  # pop3gui.core.state.credentials.POP3_SERVICE, checked in use_pop3gui_source()
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -94,7 +94,7 @@ def use_pop3gui_source(rev: str | None, work: Path) -> str:
     sys.path.insert(0, str(POP3GUI_SRC))
     for name in [m for m in sys.modules if m == "pop3gui" or m.startswith("pop3gui.")]:
         del sys.modules[name]
-    from pop3gui.core import credentials
+    from pop3gui.core.state import credentials
 
     assert credentials.POP3_SERVICE == POP3_SERVICE, credentials.POP3_SERVICE
     commit = subprocess.run([*git, "rev-parse", "--short", rev or "HEAD"], capture_output=True, text=True,
@@ -447,7 +447,7 @@ class Setup:
 
 
 def pop3gui_home(setup: Setup, workload: Workload, name: str) -> tuple[Path, dict[str, str]]:
-    from pop3gui.core.config import (
+    from pop3gui.core.config.schema import (
         AccountConfig,
         Config,
         DeliveryConfig,

@@ -1,6 +1,6 @@
 """What telling duplicates apart costs: the content fingerprint against a plain SHA-256.
 
-Every downloaded message is fingerprinted once (pop3gui/core/fingerprint.py):
+Every downloaded message is fingerprinted once (pop3gui/core/mail/fingerprint.py):
 its header fields are unfolded and filtered, its line endings normalised, and
 the result hashed. This prints the time per message for both, on messages of
 several sizes, in one process, and their ratio; a delivery costs 1-2 ms a
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pop3gui.core.fingerprint import message_fingerprint  # noqa: E402
+from pop3gui.core.mail.fingerprint import message_fingerprint  # noqa: E402
 from tests.support.same_id import DISTINCT, copies_of  # noqa: E402
 
 SIZES = {"2 KB": 2_000, "10 KB": 10_000, "100 KB": 100_000, "1 MB": 1_000_000}

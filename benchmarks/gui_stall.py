@@ -29,8 +29,8 @@ os.environ.setdefault("QT_API", "pyside6")
 
 def main() -> int:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 500
-    from pop3gui.core.config import AccountConfig, Config, RecipientPolicy, ScheduleConfig, SmtpConfig
-    from pop3gui.core.paths import Paths
+    from pop3gui.core.config.schema import AccountConfig, Config, RecipientPolicy, ScheduleConfig, SmtpConfig
+    from pop3gui.core.state.paths import Paths
     from tests.servers.dovecot import DovecotServer
     from tests.servers.postfix import PostfixServer
     from tests.support.office import make_message

@@ -21,18 +21,18 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from pop3gui import __version__
-from pop3gui.core.config import Config, load_config
-from pop3gui.core.credentials import Credentials, prepare_in_background
-from pop3gui.core.desktop import has_display, no_display_error
+from pop3gui.core.config.schema import Config, load_config
+from pop3gui.core.state.credentials import Credentials, prepare_in_background
+from pop3gui.core.desktop.display import has_display, no_display_error
 from pop3gui.core.errors import ConfigError, Pop3guiError
-from pop3gui.core.events import Event, EventBus, Severity
-from pop3gui.core.eventstore import EventLog, EventStore
-from pop3gui.core.lock import RunnerLock
-from pop3gui.core.paths import HOME_ENV, Paths, default_paths
-from pop3gui.core.worker import Connector
+from pop3gui.core.events.model import Event, EventBus, Severity
+from pop3gui.core.events.store import EventLog, EventStore
+from pop3gui.core.state.lock import RunnerLock
+from pop3gui.core.state.paths import HOME_ENV, Paths, default_paths
+from pop3gui.core.engine.connector import Connector
 
 if TYPE_CHECKING:
-    from pop3gui.core.preflight import Report
+    from pop3gui.core.engine.preflight import Report
     from pop3gui.demo.sandbox import Sandbox
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
@@ -179,7 +179,7 @@ async def _run(connector: Connector, once: bool) -> int:
 
 
 def cmd_check(paths: Paths) -> int:
-    from pop3gui.core.preflight import run_preflight
+    from pop3gui.core.engine.preflight import run_preflight
 
     config = load_config(paths.config_file)
     print(f"Configuration {paths.config_file}: valid.")
@@ -352,7 +352,7 @@ def cmd_demo(*, headless: bool, once: bool, tray: bool, keep: bool) -> int:
 
 
 async def _demo_headless(sandbox: Sandbox, once: bool) -> int:
-    from pop3gui.core.preflight import run_preflight
+    from pop3gui.core.engine.preflight import run_preflight
 
     started = time.monotonic()
     async with sandbox:

@@ -10,7 +10,7 @@ Why the demo does not use the OS keyring like the real connector does:
 - on a headless machine (no desktop session, no Secret Service) the real
   keyring is unavailable, and the demo must work there too.
 
-The connector itself is unchanged: :class:`pop3gui.core.credentials.Credentials`
+The connector itself is unchanged: :class:`pop3gui.core.state.credentials.Credentials`
 reads through ``keyring.get_keyring()``, which :func:`install` points here.
 """
 

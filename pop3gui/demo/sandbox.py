@@ -4,8 +4,8 @@
 starts :class:`~pop3gui.demo.pop3_server.DemoPop3Server` (the ISP's mailboxes)
 and :class:`~pop3gui.demo.exchange.DemoExchange` (the office's server), seeds
 sample mail, writes a sample config with
-:func:`~pop3gui.core.config.save_config`, and puts the sample passwords in an
-in-memory keyring.  The real connector (:class:`~pop3gui.core.worker.Connector`)
+:func:`~pop3gui.core.config.schema.save_config`, and puts the sample passwords in an
+in-memory keyring.  The real connector (:class:`~pop3gui.core.engine.connector.Connector`)
 then runs against it unchanged.
 
 The sample is built to show every promise of the README, and KB Q325464's
@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from pop3gui.core.config import (
+from pop3gui.core.config.schema import (
     AccountConfig,
     Config,
     DeliveryConfig,
@@ -44,12 +44,12 @@ from pop3gui.core.config import (
     SmtpConfig,
     save_config,
 )
-from pop3gui.core.credentials import POP3_SERVICE
-from pop3gui.core.events import Event, EventBus, EventId
-from pop3gui.core.paths import Paths, ensure_private_dir
-from pop3gui.core.preflight import Report
-from pop3gui.core.spool import Quarantine, QuarantineRecord
-from pop3gui.core.worker import Connector
+from pop3gui.core.state.credentials import POP3_SERVICE
+from pop3gui.core.events.model import Event, EventBus, EventId
+from pop3gui.core.state.paths import Paths, ensure_private_dir
+from pop3gui.core.engine.preflight import Report
+from pop3gui.core.state.spool import Quarantine, QuarantineRecord
+from pop3gui.core.engine.connector import Connector
 from pop3gui.demo import keyring_backend
 from pop3gui.demo.exchange import DemoExchange, StoredMessage
 from pop3gui.demo.pop3_server import DemoPop3Server
@@ -193,7 +193,7 @@ class Sandbox:
         self.folder = Path(tempfile.mkdtemp(prefix="pop3gui-demo-")) if folder is None else folder
         ensure_private_dir(self.folder)
         self.keep = keep
-        # The same layout as POP3GUI_HOME=folder (see pop3gui.core.paths.default_paths).
+        # The same layout as POP3GUI_HOME=folder (see pop3gui.core.state.paths.default_paths).
         self.paths = Paths(config_file=self.folder / "config.toml", state_dir=self.folder / "state",
                            log_dir=self.folder / "logs")
         self.pop3 = DemoPop3Server(sample_mailboxes())

@@ -1,7 +1,7 @@
 """The table of POP3 accounts on the Mail Accounts page, with each one's live state.
 
 The model holds the accounts being edited (a list of frozen
-:class:`~pop3gui.core.config.AccountConfig`) and, by account name, what the
+:class:`~pop3gui.core.config.schema.AccountConfig`) and, by account name, what the
 connector last did with each: a run in progress ("12 / 40 messages, 1.2 MB")
 or the last result (time, count, ok / warning / failed).  It learns that from
 the controller's ``progress`` and ``run_finished`` signals and from the core
@@ -26,9 +26,9 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QPalette
 from PySide6.QtWidgets import QApplication
 
-from pop3gui.core.config import AccountConfig
-from pop3gui.core.events import Event, EventId, Severity
-from pop3gui.core.recipients import normalize_domain
+from pop3gui.core.config.schema import AccountConfig
+from pop3gui.core.events.model import Event, EventId, Severity
+from pop3gui.core.mail.recipients import normalize_domain
 from pop3gui.gui.icons import icon
 
 AccountRole = Qt.ItemDataRole.UserRole + 1

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from pop3gui.core.events import Event
+from pop3gui.core.events.model import Event
 
 
 class EventBridge(QObject):
-    """Subscribe an instance to an :class:`~pop3gui.core.events.EventBus`."""
+    """Subscribe an instance to an :class:`~pop3gui.core.events.model.EventBus`."""
 
-    event = Signal(object)  # pop3gui.core.events.Event
+    event = Signal(object)  # pop3gui.core.events.model.Event
 
     def __call__(self, event: Event) -> None:
         self.event.emit(event)

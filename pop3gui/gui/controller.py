@@ -14,15 +14,15 @@ from datetime import datetime, timedelta
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from pop3gui.core.config import AccountConfig, Config, save_config
-from pop3gui.core.credentials import Credentials
+from pop3gui.core.config.schema import AccountConfig, Config, save_config
+from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.errors import Pop3guiError, StateError
-from pop3gui.core.events import Event, EventBus, EventId, Severity
-from pop3gui.core.eventstore import EventLog, EventStore
-from pop3gui.core.lock import RunnerLock
-from pop3gui.core.paths import Paths
-from pop3gui.core.preflight import Finding, check_account, probe_targets
-from pop3gui.core.worker import Connector, CycleResult
+from pop3gui.core.events.model import Event, EventBus, EventId, Severity
+from pop3gui.core.events.store import EventLog, EventStore
+from pop3gui.core.state.lock import RunnerLock
+from pop3gui.core.state.paths import Paths
+from pop3gui.core.engine.preflight import Finding, check_account, probe_targets
+from pop3gui.core.engine.connector import Connector, CycleResult
 from pop3gui.gui.bridge import EventBridge
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from typing import Any
 from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QModelIndex, QObject, QPersistentModelIndex,
                             QSortFilterProxyModel, Qt, QTimer, Signal)
 
-from pop3gui.core.events import Event, Severity
-from pop3gui.core.eventstore import EventStore
+from pop3gui.core.events.model import Event, Severity
+from pop3gui.core.events.store import EventStore
 from pop3gui.gui.icons import severity_icon
 
 EventRole = Qt.ItemDataRole.UserRole + 1  # the core Event

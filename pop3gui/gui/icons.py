@@ -7,7 +7,7 @@ from importlib import resources
 
 from PySide6.QtGui import QIcon
 
-from pop3gui.core.events import Severity
+from pop3gui.core.events.model import Severity
 
 
 @cache

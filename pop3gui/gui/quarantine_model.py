@@ -7,7 +7,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
-from pop3gui.core.spool import Quarantine, QuarantineRecord
+from pop3gui.core.state.spool import Quarantine, QuarantineRecord
 
 RecordRole = Qt.ItemDataRole.UserRole + 1
 _Index = QModelIndex | QPersistentModelIndex

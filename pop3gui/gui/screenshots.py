@@ -16,7 +16,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from pop3gui.core.config import (  # noqa: E402
+from pop3gui.core.config.schema import (  # noqa: E402
     AccountConfig,
     Config,
     DeliveryConfig,
@@ -24,10 +24,10 @@ from pop3gui.core.config import (  # noqa: E402
     RoutingRuleConfig,
     SmtpConfig,
 )
-from pop3gui.core.diagnose import diagnose_recipient, refusal_label  # noqa: E402
-from pop3gui.core.events import Event, EventId, Severity  # noqa: E402
-from pop3gui.core.paths import Paths  # noqa: E402
-from pop3gui.core.spool import Quarantine, QuarantineRecord  # noqa: E402
+from pop3gui.core.smtp.diagnose import diagnose_recipient, refusal_label  # noqa: E402
+from pop3gui.core.events.model import Event, EventId, Severity  # noqa: E402
+from pop3gui.core.state.paths import Paths  # noqa: E402
+from pop3gui.core.state.spool import Quarantine, QuarantineRecord  # noqa: E402
 
 PAGES = ("accounts", "policies", "scheduling", "delivery", "events", "quarantine")
 
@@ -92,8 +92,8 @@ def sample_events() -> list[Event]:
 
 
 def seed(home: Path) -> Paths:
-    from pop3gui.core.config import save_config
-    from pop3gui.core.eventstore import EventStore
+    from pop3gui.core.config.schema import save_config
+    from pop3gui.core.events.store import EventStore
 
     paths = Paths(home / "config.toml", home / "state", home / "logs")
     save_config(SAMPLE_CONFIG, paths.config_file)

@@ -16,7 +16,7 @@ import os
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
-from pop3gui.core.paths import Paths
+from pop3gui.core.state.paths import Paths
 
 log = logging.getLogger(__name__)
 

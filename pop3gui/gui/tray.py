@@ -20,10 +20,10 @@ from PySide6.QtCore import QItemSelectionModel, QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QIcon
 from PySide6.QtWidgets import QLabel, QMenu, QSystemTrayIcon, QWidget
 
-from pop3gui.core.diagnose import Refusal, refusal_named_in
-from pop3gui.core.events import Event, EventId, Severity
-from pop3gui.core.notify_limit import Notice, NotifyLimiter
-from pop3gui.core.worker import CycleResult
+from pop3gui.core.smtp.diagnose import Refusal, refusal_named_in
+from pop3gui.core.events.model import Event, EventId, Severity
+from pop3gui.core.desktop.notify_limit import Notice, NotifyLimiter
+from pop3gui.core.engine.connector import CycleResult
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.icons import icon
 from pop3gui.gui.properties import PropertiesWindow

@@ -16,12 +16,12 @@ import keyring.core
 import pytest
 
 from pop3gui.core.errors import Pop3AuthError, Pop3InUseError
-from pop3gui.core.events import Event, EventBus
-from pop3gui.core.pop3 import Pop3Client
-from pop3gui.core.preflight import run_preflight
+from pop3gui.core.events.model import Event, EventBus
+from pop3gui.core.pop3.client import Pop3Client
+from pop3gui.core.engine.preflight import run_preflight
 from pop3gui.demo.exchange import DemoExchange
 from pop3gui.demo.pop3_server import DemoPop3Server
-from pop3gui.core.spool import Quarantine
+from pop3gui.core.state.spool import Quarantine
 from pop3gui.demo.sandbox import DELIVERED, ERIN, KB_SUBJECT, UNDELIVERABLE, Sandbox
 
 

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pop3gui.core import config as config_module
-from pop3gui.core.config import Config, load_config, parse_config
+from pop3gui.core.config import schema as config_module
+from pop3gui.core.config.schema import Config, load_config, parse_config
 from pop3gui.core.errors import ConfigError
 from tests.fuzz import corpus, count, decode_recipe, run
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pop3gui.core.fingerprint import message_fingerprint
+from pop3gui.core.mail.fingerprint import message_fingerprint
 from tests.fuzz import count, decode_recipe, run
 
 PROPERTY = settings(max_examples=10_000, deadline=None,

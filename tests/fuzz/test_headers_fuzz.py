@@ -6,7 +6,7 @@ bytes (encoded words, groups, comments, IDN, thousands of addresses, missing
 headers, 8-bit garbage), resolution returns, and every recipient is in a
 local domain - or the message goes to the undeliverable mailbox alone.
 
-tests/core/test_recipients.py holds the worked examples and a light property
+tests/core/mail/test_recipients.py holds the worked examples and a light property
 run; this file is the heavy, generated one.
 """
 
@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pop3gui.core.config import DEFAULT_ENVELOPE_HEADERS
-from pop3gui.core.messages import trace_count
-from pop3gui.core.recipients import (
+from pop3gui.core.config.schema import DEFAULT_ENVELOPE_HEADERS
+from pop3gui.core.mail.messages import trace_count
+from pop3gui.core.mail.recipients import (
     LocalDomains,
     Resolution,
     RoutingRule,
@@ -33,7 +33,7 @@ from pop3gui.core.recipients import (
     resolve_global,
     resolve_user,
 )
-from pop3gui.core.worker import header_text
+from pop3gui.core.engine.connector import header_text
 from tests.fuzz import corpus, count, decode_recipe, run
 
 PROPERTY = settings(
@@ -206,7 +206,7 @@ _ADDRESS_TEXT = st.one_of(
 @given(_ADDRESS_TEXT)
 def test_plain_address_shortcut_agrees_with_the_parser(text: str) -> None:
     """The regex shortcut for plain addresses must give exactly what the email package's parser gives."""
-    from pop3gui.core import recipients
+    from pop3gui.core.mail import recipients
 
     assert normalize_address(text) == recipients._normalize_parsed(text), text
     assert recipients._addresses(text) == recipients._addresses_parsed(text), text
@@ -226,7 +226,7 @@ _HEADER_VALUE = st.one_of(
 @given(_HEADER_VALUE, _HEADER_VALUE, st.sampled_from(["Message-ID", "Subject", "message-id"]))
 def test_plain_header_shortcut_agrees_with_the_parser(first: str, second: str, name: str) -> None:
     """Taking a plain header value as it is must give what the header parser gives."""
-    from pop3gui.core import worker
+    from pop3gui.core.engine import connector as worker
 
     raw = f"{name}: {first}\r\nSubject: {second}\r\nMessage-ID: {second}\r\n\r\n".encode()
     headers = parse_headers(raw)

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pop3gui.core.errors import ConfigError, Pop3ConnectionError, Pop3ProtocolError
-from pop3gui.core.pop3 import Pop3Client
-from pop3gui.core.pop3_replies import (
+from pop3gui.core.pop3.client import Pop3Client
+from pop3gui.core.pop3.replies import (
     MAX_STATUS_LINE,
     MAX_UID_LENGTH,
     check_argument,

@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from pop3gui.core.config import (
+from pop3gui.core.config.schema import (
     DEFAULT_ENVELOPE_HEADERS,
     AccountConfig,
     Config,
@@ -23,10 +23,10 @@ from pop3gui.core.config import (
     load_config,
     save_config,
 )
-from pop3gui.core.credentials import Credentials
+from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.errors import CredentialError
-from pop3gui.core.events import Event, EventId, Severity
-from pop3gui.core.paths import Paths
+from pop3gui.core.events.model import Event, EventId, Severity
+from pop3gui.core.state.paths import Paths
 from pop3gui.gui.account_model import AccountRole, AccountTableModel, Column, State
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.dialogs.account import AccountDialog

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
-from pop3gui.core.config import (
+from pop3gui.core.config.schema import (
     AccountConfig,
     Config,
     DeliveryConfig,
@@ -17,7 +17,7 @@ from pop3gui.core.config import (
     load_config,
     save_config,
 )
-from pop3gui.core.paths import Paths
+from pop3gui.core.state.paths import Paths
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.tabs.delivery import DeliveryTab
 from pop3gui.gui.tabs.policies import PoliciesTab

@@ -13,10 +13,10 @@ from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLabel, QMessageBox
 
-from pop3gui.core.config import AccountConfig, Config
-from pop3gui.core.events import Event, EventId, Severity
-from pop3gui.core.eventstore import EventStore
-from pop3gui.core.paths import Paths
+from pop3gui.core.config.schema import AccountConfig, Config
+from pop3gui.core.events.model import Event, EventId, Severity
+from pop3gui.core.events.store import EventStore
+from pop3gui.core.state.paths import Paths
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.event_model import (COL_ACCOUNT, COL_ID, COL_SEVERITY, COL_TEXT, COL_TIME, AccountRole,
                                      EventFilterProxy, EventRole, EventTableModel, SeverityRole)

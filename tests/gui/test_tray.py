@@ -28,12 +28,12 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QLabel
 
-from pop3gui.core.config import Config, SmtpConfig, save_config
-from pop3gui.core.events import Event, EventId, Severity
-from pop3gui.core.journal import SUBMITTING, Journal
-from pop3gui.core.notify_limit import NotifyLimiter
-from pop3gui.core.paths import Paths
-from pop3gui.core.worker import AccountResult, CycleResult
+from pop3gui.core.config.schema import Config, SmtpConfig, save_config
+from pop3gui.core.events.model import Event, EventId, Severity
+from pop3gui.core.state.journal import SUBMITTING, Journal
+from pop3gui.core.desktop.notify_limit import NotifyLimiter
+from pop3gui.core.state.paths import Paths
+from pop3gui.core.engine.connector import AccountResult, CycleResult
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.properties import PropertiesWindow
 from pop3gui.gui.single_instance import server_name

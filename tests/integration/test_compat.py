@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from pop3gui.core.config import Config, DeliveryConfig, RecipientPolicy, SmtpConfig
-from pop3gui.core.credentials import Credentials
-from pop3gui.core.diagnose import Refusal, refusal_named_in
-from pop3gui.core.events import EventId
-from pop3gui.core.preflight import probe_targets
-from pop3gui.core.spool import Quarantine
+from pop3gui.core.config.schema import Config, DeliveryConfig, RecipientPolicy, SmtpConfig
+from pop3gui.core.state.credentials import Credentials
+from pop3gui.core.smtp.diagnose import Refusal, refusal_named_in
+from pop3gui.core.events.model import EventId
+from pop3gui.core.engine.preflight import probe_targets
+from pop3gui.core.state.spool import Quarantine
 from tests.support.office import ADMIN, IspServer, LocalServer, Office, make_message
 
 pytestmark = pytest.mark.servers

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pop3gui.core.events import EventId, Severity
-from pop3gui.core.journal import Journal
+from pop3gui.core.events.model import EventId, Severity
+from pop3gui.core.state.journal import Journal
 from tests.conftest import Pop3User
 from tests.support.office import ADMIN, Office, make_message
 
@@ -71,7 +71,7 @@ async def test_envelope_header_reveals_bcc_and_wins_over_to_cc(office: Office, p
 
 
 async def test_routing_rule_and_no_local_recipient(office: Office, pop3_user: Pop3User) -> None:
-    from pop3gui.core.config import RoutingRuleConfig
+    from pop3gui.core.config.schema import RoutingRuleConfig
 
     office.isp.deliver(pop3_user.name, make_message(to="sales@isp.example", subject="rule"))
     office.isp.deliver(pop3_user.name, make_message(to="nobody@isp.example", subject="stray"))
@@ -199,7 +199,7 @@ async def test_same_message_id_to_same_recipient_is_suppressed(office: Office, p
 
 
 async def test_wrong_password_fails_the_account_with_cause_and_fix(office: Office, pop3_user: Pop3User) -> None:
-    from pop3gui.core.credentials import Credentials
+    from pop3gui.core.state.credentials import Credentials
 
     office.isp.deliver(pop3_user.name, make_message(to="x@isp.example"))
     account = office.account_for(pop3_user, "alice")
@@ -243,7 +243,7 @@ async def test_untrusted_certificate_is_explained(office: Office, pop3_user: Pop
 
 
 def test_notice_keeps_original_bytes(tmp_path: Path) -> None:
-    from pop3gui.core.messages import undeliverable_notice
+    from pop3gui.core.mail.messages import undeliverable_notice
 
     original = make_message(to="x@isp.example", subject="Grüße", body="Zeile mit Umlaut ä\r\n.\r\n..\r\n")
     notice = undeliverable_notice(to=ADMIN, subject="Undeliverable POP3 mail: Grüße", body="why", original=original)
@@ -257,9 +257,9 @@ async def test_quarantined_message_is_delivered_by_resubmit_after_the_fix(
     """Nobody accepts it (mapping and undeliverable mailbox both foreign), then the admin fixes the mapping."""
     from dataclasses import replace
 
-    from pop3gui.core.events import EventBus
-    from pop3gui.core.spool import Quarantine
-    from pop3gui.core.worker import Connector
+    from pop3gui.core.events.model import EventBus
+    from pop3gui.core.state.spool import Quarantine
+    from pop3gui.core.engine.connector import Connector
 
     original = make_message(to="x@isp.example", subject="stuck")
     office.isp.deliver(pop3_user.name, original)

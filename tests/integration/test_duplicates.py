@@ -1,7 +1,7 @@
 """Duplicate suppression against the real Dovecot and Postfix: the same message once, a distinct one always.
 
 Real mail reuses Message-IDs, so only a copy with the same content is a
-duplicate (see pop3gui/core/fingerprint.py); and a copy is one whichever
+duplicate (see pop3gui/core/mail/fingerprint.py); and a copy is one whichever
 mailbox it comes from.
 """
 
@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from pop3gui.core.events import EventId
+from pop3gui.core.events.model import EventId
 from tests.conftest import Pop3User
 from tests.support.office import Office
 from tests.support.same_id import DISTINCT, SHARED_ID, copies_of

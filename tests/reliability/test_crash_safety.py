@@ -26,11 +26,11 @@ from typing import Any
 
 import pytest
 
-from pop3gui.core.config import AccountConfig, Config, SmtpConfig, save_config
-from pop3gui.core.credentials import Credentials
-from pop3gui.core.journal import HANDLED, SUBMITTING, Journal
-from pop3gui.core.paths import Paths
-from pop3gui.core.spool import Quarantine
+from pop3gui.core.config.schema import AccountConfig, Config, SmtpConfig, save_config
+from pop3gui.core.state.credentials import Credentials
+from pop3gui.core.state.journal import HANDLED, SUBMITTING, Journal
+from pop3gui.core.state.paths import Paths
+from pop3gui.core.state.spool import Quarantine
 from tests.conftest import Pop3User
 from tests.servers.dovecot import DovecotServer
 from tests.support.crash import (
@@ -310,7 +310,7 @@ def test_a_killed_journal_is_never_corrupt(tmp_path: Path) -> None:
     db = tmp_path / "journal.sqlite3"
     code = (
         "import sys\n"
-        "from pop3gui.core.journal import Journal\n"
+        "from pop3gui.core.state.journal import Journal\n"
         "j = Journal(__import__('pathlib').Path(sys.argv[1]))\n"
         "i = 0\n"
         "while True:\n"

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from pop3gui.core.config import AccountConfig, SmtpConfig, save_config
-from pop3gui.core.credentials import Credentials
-from pop3gui.core.spool import Quarantine
+from pop3gui.core.config.schema import AccountConfig, SmtpConfig, save_config
+from pop3gui.core.state.credentials import Credentials
+from pop3gui.core.state.spool import Quarantine
 from tests.servers.dovecot import DovecotServer
 from tests.support.crash import files_under, run_cli
 from tests.support.killer_proxy import KillerProxy, Trigger

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pop3gui.core.journal import SUBMITTING
+from pop3gui.core.state.journal import SUBMITTING
 
 
 def cli_env(home: Path) -> dict[str, str]:

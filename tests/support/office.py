@@ -16,12 +16,12 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from pop3gui.core.config import AccountConfig, Config, save_config
-from pop3gui.core.credentials import Credentials
-from pop3gui.core.events import Event, EventBus, EventId
-from pop3gui.core.eventstore import EventStore
-from pop3gui.core.paths import Paths
-from pop3gui.core.worker import Connector, CycleResult
+from pop3gui.core.config.schema import AccountConfig, Config, save_config
+from pop3gui.core.state.credentials import Credentials
+from pop3gui.core.events.model import Event, EventBus, EventId
+from pop3gui.core.events.store import EventStore
+from pop3gui.core.state.paths import Paths
+from pop3gui.core.engine.connector import Connector, CycleResult
 
 if TYPE_CHECKING:
     from tests.conftest import Pop3User

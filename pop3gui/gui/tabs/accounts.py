@@ -31,9 +31,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pop3gui.core.config import AccountConfig, Config, RoutingRuleConfig
+from pop3gui.core.config.schema import AccountConfig, Config, RoutingRuleConfig
 from pop3gui.core.errors import CredentialError
-from pop3gui.core.preflight import Finding
+from pop3gui.core.engine.preflight import Finding
 from pop3gui.gui.account_model import AccountRole, AccountTableModel, Column
 from pop3gui.gui.dialogs.account import AccountDialog
 from pop3gui.gui.icons import icon

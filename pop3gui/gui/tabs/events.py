@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxL
                                QLineEdit, QMessageBox, QPushButton, QSplitter, QTableView, QTextBrowser,
                                QToolButton, QVBoxLayout, QWidget)
 
-from pop3gui.core.config import Config
+from pop3gui.core.config.schema import Config
 from pop3gui.core.errors import Pop3guiError
-from pop3gui.core.events import Event, Severity
+from pop3gui.core.events.model import Event, Severity
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.event_model import (COL_ACCOUNT, COL_ID, COL_SEVERITY, COL_TIME, EventFilterProxy,
                                      EventTableModel, severity_name)

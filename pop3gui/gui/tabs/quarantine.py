@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from pop3gui.core.errors import Pop3guiError
-from pop3gui.core.spool import Quarantine, QuarantineRecord
+from pop3gui.core.state.spool import Quarantine, QuarantineRecord
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.quarantine_model import QuarantineModel
 

@@ -1,0 +1,1 @@
+"""What the connector asks of the desktop: a screen, autostart, notification limits."""

@@ -1,0 +1,1 @@
+"""The download/submit loop: cycles, mailboxes, one message's fate, status."""

@@ -1,0 +1,132 @@
+"""``pop3gui check``: find every failure before any mail flows.
+
+It validates what the config alone can tell (the KB's failure: a target in a
+domain no recipient policy covers), then asks the real servers: each POP3
+account logs in (STAT, CAPA, UIDL), and each local target is probed on the SMTP
+server with MAIL FROM + RCPT TO + RSET, so nothing is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pop3gui.core.config.schema import AccountConfig, Config, policy_warnings
+from pop3gui.core.state.credentials import Credentials
+from pop3gui.core.smtp.diagnose import (
+    diagnose_recipient,
+    domain_of,
+    needs_postmaster_probe,
+    refusal_label,
+)
+from pop3gui.core.errors import CredentialError, Pop3Error, SmtpError
+from pop3gui.core.pop3.client import Pop3Client
+from pop3gui.core.smtp.submit import RecipientReply, SmtpSubmitter
+from pop3gui.core.tls import client_context
+
+
+@dataclass(frozen=True)
+class Finding:
+    ok: bool
+    subject: str  # what was checked: "account 'alice'", "smtp", "alice@contoso.com"
+    text: str
+    cause: str = ""
+    fix: str = ""
+
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.findings)
+
+    def add(self, finding: Finding) -> None:
+        self.findings.append(finding)
+
+
+def local_targets(config: Config) -> list[tuple[str, str]]:
+    """(where, address) of every configured local target, deduped by address."""
+    seen: dict[str, str] = {}
+    for acc in config.accounts:
+        if acc.kind == "user" and acc.enabled:
+            seen.setdefault(acc.deliver_to.lower(), f"account '{acc.name}' deliver_to")
+    for i, rule in enumerate(config.rules):
+        seen.setdefault(rule.deliver_to.lower(), f"routing_rule {i + 1} deliver_to")
+    if config.delivery.undeliverable_to:
+        seen.setdefault(config.delivery.undeliverable_to.lower(), "delivery.undeliverable_to")
+    return [(where, address) for address, where in seen.items()]
+
+
+async def check_account(account: AccountConfig, credentials: Credentials) -> Finding:
+    """Log in, STAT, CAPA and UIDL; send nothing, delete nothing."""
+    subject = f"account '{account.name}'"
+    try:
+        password = await asyncio.to_thread(credentials.pop3_password, account.name)
+        client = Pop3Client(account.host, account.port, security=account.security, verify_tls=account.verify_tls,
+                            timeout=account.timeout_s,
+                            ssl_context=client_context(verify=account.verify_tls, ca_file=account.ca_file)
+                            if account.security != "none" else None)
+        async with client:
+            await client.login(account.username, password)
+            count, size = await client.stat()
+            uidl = await client.uidl()
+            caps = ", ".join(sorted(client.capabilities)) or "none"
+    except (CredentialError, Pop3Error) as exc:
+        return Finding(False, subject, str(exc), exc.cause, exc.fix)
+    text = f"logged in to {account.host}:{account.port}; {count} message(s), {size} bytes; capabilities: {caps}"
+    if uidl is None:
+        return Finding(True, subject, text + "; no UIDL (messages are identified by a header hash)")
+    return Finding(True, subject, text)
+
+
+async def run_preflight(config: Config, credentials: Credentials | None = None) -> Report:
+    credentials = credentials or Credentials()
+    report = Report()
+    for warning in policy_warnings(config):
+        report.add(Finding(False, warning.address, warning.text, "No recipient policy covers this domain.",
+                           warning.fix))
+    for account in config.accounts:
+        if account.enabled:
+            report.add(await check_account(account, credentials))
+    report.findings.extend(await probe_targets(config, credentials))
+    return report
+
+
+async def probe_targets(config: Config, credentials: Credentials) -> list[Finding]:
+    """Connect to the local server and RCPT-probe every local target (MAIL, RCPT, RSET)."""
+    smtp_subject = f"smtp {config.smtp.host}:{config.smtp.port}"
+    try:
+        password = (await asyncio.to_thread(credentials.smtp_password, config.smtp.username)
+                    if config.smtp.username else None)
+        targets = local_targets(config)
+        async with SmtpSubmitter(config.smtp, password) as smtp:
+            probe = await smtp.probe("", [address for _, address in targets]) if targets else None
+            postmaster = await _postmaster_answers(smtp, probe.replies if probe else ())
+    except (CredentialError, SmtpError) as exc:
+        return [Finding(False, smtp_subject, str(exc), exc.cause, exc.fix)]
+    findings = [Finding(True, smtp_subject, "connected" + (" and logged in" if config.smtp.username else ""))]
+    for (where, _), reply in zip(targets, probe.replies if probe else ()):  # noqa: B905
+        if reply.accepted:
+            findings.append(Finding(True, reply.address, f"{where}: accepted by the local server ({reply.code})"))
+        else:
+            d = diagnose_recipient(reply.code, reply.message, reply.address,
+                                   postmaster_accepted=postmaster.get(domain_of(reply.address).lower()))
+            findings.append(Finding(False, reply.address,
+                                    f"{where}: refused{refusal_label(d.kind)}: {reply.code} {reply.message}",
+                                    d.cause, d.fix))
+    return findings
+
+
+async def _postmaster_answers(smtp: SmtpSubmitter, replies: Sequence[RecipientReply]) -> dict[str, bool]:
+    """For each domain whose refusal does not say why: does the server take postmaster@domain?
+
+    RFC 5321 requires every accepted domain to take postmaster, so a refused
+    postmaster means the domain itself is not accepted (nothing is sent).
+    """
+    unclear = {domain_of(r.address).lower() for r in replies
+               if not r.accepted and needs_postmaster_probe(r.code, r.message)}
+    answers = {domain: await smtp.takes_postmaster(domain) for domain in sorted(unclear)}
+    return {domain: taken for domain, taken in answers.items() if taken is not None}

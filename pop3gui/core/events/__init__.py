@@ -1,0 +1,1 @@
+"""Events: what happened, why, and what to do; the store that keeps them."""

@@ -1,0 +1,1 @@
+"""Messages themselves: addresses, headers, recipients, fingerprints, notices."""

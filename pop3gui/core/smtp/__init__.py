@@ -1,0 +1,1 @@
+"""Submission to the local mail server, and what its refusals mean."""

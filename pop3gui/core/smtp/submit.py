@@ -1,0 +1,375 @@
+"""Submission to the local mail server with aiosmtplib, one step at a time.
+
+The transaction is driven command by command (MAIL, RCPT per recipient, DATA)
+instead of ``sendmail`` so that each recipient's reply is known on its own and
+the whole session can be written into a transcript, like the SBS connector's
+event 4022, with the AUTH exchange redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass, field
+
+import aiosmtplib
+
+from pop3gui.core.config.schema import SmtpConfig
+from pop3gui.core.smtp.diagnose import domain_taken
+from pop3gui.core.errors import SmtpAuthError, SmtpConnectionError, SmtpError, SmtpTimeoutError
+from pop3gui.core.smtp.data import BLOCK, DataEncoder, MessageSource
+
+
+@dataclass(frozen=True)
+class RecipientReply:
+    address: str
+    code: int
+    message: str
+
+    @property
+    def accepted(self) -> bool:
+        return 200 <= self.code < 300
+
+    @property
+    def permanent(self) -> bool:
+        return self.code >= 500
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What the local server said about one message, recipient by recipient."""
+
+    replies: tuple[RecipientReply, ...]
+    data_code: int = 0
+    data_message: str = ""
+    transcript: str = ""
+
+    @property
+    def message_accepted(self) -> bool:
+        return 200 <= self.data_code < 300
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        if not self.message_accepted:
+            return ()
+        return tuple(r.address for r in self.replies if r.accepted)
+
+    @property
+    def refused(self) -> tuple[RecipientReply, ...]:
+        """Recipients refused for good: 5xx at RCPT, or every recipient on a 5xx at DATA."""
+        if self.data_code >= 500:
+            return tuple(RecipientReply(r.address, self.data_code, self.data_message)
+                         for r in self.replies if r.accepted) + tuple(r for r in self.replies if r.permanent)
+        return tuple(r for r in self.replies if r.permanent)
+
+    @property
+    def deferred(self) -> tuple[RecipientReply, ...]:
+        """Recipients to retry later: 4xx at RCPT, or every accepted one on a 4xx at DATA."""
+        soft = tuple(r for r in self.replies if 400 <= r.code < 500)
+        if 400 <= self.data_code < 500:
+            soft += tuple(RecipientReply(r.address, self.data_code, self.data_message)
+                          for r in self.replies if r.accepted)
+        return soft
+
+
+async def _drained(protocol: object) -> None:
+    """Wait while the transport's write buffer is over its high-water mark."""
+    transport = getattr(protocol, "transport", None)
+    if transport is None or transport.is_closing():
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    helper = getattr(protocol, "_drain_helper", None)  # asyncio's flow-control mixin
+    if helper is not None:
+        try:
+            await helper()
+        except ConnectionError as exc:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost") from exc
+    else:  # pragma: no cover - a transport without flow control
+        while transport.get_write_buffer_size() > 4 * BLOCK:
+            await asyncio.sleep(0.01)
+
+
+@dataclass
+class _Transcript:
+    lines: list[str] = field(default_factory=list)
+
+    def client(self, text: str) -> None:
+        self.lines.append(f"<C>: {text}")
+
+    def server(self, code: int, message: str) -> None:
+        for i, line in enumerate(message.splitlines() or [""]):
+            self.lines.append(f"<S>: {code}{'-' if i < len(message.splitlines()) - 1 else ' '}{line}")
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+class SmtpSubmitter:
+    """One SMTP session to the local server, reused for many messages.
+
+    ``async with SmtpSubmitter(cfg, password) as smtp: await smtp.submit(...)``
+    """
+
+    def __init__(self, config: SmtpConfig, password: str | None = None, *,
+                 local_hostname: str | None = None) -> None:
+        self._config = config
+        self._password = password
+        self._local_hostname = local_hostname
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._preamble: list[str] = []
+
+    @property
+    def where(self) -> str:
+        return f"{self._config.host}:{self._config.port}"
+
+    async def __aenter__(self) -> SmtpSubmitter:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self._config.ca_file or None)
+        if not self._config.verify_tls:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    async def connect(self) -> None:
+        cfg = self._config
+        log = _Transcript()
+        smtp = aiosmtplib.SMTP(
+            hostname=cfg.host, port=cfg.port, timeout=cfg.timeout_s, use_tls=cfg.security == "tls",
+            start_tls=False, tls_context=self._tls_context() if cfg.security != "none" else None,
+            local_hostname=self._local_hostname,
+        )
+        try:
+            greeting = await smtp.connect()
+            log.server(greeting.code, greeting.message)
+            log.client(f"EHLO {smtp.local_hostname}")
+            reply = await smtp.ehlo()
+            log.server(reply.code, reply.message)
+            if cfg.security == "starttls":
+                log.client("STARTTLS")
+                reply = await smtp.starttls()
+                log.server(reply.code, reply.message)
+                log.client(f"EHLO {smtp.local_hostname}")
+                reply = await smtp.ehlo()
+                log.server(reply.code, reply.message)
+            if cfg.username:
+                log.client("AUTH **** (redacted)")
+                reply = await smtp.login(cfg.username, self._password or "")
+                log.server(reply.code, reply.message)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            log.server(exc.code, exc.message)
+            smtp.close()
+            raise SmtpAuthError(
+                f"the local mail server {self.where} refused the SMTP login for {cfg.username}",
+                cause=f"Wrong user name or password, or the server does not allow this login (reply {exc.code} "
+                f"{exc.message}).",
+                fix="Check smtp.username and store the right password with `pop3gui secret set --smtp`.",
+                code=exc.code, reply=exc.message, transcript=log.text(),
+            ) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            log.server(exc.code, exc.message)
+            smtp.close()
+            raise SmtpConnectionError(
+                f"the local mail server {self.where} refused the session: {exc.code} {exc.message}",
+                cause="The server is busy, shutting down, or does not accept connections from this machine.",
+                fix="Check the local mail server's state and its client restrictions; the mail stays on the "
+                "POP3 server and is retried next cycle.",
+                code=exc.code, reply=exc.message, transcript=log.text(),
+            ) from exc
+        except (aiosmtplib.SMTPTimeoutError, TimeoutError) as exc:
+            smtp.close()
+            raise SmtpTimeoutError(
+                f"the local mail server {self.where} did not answer in {cfg.timeout_s:g} s",
+                cause="The server is overloaded or a firewall drops the connection.",
+                fix="Check that the local mail server runs and answers on this port; the mail stays on the "
+                "POP3 server and is retried next cycle.",
+                transcript=log.text(),
+            ) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            smtp.close()
+            raise SmtpConnectionError(
+                f"cannot connect to the local mail server {self.where}: {exc}",
+                cause="The mail server is not running, or smtp.host / smtp.port / smtp.security are wrong.",
+                fix="Start the local mail server or correct the [smtp] settings; the mail stays on the POP3 "
+                "server and is retried next cycle.",
+                transcript=log.text(),
+            ) from exc
+        self._smtp = smtp
+        self._preamble = log.lines
+
+    async def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            if smtp.is_connected:
+                await smtp.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            pass
+        finally:
+            smtp.close()
+
+    async def submit(self, sender: str, recipients: list[str], message: bytes | MessageSource) -> Submission:
+        """Send one message; per-recipient replies, never an exception for a refusal.
+
+        A :class:`MessageSource` on a file is streamed block by block, so the
+        size of a message does not decide the memory the connector needs.
+        """
+        source = message if isinstance(message, MessageSource) else MessageSource.from_bytes(message)
+        return await self._transaction(sender, recipients, source)
+
+    async def probe(self, sender: str, recipients: list[str]) -> Submission:
+        """MAIL FROM + RCPT TO + RSET: learn what the server would do, send nothing."""
+        return await self._transaction(sender, recipients, None)
+
+    async def takes_postmaster(self, domain: str) -> bool | None:
+        """Does the server take postmaster@domain, as RFC 5321 requires of every domain it accepts?
+
+        MAIL FROM:<>, RCPT TO, RSET: nothing is sent. None when the reply does not
+        say (the null sender refused, a policy or temporary reply).
+        """
+        probe = await self.probe("", [f"postmaster@{domain}"])
+        if probe.data_code >= 400 or not probe.replies:  # MAIL FROM itself was refused
+            return None
+        return domain_taken(probe.replies[0].code, probe.replies[0].message)
+
+    async def _transaction(self, sender: str, recipients: list[str], message: MessageSource | None) -> Submission:
+        reused = self._smtp is not None and self._smtp.is_connected
+        try:
+            return await self._transaction_once(sender, recipients, message)
+        except SmtpConnectionError as exc:
+            # A server may close a kept-open session at any time (Postfix's smtpd_timeout, a
+            # restart): if it went before anything of this message was accepted, start afresh.
+            if not reused or exc.maybe_delivered or exc.code:
+                raise
+            return await self._transaction_once(sender, recipients, message)
+
+    async def _transaction_once(self, sender: str, recipients: list[str],
+                                message: MessageSource | None) -> Submission:
+        if self._smtp is None or not self._smtp.is_connected:
+            await self.connect()
+        smtp = self._smtp
+        assert smtp is not None
+        log = _Transcript(list(self._preamble))
+        replies: list[RecipientReply] = []
+        data_sent = False
+        try:
+            options = []
+            if message is not None and smtp.supports_extension("8bitmime") and not message.is_ascii():
+                options.append("BODY=8BITMIME")
+            log.client(f"MAIL FROM:<{sender}>" + "".join(" " + o for o in options))
+            try:
+                reply = await smtp.mail(sender, options=options)
+                log.server(reply.code, reply.message)
+            except aiosmtplib.SMTPSenderRefused as exc:
+                log.server(exc.code, exc.message)
+                await self._reset(log)
+                return Submission(replies=tuple(RecipientReply(r, exc.code, exc.message) for r in recipients),
+                                  data_code=exc.code, data_message=exc.message, transcript=log.text())
+            for rcpt in recipients:
+                log.client(f"RCPT TO:<{rcpt}>")
+                try:
+                    reply = await smtp.rcpt(rcpt)
+                    replies.append(RecipientReply(rcpt, reply.code, reply.message))
+                except aiosmtplib.SMTPRecipientRefused as exc:
+                    replies.append(RecipientReply(rcpt, exc.code, exc.message))
+                log.server(replies[-1].code, replies[-1].message)
+            if message is None or not any(r.accepted for r in replies):
+                await self._reset(log)
+                return Submission(replies=tuple(replies), transcript=log.text())
+            log.client("DATA")
+            data_sent = True
+            try:
+                reply = await self._stream_data(smtp, message)
+                log.client(f"<{message.size()} bytes of message>")
+                log.server(reply.code, reply.message)
+                data_code, data_message = reply.code, reply.message
+            except aiosmtplib.SMTPDataError as exc:
+                log.server(exc.code, exc.message)
+                data_code, data_message = exc.code, exc.message
+                await self._reset(log)
+            return Submission(replies=tuple(replies), data_code=data_code, data_message=data_message,
+                              transcript=log.text())
+        except aiosmtplib.SMTPServerDisconnected as exc:
+            self._drop()
+            raise SmtpConnectionError(
+                f"the local mail server {self.where} closed the connection: {exc}",
+                cause="The server restarted or dropped the session; if this happened after the message data "
+                "was sent, the server may have accepted it anyway.",
+                fix="Nothing to do if it passes: the message stays on the POP3 server and is retried next cycle "
+                "(at worst the local server receives it twice).",
+                transcript=log.text(), maybe_delivered=data_sent,
+            ) from exc
+        except (aiosmtplib.SMTPTimeoutError, TimeoutError) as exc:
+            self._drop()
+            raise SmtpTimeoutError(
+                f"the local mail server {self.where} stopped answering",
+                cause="The server is overloaded or stuck.",
+                fix="Check the local mail server; the message stays on the POP3 server and is retried next cycle.",
+                transcript=log.text(), maybe_delivered=data_sent,
+            ) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            log.server(exc.code, exc.message)
+            self._drop()
+            raise SmtpError(
+                f"the local mail server {self.where} gave an unexpected reply: {exc.code} {exc.message}",
+                cause="The server is in a state the connector did not expect.",
+                fix="Read the transcript and the server's log; the message stays on the POP3 server.",
+                code=exc.code, reply=exc.message, transcript=log.text(),
+            ) from exc
+
+    async def _stream_data(self, smtp: aiosmtplib.SMTP, message: MessageSource) -> aiosmtplib.SMTPResponse:
+        """DATA, then the message block by block with flow control, then the final reply.
+
+        aiosmtplib's ``data()`` wants the whole message in memory and copies it
+        three times; this writes encoded blocks and waits whenever the socket's
+        buffer is full, so memory stays at a block or two.
+        """
+        reply = await smtp.execute_command(b"DATA")
+        if reply.code != 354:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        protocol = smtp.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        encoder = DataEncoder()
+        unsent: list[bytes] = []  # encoded data gathered into writes of about a block: one send for a small message
+        unsent_size = 0
+        for block in message.blocks():
+            unsent.append(encoder.feed(block))
+            unsent_size += len(unsent[-1])
+            if unsent_size >= BLOCK:
+                protocol.write(b"".join(unsent))
+                unsent.clear()
+                unsent_size = 0
+                await _drained(protocol)
+        unsent.append(encoder.finish())
+        # Wait for the reply before the last bytes go out, so it cannot arrive unawaited.
+        final = asyncio.ensure_future(protocol.read_response(timeout=self._config.timeout_s))
+        await asyncio.sleep(0)
+        try:
+            protocol.write(b"".join(unsent))
+        except BaseException:
+            final.cancel()
+            raise
+        reply = await final
+        if reply.code != 250:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        return reply
+
+    async def _reset(self, log: _Transcript) -> None:
+        assert self._smtp is not None
+        log.client("RSET")
+        try:
+            reply = await self._smtp.rset()
+            log.server(reply.code, reply.message)
+        except aiosmtplib.SMTPException:
+            self._drop()
+
+    def _drop(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            smtp.close()

@@ -1,0 +1,1 @@
+"""What the connector keeps between runs: journal, spool, quarantine, lock, paths, secrets."""

@@ -1,0 +1,132 @@
+"""The command line as an admin uses it: check, run --once, events, secret."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Pop3User
+from tests.support.office import Office, make_message
+
+
+def pop3gui(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pop3gui", *args], input=stdin, capture_output=True, text=True,
+                          env=env or dict(os.environ), timeout=120)
+
+
+@pytest.mark.servers
+def test_check_flags_the_kb_failure_before_any_mail_flows(office: Office, pop3_user: Pop3User) -> None:
+    office.isp.deliver(pop3_user.name, make_message(to="x@isp.example"))
+    office.use(office.account_for(pop3_user, "alice", deliver_to="alice@fabrikam.com"))
+
+    out = pop3gui("check")
+
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "[ok] account 'alice': logged in" in out.stdout
+    assert "1 message(s)" in out.stdout
+    assert "[PROBLEM] alice@fabrikam.com" in out.stdout
+    assert "554 5.7.1" in out.stdout and "fix: Add fabrikam.com" in out.stdout
+    assert len(office.isp.messages(pop3_user.name)) == 1  # check sends and deletes nothing
+    assert office.local.delivered() == []
+
+
+@pytest.mark.servers
+def test_check_passes_on_a_good_setup(office: Office, pop3_user: Pop3User) -> None:
+    office.use(office.account_for(pop3_user, "alice"))
+    out = pop3gui("check")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "All checks passed." in out.stdout
+
+
+@pytest.mark.servers
+def test_run_once_delivers_and_events_shows_it(office: Office, pop3_user: Pop3User) -> None:
+    office.isp.deliver(pop3_user.name, make_message(to="x@isp.example", subject="via cli"))
+    office.use(office.account_for(pop3_user, "alice"))
+
+    out = pop3gui("run", "--once")
+
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Delivered to alice@contoso.com" in out.stdout
+    office.local.wait_for_delivered(1)
+    events = [json.loads(line) for line in pop3gui("events", "--json", "--limit", "100").stdout.splitlines()]
+    delivered = [e for e in events if e["id"] == 3002]
+    assert delivered and delivered[0]["subject"] == "via cli" and delivered[0]["account"] == "alice"
+    assert (office.paths.log_file).read_text().count("3002") == 1
+
+
+@pytest.mark.servers
+def test_run_once_exits_1_when_a_recipient_is_refused(office: Office, pop3_user: Pop3User) -> None:
+    office.isp.deliver(pop3_user.name, make_message(to="x@isp.example"))
+    office.use(office.account_for(pop3_user, "alice", deliver_to="ghost@contoso.com"))
+    out = pop3gui("run", "--once")
+    assert out.returncode == 1
+    assert "5.1.1" in out.stdout and "fix:" in out.stdout
+
+
+@pytest.mark.servers
+def test_secret_set_from_stdin_and_delete(office: Office, pop3_user: Pop3User) -> None:
+    from pop3gui.core.state.credentials import Credentials
+
+    office.use(office.account_for(pop3_user, "alice"))
+    out = pop3gui("secret", "set", "alice", stdin="new-secret-value\n")
+    assert out.returncode == 0, out.stderr
+    assert "new-secret-value" not in out.stdout + out.stderr
+    assert Credentials().pop3_password("alice") == "new-secret-value"
+    assert pop3gui("secret", "delete", "alice").returncode == 0
+    assert not Credentials().has_pop3_password("alice")
+    missing = pop3gui("run", "--once")
+    assert missing.returncode == 1 and "pop3gui secret set alice" in missing.stdout
+
+
+def test_config_errors_exit_2_without_traceback(tmp_path: Path) -> None:
+    env = dict(os.environ, POP3GUI_HOME=str(tmp_path))
+    (tmp_path / "config.toml").write_text("[schedule]\ninterval_min = 0\n")
+    out = pop3gui("run", "--once", env=env)
+    assert out.returncode == 2
+    assert "schedule.interval_min" in out.stderr and "between 1 and 1440" in out.stderr
+    assert "Traceback" not in out.stderr
+    missing = pop3gui("--config", str(tmp_path / "none.toml"), "check", env=env)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr and "Fix:" in missing.stderr
+
+
+def test_no_keyring_backend_is_explained(tmp_path: Path) -> None:
+    env = dict(os.environ, POP3GUI_HOME=str(tmp_path), PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
+    out = pop3gui("secret", "set", "alice", stdin="pw\n", env=env)
+    assert out.returncode == 1
+    assert "no usable keyring" in out.stderr
+    assert "gnome-keyring" in out.stderr and "PYTHON_KEYRING_BACKEND" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not any(tmp_path.rglob("*")), "nothing may be written in plaintext instead"
+
+
+def test_version_and_help() -> None:
+    from pop3gui import __version__
+
+    assert pop3gui("--version").stdout.strip() == f"pop3gui {__version__}"
+    for command in ("run", "check", "events", "secret"):
+        out = pop3gui(command, "--help")
+        assert out.returncode == 0 and "usage: pop3gui" in out.stdout
+
+
+def test_headless_commands_do_not_import_qt() -> None:
+    code = "import sys, pop3gui.cli, pop3gui.core.engine.connector, pop3gui.core.engine.preflight; " \
+           "print(any(m.startswith(('PySide6', 'qasync')) for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_window_commands_without_a_screen_explain_instead_of_crashing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"}}
+    env["POP3GUI_HOME"] = str(tmp_path)
+    for command in ([], ["tray"]):
+        out = pop3gui(*command, env=env)
+        assert out.returncode == 1, out.stderr
+        assert "no screen" in out.stderr and "pop3gui demo --headless --once" in out.stderr
+    demo = pop3gui("demo", "--once", env=dict(env, PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring"))
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "running the demo in the terminal" in demo.stdout and "The demo ran as designed" in demo.stdout
