@@ -33,7 +33,7 @@ from pop3gui.core.mail.recipients import (
     resolve_global,
     resolve_user,
 )
-from pop3gui.core.engine.connector import header_text
+from pop3gui.core.mail.headers import header_text
 from tests.fuzz import corpus, count, decode_recipe, run
 
 PROPERTY = settings(
@@ -226,9 +226,9 @@ _HEADER_VALUE = st.one_of(
 @given(_HEADER_VALUE, _HEADER_VALUE, st.sampled_from(["Message-ID", "Subject", "message-id"]))
 def test_plain_header_shortcut_agrees_with_the_parser(first: str, second: str, name: str) -> None:
     """Taking a plain header value as it is must give what the header parser gives."""
-    from pop3gui.core.engine import connector as worker
+    from pop3gui.core.mail import headers as header_module
 
     raw = f"{name}: {first}\r\nSubject: {second}\r\nMessage-ID: {second}\r\n\r\n".encode()
     headers = parse_headers(raw)
     for wanted in ("Message-ID", "Subject"):
-        assert header_text(headers, wanted) == worker._parsed_header_text(headers, wanted), raw
+        assert header_text(headers, wanted) == header_module._parsed_header_text(headers, wanted), raw

@@ -71,13 +71,14 @@ from pop3gui.core.state.journal import (
     Journal,
     uid_key,
 )
+from pop3gui.core.mail.headers import header_text
 from pop3gui.core.mail.messages import header_block, read_header_block, trace_count, trace_header, undeliverable_notice
 from pop3gui.core.state.paths import Paths, open_private
 from pop3gui.core.pop3.client import Pop3Client
 from pop3gui.core.smtp.submit import RecipientReply, SmtpSubmitter, Submission
 from pop3gui.core.smtp.data import MessageSource
 from pop3gui.core.state.spool import Quarantine, QuarantineRecord, Spool, SpoolWriter
-from pop3gui.core.tls import client_context
+from pop3gui.core.engine.connections import pop3_client, smtp_submitter
 
 log = logging.getLogger(__name__)
 _DAY = 86400.0
@@ -195,44 +196,6 @@ class _AbortAccount(Exception):
     """Stop this account's cycle; the event saying why has been emitted."""
 
 
-def header_text(headers: EmailMessage, name: str) -> str:
-    """A header's decoded value, or its raw text where the parser chokes on it.
-
-    A malformed Message-ID such as ``<[>`` makes the standard library raise;
-    such a message is still perfectly deliverable.  Plain printable ASCII with
-    nothing to decode is its own value, and is taken as it is: the header
-    parser costs more than everything else the connector does with a message.
-    """
-    wanted = name.lower()
-    plain = _PLAIN_VALUE.get(wanted)
-    if plain is not None:
-        for key, value in headers.raw_items():
-            if key.lower() == wanted:
-                if isinstance(value, str) and plain.fullmatch(value) and "=?" not in value:
-                    return value
-                break
-    return _parsed_header_text(headers, name)
-
-
-def _parsed_header_text(headers: EmailMessage, name: str) -> str:
-    """header_text() through the email package's header parser, for any value."""
-    try:
-        return str(headers.get(name, "") or "")
-    except Exception:  # noqa: BLE001 - any parser failure means "use the raw text"
-        for key, value in headers.raw_items():
-            if key.lower() == name.lower():
-                return str(value)
-        return ""
-
-
-# Printable ASCII without comments, quoting, folding or blanks at either end
-# (and, checked apart, without "=?"): the header parser would hand back the same text.
-_PLAIN_CHAR = r"!#-'*-\[\]-~"
-_PLAIN_HEADER = re.compile(rf"[{_PLAIN_CHAR}](?:[ {_PLAIN_CHAR}]*[{_PLAIN_CHAR}])?", re.ASCII)
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_PLAIN_MESSAGE_ID = re.compile(rf"<{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*>", re.ASCII)
-# The two headers the worker reads for every message (address headers would differ: "<a@b>" vs "a@b").
-_PLAIN_VALUE = {"message-id": _PLAIN_MESSAGE_ID, "subject": _PLAIN_HEADER}
 
 
 class Connector:
@@ -401,10 +364,7 @@ class Connector:
                    transcript=transcript)
 
     async def _session(self, account: AccountConfig, password: asyncio.Future[str], res: AccountResult) -> None:
-        client = Pop3Client(account.host, account.port, security=account.security,
-                            verify_tls=account.verify_tls, timeout=account.timeout_s,
-                            ssl_context=client_context(verify=account.verify_tls, ca_file=account.ca_file)
-                            if account.security != "none" else None)
+        client = pop3_client(account)
         to_delete: list[int] = []
         deleting = False  # DELEs sent: only QUIT commits them
         try:
@@ -548,7 +508,7 @@ class Connector:
                     await queue.put(None)
 
         async def submit() -> None:
-            smtp = SmtpSubmitter(self.config.smtp, self._smtp_password)
+            smtp = smtp_submitter(self.config.smtp, self._smtp_password)
             try:
                 while (msg := await queue.get()) is not None:
                     if abort.is_set() or self.stopping:  # not started yet: it stays on the server
@@ -640,7 +600,7 @@ class Connector:
         res = AccountResult(account.name)
         if self.config.smtp.username:
             self._smtp_password = await asyncio.to_thread(self.credentials.smtp_password, self.config.smtp.username)
-        smtp = SmtpSubmitter(self.config.smtp, self._smtp_password)
+        smtp = smtp_submitter(self.config.smtp, self._smtp_password)
         try:
             await self._deliver(account, msg, smtp, res)
         except SmtpError as exc:

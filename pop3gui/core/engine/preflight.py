@@ -23,7 +23,7 @@ from pop3gui.core.smtp.diagnose import (
 from pop3gui.core.errors import CredentialError, Pop3Error, SmtpError
 from pop3gui.core.pop3.client import Pop3Client
 from pop3gui.core.smtp.submit import RecipientReply, SmtpSubmitter
-from pop3gui.core.tls import client_context
+from pop3gui.core.engine.connections import pop3_client, smtp_submitter
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,7 @@ async def check_account(account: AccountConfig, credentials: Credentials) -> Fin
     subject = f"account '{account.name}'"
     try:
         password = await asyncio.to_thread(credentials.pop3_password, account.name)
-        client = Pop3Client(account.host, account.port, security=account.security, verify_tls=account.verify_tls,
-                            timeout=account.timeout_s,
-                            ssl_context=client_context(verify=account.verify_tls, ca_file=account.ca_file)
-                            if account.security != "none" else None)
+        client = pop3_client(account)
         async with client:
             await client.login(account.username, password)
             count, size = await client.stat()
@@ -102,7 +99,7 @@ async def probe_targets(config: Config, credentials: Credentials) -> list[Findin
         password = (await asyncio.to_thread(credentials.smtp_password, config.smtp.username)
                     if config.smtp.username else None)
         targets = local_targets(config)
-        async with SmtpSubmitter(config.smtp, password) as smtp:
+        async with smtp_submitter(config.smtp, password) as smtp:
             probe = await smtp.probe("", [address for _, address in targets]) if targets else None
             postmaster = await _postmaster_answers(smtp, probe.replies if probe else ())
     except (CredentialError, SmtpError) as exc:

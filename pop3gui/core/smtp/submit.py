@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import aiosmtplib
 
-from pop3gui.core.config.schema import SmtpConfig
 from pop3gui.core.smtp.diagnose import domain_taken
 from pop3gui.core.errors import SmtpAuthError, SmtpConnectionError, SmtpError, SmtpTimeoutError
+from pop3gui.core.tls import client_context
 from pop3gui.core.smtp.data import BLOCK, DataEncoder, MessageSource
 
 
@@ -106,20 +106,26 @@ class _Transcript:
 class SmtpSubmitter:
     """One SMTP session to the local server, reused for many messages.
 
-    ``async with SmtpSubmitter(cfg, password) as smtp: await smtp.submit(...)``
+    ``async with SmtpSubmitter(host, port, ...) as smtp: await smtp.submit(...)``
     """
 
-    def __init__(self, config: SmtpConfig, password: str | None = None, *,
+    def __init__(self, host: str, port: int, *, security: str = "starttls", username: str = "",
+                 password: str | None = None, timeout: float = 60.0, ssl_context: ssl.SSLContext | None = None,
                  local_hostname: str | None = None) -> None:
-        self._config = config
+        self.host = host
+        self.port = port
+        self.security = security  # "tls" (implicit), "starttls" or "none"
+        self.username = username
+        self.timeout = timeout
         self._password = password
+        self._ssl_context = ssl_context
         self._local_hostname = local_hostname
         self._smtp: aiosmtplib.SMTP | None = None
         self._preamble: list[str] = []
 
     @property
     def where(self) -> str:
-        return f"{self._config.host}:{self._config.port}"
+        return f"{self.host}:{self.port}"
 
     async def __aenter__(self) -> SmtpSubmitter:
         await self.connect()
@@ -129,18 +135,13 @@ class SmtpSubmitter:
         await self.close()
 
     def _tls_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=self._config.ca_file or None)
-        if not self._config.verify_tls:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
+        return self._ssl_context if self._ssl_context is not None else client_context()
 
     async def connect(self) -> None:
-        cfg = self._config
         log = _Transcript()
         smtp = aiosmtplib.SMTP(
-            hostname=cfg.host, port=cfg.port, timeout=cfg.timeout_s, use_tls=cfg.security == "tls",
-            start_tls=False, tls_context=self._tls_context() if cfg.security != "none" else None,
+            hostname=self.host, port=self.port, timeout=self.timeout, use_tls=self.security == "tls",
+            start_tls=False, tls_context=self._tls_context() if self.security != "none" else None,
             local_hostname=self._local_hostname,
         )
         try:
@@ -149,22 +150,22 @@ class SmtpSubmitter:
             log.client(f"EHLO {smtp.local_hostname}")
             reply = await smtp.ehlo()
             log.server(reply.code, reply.message)
-            if cfg.security == "starttls":
+            if self.security == "starttls":
                 log.client("STARTTLS")
                 reply = await smtp.starttls()
                 log.server(reply.code, reply.message)
                 log.client(f"EHLO {smtp.local_hostname}")
                 reply = await smtp.ehlo()
                 log.server(reply.code, reply.message)
-            if cfg.username:
+            if self.username:
                 log.client("AUTH **** (redacted)")
-                reply = await smtp.login(cfg.username, self._password or "")
+                reply = await smtp.login(self.username, self._password or "")
                 log.server(reply.code, reply.message)
         except aiosmtplib.SMTPAuthenticationError as exc:
             log.server(exc.code, exc.message)
             smtp.close()
             raise SmtpAuthError(
-                f"the local mail server {self.where} refused the SMTP login for {cfg.username}",
+                f"the local mail server {self.where} refused the SMTP login for {self.username}",
                 cause=f"Wrong user name or password, or the server does not allow this login (reply {exc.code} "
                 f"{exc.message}).",
                 fix="Check smtp.username and store the right password with `pop3gui secret set --smtp`.",
@@ -183,7 +184,7 @@ class SmtpSubmitter:
         except (aiosmtplib.SMTPTimeoutError, TimeoutError) as exc:
             smtp.close()
             raise SmtpTimeoutError(
-                f"the local mail server {self.where} did not answer in {cfg.timeout_s:g} s",
+                f"the local mail server {self.where} did not answer in {self.timeout:g} s",
                 cause="The server is overloaded or a firewall drops the connection.",
                 fix="Check that the local mail server runs and answers on this port; the mail stays on the "
                 "POP3 server and is retried next cycle.",
@@ -348,7 +349,7 @@ class SmtpSubmitter:
                 await _drained(protocol)
         unsent.append(encoder.finish())
         # Wait for the reply before the last bytes go out, so it cannot arrive unawaited.
-        final = asyncio.ensure_future(protocol.read_response(timeout=self._config.timeout_s))
+        final = asyncio.ensure_future(protocol.read_response(timeout=self.timeout))
         await asyncio.sleep(0)
         try:
             protocol.write(b"".join(unsent))

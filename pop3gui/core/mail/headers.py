@@ -1,0 +1,51 @@
+"""Reading single header fields of a downloaded message, fast and without failing.
+
+The engine reads Message-ID and Subject of every message; a malformed field
+must never stop a deliverable message, and the common plain value must not pay
+for the email package's full header parser.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import EmailMessage
+
+
+def header_text(headers: EmailMessage, name: str) -> str:
+    """A header's decoded value, or its raw text where the parser chokes on it.
+
+    A malformed Message-ID such as ``<[>`` makes the standard library raise;
+    such a message is still perfectly deliverable.  Plain printable ASCII with
+    nothing to decode is its own value, and is taken as it is: the header
+    parser costs more than everything else the connector does with a message.
+    """
+    wanted = name.lower()
+    plain = _PLAIN_VALUE.get(wanted)
+    if plain is not None:
+        for key, value in headers.raw_items():
+            if key.lower() == wanted:
+                if isinstance(value, str) and plain.fullmatch(value) and "=?" not in value:
+                    return value
+                break
+    return _parsed_header_text(headers, name)
+
+
+def _parsed_header_text(headers: EmailMessage, name: str) -> str:
+    """header_text() through the email package's header parser, for any value."""
+    try:
+        return str(headers.get(name, "") or "")
+    except Exception:  # noqa: BLE001 - any parser failure means "use the raw text"
+        for key, value in headers.raw_items():
+            if key.lower() == name.lower():
+                return str(value)
+        return ""
+
+
+# Printable ASCII without comments, quoting, folding or blanks at either end
+# (and, checked apart, without "=?"): the header parser would hand back the same text.
+_PLAIN_CHAR = r"!#-'*-\[\]-~"
+_PLAIN_HEADER = re.compile(rf"[{_PLAIN_CHAR}](?:[ {_PLAIN_CHAR}]*[{_PLAIN_CHAR}])?", re.ASCII)
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_MESSAGE_ID = re.compile(rf"<{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*>", re.ASCII)
+# The two headers the engine reads for every message (address headers would differ: "<a@b>" vs "a@b").
+_PLAIN_VALUE = {"message-id": _PLAIN_MESSAGE_ID, "subject": _PLAIN_HEADER}
