@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMessageBox, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMessageBox, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 from pop3gui.core.config.schema import Config
 from pop3gui.core.errors import ConfigError
@@ -62,13 +62,14 @@ class PropertiesWindow(QDialog):
 
         for tab in self.edit_tabs:
             tab.edited.connect(self._on_edited)
-        QShortcut(QKeySequence(QKeySequence.StandardKey.Save), self, activated=self.apply_changes)
+        save = QShortcut(QKeySequence(QKeySequence.StandardKey.Save), self)
+        save.activated.connect(self.apply_changes)
         self._saved = controller.config
         self.draft = controller.config
         self._load(controller.config)
 
     @property
-    def apply_button(self):  # type: ignore[no-untyped-def]
+    def apply_button(self) -> QPushButton:
         return self.buttons.button(QDialogButtonBox.StandardButton.Apply)
 
     # --- draft ------------------------------------------------------------------

@@ -75,6 +75,7 @@ def run_event_loop(app: QApplication, main: Callable[[], Coroutine[Any, Any, int
     sys.excepthook = on_exception
     try:
         with loop:
-            return loop.run_until_complete(main())
+            code: int = loop.run_until_complete(main())
+            return code
     finally:
         sys.excepthook = previous_hook

@@ -139,7 +139,7 @@ class PoliciesTab(ConfigTab):
     def _show_warnings(self, warnings: list[PolicyWarning]) -> None:
         while self.warnings_layout.count():
             item = self.warnings_layout.takeAt(0)
-            widget = item.widget()
+            widget = item.widget() if item is not None else None
             if widget is not None and widget is not self.all_clear:
                 widget.deleteLater()
         self.fix_buttons = []
