@@ -17,19 +17,20 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from pop3gui import __version__
-from pop3gui.core.config.schema import Config, load_config
+from pop3gui.core.config.load import load_config
+from pop3gui.core.config.model import Config
 from pop3gui.core.state.credentials import Credentials, prepare_in_background
 from pop3gui.core.desktop.display import has_display, no_display_error
 from pop3gui.core.errors import ConfigError, Pop3guiError
-from pop3gui.core.events.model import Event, EventBus, Severity
-from pop3gui.core.events.store import EventLog, EventStore
+from pop3gui.core.events.model import Event, Severity, event_record
+from pop3gui.core.events.recorder import EventRecorder
+from pop3gui.core.events.store import EventStore
 from pop3gui.core.state.lock import RunnerLock
 from pop3gui.core.state.paths import HOME_ENV, Paths, default_paths
-from pop3gui.core.engine.connector import Connector
+from pop3gui.core.engine.cycle import Connector
 
 if TYPE_CHECKING:
     from pop3gui.core.engine.preflight import Report
@@ -149,20 +150,14 @@ def cmd_run(paths: Paths, *, once: bool, quiet: bool, verbose: bool) -> int:
     config = load_config(paths.config_file)
     prepare_in_background()
     with RunnerLock(paths.lock_file):
-        store = EventStore(paths.events_db)
-        logfile = EventLog(paths.log_file)
-        bus = EventBus()
-        bus.subscribe(store)
-        bus.subscribe(logfile)
-        level = Severity.WARNING if quiet else Severity.DEBUG if verbose else Severity.INFO
-        bus.subscribe(_console_sink(level))
-        connector = Connector(config, paths, bus)
-        try:
-            return asyncio.run(_run(connector, once))
-        finally:
-            connector.close()
-            store.close()
-            logfile.close()
+        with EventRecorder(paths) as recorder:
+            level = Severity.WARNING if quiet else Severity.DEBUG if verbose else Severity.INFO
+            recorder.bus.subscribe(_console_sink(level))
+            connector = Connector(config, paths, recorder.bus)
+            try:
+                return asyncio.run(_run(connector, once))
+            finally:
+                connector.close()
 
 
 async def _run(connector: Connector, once: bool) -> int:
@@ -201,11 +196,7 @@ def _print_findings(report: Report) -> None:
 
 
 def _event_json(event: Event) -> str:
-    data = asdict(event)
-    data["id"] = int(event.id)
-    data["severity"] = event.severity.name.lower()
-    data["time"] = event.time.isoformat()
-    return json.dumps(data, ensure_ascii=False)
+    return json.dumps(event_record(event), ensure_ascii=False)
 
 
 def cmd_events(paths: Paths, *, as_json: bool, follow: bool, limit: int) -> int:
@@ -367,23 +358,19 @@ async def _demo_headless(sandbox: Sandbox, once: bool) -> int:
         _print_findings(preflight)
         print("\n== pop3gui run --once: one cycle ==", flush=True)
         events: list[Event] = []
-        store = EventStore(sandbox.paths.events_db)
-        logfile = EventLog(sandbox.paths.log_file)
-        bus = EventBus()
-        for sink in (store, logfile, events.append, _console_sink(Severity.INFO)):
-            bus.subscribe(sink)
-        connector = sandbox.connector(bus)
-        try:
-            await connector.run_cycle()
-            report = sandbox.report(events, preflight)
-            print("\n" + report.summary(), flush=True)
-            print(f"\nThe demo took {time.monotonic() - started:.1f} s.", flush=True)
-            if not once:
-                await _demo_keep_running(sandbox, connector)
-        finally:
-            connector.close()
-            store.close()
-            logfile.close()
+        with EventRecorder(sandbox.paths) as recorder:
+            for sink in (events.append, _console_sink(Severity.INFO)):
+                recorder.bus.subscribe(sink)
+            connector = sandbox.connector(recorder.bus)
+            try:
+                await connector.run_cycle()
+                report = sandbox.report(events, preflight)
+                print("\n" + report.summary(), flush=True)
+                print(f"\nThe demo took {time.monotonic() - started:.1f} s.", flush=True)
+                if not once:
+                    await _demo_keep_running(sandbox, connector)
+            finally:
+                connector.close()
     return EXIT_OK if report.as_designed else EXIT_PROBLEMS
 
 

@@ -3,14 +3,21 @@
 Every class also inherits the built-in it is (``ConnectionError``,
 ``TimeoutError``, ``ValueError`` ...) so callers that only know the standard
 library still catch it, and every instance carries a plain-words *cause* and
-*fix* that the command line, the events and the GUI show as they are.
+*fix* that the command line, the events and the GUI show as they are, and
+names its class of failure (``failure``): the diagnosis its event carries.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from pop3gui.core.failures import Failure
+
 
 class Pop3guiError(Exception):
     """Base class: a message for the user, with its cause and its fix."""
+
+    failure: ClassVar[Failure] = Failure.OTHER
 
     def __init__(self, message: str, *, cause: str = "", fix: str = "") -> None:
         super().__init__(message)
@@ -34,6 +41,8 @@ class Pop3guiError(Exception):
 class ConfigError(Pop3guiError, ValueError):
     """The configuration file is missing, unreadable or has a bad value."""
 
+    failure: ClassVar[Failure] = Failure.CONFIG_INVALID
+
     def __init__(
         self, message: str, *, path: str = "", key: str = "", cause: str = "", fix: str = ""
     ) -> None:
@@ -46,13 +55,19 @@ class ConfigError(Pop3guiError, ValueError):
 class CredentialError(Pop3guiError, RuntimeError):
     """The OS keyring is unusable, locked, or holds no password for an account."""
 
+    failure: ClassVar[Failure] = Failure.CREDENTIAL_MISSING
+
 
 class StateError(Pop3guiError, OSError):
     """The state folder (journal, spool, quarantine) cannot be written or locked."""
 
+    failure: ClassVar[Failure] = Failure.STATE_FAILED
+
 
 class Pop3Error(Pop3guiError):
     """A POP3 session failed; ``temporary`` says whether a later retry may work."""
+
+    failure: ClassVar[Failure] = Failure.COMMAND_FAILED
 
     temporary = True
 
@@ -73,9 +88,13 @@ class Pop3Error(Pop3guiError):
 class Pop3ConnectionError(Pop3Error, ConnectionError):
     """The POP3 server could not be reached or dropped the connection."""
 
+    failure: ClassVar[Failure] = Failure.CONNECTION_FAILED
+
 
 class Pop3TlsError(Pop3ConnectionError):
     """TLS could not be set up or the server's certificate did not verify."""
+
+    failure: ClassVar[Failure] = Failure.TLS_FAILED
 
     temporary = False
 
@@ -83,17 +102,25 @@ class Pop3TlsError(Pop3ConnectionError):
 class Pop3TimeoutError(Pop3Error, TimeoutError):
     """The POP3 server stopped answering; the connection was closed."""
 
+    failure: ClassVar[Failure] = Failure.TIMEOUT
+
 
 class Pop3ProtocolError(Pop3Error, ValueError):
     """The POP3 server sent something that is not valid POP3."""
+
+    failure: ClassVar[Failure] = Failure.PROTOCOL_ERROR
 
 
 class Pop3CommandError(Pop3Error):
     """The POP3 server answered -ERR to a command."""
 
+    failure: ClassVar[Failure] = Failure.COMMAND_FAILED
+
 
 class Pop3AuthError(Pop3CommandError, PermissionError):
     """The POP3 server refused the login."""
+
+    failure: ClassVar[Failure] = Failure.AUTH_FAILED
 
     temporary = False
 
@@ -101,15 +128,21 @@ class Pop3AuthError(Pop3CommandError, PermissionError):
 class Pop3InUseError(Pop3CommandError):
     """The mailbox is locked by another client (RFC 2449 [IN-USE])."""
 
+    failure: ClassVar[Failure] = Failure.MAILBOX_IN_USE
+
 
 class Pop3InsecureError(Pop3Error, PermissionError):
     """A password would travel unencrypted and the account did not allow that."""
+
+    failure: ClassVar[Failure] = Failure.INSECURE_REFUSED
 
     temporary = False
 
 
 class SmtpError(Pop3guiError):
     """Submission to the local mail server failed as a whole."""
+
+    failure: ClassVar[Failure] = Failure.SMTP_FAILED
 
     temporary = True
 
@@ -135,12 +168,18 @@ class SmtpError(Pop3guiError):
 class SmtpConnectionError(SmtpError, ConnectionError):
     """The local mail server could not be reached or dropped the connection."""
 
+    failure: ClassVar[Failure] = Failure.SMTP_CONNECTION_FAILED
+
 
 class SmtpTimeoutError(SmtpError, TimeoutError):
     """The local mail server stopped answering."""
 
+    failure: ClassVar[Failure] = Failure.SMTP_TIMEOUT
+
 
 class SmtpAuthError(SmtpError, PermissionError):
     """The local mail server refused the SMTP login."""
+
+    failure: ClassVar[Failure] = Failure.SMTP_AUTH_FAILED
 
     temporary = False

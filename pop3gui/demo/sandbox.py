@@ -5,7 +5,7 @@ starts :class:`~pop3gui.demo.pop3_server.DemoPop3Server` (the ISP's mailboxes)
 and :class:`~pop3gui.demo.exchange.DemoExchange` (the office's server), seeds
 sample mail, writes a sample config with
 :func:`~pop3gui.core.config.schema.save_config`, and puts the sample passwords in an
-in-memory keyring.  The real connector (:class:`~pop3gui.core.engine.connector.Connector`)
+in-memory keyring.  The real connector (:class:`~pop3gui.core.engine.cycle.Connector`)
 then runs against it unchanged.
 
 The sample is built to show every promise of the README, and KB Q325464's
@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from pop3gui.core.config.schema import (
+from pop3gui.core.config.model import (
     AccountConfig,
     Config,
     DeliveryConfig,
@@ -42,14 +42,14 @@ from pop3gui.core.config.schema import (
     RoutingRuleConfig,
     ScheduleConfig,
     SmtpConfig,
-    save_config,
 )
+from pop3gui.core.config.save import save_config
 from pop3gui.core.state.credentials import POP3_SERVICE
 from pop3gui.core.events.model import Event, EventBus, EventId
 from pop3gui.core.state.paths import Paths, ensure_private_dir
 from pop3gui.core.engine.preflight import Report
 from pop3gui.core.state.spool import Quarantine, QuarantineRecord
-from pop3gui.core.engine.connector import Connector
+from pop3gui.core.engine.cycle import Connector
 from pop3gui.demo import keyring_backend
 from pop3gui.demo.exchange import DemoExchange, StoredMessage
 from pop3gui.demo.pop3_server import DemoPop3Server
@@ -333,9 +333,7 @@ class Sandbox:
 
 
 def _refusal(event: Event) -> Refusal:
-    head, _, reply = event.text.partition(": ")  # "... refused recipient ADDRESS (meaning): REPLY"
-    address = next((word for word in head.split() if "@" in word), "")
-    return Refusal(address, reply, event.cause, event.fix)
+    return Refusal(event.recipient, str(event.reply or ""), event.cause, event.fix)
 
 
 def _subject(data: bytes) -> str:

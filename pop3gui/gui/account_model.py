@@ -4,8 +4,8 @@ The model holds the accounts being edited (a list of frozen
 :class:`~pop3gui.core.config.schema.AccountConfig`) and, by account name, what the
 connector last did with each: a run in progress ("12 / 40 messages, 1.2 MB")
 or the last result (time, count, ok / warning / failed).  It learns that from
-the controller's ``progress`` and ``run_finished`` signals and from the core
-events on ``controller.bridge.event``; it never asks the engine itself.
+the engine's account status on ``controller.bridge.account_status`` (and keeps
+the first error event of a run to explain it); it never asks the engine itself.
 """
 
 from __future__ import annotations
@@ -26,9 +26,12 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QPalette
 from PySide6.QtWidgets import QApplication
 
-from pop3gui.core.config.schema import AccountConfig
-from pop3gui.core.events.model import Event, EventId, Severity
-from pop3gui.core.mail.recipients import normalize_domain
+from pop3gui.core.config.model import AccountConfig
+from pop3gui.core.engine import status as engine_status
+from pop3gui.core.engine.status import AccountResult, Phase
+from pop3gui.core.events.model import Event, Severity
+from pop3gui.core.mail.addresses import domain_of
+from pop3gui.core.mail.local_domains import LocalDomains
 from pop3gui.gui.icons import icon
 
 AccountRole = Qt.ItemDataRole.UserRole + 1
@@ -87,7 +90,7 @@ class AccountTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._accounts: list[AccountConfig] = []
         self._status: dict[str, AccountStatus] = {}
-        self._local_domains: frozenset[str] = frozenset()
+        self._local_domains = LocalDomains(())
 
     # --- the accounts -----------------------------------------------------------
 
@@ -104,7 +107,7 @@ class AccountTableModel(QAbstractTableModel):
 
     def set_local_domains(self, domains: Iterable[str]) -> None:
         """The recipient policies' domains: a user target outside them gets a warning icon."""
-        self._local_domains = frozenset(d for d in (normalize_domain(x) for x in domains) if d)
+        self._local_domains = LocalDomains(domains, skip_invalid=True)
         self._changed(Column.DELIVERS_TO, Column.DELIVERS_TO)
 
     def row_of(self, name: str) -> int:
@@ -152,58 +155,40 @@ class AccountTableModel(QAbstractTableModel):
 
     def connect_controller(self, controller: Any) -> None:
         """Follow a :class:`~pop3gui.gui.controller.ConnectorController`'s runs."""
-        controller.progress.connect(self.on_progress)
+        controller.bridge.account_status.connect(self.on_account_status)
         controller.bridge.event.connect(self.on_event)
-        controller.run_finished.connect(self.on_run_finished)
 
-    def on_progress(self, account: str, done: int, total: int, size: int) -> None:
-        previous = self._status.get(account)
-        error = previous.error if previous and previous.state is State.RUNNING else ""
-        self._set_status(account, AccountStatus(State.RUNNING, done=done, total=total, bytes=size, error=error))
+    def on_account_status(self, status: engine_status.AccountStatus) -> None:
+        """The engine's account status, as the row shows it."""
+        name = status.account
+        current = self._status.get(name)
+        phase = status.phase
+        if phase is Phase.CONNECTING:
+            self._set_status(name, AccountStatus(State.RUNNING))
+            return
+        if phase in (Phase.DOWNLOADING, Phase.DELIVERING):
+            error = current.error if current is not None and current.state is State.RUNNING else ""
+            self._set_status(name, AccountStatus(State.RUNNING, done=status.done, total=status.total,
+                                                 bytes=status.size, error=error))
+            return
+        res = status.result
+        if res is None:
+            return
+        first_error = current.error if current is not None and current.state is State.RUNNING else ""
+        if phase is Phase.FAILED:
+            state, error = State.FAILED, first_error or _explain_failure(res)
+        elif res.clean:
+            state, error = State.OK, first_error
+        else:
+            state, error = State.WARNING, first_error or _problems(res)
+        self._set_status(name, AccountStatus(state, time=_local(status.time), done=res.delivered, error=error))
 
     def on_event(self, event: Event) -> None:
-        name = event.account
-        if not name:
-            return
-        current = self._status.get(name)
-        running = current is not None and current.state is State.RUNNING
-        if event.id == EventId.ACCOUNT_STARTED:
-            self._set_status(name, AccountStatus(State.RUNNING))
-        elif event.severity >= Severity.ERROR:
-            # Any error of the run marks the account failed; the first one is explained.
-            error = current.error if current is not None and current.error and running else _explain(event)
-            if running and event.id not in (EventId.ACCOUNT_FINISHED, EventId.ACCOUNT_FAILED):
-                assert current is not None
-                self._set_status(name, replace(current, error=error))
-            else:
-                self._set_status(name, AccountStatus(State.FAILED, time=_local(event.time),
-                                                     done=current.done if current else 0, error=error))
-        elif event.id == EventId.ACCOUNT_FINISHED:
-            failed = current is not None and (current.state is State.FAILED or (running and bool(current.error)))
-            if failed:
-                state = State.FAILED
-            else:
-                state = State.OK if event.severity <= Severity.INFO else State.WARNING
-            error = current.error if current is not None else ""
-            if state is State.WARNING and not error:
-                error = event.text
-            self._set_status(name, AccountStatus(state, time=_local(event.time),
-                                                 done=current.done if current else 0, error=error))
-
-    def on_run_finished(self, result: Any) -> None:
-        """A cycle ended: take the delivered counts (and failures) from its CycleResult."""
-        if result is None:
-            return
-        for res in getattr(result, "accounts", ()):
-            current = self._status.get(res.account)
-            if current is None:
-                continue
-            state = State.FAILED if res.failed else current.state
-            if state is State.RUNNING:
-                state = State.OK if res.clean else State.WARNING
-            error = current.error or "; ".join(res.errors)
-            self._set_status(res.account, AccountStatus(state, time=current.time or datetime.now(),
-                                                         done=res.delivered, error=error))
+        """Keep the first error of a running account's cycle, to explain its result."""
+        current = self._status.get(event.account) if event.account else None
+        if (current is not None and current.state is State.RUNNING and not current.error
+                and event.severity >= Severity.ERROR):
+            self._set_status(event.account, replace(current, error=_explain(event.text, event.cause, event.fix)))
 
     def _set_status(self, name: str, status: AccountStatus) -> None:
         self._status[name] = status
@@ -322,21 +307,32 @@ class AccountTableModel(QAbstractTableModel):
         """The deliver_to domain when no recipient policy covers it (user mailboxes only)."""
         if acc.kind != "user" or not acc.deliver_to or not self._local_domains:
             return ""
-        domain = acc.deliver_to.rpartition("@")[2]
-        return "" if (normalize_domain(domain) or domain.lower()) in self._local_domains else domain
+        domain = domain_of(acc.deliver_to)
+        return "" if domain in self._local_domains else domain
 
 
 def policy_warning_text(obj: QObject, domain: str) -> str:
     return obj.tr("No recipient policy covers %1: the local server will likely refuse it").replace("%1", domain)
 
 
-def _explain(event: Event) -> str:
-    lines = [event.text]
-    if event.cause:
-        lines.append(f"Cause: {event.cause}")
-    if event.fix:
-        lines.append(f"Fix: {event.fix}")
+def _explain(text: str, cause: str, fix: str) -> str:
+    lines = [text]
+    if cause:
+        lines.append(f"Cause: {cause}")
+    if fix:
+        lines.append(f"Fix: {fix}")
     return "\n".join(lines)
+
+
+def _explain_failure(res: AccountResult) -> str:
+    return _explain(res.errors[0] if res.errors else "The account's cycle failed.", res.cause, res.fix)
+
+
+def _problems(res: AccountResult) -> str:
+    parts = [f"{count} {what}" for count, what in ((res.diverted, "diverted to the undeliverable mailbox"),
+                                                   (res.quarantined, "quarantined"),
+                                                   (res.deferred, "left for retry")) if count]
+    return ", ".join(parts) + "."
 
 
 def _local(moment: datetime) -> datetime:

@@ -14,24 +14,25 @@ from datetime import datetime, timedelta
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from pop3gui.core.config.schema import AccountConfig, Config, save_config
+from pop3gui.core.config.model import AccountConfig, Config
+from pop3gui.core.config.save import save_config
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.errors import Pop3guiError, StateError
-from pop3gui.core.events.model import Event, EventBus, EventId, Severity
-from pop3gui.core.events.store import EventLog, EventStore
+from pop3gui.core.events.model import Event, EventId, Severity
+from pop3gui.core.events.recorder import EventRecorder
 from pop3gui.core.state.lock import RunnerLock
 from pop3gui.core.state.paths import Paths
 from pop3gui.core.engine.preflight import Finding, check_account, probe_targets
-from pop3gui.core.engine.connector import Connector, CycleResult
-from pop3gui.gui.bridge import EventBridge
+from pop3gui.core.engine.cycle import Connector
+from pop3gui.core.engine.status import CycleResult
+from pop3gui.gui.bridge import EngineBridge
 
 log = logging.getLogger(__name__)
 
 
 class ConnectorController(QObject):
     run_started = Signal()
-    run_finished = Signal(object)  # CycleResult
-    progress = Signal(str, int, int, int)  # account, messages done, total, bytes
+    run_finished = Signal(object)  # CycleResult, or None when the run could not start
     config_saved = Signal(object)  # Config
     schedule_changed = Signal()
 
@@ -41,12 +42,10 @@ class ConnectorController(QObject):
         self.paths = paths
         self.config = config
         self.credentials = credentials or Credentials()
-        self.bus = EventBus()
-        self.store = EventStore(paths.events_db)
-        self._log = EventLog(paths.log_file)
-        self.bridge = EventBridge(self)
-        self.bus.subscribe(self.store)
-        self.bus.subscribe(self._log)
+        self._recorder = EventRecorder(paths)
+        self.bus = self._recorder.bus
+        self.store = self._recorder.store
+        self.bridge = EngineBridge(self)  # events and account status, as signals
         self.bus.subscribe(self.bridge)
         self.last_result: CycleResult | None = None
         self.last_run_at: datetime | None = None
@@ -122,8 +121,8 @@ class ConnectorController(QObject):
             self._reschedule()
             return None
         try:
-            connector = Connector(self.config, self.paths, self.bus, credentials=self.credentials)
-            connector.on_progress = self._report_progress
+            connector = Connector(self.config, self.paths, self.bus, credentials=self.credentials,
+                                  observer=self.bridge)
             self._connector = connector
             try:
                 result = await connector.run_cycle()
@@ -140,11 +139,9 @@ class ConnectorController(QObject):
             self._reschedule()
         return result
 
-    def _report_progress(self, account: str, done: int, total: int, size: int) -> None:
-        self.progress.emit(account, done, total, size)
-
     def _emit_error(self, exc: Pop3guiError, event_id: EventId) -> None:
-        self.bus.emit(Event(id=event_id, severity=Severity.ERROR, text=str(exc), cause=exc.cause, fix=exc.fix))
+        self.bus.emit(Event(id=event_id, severity=Severity.ERROR, text=str(exc), cause=exc.cause, fix=exc.fix,
+                            diagnosis=exc.failure))
 
     async def stop(self) -> None:
         """Finish the message in flight, QUIT, and wait for the run to end."""
@@ -166,7 +163,8 @@ class ConnectorController(QObject):
 
     async def resubmit(self, record_id: str) -> str:
         """Run resolution and submission again for a quarantined message."""
-        connector = Connector(self.config, self.paths, self.bus, credentials=self.credentials)
+        connector = Connector(self.config, self.paths, self.bus, credentials=self.credentials,
+                              observer=self.bridge)
         try:
             return await connector.resubmit(record_id)
         finally:
@@ -177,5 +175,4 @@ class ConnectorController(QObject):
         if self._held_lock is not None:
             self._held_lock.release()
             self._held_lock = None
-        self.store.close()
-        self._log.close()
+        self._recorder.close()

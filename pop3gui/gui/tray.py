@@ -20,10 +20,10 @@ from PySide6.QtCore import QItemSelectionModel, QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QIcon
 from PySide6.QtWidgets import QLabel, QMenu, QSystemTrayIcon, QWidget
 
-from pop3gui.core.smtp.diagnose import Refusal, refusal_named_in
 from pop3gui.core.events.model import Event, EventId, Severity
+from pop3gui.core.failures import Failure
 from pop3gui.core.desktop.notify_limit import Notice, NotifyLimiter
-from pop3gui.core.engine.connector import CycleResult
+from pop3gui.core.engine.status import AccountStatus, CycleResult, Phase
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.icons import icon
 from pop3gui.gui.properties import PropertiesWindow
@@ -39,7 +39,7 @@ def is_policy_refusal(event: Event) -> bool:
     """A recipient refused for a policy reason: its domain is not accepted (relaying denied), a rule,
     or a refusal that may be either (the postmaster probe could not tell)."""
     return (event.id == EventId.RECIPIENT_REFUSED
-            and refusal_named_in(event.text) in (Refusal.DOMAIN_NOT_ACCEPTED, Refusal.POLICY, Refusal.UNCLEAR))
+            and event.diagnosis in (Failure.DOMAIN_NOT_ACCEPTED, Failure.POLICY, Failure.UNCLEAR))
 
 
 def same_event(a: Event, b: Event) -> bool:
@@ -134,7 +134,7 @@ class TrayRunner(QSystemTrayIcon):
         self.messageClicked.connect(self._message_clicked)
         controller.run_started.connect(self._run_started)
         controller.run_finished.connect(self._run_finished)
-        controller.progress.connect(self._on_progress)
+        controller.bridge.account_status.connect(self._on_account_status)
         controller.schedule_changed.connect(self._update_look)
         controller.bridge.event.connect(self._on_event)
         self._update_look()
@@ -236,9 +236,10 @@ class TrayRunner(QSystemTrayIcon):
         self._progress = None
         self._set_state(BUSY)
 
-    def _on_progress(self, account: str, done: int, total: int, _size: int) -> None:
-        self._progress = (account, done, total)
-        self._update_look()
+    def _on_account_status(self, status: AccountStatus) -> None:
+        if status.phase in (Phase.DOWNLOADING, Phase.DELIVERING):
+            self._progress = (status.account, status.done, status.total)
+            self._update_look()
 
     def _run_finished(self, result: CycleResult | None) -> None:
         self._progress = None

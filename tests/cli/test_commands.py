@@ -56,6 +56,8 @@ def test_run_once_delivers_and_events_shows_it(office: Office, pop3_user: Pop3Us
     events = [json.loads(line) for line in pop3gui("events", "--json", "--limit", "100").stdout.splitlines()]
     delivered = [e for e in events if e["id"] == 3002]
     assert delivered and delivered[0]["subject"] == "via cli" and delivered[0]["account"] == "alice"
+    assert delivered[0]["outcome"] == "delivered" and delivered[0]["recipient"] == "alice@contoso.com"
+    assert delivered[0]["diagnosis"] is None and delivered[0]["reply"] is None
     assert (office.paths.log_file).read_text().count("3002") == 1
 
 
@@ -66,6 +68,13 @@ def test_run_once_exits_1_when_a_recipient_is_refused(office: Office, pop3_user:
     out = pop3gui("run", "--once")
     assert out.returncode == 1
     assert "5.1.1" in out.stdout and "fix:" in out.stdout
+    events = [json.loads(line) for line in pop3gui("events", "--json", "--limit", "100").stdout.splitlines()]
+    [refused] = [e for e in events if e["id"] == 4001]
+    assert refused["recipient"] == "ghost@contoso.com" and refused["diagnosis"] == "unknown_user"
+    assert refused["reply"]["code"] == 550 and refused["reply"]["enhanced"] == "5.1.1"
+    assert refused["outcome"] is None
+    [ended] = [e for e in events if e["outcome"] is not None]  # the one event that ends the message's handling
+    assert ended["id"] in (4003, 4004) and ended["diagnosis"] == "unknown_user"
 
 
 @pytest.mark.servers
@@ -114,7 +123,7 @@ def test_version_and_help() -> None:
 
 
 def test_headless_commands_do_not_import_qt() -> None:
-    code = "import sys, pop3gui.cli, pop3gui.core.engine.connector, pop3gui.core.engine.preflight; " \
+    code = "import sys, pop3gui.cli, pop3gui.core.engine.cycle, pop3gui.core.engine.preflight; " \
            "print(any(m.startswith(('PySide6', 'qasync')) for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -13,19 +13,22 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from pop3gui.core.config.schema import (
+from pop3gui.core.config.load import load_config
+from pop3gui.core.config.model import (
     DEFAULT_ENVELOPE_HEADERS,
     AccountConfig,
     Config,
     RecipientPolicy,
     RoutingRuleConfig,
     SmtpConfig,
-    load_config,
-    save_config,
 )
+from pop3gui.core.config.save import save_config
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.errors import CredentialError
+from pop3gui.core.engine.status import AccountResult, Phase
+from pop3gui.core.engine.status import AccountStatus as Status
 from pop3gui.core.events.model import Event, EventId, Severity
+from pop3gui.core.failures import Failure
 from pop3gui.core.state.paths import Paths
 from pop3gui.gui.account_model import AccountRole, AccountTableModel, Column, State
 from pop3gui.gui.controller import ConnectorController
@@ -86,9 +89,9 @@ def test_model_passes_the_model_tester(qtmodeltester: Any) -> None:
     model = AccountTableModel()
     model.set_local_domains(["contoso.com"])
     model.set_accounts([ALICE, OFFICE, replace(ALICE, name="Bob", deliver_to="bob@fabrikam.com", enabled=False)])
-    model.on_event(Event(EventId.ACCOUNT_STARTED, Severity.INFO, "start", account="Alice"))
-    model.on_progress("Alice", 12, 40, 1_258_291)
-    model.on_event(Event(EventId.POP3_LOGIN_FAILED, Severity.ERROR, "login refused", account="Bob"))
+    model.on_account_status(Status("Alice", Phase.CONNECTING))
+    model.on_account_status(Status("Alice", Phase.DOWNLOADING, 12, 40, 1_258_291))
+    model.on_account_status(Status("Bob", Phase.FAILED, result=_failed("Bob", "login refused")))
     qtmodeltester.check(model)
     model.append_account(replace(ALICE, name="Carol"))
     model.remove_account("Office")
@@ -108,32 +111,56 @@ def test_model_columns_and_account_role() -> None:
     assert model.headerData(Column.DELIVERS_TO, Qt.Orientation.Horizontal) == "Delivers to"
 
 
+def _failed(account: str, text: str, cause: str = "", fix: str = "") -> AccountResult:
+    res = AccountResult(account)
+    res.fail(text, diagnosis=Failure.AUTH_FAILED, cause=cause, fix=fix)
+    return res
+
+
 def test_model_follows_progress_and_results() -> None:
     model = AccountTableModel()
     model.set_accounts([ALICE, OFFICE])
     last = model.index(0, Column.LAST_RESULT)
-    model.on_event(Event(EventId.ACCOUNT_STARTED, Severity.INFO, "start", account="Alice"))
+    model.on_account_status(Status("Alice", Phase.CONNECTING))
     assert last.data() == "Connecting…"
-    model.on_progress("Alice", 12, 40, 1_258_291)
+    model.on_account_status(Status("Alice", Phase.DOWNLOADING, 12, 40, 1_258_291))
     assert last.data() == "12 / 40 messages, 1.2 MB"
     at = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
-    model.on_progress("Alice", 40, 40, 4_000_000)
-    model.on_event(Event(EventId.ACCOUNT_FINISHED, Severity.INFO, "done", account="Alice", time=at))
+    model.on_account_status(Status("Alice", Phase.DELIVERING, 40, 40, 4_000_000))
+    model.on_account_status(Status("Alice", Phase.DONE, result=AccountResult("Alice", delivered=40), time=at))
     status = model.status("Alice")
     assert status is not None and status.state is State.OK and status.done == 40
     assert last.data().endswith("40 delivered")
     assert at.astimezone().strftime("%H:%M") in last.data()
 
-    # Any error of the run marks the account failed, with the error as tooltip.
-    model.on_event(Event(EventId.ACCOUNT_STARTED, Severity.INFO, "start", account="Office"))
-    model.on_event(Event(EventId.POP3_LOGIN_FAILED, Severity.ERROR, "the server refused the password",
-                         account="Office", cause="Wrong password.", fix="Enter it again."))
-    model.on_event(Event(EventId.ACCOUNT_FINISHED, Severity.WARNING, "done", account="Office", time=at))
+    # A failed account shows why, from its result, as the tooltip.
+    model.on_account_status(Status("Office", Phase.CONNECTING))
+    model.on_account_status(Status("Office", Phase.FAILED, time=at, result=_failed(
+        "Office", "the server refused the password", cause="Wrong password.", fix="Enter it again.")))
     failed = model.index(1, Column.LAST_RESULT)
     assert model.status("Office").state is State.FAILED  # type: ignore[union-attr]
     assert "failed" in failed.data()
     assert "Wrong password." in failed.data(Qt.ItemDataRole.ToolTipRole)
     assert "Enter it again." in failed.data(Qt.ItemDataRole.ToolTipRole)
+
+
+def test_a_message_needing_attention_is_a_warning_explained_by_the_first_error() -> None:
+    model = AccountTableModel()
+    model.set_accounts([ALICE])
+    model.on_account_status(Status("Alice", Phase.CONNECTING))
+    model.on_event(Event(EventId.RECIPIENT_REFUSED, Severity.ERROR, "refused erin@contoso.eu", account="Alice",
+                         fix="Add contoso.eu to a recipient policy."))
+    model.on_event(Event(EventId.QUARANTINED, Severity.ERROR, "kept in quarantine", account="Alice"))
+    model.on_account_status(Status("Alice", Phase.DONE, result=AccountResult("Alice", delivered=3, quarantined=1)))
+    status = model.status("Alice")
+    assert status is not None and status.state is State.WARNING and status.done == 3
+    assert status.error.startswith("refused erin@contoso.eu") and "Add contoso.eu" in status.error
+    assert model.index(0, Column.LAST_RESULT).data().endswith("3 delivered, with warnings")
+
+    # Without an error event, the result itself says what needs attention.
+    model.on_account_status(Status("Alice", Phase.CONNECTING))
+    model.on_account_status(Status("Alice", Phase.DONE, result=AccountResult("Alice", delivered=1, deferred=2)))
+    assert model.status("Alice").error == "2 left for retry."  # type: ignore[union-attr]
 
 
 # --- the account dialog ---------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLabel, QMessageBox
 
-from pop3gui.core.config.schema import AccountConfig, Config
-from pop3gui.core.events.model import Event, EventId, Severity
+from pop3gui.core.config.model import AccountConfig, Config
+from pop3gui.core.events.model import Event, EventId, Reply, Severity
+from pop3gui.core.failures import Failure
 from pop3gui.core.events.store import EventStore
 from pop3gui.core.state.paths import Paths
 from pop3gui.gui.controller import ConnectorController
@@ -224,7 +225,9 @@ def test_hundred_thousand_events_load_and_filter(qapp: object, store: EventStore
 
 EXPORTED = [make_event(1, text="Delivered, with comma", subject='Quote "this"'),
             make_event(2, text="Refused", cause="550 user unknown", fix="Create the mailbox",
-                       transcript="C: RCPT TO:<bob@office.local>\nS: 550 5.1.1 unknown", account="ä-account")]
+                       transcript="C: RCPT TO:<bob@office.local>\nS: 550 5.1.1 unknown", account="ä-account",
+                       recipient="bob@office.local", reply=Reply(550, "5.1.1", "unknown"),
+                       diagnosis=Failure.UNKNOWN_USER)]
 
 
 def test_export_csv_round_trips(tmp_path: Path) -> None:
@@ -237,7 +240,10 @@ def test_export_csv_round_trips(tmp_path: Path) -> None:
     assert [r["text"] for r in records] == ["Delivered, with comma", "Refused"]
     assert records[0]["subject"] == 'Quote "this"'
     assert records[1]["transcript"] == "C: RCPT TO:<bob@office.local>\nS: 550 5.1.1 unknown"
-    assert records[1]["account"] == "ä-account" and records[1]["severity"] == "WARNING"
+    assert records[1]["account"] == "ä-account" and records[1]["severity"] == "warning"
+    assert records[1]["recipient"] == "bob@office.local" and records[1]["reply"] == "550 5.1.1 unknown"
+    assert records[1]["diagnosis"] == "unknown_user" and records[1]["outcome"] == ""
+    assert records[0]["reply"] == "" and records[0]["diagnosis"] == ""
     assert records[1]["id"] == str(int(EventId.MESSAGE_DELIVERED))
     assert datetime.fromisoformat(records[0]["time"]) == EXPORTED[0].time
 
@@ -251,6 +257,9 @@ def test_export_json_round_trips(tmp_path: Path) -> None:
     assert records[1]["cause"] == "550 user unknown" and records[1]["fix"] == "Create the mailbox"
     assert records[1]["id"] == int(EventId.MESSAGE_DELIVERED)
     assert records[1]["transcript"].splitlines()[1] == "S: 550 5.1.1 unknown"
+    assert records[1]["reply"] == {"code": 550, "enhanced": "5.1.1", "text": "unknown"}
+    assert records[1]["diagnosis"] == "unknown_user" and records[1]["outcome"] is None
+    assert records[0]["reply"] is None and records[0]["recipient"] == ""
 
 
 def test_export_to_unwritable_path_names_the_path(tmp_path: Path) -> None:

@@ -28,12 +28,14 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QLabel
 
-from pop3gui.core.config.schema import Config, SmtpConfig, save_config
-from pop3gui.core.events.model import Event, EventId, Severity
+from pop3gui.core.config.model import Config, SmtpConfig
+from pop3gui.core.config.save import save_config
+from pop3gui.core.events.model import Event, EventId, Reply, Severity
+from pop3gui.core.failures import Failure
 from pop3gui.core.state.journal import SUBMITTING, Journal
 from pop3gui.core.desktop.notify_limit import NotifyLimiter
 from pop3gui.core.state.paths import Paths
-from pop3gui.core.engine.connector import AccountResult, CycleResult
+from pop3gui.core.engine.status import AccountResult, AccountStatus, CycleResult, Phase
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.properties import PropertiesWindow
 from pop3gui.gui.single_instance import server_name
@@ -137,7 +139,7 @@ def test_icon_and_tooltip_follow_the_run(tray: tuple[TrayRunner, Clock]) -> None
     assert runner.state == IDLE and not runner.icon().isNull()
     idle_key = runner.icon().cacheKey()
     c.run_started.emit()
-    c.progress.emit("alice", 12, 200, 4096)
+    c.bridge.on_account_status(AccountStatus("alice", Phase.DOWNLOADING, 12, 200, 4096))
     assert runner.state == BUSY and runner.icon().cacheKey() != idle_key
     assert "alice: 12 of 200" in runner.toolTip()
     runner.menu.aboutToShow.emit()
@@ -154,9 +156,14 @@ def test_problems_notify_once_a_minute_per_kind_and_count_the_rest(tray: tuple[T
     c = runner.controller
     refused_policy = Event(EventId.RECIPIENT_REFUSED, Severity.ERROR,
                            "The local server refused recipient erin@contoso.eu (domain not accepted): 554 5.7.1 <erin@contoso.eu>: "
-                           "Relay access denied", account="alice", fix="Add contoso.eu to a recipient policy.")
+                           "Relay access denied", account="alice", fix="Add contoso.eu to a recipient policy.",
+                           recipient="erin@contoso.eu", reply=Reply(554, "5.7.1", "<erin@contoso.eu>: Relay access denied"),
+                           diagnosis=Failure.DOMAIN_NOT_ACCEPTED)
+    # Its text names a policy code, but its diagnosis says what it is: the tray reads the diagnosis.
     refused_unknown = Event(EventId.RECIPIENT_REFUSED, Severity.ERROR,
-                            "The local server refused recipient ghost@contoso.com (unknown user): 550 5.1.1 User unknown")
+                            "The local server refused recipient ghost@contoso.com: 550 5.7.1 User unknown",
+                            recipient="ghost@contoso.com", reply=Reply(550, "5.7.1", "User unknown"),
+                            diagnosis=Failure.UNKNOWN_USER)
     quarantined = Event(EventId.QUARANTINED, Severity.ERROR, "Kept in quarantine (x.eml): nobody accepted it")
     c.bus.emit(refused_unknown)  # not a policy reason: no notification
     c.bus.emit(refused_policy)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from pop3gui.core.config.schema import Config, DeliveryConfig, RecipientPolicy, SmtpConfig
+from pop3gui.core.config.model import Config, DeliveryConfig, RecipientPolicy, SmtpConfig
 from pop3gui.core.state.credentials import Credentials
-from pop3gui.core.smtp.diagnose import Refusal, refusal_named_in
+from pop3gui.core.failures import Failure
 from pop3gui.core.events.model import EventId
 from pop3gui.core.engine.preflight import probe_targets
 from pop3gui.core.state.spool import Quarantine
@@ -144,7 +144,8 @@ async def test_the_kb_failure_in_the_servers_own_words_is_diagnosed_and_the_mail
     assert result.exit_code == 1
     [refused] = office.of(EventId.RECIPIENT_REFUSED)
     assert RELAY_REFUSAL[local_site.local_name] in refused.text
-    assert refusal_named_in(refused.text) is Refusal.DOMAIN_NOT_ACCEPTED, refused.full_text()
+    assert refused.diagnosis is Failure.DOMAIN_NOT_ACCEPTED, refused.full_text()
+    assert refused.recipient == "erin@contoso.eu" and refused.reply is not None and refused.reply.code >= 500
     assert "does not accept mail for the domain contoso.eu" in refused.cause
     assert refused.fix.startswith("Add contoso.eu to the local server's accepted domains")
     if local_site.local_name == "opensmtpd_clean":  # its words do not say: the postmaster probe did
@@ -166,7 +167,7 @@ async def test_an_unknown_local_user_is_told_apart_from_a_foreign_domain(local_s
 
     [refused] = office.of(EventId.RECIPIENT_REFUSED)
     assert UNKNOWN_USER[local_site.local_name] in refused.text and "ghost@contoso.com" in refused.text
-    assert refusal_named_in(refused.text) is Refusal.UNKNOWN_USER, refused.full_text()
+    assert refused.diagnosis is Failure.UNKNOWN_USER, refused.full_text()
     assert "has no mailbox ghost@contoso.com" in refused.cause and "Create the mailbox" in refused.fix
     office.local.wait_for_delivered(2)
     assert local_site.recipients() == Counter({"bob@contoso.com": 1, ADMIN: 1})
@@ -198,7 +199,7 @@ async def test_a_70000_octet_line_refused_by_the_local_server_is_kept_in_quarant
     assert (await office.run_cycle()).exit_code == 1
 
     [refused] = office.of(EventId.MESSAGE_REFUSED)
-    assert refusal_named_in(refused.text) is Refusal.LINE_TOO_LONG, refused.full_text()
+    assert refused.diagnosis is Failure.LINE_TOO_LONG, refused.full_text()
     assert "1000 octets" in refused.cause
     quarantine = Quarantine(office.paths.quarantine_dir)
     [kept] = list(quarantine.records())

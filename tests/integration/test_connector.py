@@ -71,7 +71,7 @@ async def test_envelope_header_reveals_bcc_and_wins_over_to_cc(office: Office, p
 
 
 async def test_routing_rule_and_no_local_recipient(office: Office, pop3_user: Pop3User) -> None:
-    from pop3gui.core.config.schema import RoutingRuleConfig
+    from pop3gui.core.config.model import RoutingRuleConfig
 
     office.isp.deliver(pop3_user.name, make_message(to="sales@isp.example", subject="rule"))
     office.isp.deliver(pop3_user.name, make_message(to="nobody@isp.example", subject="stray"))
@@ -259,7 +259,7 @@ async def test_quarantined_message_is_delivered_by_resubmit_after_the_fix(
 
     from pop3gui.core.events.model import EventBus
     from pop3gui.core.state.spool import Quarantine
-    from pop3gui.core.engine.connector import Connector
+    from pop3gui.core.engine.cycle import Connector
 
     original = make_message(to="x@isp.example", subject="stuck")
     office.isp.deliver(pop3_user.name, original)

@@ -16,12 +16,14 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from pop3gui.core.config.schema import AccountConfig, Config, save_config
+from pop3gui.core.config.model import AccountConfig, Config
+from pop3gui.core.config.save import save_config
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.events.model import Event, EventBus, EventId
 from pop3gui.core.events.store import EventStore
 from pop3gui.core.state.paths import Paths
-from pop3gui.core.engine.connector import Connector, CycleResult
+from pop3gui.core.engine.cycle import Connector
+from pop3gui.core.engine.status import CycleResult
 
 if TYPE_CHECKING:
     from tests.conftest import Pop3User

@@ -1,7 +1,7 @@
 """A connector installation wired to the scripted POP3 server and the SMTP sink.
 
 Shared by the fault and safety tests in tests/core: :class:`Rig` runs real
-:class:`~pop3gui.core.engine.connector.Connector` cycles and keeps their events.
+:class:`~pop3gui.core.engine.cycle.Connector` cycles and keeps their events.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pop3gui.core.config.schema import AccountConfig, Config, DeliveryConfig, LoggingConfig, RecipientPolicy, SmtpConfig
+from pop3gui.core.config.model import AccountConfig, Config, DeliveryConfig, LoggingConfig, RecipientPolicy, SmtpConfig
 from pop3gui.core.events.model import Event, EventBus, EventId
 from pop3gui.core.state.paths import Paths
 from pop3gui.core.state.spool import Spool
-from pop3gui.core.engine.connector import Connector, CycleResult
+from pop3gui.core.engine.cycle import Connector
+from pop3gui.core.engine.status import CycleResult
 from tests.support.scripted_pop3 import ScriptedPop3Server
 
 ALICE = "alice@contoso.com"

@@ -9,7 +9,7 @@ connection check alike.
 
 from __future__ import annotations
 
-from pop3gui.core.config.schema import AccountConfig, SmtpConfig
+from pop3gui.core.config.model import AccountConfig, SmtpConfig
 from pop3gui.core.pop3.client import Pop3Client
 from pop3gui.core.smtp.submit import SmtpSubmitter
 from pop3gui.core.tls import client_context

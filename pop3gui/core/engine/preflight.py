@@ -12,7 +12,8 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pop3gui.core.config.schema import AccountConfig, Config, policy_warnings
+from pop3gui.core.config.model import AccountConfig, Config
+from pop3gui.core.config.policies import policy_warnings
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.smtp.diagnose import (
     diagnose_recipient,

@@ -4,6 +4,11 @@ Every step of a run emits an :class:`Event`.  Failure events carry the cause
 and the fix in plain words and, for SMTP, the whole session transcript (the SBS
 connector's events 4032/4022, but shown at every logging level).  The ids are
 a user-facing contract documented in ``docs/events.md``: never renumber.
+
+Besides its text, an event carries typed fields that programs read instead of
+parsing English: the ``recipient`` concerned, the server's ``reply``, the
+``diagnosis`` (a stable :class:`~pop3gui.core.failures.Failure` name) and,
+when it ends a message's handling, its ``outcome``.
 """
 
 from __future__ import annotations
@@ -12,7 +17,11 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import datetime, timezone
+from enum import StrEnum
+
+from pop3gui.core.failures import Failure
 
 
 class Severity(enum.IntEnum):
@@ -73,6 +82,29 @@ class EventId(enum.IntEnum):
     MESSAGE_DEFERRED = 4008
 
 
+class Outcome(StrEnum):
+    """How a message's handling ended in this cycle; stable names, like :class:`Failure`'s."""
+
+    DELIVERED = "delivered"  # every intended recipient took it
+    DIVERTED = "diverted"  # sent to the undeliverable mailbox with a notice
+    QUARANTINED = "quarantined"  # kept here for the admin
+    DEFERRED = "deferred"  # stays on the POP3 server; retried next cycle
+    LEFT_ON_SERVER = "left_on_server"  # not downloaded (too big) or kept by rule
+    SUPPRESSED = "suppressed"  # a copy already delivered: not sent again
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A server's reply as it was given: ``550``, ``5.7.1``, ``Unable to relay``."""
+
+    code: int
+    enhanced: str = ""
+    text: str = ""
+
+    def __str__(self) -> str:
+        return " ".join(part for part in (str(self.code), self.enhanced, self.text) if part)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -91,6 +123,10 @@ class Event:
     cause: str = ""
     fix: str = ""
     transcript: str = ""
+    recipient: str = ""
+    reply: Reply | None = None
+    diagnosis: Failure | None = None
+    outcome: Outcome | None = None
     time: datetime = field(default_factory=_now)
     seq: int = 0  # assigned by the event store; 0 until stored
 
@@ -103,6 +139,14 @@ class Event:
         lines = [self.one_line()]
         if self.subject or self.message_id or self.uid:
             lines.append(f"  Message: {self.subject!r} Message-ID {self.message_id or '-'} UIDL {self.uid or '-'}")
+        if self.recipient:
+            lines.append(f"  Recipient: {self.recipient}")
+        if self.reply is not None:
+            lines.append(f"  Reply: {self.reply}")
+        if self.diagnosis is not None:
+            lines.append(f"  Diagnosis: {self.diagnosis}")
+        if self.outcome is not None:
+            lines.append(f"  Outcome: {self.outcome}")
         if self.cause:
             lines.append(f"  Cause: {self.cause}")
         if self.fix:
@@ -111,6 +155,26 @@ class Event:
             lines.append("  Transcript:")
             lines.extend("    " + line for line in self.transcript.splitlines())
         return "\n".join(lines)
+
+
+def event_record(event: Event) -> dict[str, Any]:
+    """One event as plain data: ``pop3gui events --json`` and the GUI's export write exactly this.
+
+    The field names are a contract (docs/events.md).  ``reply`` is an object
+    ``{code, enhanced, text}`` or null; ``diagnosis`` and ``outcome`` are
+    stable names or null; ``seq`` is 0 for an event not read back from the store.
+    """
+    reply = event.reply
+    return {
+        "seq": event.seq, "time": event.time.isoformat(), "id": int(event.id),
+        "severity": event.severity.name.lower(), "account": event.account, "uid": event.uid,
+        "message_id": event.message_id, "subject": event.subject, "text": event.text,
+        "recipient": event.recipient,
+        "reply": None if reply is None else {"code": reply.code, "enhanced": reply.enhanced, "text": reply.text},
+        "diagnosis": None if event.diagnosis is None else str(event.diagnosis),
+        "outcome": None if event.outcome is None else str(event.outcome),
+        "cause": event.cause, "fix": event.fix, "transcript": event.transcript,
+    }
 
 
 EventSink = Callable[[Event], None]

@@ -1,7 +1,8 @@
 """Persistent events: an SQLite table the CLI, the GUI and tests read back.
 
 Events are kept in their own database so that reading a long history never
-competes with the journal, whose writes guard the mail.
+competes with the journal, whose writes guard the mail.  A store written by an
+earlier release (without the typed fields) gains their columns when opened.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
-from pop3gui.core.events.model import Event, EventId, Severity
+from pop3gui.core.events.model import Event, EventId, Outcome, Reply, Severity
+from pop3gui.core.failures import Failure
 from pop3gui.core.state.paths import touch_private
 
 _SCHEMA = """
@@ -37,7 +39,18 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_account ON events(account, seq);
 """
-_COLUMNS = "seq, time, id, severity, account, uid, message_id, subject, text, cause, fix, transcript"
+# The typed fields, added in place to stores of earlier releases (their rows get the defaults).
+_TYPED_COLUMNS = (
+    ("recipient", "TEXT NOT NULL DEFAULT ''"),
+    ("reply_code", "INTEGER"),  # NULL: the event quotes no reply
+    ("reply_enhanced", "TEXT NOT NULL DEFAULT ''"),
+    ("reply_text", "TEXT NOT NULL DEFAULT ''"),
+    ("diagnosis", "TEXT NOT NULL DEFAULT ''"),
+    ("outcome", "TEXT NOT NULL DEFAULT ''"),
+)
+_Name = TypeVar("_Name", Failure, Outcome)
+_COLUMNS = ("seq, time, id, severity, account, uid, message_id, subject, text, cause, fix, transcript, "
+            + ", ".join(name for name, _ in _TYPED_COLUMNS))
 
 
 class EventStore:
@@ -49,16 +62,25 @@ class EventStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._add_typed_columns()
+
+    def _add_typed_columns(self) -> None:
+        have = {str(row[1]) for row in self._db.execute("PRAGMA table_info(events)")}
+        for name, kind in _TYPED_COLUMNS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self._db.close()
 
     def append(self, event: Event) -> int:
+        reply = event.reply
         cur = self._db.execute(
-            "INSERT INTO events (time, id, severity, account, uid, message_id, subject, text, cause, fix,"
-            " transcript) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO events ({_COLUMNS.removeprefix('seq, ')}) VALUES ({', '.join('?' * 17)})",
             (event.time.isoformat(), int(event.id), int(event.severity), event.account, event.uid,
-             event.message_id, event.subject, event.text, event.cause, event.fix, event.transcript),
+             event.message_id, event.subject, event.text, event.cause, event.fix, event.transcript,
+             event.recipient, reply.code if reply else None, reply.enhanced if reply else "",
+             reply.text if reply else "", event.diagnosis or "", event.outcome or ""),
         )
         return int(cur.lastrowid or 0)
 
@@ -87,7 +109,8 @@ class EventStore:
 
 
 def _row_to_event(row: tuple[object, ...]) -> Event:
-    seq, time, eid, sev, account, uid, mid, subject, text, cause, fix, transcript = row
+    (seq, time, eid, sev, account, uid, mid, subject, text, cause, fix, transcript,
+     recipient, reply_code, reply_enhanced, reply_text, diagnosis, outcome) = row
     try:
         event_id = EventId(int(str(eid)))
     except ValueError:  # written by a newer release
@@ -95,8 +118,19 @@ def _row_to_event(row: tuple[object, ...]) -> Event:
     return Event(
         id=event_id, severity=Severity(int(str(sev))), text=str(text), account=str(account), uid=str(uid),
         message_id=str(mid), subject=str(subject), cause=str(cause), fix=str(fix), transcript=str(transcript),
+        recipient=str(recipient),
+        reply=None if reply_code is None else Reply(int(str(reply_code)), str(reply_enhanced), str(reply_text)),
+        diagnosis=_known(Failure, diagnosis), outcome=_known(Outcome, outcome),
         time=datetime.fromisoformat(str(time)), seq=int(str(seq)),
     )
+
+
+def _known(kind: type[_Name], value: object) -> _Name | None:
+    """A stored name as its enum member; None when empty or written by a newer release."""
+    try:
+        return kind(str(value)) if value else None
+    except ValueError:
+        return None
 
 
 class EventLog:

@@ -14,23 +14,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import StrEnum
+from pop3gui.core.failures import Failure
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
-
-
-class Refusal(StrEnum):
-    """What a refusal means for the admin; each has its own cause and fix."""
-
-    DOMAIN_NOT_ACCEPTED = "domain not accepted"  # the KB's failure: the server relays nothing for it
-    UNKNOWN_USER = "unknown user"
-    MAILBOX_FULL = "mailbox full"
-    TOO_BIG = "too big"
-    LINE_TOO_LONG = "line too long"
-    POLICY = "policy"
-    TEMPORARY = "temporary"
-    UNCLEAR = "domain or mailbox unclear"  # the postmaster probe decides
-    OTHER = "other"
 
 
 @dataclass(frozen=True)
@@ -41,10 +27,10 @@ class Wording:
     server does take ``postmaster@`` the recipient's domain.
     """
 
-    kind: Refusal
+    kind: Failure
     pattern: str
     examples: tuple[str, ...]
-    unless_domain_refused: Refusal = Refusal.OTHER
+    unless_domain_refused: Failure = Failure.OTHER
 
     def matches(self, text: str) -> bool:
         """Whether the reply's words match; *text* has its addresses blanked (see :func:`classify`)."""
@@ -55,15 +41,15 @@ class Wording:
 # when the status code does not say more. The examples are real
 # servers' default replies (docs/events.md lists them; tests check every one).
 WORDINGS: tuple[Wording, ...] = (
-    Wording(Refusal.UNKNOWN_USER, r"access denied\.? ?as\(201806281\)", (
+    Wording(Failure.UNKNOWN_USER, r"access denied\.? ?as\(201806281\)", (
         "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)",  # Microsoft 365 (directory check)
     )),
     # About the sender or the connection, whatever else the reply says (Postfix may defer them to RCPT).
-    Wording(Refusal.POLICY, r"sender address rejected|client host rejected", (
+    Wording(Failure.POLICY, r"sender address rejected|client host rejected", (
         "550 5.1.0 <noreply@contoso.com>: Sender address rejected: User unknown in virtual mailbox table",
         "554 5.7.1 <unknown[192.0.2.1]>: Client host rejected: Access denied",
     )),
-    Wording(Refusal.DOMAIN_NOT_ACCEPTED,
+    Wording(Failure.DOMAIN_NOT_ACCEPTED,
             r"unable to relay|relay(ing)?( access)? (denied|not permitted|prohibited|not allowed)"
             r"|we do not relay|no relaying|non-accepted domain|allowed rcpthosts"
             r"|delivery is not allowed to this address|not (a )?local domain|domain (is )?not (served|hosted) here",
@@ -77,19 +63,19 @@ WORDINGS: tuple[Wording, ...] = (
                 "550 Delivery is not allowed to this address.",  # hMailServer
                 "550 5.7.64 TenantAttribution; Relay Access Denied",  # Microsoft 365
             )),
-    Wording(Refusal.LINE_TOO_LONG,
+    Wording(Failure.LINE_TOO_LONG,
             r"line (is )?too long|overlong line|line length (exceeded|limit)|allowed line length", (
                 "500 5.0.0 Line too long",  # OpenSMTPD
                 "550 maximum allowed line length is 998 octets, got 70000",  # Exim 4.96
             )),
-    Wording(Refusal.MAILBOX_FULL,
+    Wording(Failure.MAILBOX_FULL,
             r"mailbox (is )?full|over ?quota|quota (exceeded|full)|exceeded storage|insufficient (system )?storage",
             (
                 "552 5.2.2 Mailbox full",
                 "552 5.2.2 <bob@contoso.com>: Recipient address rejected: Mailbox is full",
                 "550 5.2.2 Mailbox quota exceeded",
             )),
-    Wording(Refusal.TOO_BIG,
+    Wording(Failure.TOO_BIG,
             r"message (size )?(exceeds|too (big|large))|size (exceeds|limit)|too (big|large) for|exceeds .*size",
             (
                 "552 5.3.4 Message size exceeds fixed limit",  # Postfix
@@ -98,7 +84,7 @@ WORDINGS: tuple[Wording, ...] = (
                 "552 5.3.4 Message size exceeds fixed maximum message size",  # Exchange
                 "552 Message too large",  # OpenSMTPD
             )),
-    Wording(Refusal.UNKNOWN_USER,
+    Wording(Failure.UNKNOWN_USER,
             r"user unknown|unknown user|no such (user|recipient|mailbox)|unknown (recipient|local part)"
             r"|recipient ?not ?found|recipientnotfound|no mailbox here|unrouteable address|does not exist"
             r"|mailbox (does not exist|not found)|invalid mailbox",
@@ -110,39 +96,39 @@ WORDINGS: tuple[Wording, ...] = (
                 "550 sorry, no mailbox here by that name. (#5.1.1)",  # qmail
                 "550 Unknown user",  # hMailServer
             )),
-    Wording(Refusal.POLICY,
+    Wording(Failure.POLICY,
             r"spam|blocked|block ?list|black ?list|rejected (by|for) policy|content rejected|virus|\bspf\b"
             r"|dmarc|authentication required|not authori[sz]ed",
             (
                 "554 5.7.1 Message rejected as spam",
                 "530 5.7.0 Authentication required",
             )),
-    Wording(Refusal.UNCLEAR, r"invalid recipient|mailbox unavailable|requested action not taken", (
+    Wording(Failure.UNCLEAR, r"invalid recipient|mailbox unavailable|requested action not taken", (
         "550 Invalid recipient: <erin@contoso.eu>",  # OpenSMTPD: unknown user and foreign domain alike
         "550 Requested action not taken: mailbox unavailable",  # RFC 5321's own text
-    ), unless_domain_refused=Refusal.UNKNOWN_USER),
-    Wording(Refusal.UNCLEAR, r"recipient address rejected|access denied|administrative prohibition", (
+    ), unless_domain_refused=Failure.UNKNOWN_USER),
+    Wording(Failure.UNCLEAR, r"recipient address rejected|access denied|administrative prohibition", (
         "554 5.7.1 <bob@contoso.com>: Recipient address rejected: Access denied",  # Postfix access table
         "550 Administrative prohibition",  # Exim: an ACL's deny without a message
-    ), unless_domain_refused=Refusal.POLICY),
+    ), unless_domain_refused=Failure.POLICY),
 )
 
 # By RFC 3463 status when no wording matched.
-_BY_STATUS: tuple[tuple[str, Refusal], ...] = (
-    ("5.7.54", Refusal.DOMAIN_NOT_ACCEPTED), ("5.7.64", Refusal.DOMAIN_NOT_ACCEPTED),
-    ("5.1.1", Refusal.UNKNOWN_USER), ("5.1.0", Refusal.UNKNOWN_USER), ("5.1.6", Refusal.UNKNOWN_USER),
-    ("5.1.10", Refusal.UNKNOWN_USER), ("5.2.2", Refusal.MAILBOX_FULL), ("5.3.4", Refusal.TOO_BIG),
-    ("5.2.3", Refusal.TOO_BIG),
+_BY_STATUS: tuple[tuple[str, Failure], ...] = (
+    ("5.7.54", Failure.DOMAIN_NOT_ACCEPTED), ("5.7.64", Failure.DOMAIN_NOT_ACCEPTED),
+    ("5.1.1", Failure.UNKNOWN_USER), ("5.1.0", Failure.UNKNOWN_USER), ("5.1.6", Failure.UNKNOWN_USER),
+    ("5.1.10", Failure.UNKNOWN_USER), ("5.2.2", Failure.MAILBOX_FULL), ("5.3.4", Failure.TOO_BIG),
+    ("5.2.3", Failure.TOO_BIG),
 )
-_BARE = Wording(Refusal.UNCLEAR, r"", (), unless_domain_refused=Refusal.UNKNOWN_USER)
-_POLICY_STATUS = Wording(Refusal.UNCLEAR, r"", (), unless_domain_refused=Refusal.POLICY)
+_BARE = Wording(Failure.UNCLEAR, r"", (), unless_domain_refused=Failure.UNKNOWN_USER)
+_POLICY_STATUS = Wording(Failure.UNCLEAR, r"", (), unless_domain_refused=Failure.POLICY)
 
 
 @dataclass(frozen=True)
 class Diagnosis:
     cause: str
     fix: str
-    kind: Refusal = Refusal.OTHER
+    kind: Failure = Failure.OTHER
 
 
 def enhanced_status(message: str) -> str:
@@ -170,11 +156,11 @@ def classify(code: int, message: str) -> Wording:
     not read as a spam verdict.
     """
     if 400 <= code < 500:
-        return Wording(Refusal.TEMPORARY, "", ())
+        return Wording(Failure.TEMPORARY, "", ())
     words = _ADDRESSES.sub("<>", message)
     matching = [wording for wording in WORDINGS if wording.matches(words)]
     for wording in matching:
-        if wording.kind is not Refusal.UNCLEAR:
+        if wording.kind is not Failure.UNCLEAR:
             return wording
     status = enhanced_status(message)
     for prefix, kind in _BY_STATUS:  # a specific status says more than an unclear wording
@@ -183,12 +169,12 @@ def classify(code: int, message: str) -> Wording:
     if matching:
         return matching[0]
     if code == 552:
-        return Wording(Refusal.TOO_BIG, "", ())
+        return Wording(Failure.TOO_BIG, "", ())
     if status.startswith("5.7"):
         return _POLICY_STATUS
     if code in (550, 551, 553, 554) and len(message.split()) <= 3:  # "550", "550 5.0.0 Error": says nothing
         return _BARE
-    return Wording(Refusal.OTHER, "", ())
+    return Wording(Failure.OTHER, "", ())
 
 
 def domain_taken(postmaster_code: int, postmaster_message: str) -> bool | None:
@@ -201,28 +187,28 @@ def domain_taken(postmaster_code: int, postmaster_message: str) -> bool | None:
     if 200 <= postmaster_code < 300:
         return True
     kind = classify(postmaster_code, postmaster_message).kind
-    if kind in (Refusal.DOMAIN_NOT_ACCEPTED, Refusal.UNKNOWN_USER, Refusal.UNCLEAR):
+    if kind in (Failure.DOMAIN_NOT_ACCEPTED, Failure.UNKNOWN_USER, Failure.UNCLEAR):
         return False
     return None
 
 
-def refusal_label(kind: Refusal) -> str:
+# How an event's text names each meaning, for people; programs read the event's diagnosis.
+_WORDS: dict[Failure, str] = {
+    Failure.DOMAIN_NOT_ACCEPTED: "domain not accepted", Failure.UNKNOWN_USER: "unknown user",
+    Failure.MAILBOX_FULL: "mailbox full", Failure.TOO_BIG: "too big", Failure.LINE_TOO_LONG: "line too long",
+    Failure.POLICY: "policy", Failure.TEMPORARY: "temporary", Failure.UNCLEAR: "domain or mailbox unclear",
+}
+
+
+def refusal_label(kind: Failure) -> str:
     """How an event's text names the meaning of a refusal: " (domain not accepted)", or ''."""
-    return "" if kind is Refusal.OTHER else f" ({kind})"
-
-
-_LABEL = re.compile(r" \((" + "|".join(re.escape(str(k)) for k in Refusal) + r")\): ")
-
-
-def refusal_named_in(text: str) -> Refusal | None:
-    """The refusal meaning an event's text names with :func:`refusal_label`, if any."""
-    match = _LABEL.search(text)
-    return Refusal(match.group(1)) if match else None
+    words = _WORDS.get(kind)
+    return f" ({words})" if words else ""
 
 
 def needs_postmaster_probe(code: int, message: str) -> bool:
     """Whether only asking for postmaster@domain can tell what this refusal means."""
-    return code >= 500 and classify(code, message).kind is Refusal.UNCLEAR
+    return code >= 500 and classify(code, message).kind is Failure.UNCLEAR
 
 
 def diagnose_recipient(code: int, message: str, recipient: str, *,
@@ -235,13 +221,13 @@ def diagnose_recipient(code: int, message: str, recipient: str, *,
     wording = classify(code, message)
     kind, probed = wording.kind, ""
     domain, reply = domain_of(recipient), f"{code} {message.strip()}".strip()
-    if kind is Refusal.UNCLEAR and postmaster_accepted is not None:
+    if kind is Failure.UNCLEAR and postmaster_accepted is not None:
         postmaster = postmaster_of(recipient)
         if postmaster_accepted:
             kind = wording.unless_domain_refused
             probed = f" It does accept {postmaster}, so it takes the domain {domain} itself."
         else:
-            kind = Refusal.DOMAIN_NOT_ACCEPTED
+            kind = Failure.DOMAIN_NOT_ACCEPTED
             probed = (f" It refuses {postmaster} too, which every domain a server accepts must take "
                       "(RFC 5321), so it does not accept the domain at all.")
     cause, fix = _RECIPIENT_TEXTS[kind]
@@ -251,53 +237,53 @@ def diagnose_recipient(code: int, message: str, recipient: str, *,
 
 # What each meaning tells the admin, filled in with {recipient}, {domain}, {reply},
 # {postmaster} and {probed} (what the postmaster probe showed, or nothing).
-_RECIPIENT_TEXTS: dict[Refusal, tuple[str, str]] = {
-    Refusal.DOMAIN_NOT_ACCEPTED: (
+_RECIPIENT_TEXTS: dict[Failure, tuple[str, str]] = {
+    Failure.DOMAIN_NOT_ACCEPTED: (
         "The local mail server does not accept mail for the domain {domain}: it treats {recipient} as a foreign "
         "address and refuses to relay to it (reply {reply}).{probed}",
         "Add {domain} to the local server's accepted domains (Exchange: Accepted Domains; Postfix: "
         "virtual_mailbox_domains or mydestination; Exim: local_domains; OpenSMTPD: the domains of its delivery "
         "rule) and to a recipient policy, or map the account to an address in a domain the server accepts.",
     ),
-    Refusal.UNKNOWN_USER: (
+    Failure.UNKNOWN_USER: (
         "The local mail server has no mailbox {recipient} (reply {reply}).{probed}",
         "Create the mailbox or an alias for {recipient} on the local server, or correct the account's "
         "deliver_to or the routing rule that produced it.",
     ),
-    Refusal.MAILBOX_FULL: (
+    Failure.MAILBOX_FULL: (
         "{recipient}'s mailbox on the local mail server is full (reply {reply}).",
         "Make room in {recipient}'s mailbox or raise its quota; then resubmit the message from quarantine or "
         "the undeliverable mailbox.",
     ),
-    Refusal.TOO_BIG: (
+    Failure.TOO_BIG: (
         "The message is too big for the local mail server or for {recipient} (reply {reply}).",
         "Raise the local server's message size limit, or lower delivery.max_message_kb so such messages stay "
         "on the POP3 server.",
     ),
-    Refusal.LINE_TOO_LONG: (
+    Failure.LINE_TOO_LONG: (
         "The message has a line longer than the 1000 octets RFC 5321 allows, and the local mail server refuses "
         "such lines (reply {reply}).",
         "Allow long lines on the local server if it can (the sender's mailer should have encoded them), or "
         "have the sender resend the message as an attachment; it is kept for you meanwhile.",
     ),
-    Refusal.POLICY: (
+    Failure.POLICY: (
         "The local mail server's policy refused {recipient} (reply {reply}).{probed}",
         "Check the local server's recipient, sender and content restrictions (for instance that it takes mail "
         "from the connector's address without authentication, or set smtp.username).",
     ),
-    Refusal.TEMPORARY: (
+    Failure.TEMPORARY: (
         "The local mail server deferred {recipient} temporarily (reply {reply}).",
         "Nothing to do if it passes: the message stays on the POP3 server and is retried next cycle. If it "
         "persists, check the local server's queue, disk space and logs.",
     ),
-    Refusal.UNCLEAR: (
+    Failure.UNCLEAR: (
         "The local mail server refused {recipient} without saying whether it does not accept the domain "
         "{domain} or has no such mailbox (reply {reply}).",
         "If {domain} is yours, add it to the local server's accepted domains; otherwise create the mailbox "
         "{recipient} or correct the mapping. `pop3gui check` tells the two apart by asking the server for "
         "{postmaster}.",
     ),
-    Refusal.OTHER: (
+    Failure.OTHER: (
         "The local mail server refused {recipient} (reply {reply}).",
         "Read the server's reply and its log for the reason; correct the recipient mapping or the server's "
         "settings.",
@@ -305,29 +291,29 @@ _RECIPIENT_TEXTS: dict[Refusal, tuple[str, str]] = {
 }
 
 # For a refusal of the whole message (MAIL FROM or DATA), where it differs.
-_MESSAGE_TEXTS: dict[Refusal, tuple[str, str]] = {
-    Refusal.TOO_BIG: (
+_MESSAGE_TEXTS: dict[Failure, tuple[str, str]] = {
+    Failure.TOO_BIG: (
         "The local mail server refuses messages of this size (reply {reply}).",
         "Raise the local server's message size limit, or lower delivery.max_message_kb so such messages stay "
         "on the POP3 server instead.",
     ),
-    Refusal.LINE_TOO_LONG: _RECIPIENT_TEXTS[Refusal.LINE_TOO_LONG],
-    Refusal.MAILBOX_FULL: (
+    Failure.LINE_TOO_LONG: _RECIPIENT_TEXTS[Failure.LINE_TOO_LONG],
+    Failure.MAILBOX_FULL: (
         "A recipient's mailbox on the local mail server is full (reply {reply}).",
         "Make room in the mailbox or raise its quota; then resubmit the message from quarantine or the "
         "undeliverable mailbox.",
     ),
-    Refusal.TEMPORARY: (
+    Failure.TEMPORARY: (
         "The local mail server deferred the message temporarily (reply {reply}).",
         "It stays on the POP3 server and is retried next cycle; if it persists, check the local server's disk "
         "space, queue and logs.",
     ),
-    Refusal.POLICY: (
+    Failure.POLICY: (
         "The local mail server's policy refused the message (reply {reply}).",
         "Check the local server's sender and content restrictions (for instance that it accepts mail from the "
         "connector's address without authentication, or set smtp.username).",
     ),
-    Refusal.OTHER: (
+    Failure.OTHER: (
         "The local mail server refused the message (reply {reply}).",
         "Read the server's reply and its log for the reason.",
     ),
@@ -338,7 +324,7 @@ def diagnose_message(code: int, message: str) -> Diagnosis:
     """Explain a refusal of the whole message (MAIL FROM or DATA)."""
     kind = classify(code, message).kind
     if kind not in _MESSAGE_TEXTS:
-        kind = Refusal.POLICY if enhanced_status(message).startswith("5.7") else Refusal.OTHER
+        kind = Failure.POLICY if enhanced_status(message).startswith("5.7") else Failure.OTHER
     cause, fix = _MESSAGE_TEXTS[kind]
     reply = f"{code} {message.strip()}".strip()
     return Diagnosis(cause=cause.format(reply=reply), fix=fix.format(reply=reply), kind=kind)

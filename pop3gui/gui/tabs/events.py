@@ -21,16 +21,16 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxL
                                QLineEdit, QMessageBox, QPushButton, QSplitter, QTableView, QTextBrowser,
                                QToolButton, QVBoxLayout, QWidget)
 
-from pop3gui.core.config.schema import Config
+from pop3gui.core.config.model import Config
 from pop3gui.core.errors import Pop3guiError
-from pop3gui.core.events.model import Event, Severity
+from pop3gui.core.events.model import Event, Severity, event_record
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.event_model import (COL_ACCOUNT, COL_ID, COL_SEVERITY, COL_TIME, EventFilterProxy,
                                      EventTableModel, severity_name)
 from pop3gui.gui.icons import icon
 
-EXPORT_FIELDS = ("seq", "time", "severity", "id", "account", "uid", "message_id", "subject", "text", "cause",
-                 "fix", "transcript")
+EXPORT_FIELDS = ("seq", "time", "id", "severity", "account", "uid", "message_id", "subject", "text", "recipient",
+                 "reply", "diagnosis", "outcome", "cause", "fix", "transcript")
 SEARCH_DELAY_MS = 200  # re-filter once typing pauses, not on every key
 
 
@@ -46,24 +46,6 @@ class ExportError(Pop3guiError, OSError):
         )
         self.path = path
         self.reason = reason
-
-
-def event_record(event: Event) -> dict[str, Any]:
-    """One event as the flat record written by :func:`export_events`."""
-    return {
-        "seq": event.seq,  # 0 for an event received live, before the view was reloaded
-        "time": event.time.isoformat(),
-        "severity": event.severity.name,
-        "id": int(event.id),
-        "account": event.account,
-        "uid": event.uid,
-        "message_id": event.message_id,
-        "subject": event.subject,
-        "text": event.text,
-        "cause": event.cause,
-        "fix": event.fix,
-        "transcript": event.transcript,
-    }
 
 
 def export_events(events: Iterable[Event], path: str | Path, fmt: str | None = None) -> int:
@@ -89,10 +71,18 @@ def export_events(events: Iterable[Event], path: str | Path, fmt: str | None = N
             with path.open("w", encoding="utf-8-sig", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=EXPORT_FIELDS)
                 writer.writeheader()
-                writer.writerows(records)
+                writer.writerows({**r, "reply": _reply_text(r["reply"]), "diagnosis": r["diagnosis"] or "",
+                                  "outcome": r["outcome"] or ""} for r in records)
     except OSError as exc:
         raise ExportError(path, exc.strerror or str(exc)) from exc
     return len(records)
+
+
+def _reply_text(reply: dict[str, Any] | None) -> str:
+    """A reply in one CSV cell, as the server gave it: ``550 5.7.1 Unable to relay``."""
+    if reply is None:
+        return ""
+    return " ".join(str(part) for part in (reply["code"], reply["enhanced"], reply["text"]) if part)
 
 
 def _detail_html(event: Event, tr: Any, mono_family: str) -> str:
@@ -108,6 +98,11 @@ def _detail_html(event: Event, tr: Any, mono_family: str) -> str:
         parts.append(
             f"<p><b>{esc(tr('Message:'))}</b> {esc(event.subject or '-')}<br>"
             f"Message-ID {esc(event.message_id or '-')} &middot; UIDL {esc(event.uid or '-')}</p>")
+    facts = [(tr("Recipient:"), event.recipient), (tr("Server reply:"), str(event.reply or "")),
+             (tr("Diagnosis:"), str(event.diagnosis or "")), (tr("Outcome:"), str(event.outcome or ""))]
+    shown = [f"<b>{esc(label)}</b> {esc(value)}" for label, value in facts if value]
+    if shown:
+        parts.append("<p>" + "<br>".join(shown) + "</p>")
     if event.cause:
         parts.append(f"<p><b>{esc(tr('Cause:'))}</b> {esc(event.cause)}</p>")
     if event.fix:

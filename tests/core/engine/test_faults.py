@@ -23,7 +23,7 @@ import pytest
 from pop3gui.core.mail import recipients
 from pop3gui.core.events.model import Event, EventId, Severity
 from pop3gui.core.state.spool import Spool
-from pop3gui.core.engine.connector import Connector
+from pop3gui.core.engine.cycle import Connector
 from tests.support.rig import ADMIN, ALICE, BOB, CAROL, POP3_PASSWORD, Rig, StaticPasswords, make_rig, message
 from tests.support.scripted_pop3 import ScriptedPop3Server
 from tests.support.smtp_sink import SmtpSink, unused_port

@@ -41,7 +41,7 @@ async def test_state_files_are_private(tmp_path: Path, sink: SmtpSink) -> None:
     sink.rcpt = {ALICE: "550 5.1.1 User unknown", "admin@contoso.com": "550 5.1.1 User unknown"}
     async with ScriptedPop3Server([message("to quarantine")], password=POP3_PASSWORD) as pop:
         rig = make_rig(tmp_path, pop, sink.port)
-        from pop3gui.core.config.schema import save_config
+        from pop3gui.core.config.save import save_config
 
         save_config(rig.config, rig.paths.config_file)
         await rig.cycle()
@@ -59,9 +59,9 @@ async def test_state_files_are_private(tmp_path: Path, sink: SmtpSink) -> None:
 async def test_debug_events_only_when_the_logging_level_asks_for_them(tmp_path: Path, sink: SmtpSink) -> None:
     from dataclasses import replace
 
-    from pop3gui.core.config.schema import LoggingConfig
+    from pop3gui.core.config.model import LoggingConfig
     from pop3gui.core.events.model import Event, EventBus, Severity
-    from pop3gui.core.engine.connector import Connector
+    from pop3gui.core.engine.cycle import Connector
 
     for level, expect_debug in (("debug", True), ("info", False)):
         async with ScriptedPop3Server([message(level)], password=POP3_PASSWORD) as pop:
@@ -83,7 +83,7 @@ async def test_debug_events_only_when_the_logging_level_asks_for_them(tmp_path: 
 async def test_outcomes_are_on_disk_before_the_first_dele(tmp_path: Path, sink: SmtpSink, pipelining: bool) -> None:
     """Outcomes are committed as they happen but fsynced once per session: that once must precede DELE."""
     from pop3gui.core.state.journal import DELETING
-    from pop3gui.core.engine.connector import Connector
+    from pop3gui.core.engine.cycle import Connector
 
     originals = [message(f"number {i}") for i in range(3)]
     connectors: list[Connector] = []
@@ -110,7 +110,7 @@ async def test_small_messages_wait_in_memory_and_big_ones_in_the_spool(tmp_path:
     """Below IN_MEMORY_LIMIT no spool file is written; above it (even when LIST understates the size)
     the message goes through its spool file. Either way it arrives byte for byte and nothing is left."""
     from pop3gui.core.state.spool import IN_MEMORY_LIMIT
-    from pop3gui.core.engine.connector import Connector
+    from pop3gui.core.engine.cycle import Connector
 
     big_body = "".join(f"line {i:07d} of a long message\r\n" for i in range(IN_MEMORY_LIMIT // 16))
     small = message("small")

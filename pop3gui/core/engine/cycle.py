@@ -1,0 +1,232 @@
+"""The download/submit loop: one cycle over every enabled account, side by side.
+
+Every account is isolated (one failing mailbox does not stop the others) and
+every step emits an :class:`~pop3gui.core.events.model.Event`.  A cycle works
+each mailbox through :class:`~pop3gui.core.engine.mailbox.MailboxSession`;
+each downloaded message meets its fate in
+:class:`~pop3gui.core.engine.delivery.Deliverer`.  The GUI and the command
+line both drive a :class:`Connector`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+
+from pop3gui.core.config.model import AccountConfig, Config
+from pop3gui.core.config.policies import policy_warnings
+from pop3gui.core.engine.connections import smtp_submitter
+from pop3gui.core.engine.delivery import AbortAccount, Deliverer
+from pop3gui.core.engine.mailbox import MailboxSession
+from pop3gui.core.engine.message import InFlight
+from pop3gui.core.engine.report import Reporter
+from pop3gui.core.engine.status import AccountResult, CycleResult, Phase, StatusObserver
+from pop3gui.core.errors import ConfigError, CredentialError, SmtpError, StateError
+from pop3gui.core.events.model import EventBus, EventId, Severity
+from pop3gui.core.failures import Failure
+from pop3gui.core.state.credentials import Credentials
+from pop3gui.core.state.journal import Journal
+from pop3gui.core.state.paths import Paths
+from pop3gui.core.state.spool import Quarantine, Spool
+
+
+class Connector:
+    """Runs cycles over the configured accounts and resubmits quarantined messages."""
+
+    def __init__(self, config: Config, paths: Paths, bus: EventBus, *,
+                 credentials: Credentials | None = None, journal: Journal | None = None,
+                 observer: StatusObserver | None = None) -> None:
+        self.config = config
+        self.paths = paths
+        self.credentials = credentials or Credentials()
+        self.journal = journal or Journal(paths.journal_db)
+        self.spool = Spool(paths.spool_dir)
+        self.quarantine = Quarantine(paths.quarantine_dir)
+        self.report = Reporter(bus, debug=config.logging.level == "debug", observer=observer)
+        self.deliverer = Deliverer(config, self.journal, self.quarantine, self.report)
+        self._stop = asyncio.Event()
+        self._smtp_password: str | None = None
+        self._warned_policies = False
+        self._mailbox_locks: dict[tuple[str, int, str], asyncio.Lock] = {}
+        self._parallel = asyncio.Semaphore(config.performance.max_parallel_accounts)
+
+    # --- control ----------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Finish the message in flight, QUIT the servers, and return from the cycle."""
+        if not self._stop.is_set():
+            self._stop.set()
+            self.report.event(EventId.RUNNER_STOPPING, Severity.INFO,
+                              "Stopping: finishing the message in flight, then closing the sessions.")
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def run_forever(self) -> None:
+        """Cycle on the schedule until :meth:`request_stop`."""
+        while not self.stopping:
+            await self.run_cycle()
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.config.schedule.interval_min * 60)
+            except TimeoutError:
+                pass
+
+    def close(self) -> None:
+        self.journal.close()
+
+    # --- the cycle --------------------------------------------------------------
+
+    async def run_cycle(self) -> CycleResult:
+        result = CycleResult()
+        self.deliverer.new_cycle()
+        accounts = [a for a in self.config.accounts if a.enabled]
+        self.report.event(EventId.CYCLE_STARTED, Severity.INFO, f"Retrieving mail from {len(accounts)} account(s).")
+        if not self._warned_policies:
+            self._warned_policies = True
+            for warning in policy_warnings(self.config):
+                self.report.event(EventId.POLICY_WARNING, Severity.WARNING, warning.text, cause=warning.text,
+                                  fix=warning.fix, diagnosis=Failure.POLICY_MISSING)
+        smtp = self.config.smtp
+        if smtp.security != "none" and not smtp.verify_tls:
+            self.report.event(
+                EventId.TLS_NOT_VERIFIED, Severity.WARNING,
+                f"The certificate of the local mail server {smtp.host} is not checked (verify_tls = false).",
+                cause="Certificate checking is turned off for the local mail server.",
+                fix="Turn it back on; for a private certificate set smtp.ca_file to its CA instead.",
+                diagnosis=Failure.TLS_NOT_VERIFIED)
+        try:
+            self._smtp_password = await self._load_smtp_password()
+        except CredentialError as exc:
+            self.report.event(EventId.CREDENTIAL_MISSING, Severity.ERROR, str(exc), cause=exc.cause, fix=exc.fix,
+                              diagnosis=exc.failure)
+            for account in accounts:
+                res = AccountResult(account.name)
+                res.fail(str(exc), diagnosis=exc.failure, cause=exc.cause, fix=exc.fix)
+                result.accounts.append(res)
+                self.report.status(account.name, Phase.FAILED, res)
+            return self._finish_cycle(result)
+        result.accounts = [r for r in await asyncio.gather(*(self._run_limited(a) for a in accounts))
+                           if r is not None]
+        return self._finish_cycle(result)
+
+    async def _load_smtp_password(self) -> str | None:
+        if not self.config.smtp.username:
+            return None
+        return await asyncio.to_thread(self.credentials.smtp_password, self.config.smtp.username)
+
+    async def _run_limited(self, account: AccountConfig) -> AccountResult | None:
+        """Accounts run side by side up to the configured limit, but one mailbox never twice at once."""
+        mailbox = (account.host.lower(), account.port, account.username.lower())
+        lock = self._mailbox_locks.setdefault(mailbox, asyncio.Lock())
+        async with self._parallel, lock:
+            if self.stopping:
+                return None
+            return await self.run_account(account)
+
+    def _finish_cycle(self, result: CycleResult) -> CycleResult:
+        delivered = sum(a.delivered for a in result.accounts)
+        problems = sum(a.diverted + a.quarantined + a.deferred for a in result.accounts)
+        failed = [a.account for a in result.accounts if a.failed]
+        text = f"Cycle finished: {delivered} message(s) delivered"
+        if problems:
+            text += f", {problems} need attention"
+        if failed:
+            text += f"; failed account(s): {', '.join(failed)}"
+        self.report.event(EventId.CYCLE_FINISHED, Severity.INFO if result.exit_code == 0 else Severity.WARNING,
+                          text + ".")
+        self.report.cycle_finished(result)
+        return result
+
+    async def run_account(self, account: AccountConfig) -> AccountResult:
+        """One account's cycle; never raises for a mail or server problem."""
+        res = AccountResult(account.name)
+        self.report.status(account.name, Phase.CONNECTING)
+        self.report.event(EventId.ACCOUNT_STARTED, Severity.INFO,
+                          f"Connecting to {account.host}:{account.port} as {account.username}.", account=account.name)
+        # The keyring lookup (slow on some desktops) runs while the connection is set up.
+        password = asyncio.ensure_future(asyncio.to_thread(self.credentials.pop3_password, account.name))
+        session = MailboxSession(account, config=self.config, journal=self.journal, spool=self.spool,
+                                 deliverer=self.deliverer, report=self.report, smtp_password=self._smtp_password,
+                                 stopping=lambda: self.stopping)
+        try:
+            self._clear_spool(account.name)
+            await session.run(password, res)
+        except CredentialError as exc:
+            self.report.failure(res, EventId.CREDENTIAL_MISSING, exc)
+        except StateError as exc:
+            self.report.failure(res, EventId.SPOOL_FAILED, exc)
+        except AbortAccount:
+            pass  # recorded on res where it was raised
+        finally:
+            if not password.done():
+                password.cancel()
+            elif not password.cancelled():
+                password.exception()  # a lookup that failed after the connection did is not "never retrieved"
+            with contextlib.suppress(OSError, StateError):
+                self.spool.clear(account.name)  # downloaded but never submitted: still on the server
+        self.report.event(EventId.ACCOUNT_FINISHED, Severity.INFO if res.clean else Severity.WARNING,
+                          f"{res.delivered} delivered, {res.diverted} diverted to the undeliverable mailbox, "
+                          f"{res.quarantined} quarantined, {res.deferred} left for retry, {res.too_big} too big, "
+                          f"{res.deleted} deleted on the server.", account=account.name)
+        self.report.status(account.name, Phase.FAILED if res.failed else Phase.DONE, res)
+        return res
+
+    def _clear_spool(self, account: str) -> None:
+        """Drop an interrupted run's leftovers; a failure is a disk problem, not a crash."""
+        try:
+            self.spool.clear(account)
+        except StateError:
+            raise
+        except OSError as exc:
+            raise StateError(
+                f"cannot clear the spool folder of account {account!r}: {exc.strerror or exc}",
+                cause="A leftover in the spool folder cannot be removed: the state folder is not writable, "
+                "or something else is in the way.",
+                fix=f"Fix the permissions of {exc.filename or self.spool.root} or remove it; the messages stay "
+                "on the POP3 server and are retried next cycle.",
+            ) from exc
+
+    # --- quarantine ---------------------------------------------------------------
+
+    async def resubmit(self, record_id: str) -> str:
+        """Resolve and submit a quarantined message again (after the admin fixed the cause).
+
+        Returns what happened in a sentence.  The quarantine entry is removed
+        once the message was delivered or diverted with a notice; if it is
+        refused for good again, the new quarantine entry replaces the old one.
+        """
+        record = self.quarantine.get(record_id)
+        try:
+            account = self.config.account(record.account)
+        except KeyError:
+            raise ConfigError(
+                f"the account {record.account!r} this message came from no longer exists",
+                cause="Recipients are resolved with the settings of the account that downloaded the message.",
+                fix="Export the message and deliver it by hand, or create the account again.",
+            ) from None
+        spool = self.spool.path_for(account.name, f"resubmit-{record.id}")
+        shutil.copyfile(self.quarantine.message_path(record.id), spool)
+        msg = InFlight(0, record.uid, spool.stat().st_size, spool)
+        res = AccountResult(account.name)
+        self._smtp_password = await self._load_smtp_password()
+        smtp = smtp_submitter(self.config.smtp, self._smtp_password)
+        try:
+            await self.deliverer.deliver(account, msg, smtp, res)
+        except SmtpError as exc:
+            with contextlib.suppress(AbortAccount):  # the session is lost: said by the event, nothing to stop
+                self.deliverer.smtp_failed(account, msg, exc, res)
+            return f"Not resubmitted: {exc} ({exc.fix})"
+        finally:
+            await smtp.close()
+            spool.unlink(missing_ok=True)
+        if res.deferred:
+            return "The local server deferred the message; it stays in quarantine. Try again later."
+        self.journal.make_durable()
+        self.quarantine.remove(record.id)
+        if res.quarantined:
+            return "Refused again; the message is back in quarantine with the new reason (see Events)."
+        if res.diverted:
+            return "Some recipients were refused again; the message went to the undeliverable mailbox with a notice."
+        return "Delivered."

@@ -1,0 +1,61 @@
+"""Stable names of what can go wrong: the ``diagnosis`` of an event.
+
+Programs read these names (the tray, the demo, ``pop3gui events --json``,
+monitoring scripts); people read the event's text, cause and fix.  A name
+never changes once released; new ones may be added.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Failure(StrEnum):
+    """The class of a failure, as an event's ``diagnosis`` names it."""
+
+    # The local server refused a recipient or the message (core/smtp/diagnose.py tells which).
+    DOMAIN_NOT_ACCEPTED = "domain_not_accepted"  # no recipient policy covers it: the KB's failure
+    UNKNOWN_USER = "unknown_user"
+    MAILBOX_FULL = "mailbox_full"
+    TOO_BIG = "too_big"
+    LINE_TOO_LONG = "line_too_long"
+    POLICY = "policy"
+    TEMPORARY = "temporary"
+    UNCLEAR = "unclear"  # domain or mailbox: the server's words do not say
+    OTHER = "other"
+    # The POP3 server.
+    AUTH_FAILED = "auth_failed"
+    MAILBOX_IN_USE = "mailbox_in_use"
+    CONNECTION_FAILED = "connection_failed"
+    TLS_FAILED = "tls_failed"
+    TLS_NOT_VERIFIED = "tls_not_verified"
+    TIMEOUT = "timeout"
+    PROTOCOL_ERROR = "protocol_error"
+    COMMAND_FAILED = "command_failed"
+    INSECURE_REFUSED = "insecure_refused"
+    QUIT_FAILED = "quit_failed"
+    # The local server's session.
+    SMTP_AUTH_FAILED = "smtp_auth_failed"
+    SMTP_CONNECTION_FAILED = "smtp_connection_failed"
+    SMTP_TIMEOUT = "smtp_timeout"
+    SMTP_FAILED = "smtp_failed"
+    # This machine and its settings.
+    CREDENTIAL_MISSING = "credential_missing"
+    CONFIG_INVALID = "config_invalid"
+    STATE_FAILED = "state_failed"
+    RUNNER_BUSY = "runner_busy"
+    POLICY_MISSING = "policy_missing"
+    # The message itself.
+    OVER_SIZE_LIMIT = "over_size_limit"
+    NO_LOCAL_RECIPIENT = "no_local_recipient"
+    FOREIGN_RECIPIENTS = "foreign_recipients"
+    DUPLICATE = "duplicate"
+    MAIL_LOOP = "mail_loop"
+    MALFORMED = "malformed"
+
+
+REFUSALS = frozenset({
+    Failure.DOMAIN_NOT_ACCEPTED, Failure.UNKNOWN_USER, Failure.MAILBOX_FULL, Failure.TOO_BIG,
+    Failure.LINE_TOO_LONG, Failure.POLICY, Failure.TEMPORARY, Failure.UNCLEAR, Failure.OTHER,
+})
+"""The meanings a refusal by the local server can have."""
