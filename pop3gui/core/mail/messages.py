@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import socket
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from pop3gui import __version__
@@ -43,8 +43,11 @@ def _clean(text: str) -> str:
 
 def trace_count(headers: Iterable[str], account: str) -> int:
     """How many of our own ``Received:`` lines name this account: a message that
-    keeps coming back through the same mailbox is a loop."""
-    marker = f'account "{_clean(account).replace(chr(34), "")}")'
+    keeps coming back through the same mailbox is a loop.
+
+    Whitespace runs are compared as one space on both sides: a relay may fold
+    the line, and a name with two spaces in a row must still find itself."""
+    marker = " ".join(f'account "{_clean(account).replace(chr(34), "")}")'.split())
     return sum(1 for value in headers if "(pop3gui " in value and marker in " ".join(value.split()))
 
 
@@ -93,7 +96,3 @@ def _encode_subject(subject: str) -> str:
     from email.header import Header
 
     return Header(_clean(subject), "utf-8").encode()
-
-
-def format_refusals(lines: Sequence[str]) -> str:
-    return "\n".join(f"  - {line}" for line in lines)
