@@ -447,14 +447,8 @@ class Setup:
 
 
 def pop3gui_home(setup: Setup, workload: Workload, name: str) -> tuple[Path, dict[str, str]]:
-    from pop3gui.core.config.schema import (
-        AccountConfig,
-        Config,
-        DeliveryConfig,
-        RecipientPolicy,
-        SmtpConfig,
-        save_config,
-    )
+    from pop3gui.core.config.model import AccountConfig, Config, DeliveryConfig, RecipientPolicy, SmtpConfig
+    from pop3gui.core.config.save import save_config
 
     home = setup.work / name
     if home.exists():

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from pop3gui.core.config.schema import Config  # noqa: E402
+from pop3gui.core.config.model import Config  # noqa: E402
 from pop3gui.core.events.model import Event, EventId, Severity  # noqa: E402
 from pop3gui.core.state.paths import Paths  # noqa: E402
 from pop3gui.gui.controller import ConnectorController  # noqa: E402

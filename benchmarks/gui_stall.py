@@ -29,7 +29,7 @@ os.environ.setdefault("QT_API", "pyside6")
 
 def main() -> int:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 500
-    from pop3gui.core.config.schema import AccountConfig, Config, RecipientPolicy, ScheduleConfig, SmtpConfig
+    from pop3gui.core.config.model import AccountConfig, Config, RecipientPolicy, ScheduleConfig, SmtpConfig
     from pop3gui.core.state.paths import Paths
     from tests.servers.dovecot import DovecotServer
     from tests.servers.postfix import PostfixServer

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from pop3gui.core.config.schema import Config, DeliveryConfig, RecipientPolicy, SmtpConfig
+from pop3gui.core.config.model import Config, DeliveryConfig, RecipientPolicy, SmtpConfig
 from tests.servers.dovecot import DovecotServer
 from tests.servers.postfix import PostfixServer
 from tests.support.office import ACCEPTED_DOMAINS, ADMIN, MESSAGE_SIZE_LIMIT, UNKNOWN_USERS, Office

@@ -13,7 +13,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pop3gui.core.config.schema import Config, load_config
+from pop3gui.core.config.load import load_config
+from pop3gui.core.config.model import Config
 from pop3gui.core.errors import ConfigError, StateError
 from pop3gui.core.state.paths import Paths
 from pop3gui.gui.qt import make_application, run_event_loop

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
 
-from pop3gui.core.config.schema import Config
+from pop3gui.core.config.model import Config
 from pop3gui.demo.sandbox import ERIN, MISSING_DOMAIN, UNDELIVERABLE, Sandbox
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.properties import PropertiesWindow

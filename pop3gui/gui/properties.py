@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMessageBox, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
-from pop3gui.core.config.schema import Config
+from pop3gui.core.config.model import Config
 from pop3gui.core.errors import ConfigError
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.tabs.accounts import AccountsTab

@@ -16,7 +16,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from pop3gui.core.config.schema import (  # noqa: E402
+from pop3gui.core.config.model import (  # noqa: E402
     AccountConfig,
     Config,
     DeliveryConfig,
@@ -92,7 +92,7 @@ def sample_events() -> list[Event]:
 
 
 def seed(home: Path) -> Paths:
-    from pop3gui.core.config.schema import save_config
+    from pop3gui.core.config.save import save_config
     from pop3gui.core.events.store import EventStore
 
     paths = Paths(home / "config.toml", home / "state", home / "logs")

@@ -15,7 +15,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_API", "pyside6")
 
 
-from pop3gui.core.config.schema import load_config  # noqa: E402
+from pop3gui.core.config.load import load_config  # noqa: E402
 from pop3gui.core.events.model import EventId  # noqa: E402
 from pop3gui.demo.sandbox import ERIN, KB_SUBJECT, UNDELIVERABLE, Sandbox  # noqa: E402
 from pop3gui.gui.demo_window import DemoSession, open_demo, tray_for  # noqa: E402

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pop3gui.core.config import schema as config_module
-from pop3gui.core.config.schema import Config, load_config, parse_config
+from pop3gui.core.config.load import load_config, parse_config
+from pop3gui.core.config.model import Config, PerformanceConfig
 from pop3gui.core.errors import ConfigError
 from tests.fuzz import corpus, count, decode_recipe, run
 
@@ -99,12 +99,11 @@ SCHEMA: dict[str, tuple[str, list[Any]]] = {
     "routing_rule[1].deliver_to": ("str", ["", "bob", "bob@@contoso.com"]),
     "routing_rule[1].field": ("str", ["subject ", "to", "body", ""]),
 }
-# The [performance] table arrives with the parallel download work; cover it once it exists.
-if hasattr(config_module, "PerformanceConfig"):
-    BASE["performance"] = {}
-    for _f in dataclasses.fields(config_module.PerformanceConfig):
-        SCHEMA[f"performance.{_f.name}"] = ("int", [0, -1, 10**6])
-TABLES = ["smtp", "schedule", "delivery", "logging", *(["performance"] if "performance" in BASE else []), "recipient_policy[1]", "account[1]", "routing_rule[1]"]
+BASE["performance"] = {}
+for _f in dataclasses.fields(PerformanceConfig):
+    SCHEMA[f"performance.{_f.name}"] = ("int", [0, -1, 10**6])
+TABLES = ["smtp", "schedule", "delivery", "logging", "performance", "recipient_policy[1]", "account[1]",
+          "routing_rule[1]"]
 MUTATIONS: list[tuple[str, Any]] = [
     (path, value)
     for path, (kind, bad) in SCHEMA.items()

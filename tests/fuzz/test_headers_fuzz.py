@@ -6,8 +6,8 @@ bytes (encoded words, groups, comments, IDN, thousands of addresses, missing
 headers, 8-bit garbage), resolution returns, and every recipient is in a
 local domain - or the message goes to the undeliverable mailbox alone.
 
-tests/core/mail/test_recipients.py holds the worked examples and a light property
-run; this file is the heavy, generated one.
+tests/core/mail/test_recipients.py and test_addresses.py hold the worked examples and a
+light property run; this file is the heavy, generated one.
 """
 
 from __future__ import annotations
@@ -21,19 +21,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pop3gui.core.config.schema import DEFAULT_ENVELOPE_HEADERS
-from pop3gui.core.mail.messages import trace_count
-from pop3gui.core.mail.recipients import (
-    LocalDomains,
-    Resolution,
-    RoutingRule,
-    envelope_sender,
-    normalize_address,
-    parse_headers,
-    resolve_global,
-    resolve_user,
-)
+from pop3gui.core.config.model import DEFAULT_ENVELOPE_HEADERS
+from pop3gui.core.mail.addresses import normalize_address
 from pop3gui.core.mail.headers import header_text
+from pop3gui.core.mail.local_domains import LocalDomains
+from pop3gui.core.mail.messages import trace_count
+from pop3gui.core.mail.recipients import Resolution, envelope_sender, parse_headers, resolve_global, resolve_user
+from pop3gui.core.mail.routing import RoutingRule
 from tests.fuzz import corpus, count, decode_recipe, run
 
 PROPERTY = settings(
@@ -206,10 +200,10 @@ _ADDRESS_TEXT = st.one_of(
 @given(_ADDRESS_TEXT)
 def test_plain_address_shortcut_agrees_with_the_parser(text: str) -> None:
     """The regex shortcut for plain addresses must give exactly what the email package's parser gives."""
-    from pop3gui.core.mail import recipients
+    from pop3gui.core.mail import addresses
 
-    assert normalize_address(text) == recipients._normalize_parsed(text), text
-    assert recipients._addresses(text) == recipients._addresses_parsed(text), text
+    assert normalize_address(text) == addresses._normalize_parsed(text), text
+    assert addresses.address_list(text) == addresses._address_list_parsed(text), text
 
 
 _ID_ATOM = st.text(alphabet="abc019!#$%&'*+/=?^_`{|}~-:;,() \"[]\\@<>", max_size=5)

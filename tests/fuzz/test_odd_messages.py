@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from pop3gui.core.config.schema import Config, DeliveryConfig
+from pop3gui.core.config.model import Config, DeliveryConfig
 from tests.fuzz import pop3_canonical
 from tests.support.rig import ADMIN, ALICE, Rig, make_rig, message
 from tests.support.scripted_pop3 import ScriptedPop3Server

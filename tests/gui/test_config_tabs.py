@@ -9,14 +9,9 @@ import pytest
 from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
-from pop3gui.core.config.schema import (
-    AccountConfig,
-    Config,
-    DeliveryConfig,
-    RecipientPolicy,
-    load_config,
-    save_config,
-)
+from pop3gui.core.config.load import load_config
+from pop3gui.core.config.model import AccountConfig, Config, DeliveryConfig, RecipientPolicy
+from pop3gui.core.config.save import save_config
 from pop3gui.core.state.paths import Paths
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.tabs.delivery import DeliveryTab

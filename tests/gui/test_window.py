@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from pop3gui.core.config.schema import Config, load_config
+from pop3gui.core.config.load import load_config
+from pop3gui.core.config.model import Config
 from pop3gui.core.events.model import EventId
 from pop3gui.core.state.paths import Paths
 from pop3gui.gui.controller import ConnectorController
@@ -81,7 +82,7 @@ def test_unsaved_changes_guard(qtbot: Any, paths: Paths, monkeypatch: pytest.Mon
 
 
 def test_policy_fix_from_the_window_is_saved(qtbot: Any, paths: Paths) -> None:
-    from pop3gui.core.config.schema import AccountConfig, RecipientPolicy
+    from pop3gui.core.config.model import AccountConfig, RecipientPolicy
 
     config = Config(policies=(RecipientPolicy("Default Policy", ("contoso.com",)),),
                     accounts=(AccountConfig(name="erin", host="pop.isp.example", username="erin",
@@ -140,7 +141,7 @@ def test_the_window_command_opens_the_window_and_ends_cleanly_when_it_is_closed(
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from pop3gui.core.config.schema import save_config
+    from pop3gui.core.config.save import save_config
     from pop3gui.gui.app import run_window
 
     save_config(replace(Config(), schedule=replace(Config().schedule, enabled=False)), paths.config_file)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from PySide6.QtCore import QCoreApplication, QEventLoop  # noqa: E402
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon  # noqa: E402
 
-from pop3gui.core.config.schema import load_config  # noqa: E402
+from pop3gui.core.config.load import load_config  # noqa: E402
 from pop3gui.core.state.paths import Paths  # noqa: E402
 from pop3gui.gui.qt import make_application  # noqa: E402
 

@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 
-from pop3gui.core.config.schema import AccountConfig, Config, SmtpConfig, save_config
+from pop3gui.core.config.model import AccountConfig, Config, SmtpConfig
+from pop3gui.core.config.save import save_config
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.state.journal import HANDLED, SUBMITTING, Journal
 from pop3gui.core.state.paths import Paths

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from pop3gui.core.config.schema import AccountConfig, SmtpConfig, save_config
+from pop3gui.core.config.model import AccountConfig, SmtpConfig
+from pop3gui.core.config.save import save_config
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.state.spool import Quarantine
 from tests.servers.dovecot import DovecotServer

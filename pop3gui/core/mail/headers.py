@@ -1,14 +1,22 @@
-"""Reading single header fields of a downloaded message, fast and without failing.
+"""Reading the header fields of a downloaded message, fast and without failing.
 
 The engine reads Message-ID and Subject of every message; a malformed field
 must never stop a deliverable message, and the common plain value must not pay
-for the email package's full header parser.
+for the email package's full header parser.  Recipient resolution reads every
+field raw, as one line of real Unicode, and decodes encoded words only where
+it compares text.
 """
 
 from __future__ import annotations
 
 import re
-from email.message import EmailMessage
+from email.headerregistry import HeaderRegistry
+from email.message import EmailMessage, Message
+
+__all__ = ["decoded_text", "header_text", "raw_fields"]
+
+# Looked up once: HeaderRegistry builds a new class on every lookup.
+_TEXT_HEADER = HeaderRegistry()["subject"]
 
 
 def header_text(headers: EmailMessage, name: str) -> str:
@@ -49,3 +57,43 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_MESSAGE_ID = re.compile(rf"<{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*>", re.ASCII)
 # The two headers the engine reads for every message (address headers would differ: "<a@b>" vs "a@b").
 _PLAIN_VALUE = {"message-id": _PLAIN_MESSAGE_ID, "subject": _PLAIN_HEADER}
+
+
+def raw_fields(headers: Message) -> list[tuple[str, str]]:
+    """(lower-case name, unfolded raw value) for every header, in order."""
+    fields = []
+    try:
+        items = list(headers.raw_items())
+    except Exception:  # noqa: BLE001 - a broken message object still gets resolved
+        return []
+    for name, value in items:
+        try:
+            fields.append((str(name).strip().lower(), _clean_text(value)))
+        except Exception:  # noqa: BLE001
+            continue
+    return fields
+
+
+def _clean_text(value: object) -> str:
+    """A raw header value as one unfolded line of real Unicode.
+
+    Messages parsed from bytes keep 8-bit bytes as surrogate escapes; those are
+    decoded as UTF-8 here (RFC 6532), anything undecodable becomes U+FFFD.
+    """
+    text = "".join((value if isinstance(value, str) else str(value)).splitlines())
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def decoded_text(text: str) -> str:
+    """Header text with its RFC 2047 encoded words decoded (raw text if that fails)."""
+    try:
+        return str(_TEXT_HEADER("Subject", text))
+    except Exception:  # noqa: BLE001
+        return text

@@ -29,10 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pop3gui.core.config.schema import AccountConfig, RoutingRuleConfig
+from pop3gui.core.config.model import AccountConfig, RoutingRuleConfig
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.errors import CredentialError
-from pop3gui.core.mail.recipients import normalize_address, normalize_domain
+from pop3gui.core.mail.addresses import normalize_address, normalize_domain
 from pop3gui.gui.account_model import policy_warning_text
 from pop3gui.gui.icons import icon
 from pop3gui.gui.tabs.base import field_error_label, show_error

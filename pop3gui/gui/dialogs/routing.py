@@ -29,8 +29,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pop3gui.core.config.schema import RULE_FIELDS, RoutingRuleConfig
-from pop3gui.core.mail.recipients import normalize_domain
+from pop3gui.core.config.model import RoutingRuleConfig
+from pop3gui.core.mail.routing import RULE_FIELDS
+from pop3gui.core.mail.addresses import normalize_domain
 from pop3gui.gui.dialogs.account import (
     _buddy,
     _with_messages,

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pop3gui.core.config.schema import AccountConfig, Config, RoutingRuleConfig
+from pop3gui.core.config.model import AccountConfig, Config, RoutingRuleConfig
 from pop3gui.core.errors import CredentialError
 from pop3gui.core.engine.preflight import Finding
 from pop3gui.gui.account_model import AccountRole, AccountTableModel, Column

@@ -1,6 +1,6 @@
 """What every editing page of the properties window provides.
 
-The window keeps one *draft* :class:`~pop3gui.core.config.schema.Config`.  A page
+The window keeps one *draft* :class:`~pop3gui.core.config.model.Config`.  A page
 shows its part of the draft (:meth:`ConfigTab.load`), writes the user's edits
 back into a copy (:meth:`ConfigTab.apply`) and lists what is invalid right
 now (:meth:`ConfigTab.problems`), so the file on disk is only ever written
@@ -12,7 +12,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QWidget
 
-from pop3gui.core.config.schema import Config
+from pop3gui.core.config.model import Config
 
 
 class ConfigTab(QWidget):

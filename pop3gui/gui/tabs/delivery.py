@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pop3gui.core.config.schema import LOG_LEVELS, Config
+from pop3gui.core.config.model import LOG_LEVELS, Config
 from pop3gui.core.errors import CredentialError
-from pop3gui.core.mail.recipients import normalize_address
+from pop3gui.core.mail.addresses import normalize_address
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.tabs.base import ConfigTab, field_error_label, show_error
 

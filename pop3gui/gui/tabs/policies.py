@@ -23,8 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pop3gui.core.config.schema import Config, PolicyWarning, RecipientPolicy, policy_warnings
-from pop3gui.core.mail.recipients import normalize_domain
+from pop3gui.core.config.model import Config, RecipientPolicy
+from pop3gui.core.config.policies import PolicyWarning, policy_warnings
+from pop3gui.core.mail.addresses import normalize_domain
 from pop3gui.gui.icons import icon
 from pop3gui.gui.tabs.base import ConfigTab, field_error_label, show_error
 

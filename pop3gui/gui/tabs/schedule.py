@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from pop3gui.core.desktop import autostart
-from pop3gui.core.config.schema import Config
+from pop3gui.core.config.model import Config
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.tabs.base import ConfigTab, field_error_label, show_error
 

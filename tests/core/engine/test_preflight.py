@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pop3gui.core.config.schema import (
+from pop3gui.core.config.model import (
     AccountConfig,
     Config,
     DeliveryConfig,

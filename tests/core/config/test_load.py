@@ -1,23 +1,19 @@
-"""The configuration file: the documented contract, clear errors, atomic saves."""
+"""Reading the configuration file: the documented contract, defaults, and clear errors."""
 
 from __future__ import annotations
 
-import os
-import stat
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from pop3gui.core.config.schema import (
+from pop3gui.core.config.load import load_config, parse_config
+from pop3gui.core.config.model import (
     AccountConfig,
     Config,
     RecipientPolicy,
-    load_config,
-    parse_config,
-    policy_warnings,
-    save_config,
+    RoutingRuleConfig,
 )
+from pop3gui.core.config.policies import policy_warnings
 from pop3gui.core.errors import ConfigError
 
 EXAMPLE = Path(__file__).parents[3] / "resources" / "example-config.toml"
@@ -49,6 +45,25 @@ def test_defaults_fill_missing_tables(tmp_path: Path) -> None:
     assert config == Config()
 
 
+def test_left_out_keys_take_the_models_defaults() -> None:
+    """Only the required keys given: every other value is the dataclass field's default."""
+    config = parse_config({
+        "recipient_policy": [{"name": "Default", "domains": ["contoso.com"], "primary": ""}],
+        "account": [
+            {"name": "alice", "host": "h", "username": "u", "deliver_to": "alice@contoso.com"},
+            {"name": "office", "host": "h", "username": "o", "kind": "global"},
+        ],
+        "routing_rule": [{"account": "office", "contains": "sales@", "deliver_to": "s@contoso.com"}],
+    })
+    assert config.accounts == (
+        AccountConfig(name="alice", host="h", username="u", deliver_to="alice@contoso.com"),
+        AccountConfig(name="office", host="h", username="o", kind="global"),
+    )
+    assert config.rules == (RoutingRuleConfig(account="office", contains="sales@", deliver_to="s@contoso.com"),)
+    assert config.policies == (RecipientPolicy("Default", ("contoso.com",)),)
+    assert all(isinstance(timeout, float) for timeout in (config.smtp.timeout_s, config.accounts[0].timeout_s))
+
+
 def test_port_defaults_follow_security(tmp_path: Path) -> None:
     text = """
 [[account]]
@@ -59,6 +74,12 @@ security = "starttls"
 deliver_to = "a@contoso.com"
 """
     assert load_config(write(tmp_path, text)).account("a").port == 110
+
+
+def test_a_policy_without_name_or_primary_gets_them_from_its_place_and_domains() -> None:
+    config = parse_config({"recipient_policy": [{"domains": ["contoso.com"]}, {"domains": ["b.example", "c.example"]}]})
+    assert config.policies == (RecipientPolicy("Policy 1", ("contoso.com",), "contoso.com"),
+                               RecipientPolicy("Policy 2", ("b.example", "c.example"), "b.example"))
 
 
 @pytest.mark.parametrize(
@@ -78,6 +99,8 @@ deliver_to = "a@contoso.com"
          "not one of this policy's domains"),
         ("[[account]]\nname = \"a\"\nusername = \"u\"\ndeliver_to = \"a@b.com\"\n", "account[1].host", "missing"),
         ("[[account]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\n", "account[1].deliver_to", "missing"),
+        ("[[account]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\nsecurity = \"ssl\"\n", "account[1].security",
+         "one of tls, starttls, none"),
         ("[[account]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\nkind = \"global\"\n"
          "[[account]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\nkind = \"global\"\n", "account[2].name",
          "already called"),
@@ -86,6 +109,9 @@ deliver_to = "a@contoso.com"
          "routing_rule[1].account", "user mailbox"),
         ("[[routing_rule]]\naccount = \"nope\"\ncontains = \"x\"\ndeliver_to = \"s@b.com\"\n",
          "routing_rule[1].account", "no account is called"),
+        ("[[account]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\nkind = \"global\"\n"
+         "[[routing_rule]]\naccount = \"a\"\ncontains = \"x\"\ndeliver_to = \"s@b.com\"\nfield = \"body\"\n",
+         "routing_rule[1].field", "one of to-cc, subject"),
         ("version = 2\n", "version", "reads version 1"),
     ],
 )
@@ -105,6 +131,12 @@ def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
     assert "interval_min" in info.value.fix
 
 
+def test_a_missing_key_says_how_to_add_it() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"account": [{"name": "a", "username": "u", "deliver_to": "a@b.com"}]})
+    assert info.value.key == "account[1].host" and 'host = "..."' in info.value.fix
+
+
 def test_toml_syntax_error_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(write(tmp_path, "[smtp\nport = 1\n"))
@@ -117,46 +149,13 @@ def test_missing_file_explains_how_to_create_it(tmp_path: Path) -> None:
     assert "example-config.toml" in info.value.fix
 
 
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"[smtp]\nhost = \"\xff\"\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(path)
+
+
 def test_config_error_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         parse_config({"smtp": {"port": "x"}})
-
-
-def test_policy_warning_names_the_uncovered_domain() -> None:
-    config = Config(
-        policies=(RecipientPolicy("Default", ("contoso.com",)),),
-        accounts=(AccountConfig(name="bob", host="h", username="u", deliver_to="bob@fabrikam.com"),),
-    )
-    warnings = policy_warnings(config)
-    assert [(w.address, w.domain) for w in warnings] == [("bob@fabrikam.com", "fabrikam.com")]
-    assert "fabrikam.com" in warnings[0].fix and "account 'bob'" in warnings[0].where
-
-
-def test_policy_domains_compare_case_and_idn_insensitively() -> None:
-    config = Config(
-        policies=(RecipientPolicy("Default", ("Bücher.example",)),),
-        accounts=(AccountConfig(name="b", host="h", username="u", deliver_to="b@BÜCHER.example"),),
-    )
-    assert policy_warnings(config) == []
-
-
-def test_save_round_trips_and_is_private(tmp_path: Path) -> None:
-    config = load_config(EXAMPLE)
-    changed = replace(config, schedule=replace(config.schedule, interval_min=30))
-    target = tmp_path / "sub" / "config.toml"
-    save_config(changed, target)
-    assert load_config(target) == changed
-    if os.name == "posix":
-        assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert [p.name for p in target.parent.iterdir()] == ["config.toml"]
-
-
-def test_save_refuses_an_invalid_config_and_keeps_the_old_file(tmp_path: Path) -> None:
-    target = tmp_path / "config.toml"
-    save_config(Config(), target)
-    before = target.read_bytes()
-    bad = Config(accounts=(AccountConfig(name="x", host="h", username="u", deliver_to=""),))
-    with pytest.raises(ConfigError):
-        save_config(bad, target)
-    assert target.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]

@@ -1,0 +1,144 @@
+"""The configuration as the program sees it: frozen dataclasses and their vocabulary.
+
+These dataclasses are the one home of every default value: a key the file
+leaves out takes the default of its field here (see :mod:`.load`), and a new
+account in the GUI starts from the same values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pop3gui.core.mail.local_domains import LocalDomains
+
+__all__ = [
+    "ACCOUNT_KINDS", "CONFIG_VERSION", "DEFAULT_ENVELOPE_HEADERS", "LOG_LEVELS", "POP3_PORTS", "SECURITY_SMTP",
+    "AccountConfig", "Config", "DeliveryConfig", "LoggingConfig", "PerformanceConfig",
+    "RecipientPolicy", "RoutingRuleConfig", "ScheduleConfig", "SmtpConfig",
+]
+
+CONFIG_VERSION = 1
+SECURITY_SMTP = ("none", "starttls", "tls")
+ACCOUNT_KINDS = ("user", "global")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To")
+
+POP3_PORTS = {"tls": 995, "starttls": 110, "none": 110}
+"""The usual POP3 port of each security mode: an account's port when none is given."""
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """The local mail server that receives downloaded mail."""
+
+    host: str = "localhost"
+    port: int = 25
+    security: str = "none"
+    verify_tls: bool = True
+    username: str = ""
+    timeout_s: float = 60.0
+    ca_file: str = ""
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    interval_min: int = 15
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    undeliverable_to: str = ""
+    max_message_kb: int = 25600
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class PerformanceConfig:
+    """How much work runs at once; the defaults suit a small office server."""
+
+    max_parallel_accounts: int = 4  # mailboxes downloaded side by side
+    smtp_connections: int = 2  # per mailbox, to the local server
+    pop3_pipeline: int = 32  # RETR commands in flight when the server offers PIPELINING
+    queue_messages: int = 8  # downloaded messages waiting for submission, per mailbox
+
+
+@dataclass(frozen=True)
+class RecipientPolicy:
+    """Which e-mail domains are local, like an Exchange recipient policy.
+
+    A policy in the file without a name is called "Policy <n>", and without a
+    primary its first domain is the primary.
+    """
+
+    name: str
+    domains: tuple[str, ...] = ()
+    primary: str = ""
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """One ISP mailbox: a user mailbox (one recipient) or a global catch-all.
+
+    The port given here goes with the default security; an account in the
+    file without a port gets the usual one of its security (POP3_PORTS).
+    """
+
+    name: str
+    host: str
+    username: str
+    port: int = POP3_PORTS["tls"]
+    security: str = "tls"
+    verify_tls: bool = True
+    ca_file: str = ""
+    kind: str = "user"
+    deliver_to: str = ""
+    envelope_headers: tuple[str, ...] = DEFAULT_ENVELOPE_HEADERS
+    leave_on_server: bool = False
+    delete_after_days: int = 0
+    enabled: bool = True
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class RoutingRuleConfig:
+    """Text in To/Cc (or Subject) of a global mailbox's mail -> a local address."""
+
+    account: str
+    contains: str
+    deliver_to: str
+    field: str = "to-cc"
+
+
+@dataclass(frozen=True)
+class Config:
+    version: int = CONFIG_VERSION
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
+    policies: tuple[RecipientPolicy, ...] = ()
+    accounts: tuple[AccountConfig, ...] = ()
+    rules: tuple[RoutingRuleConfig, ...] = ()
+
+    def account(self, name: str) -> AccountConfig:
+        for acc in self.accounts:
+            if acc.name == name:
+                return acc
+        raise KeyError(name)
+
+    def rules_for(self, account: str) -> tuple[RoutingRuleConfig, ...]:
+        return tuple(r for r in self.rules if r.account == account)
+
+    def local_domains(self) -> tuple[str, ...]:
+        """Every domain of every recipient policy, in ASCII form, deduped.
+
+        A name that is not a domain (half typed in a draft) is left out.
+        """
+        domains = (d for policy in self.policies for d in policy.domains)
+        return tuple(LocalDomains(domains, skip_invalid=True))
