@@ -29,64 +29,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pop3gui.core.config.model import AccountConfig, RoutingRuleConfig
-from pop3gui.core.state.credentials import Credentials
+from pop3gui.core.config.model import POP3_PORTS, AccountConfig, RoutingRuleConfig
 from pop3gui.core.errors import CredentialError
-from pop3gui.core.mail.addresses import normalize_address, normalize_domain
-from pop3gui.gui.account_model import policy_warning_text
+from pop3gui.core.mail.local_domains import LocalDomains
+from pop3gui.core.state.credentials import Credentials
+from pop3gui.gui.dialogs.fields import address_problem, buddy, field_warning_label, policy_warning, with_messages
 from pop3gui.gui.icons import icon
 from pop3gui.gui.tabs.base import field_error_label, show_error
 
-DEFAULT_PORTS = {"tls": 995, "starttls": 110, "none": 110}
 _HEADER_CHARS = frozenset(chr(c) for c in range(33, 127)) - {":"}
-
-
-def field_warning_label() -> QLabel:
-    """An amber, word-wrapped label for advice that does not block OK."""
-    label = QLabel()
-    label.setObjectName("fieldWarning")
-    label.setStyleSheet("color: #8a5a00;")
-    label.setWordWrap(True)
-    label.hide()
-    return label
-
-
-def _with_messages(field: QWidget, *labels: QWidget) -> QWidget:
-    """The field with its message label(s) underneath, as one form row."""
-    box = QWidget()
-    layout = QVBoxLayout(box)
-    layout.setContentsMargins(0, 0, 0, 0)
-    layout.setSpacing(2)
-    layout.addWidget(field)
-    for label in labels:
-        layout.addWidget(label)
-    return box
-
-
-def _buddy(text: str, field: QWidget) -> QLabel:
-    label = QLabel(text)
-    label.setBuddy(field)
-    return label
-
-
-def address_problem(obj: QWidget, text: str, *, required: bool = True) -> str:
-    """Why ``text`` is not a usable e-mail address ('' when it is)."""
-    if not text.strip():
-        return obj.tr("Enter the local address that receives this mailbox's mail.") if required else ""
-    if normalize_address(text.strip()) is None:
-        return obj.tr("This is not an e-mail address (expected name@domain).")
-    return ""
-
-
-def policy_warning(obj: QWidget, address: str, local_domains: frozenset[str]) -> str:
-    """The 'no recipient policy covers' warning for a valid address outside the local domains."""
-    address = address.strip()
-    if not local_domains or normalize_address(address) is None:
-        return ""
-    domain = address.rpartition("@")[2]
-    if (normalize_domain(domain) or domain.lower()) in local_domains:
-        return ""
-    return policy_warning_text(obj, domain)
 
 
 class AccountDialog(QDialog):
@@ -102,7 +53,7 @@ class AccountDialog(QDialog):
         super().__init__(parent)
         self._original = account
         self._other_names = {n.casefold() for n in other_names}
-        self._local_domains = frozenset(d for d in (normalize_domain(x) for x in local_domains) if d)
+        self._local_domains = LocalDomains(local_domains, skip_invalid=True)
         self._rules = list(rules)
         self._credentials = credentials
         self._port_typed = False
@@ -124,7 +75,7 @@ class AccountDialog(QDialog):
         self.name_edit.setPlaceholderText(self.tr("e.g. Alice at the ISP"))
         self.name_error = field_error_label()
         top = QFormLayout()
-        top.addRow(_buddy(self.tr("&Name:"), self.name_edit), _with_messages(self.name_edit, self.name_error))
+        top.addRow(buddy(self.tr("&Name:"), self.name_edit), with_messages(self.name_edit, self.name_error))
         outer.addLayout(top)
 
         server = QGroupBox(self.tr("POP3 server"))
@@ -132,36 +83,36 @@ class AccountDialog(QDialog):
         self.host_edit = QLineEdit()
         self.host_edit.setPlaceholderText(self.tr("pop.example.com"))
         self.host_error = field_error_label()
-        form.addRow(_buddy(self.tr("&Server:"), self.host_edit), _with_messages(self.host_edit, self.host_error))
+        form.addRow(buddy(self.tr("&Server:"), self.host_edit), with_messages(self.host_edit, self.host_error))
         self.security_combo = QComboBox()
         self.security_combo.addItem(self.tr("TLS (POP3S)"), "tls")
         self.security_combo.addItem(self.tr("STARTTLS"), "starttls")
         self.security_combo.addItem(self.tr("None"), "none")
         self.security_warning = field_warning_label()
-        form.addRow(_buddy(self.tr("Se&curity:"), self.security_combo),
-                    _with_messages(self.security_combo, self.security_warning))
+        form.addRow(buddy(self.tr("Se&curity:"), self.security_combo),
+                    with_messages(self.security_combo, self.security_warning))
         self.port_spin = QSpinBox()
         self.port_spin.setRange(1, 65535)
-        form.addRow(_buddy(self.tr("&Port:"), self.port_spin), self.port_spin)
+        form.addRow(buddy(self.tr("&Port:"), self.port_spin), self.port_spin)
         self.verify_check = QCheckBox(self.tr("&Verify the server's certificate"))
         self.verify_warning = field_warning_label()
-        form.addRow("", _with_messages(self.verify_check, self.verify_warning))
+        form.addRow("", with_messages(self.verify_check, self.verify_warning))
         outer.addWidget(server)
 
         signin = QGroupBox(self.tr("Sign-in"))
         form = QFormLayout(signin)
         self.username_edit = QLineEdit()
         self.username_error = field_error_label()
-        form.addRow(_buddy(self.tr("&User name:"), self.username_edit),
-                    _with_messages(self.username_edit, self.username_error))
+        form.addRow(buddy(self.tr("&User name:"), self.username_edit),
+                    with_messages(self.username_edit, self.username_error))
         self.password_edit = QLineEdit()
         self.password_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.password_edit.setPlaceholderText(self.tr("checking the keyring…") if self._original else "")
         self.password_note = QLabel()
         self.password_note.setWordWrap(True)
         self.password_note.hide()
-        form.addRow(_buddy(self.tr("Pass&word:"), self.password_edit),
-                    _with_messages(self.password_edit, self.password_note))
+        form.addRow(buddy(self.tr("Pass&word:"), self.password_edit),
+                    with_messages(self.password_edit, self.password_note))
         outer.addWidget(signin)
 
         delivery = QGroupBox(self.tr("Delivery"))
@@ -169,19 +120,19 @@ class AccountDialog(QDialog):
         self.kind_combo = QComboBox()
         self.kind_combo.addItem(icon("user"), self.tr("User mailbox (one recipient)"), "user")
         self.kind_combo.addItem(icon("global"), self.tr("Global mailbox (catch-all)"), "global")
-        form.addRow(_buddy(self.tr("&Mailbox type:"), self.kind_combo), self.kind_combo)
+        form.addRow(buddy(self.tr("&Mailbox type:"), self.kind_combo), self.kind_combo)
         self.deliver_edit = QLineEdit()
         self.deliver_edit.setPlaceholderText(self.tr("someone@your-domain"))
         self.deliver_error = field_error_label()
         self.deliver_warning = field_warning_label()
-        self.deliver_label = _buddy(self.tr("&Deliver to:"), self.deliver_edit)
-        self.deliver_row = _with_messages(self.deliver_edit, self.deliver_error, self.deliver_warning)
+        self.deliver_label = buddy(self.tr("&Deliver to:"), self.deliver_edit)
+        self.deliver_row = with_messages(self.deliver_edit, self.deliver_error, self.deliver_warning)
         form.addRow(self.deliver_label, self.deliver_row)
         self.headers_edit = QLineEdit()
         self.headers_edit.setToolTip(self.tr("The headers in which the ISP writes the envelope recipient, "
                                              "separated by commas; when none is present, To and Cc are used."))
         self.headers_error = field_error_label()
-        self.headers_label = _buddy(self.tr("&Envelope headers:"), self.headers_edit)
+        self.headers_label = buddy(self.tr("&Envelope headers:"), self.headers_edit)
         self.rules_button = QPushButton(icon("edit"), self.tr("&Routing Rules…"))
         self.rules_button.setAutoDefault(False)
         self.rules_summary = QLabel()
@@ -190,7 +141,7 @@ class AccountDialog(QDialog):
         line.setContentsMargins(0, 0, 0, 0)
         line.addWidget(self.rules_button)
         line.addWidget(self.rules_summary, 1)
-        self.headers_row = _with_messages(self.headers_edit, self.headers_error, rules_line)
+        self.headers_row = with_messages(self.headers_edit, self.headers_error, rules_line)
         form.addRow(self.headers_label, self.headers_row)
         self._delivery_form = form
         outer.addWidget(delivery)
@@ -203,7 +154,7 @@ class AccountDialog(QDialog):
         self.delete_days_spin.setRange(0, 36500)
         self.delete_days_spin.setSpecialValueText(self.tr("never"))
         self.delete_days_spin.setSuffix(self.tr(" days"))
-        self.delete_days_label = _buddy(self.tr("   Delete from the server &after:"), self.delete_days_spin)
+        self.delete_days_label = buddy(self.tr("   Delete from the server &after:"), self.delete_days_spin)
         form.addRow(self.delete_days_label, self.delete_days_spin)
         self.enabled_check = QCheckBox(self.tr("Ena&bled (retrieve mail from this account)"))
         form.addRow(self.enabled_check)
@@ -244,7 +195,7 @@ class AccountDialog(QDialog):
         self.security_combo.setCurrentIndex(max(0, self.security_combo.findData(acc.security)))
         self._set_port(acc.port)
         # A port other than the usual one for the security was chosen by someone: keep it.
-        self._port_typed = account is not None and acc.port != DEFAULT_PORTS.get(acc.security)
+        self._port_typed = account is not None and acc.port != POP3_PORTS.get(acc.security)
         self.verify_check.setChecked(acc.verify_tls)
         self.username_edit.setText(acc.username)
         self.kind_combo.setCurrentIndex(max(0, self.kind_combo.findData(acc.kind)))
@@ -290,7 +241,7 @@ class AccountDialog(QDialog):
     def _security_changed(self) -> None:
         security = self.security_combo.currentData()
         if not self._port_typed:
-            self._set_port(DEFAULT_PORTS[security])
+            self._set_port(POP3_PORTS[security])
         self._update_security()
 
     def _update_security(self) -> None:
@@ -455,4 +406,4 @@ class AccountDialog(QDialog):
         super().accept()
 
 
-__all__ = ["DEFAULT_PORTS", "AccountDialog", "address_problem", "field_warning_label", "policy_warning"]
+__all__ = ["AccountDialog"]

@@ -30,15 +30,9 @@ from PySide6.QtWidgets import (
 )
 
 from pop3gui.core.config.model import RoutingRuleConfig
+from pop3gui.core.mail.local_domains import LocalDomains
 from pop3gui.core.mail.routing import RULE_FIELDS
-from pop3gui.core.mail.addresses import normalize_domain
-from pop3gui.gui.dialogs.account import (
-    _buddy,
-    _with_messages,
-    address_problem,
-    field_warning_label,
-    policy_warning,
-)
+from pop3gui.gui.dialogs.fields import address_problem, buddy, field_warning_label, policy_warning, with_messages
 from pop3gui.gui.icons import icon
 from pop3gui.gui.tabs.base import field_error_label, show_error
 
@@ -57,7 +51,7 @@ class RoutingRulesDialog(QDialog):
                  local_domains: Iterable[str] = (), parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._account = account
-        self._local_domains = frozenset(d for d in (normalize_domain(x) for x in local_domains) if d)
+        self._local_domains = LocalDomains(local_domains, skip_invalid=True)
         self._rules = [_Rule(r.field, r.contains, r.deliver_to) for r in rules]
         self.setWindowTitle(self.tr("Routing Rules for %1").replace("%1", account or self.tr("new account")))
         self._build()
@@ -81,7 +75,7 @@ class RoutingRulesDialog(QDialog):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setAccessibleName(self.tr("Routing rules"))
         self.table.setTabKeyNavigation(False)
-        rules_label = _buddy(self.tr("R&ules:"), self.table)
+        rules_label = buddy(self.tr("R&ules:"), self.table)
         outer.addWidget(rules_label)
         outer.addWidget(self.table, 1)
 
@@ -102,18 +96,18 @@ class RoutingRulesDialog(QDialog):
         labels = {"to-cc": self.tr("To or Cc"), "subject": self.tr("Subject")}
         for key in RULE_FIELDS:
             self.field_combo.addItem(labels.get(key, key), key)
-        form.addRow(_buddy(self.tr("&Field:"), self.field_combo), self.field_combo)
+        form.addRow(buddy(self.tr("&Field:"), self.field_combo), self.field_combo)
         self.contains_edit = QLineEdit()
         self.contains_edit.setPlaceholderText(self.tr("e.g. sales@ or [Support]"))
         self.contains_error = field_error_label()
-        form.addRow(_buddy(self.tr("&Contains:"), self.contains_edit),
-                    _with_messages(self.contains_edit, self.contains_error))
+        form.addRow(buddy(self.tr("&Contains:"), self.contains_edit),
+                    with_messages(self.contains_edit, self.contains_error))
         self.deliver_edit = QLineEdit()
         self.deliver_edit.setPlaceholderText(self.tr("someone@your-domain"))
         self.deliver_error = field_error_label()
         self.deliver_warning = field_warning_label()
-        form.addRow(_buddy(self.tr("&Deliver to:"), self.deliver_edit),
-                    _with_messages(self.deliver_edit, self.deliver_error, self.deliver_warning))
+        form.addRow(buddy(self.tr("&Deliver to:"), self.deliver_edit),
+                    with_messages(self.deliver_edit, self.deliver_error, self.deliver_warning))
         outer.addWidget(self.editor)
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
