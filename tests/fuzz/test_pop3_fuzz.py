@@ -4,7 +4,7 @@ Whatever bytes a server sends, the client either understands them or raises
 a Pop3Error that explains the problem (Pop3ProtocolError for nonsense,
 Pop3ConnectionError when the stream ends early) - never another exception.
 
-The reader is the real ``Pop3Client._read_multiline`` / ``_read_lines``,
+The reader is the real ``Pop3Stream.read_multiline`` / ``read_lines``,
 driven through an ``asyncio.StreamReader`` that is fed bytes in random chunks
 (``feed_data``/``feed_eof``): no sockets, so each case costs microseconds.
 Its results are compared with an independent model of RFC 1939 framing.
@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pop3gui.core.errors import ConfigError, Pop3ConnectionError, Pop3ProtocolError
-from pop3gui.core.pop3.client import Pop3Client
 from pop3gui.core.pop3.replies import (
     MAX_STATUS_LINE,
     MAX_UID_LENGTH,
@@ -34,6 +33,7 @@ from pop3gui.core.pop3.replies import (
     parse_status,
     parse_uidl_line,
 )
+from pop3gui.core.pop3.stream import Pop3Stream
 from tests.fuzz import corpus, count, decode_recipe, pop3_canonical, run
 from tests.support.scripted_pop3 import frame
 
@@ -199,10 +199,10 @@ def model_read(data: bytes, limit: int, *, listing: bool = True) -> tuple[str, b
 
 
 async def read_fed(data: bytes, *, limit: int, cuts: list[int], listing: bool) -> tuple[str, bytes, bytes]:
-    """Feed *data* in chunks of *cuts* sizes to a real Pop3Client's reader; (outcome, data, rest)."""
-    client = Pop3Client("pop.isp.example", 110, security="none", timeout=10, max_line=limit)
+    """Feed *data* in chunks of *cuts* sizes to a real Pop3Stream's reader; (outcome, data, rest)."""
+    stream = Pop3Stream("pop.isp.example:110", timeout=10, max_line=limit)
     reader = asyncio.StreamReader(limit=limit)
-    client._reader = reader
+    stream._reader = reader
 
     async def feed() -> None:
         pos = 0
@@ -216,16 +216,16 @@ async def read_fed(data: bytes, *, limit: int, cuts: list[int], listing: bool) -
     feeder = asyncio.create_task(feed())
     try:
         if listing:
-            lines = await client._read_lines()
+            lines = await stream.read_lines()
             assert all(line.endswith(b"\r\n") for line in lines)
             got = b"".join(lines)
         else:
             out = io.BytesIO()
-            written = await client._read_multiline(out)
+            written = await stream.read_multiline(out)
             got = out.getvalue()
             assert written == len(got)
     except Pop3ProtocolError as exc:
-        assert client._reader is None, "a protocol error must close the connection"
+        assert stream._reader is None, "a protocol error must close the connection"
         assert exc.message and exc.cause and exc.fix
         await feeder
         return "protocol", b"", b""
@@ -234,9 +234,9 @@ async def read_fed(data: bytes, *, limit: int, cuts: list[int], listing: bool) -
         await feeder
         return "dropped", b"", b""
     await feeder
-    # The client may read past the "." line; what it keeps for the next reply is unread, too.
-    rest = bytes(client._head) + await reader.read()
-    assert len(client.transcript) <= 200
+    # The stream may read past the "." line; what it keeps for the next reply is unread, too.
+    rest = bytes(stream._head) + await reader.read()
+    assert len(stream.transcript) <= 200
     return "ok", got, rest
 
 
