@@ -64,6 +64,12 @@ class StateError(Pop3guiError, OSError):
     failure: ClassVar[Failure] = Failure.STATE_FAILED
 
 
+class TlsSetupError(Pop3guiError, OSError):
+    """A TLS context cannot be made: the CA file a server's settings name is missing or not a certificate."""
+
+    failure: ClassVar[Failure] = Failure.TLS_FAILED
+
+
 class Pop3Error(Pop3guiError):
     """A POP3 session failed; ``temporary`` says whether a later retry may work."""
 

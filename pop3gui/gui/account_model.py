@@ -156,7 +156,7 @@ class AccountTableModel(QAbstractTableModel):
     def connect_controller(self, controller: Any) -> None:
         """Follow a :class:`~pop3gui.gui.controller.ConnectorController`'s runs."""
         controller.bridge.account_status.connect(self.on_account_status)
-        controller.bridge.event.connect(self.on_event)
+        controller.bridge.new_event.connect(self.on_event)
 
     def on_account_status(self, status: engine_status.AccountStatus) -> None:
         """The engine's account status, as the row shows it."""

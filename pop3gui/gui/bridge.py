@@ -18,12 +18,12 @@ from pop3gui.core.events.model import Event
 class EngineBridge(QObject):
     """Subscribe an instance to an EventBus and pass it to the Connector as its observer."""
 
-    event = Signal(object)  # pop3gui.core.events.model.Event
+    new_event = Signal(object)  # pop3gui.core.events.model.Event
     account_status = Signal(object)  # pop3gui.core.engine.status.AccountStatus
     cycle_finished = Signal(object)  # pop3gui.core.engine.status.CycleResult
 
     def __call__(self, event: Event) -> None:
-        self.event.emit(event)
+        self.new_event.emit(event)
 
     def on_account_status(self, status: AccountStatus) -> None:
         self.account_status.emit(status)

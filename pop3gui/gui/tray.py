@@ -136,7 +136,7 @@ class TrayRunner(QSystemTrayIcon):
         controller.run_finished.connect(self._run_finished)
         controller.bridge.account_status.connect(self._on_account_status)
         controller.schedule_changed.connect(self._update_look)
-        controller.bridge.event.connect(self._on_event)
+        controller.bridge.new_event.connect(self._on_event)
         self._update_look()
 
     # --- the window -------------------------------------------------------------------

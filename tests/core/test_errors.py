@@ -25,6 +25,7 @@ from pop3gui.core.errors import (
     SmtpError,
     SmtpTimeoutError,
     StateError,
+    TlsSetupError,
 )
 
 # The built-in each error is, so code that knows only the standard library catches it.
@@ -34,6 +35,7 @@ BUILTIN: dict[type[Pop3guiError], type[Exception]] = {
     ConfigError: ValueError,
     CredentialError: RuntimeError,
     StateError: OSError,
+    TlsSetupError: OSError,
     Pop3Error: Exception,
     Pop3ConnectionError: ConnectionError,
     Pop3TlsError: ConnectionError,

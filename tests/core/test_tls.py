@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pop3gui.core.errors import Pop3guiError
+from pop3gui.core.errors import Pop3guiError, TlsSetupError
 from pop3gui.core.tls import client_context
 from tests.servers.dovecot import DovecotServer
 
@@ -74,23 +74,21 @@ def test_verify_false_wins_over_a_ca_file(dovecot: DovecotServer) -> None:
 
 
 def test_a_missing_ca_file_fails_at_once_instead_of_trusting_anything_else(tmp_path: Path) -> None:
-    """Today the ssl module's own error comes through: an OSError, never a context."""
-    with pytest.raises(FileNotFoundError):
+    """An OSError (the error hierarchy's TlsSetupError), never a context."""
+    with pytest.raises(OSError):
         client_context(ca_file=str(tmp_path / "ca.pem"))
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(OSError):
         client_context(verify=False, ca_file=str(tmp_path / "ca.pem"))
 
 
 def test_a_ca_file_that_holds_no_certificate_fails_at_once(tmp_path: Path) -> None:
     not_pem = tmp_path / "ca.pem"
     not_pem.write_text("this is not a certificate\n")
-    with pytest.raises(ssl.SSLError):
+    with pytest.raises(TlsSetupError) as caught:
         client_context(ca_file=str(not_pem))
+    assert str(not_pem) in str(caught.value) and isinstance(caught.value.__cause__, ssl.SSLError)
 
 
-@pytest.mark.xfail(strict=True, raises=FileNotFoundError,
-                   reason="client_context lets the ssl module's FileNotFoundError through: it names no file "
-                   "and has no cause or fix, and the connection check does not catch it")
 def test_a_missing_ca_file_is_named_with_its_cause_and_fix(tmp_path: Path) -> None:
     missing = tmp_path / "ca.pem"
     with pytest.raises(Pop3guiError) as caught:

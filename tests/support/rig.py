@@ -17,7 +17,7 @@ from pop3gui.core.events.model import Event, EventBus, EventId
 from pop3gui.core.state.paths import Paths
 from pop3gui.core.state.spool import Spool
 from pop3gui.core.engine.cycle import Connector
-from pop3gui.core.engine.status import CycleResult
+from pop3gui.core.engine.status import CycleResult, StatusObserver
 from tests.support.scripted_pop3 import ScriptedPop3Server
 
 ALICE = "alice@contoso.com"
@@ -71,6 +71,10 @@ class Rig:
     account: AccountConfig
     passwords: StaticPasswords = field(default_factory=StaticPasswords)
     smtp_username: str = ""  # non-empty: the connector logs in to the SMTP sink
+    smtp_security: str = "none"
+    smtp_ca_file: str = ""
+    observer: StatusObserver | None = None  # given the engine's account status and cycle results
+    local_domains: tuple[str, ...] = ("contoso.com",)  # the recipient policy's domains
     events: list[Event] = field(default_factory=list)
     cycle_events: list[Event] = field(default_factory=list)
 
@@ -81,9 +85,10 @@ class Rig:
     @property
     def config(self) -> Config:
         return Config(
-            smtp=SmtpConfig(host="127.0.0.1", port=self.smtp_port, timeout_s=5, username=self.smtp_username),
+            smtp=SmtpConfig(host="127.0.0.1", port=self.smtp_port, timeout_s=5, username=self.smtp_username,
+                            security=self.smtp_security, ca_file=self.smtp_ca_file),
             delivery=DeliveryConfig(undeliverable_to=ADMIN),
-            policies=(RecipientPolicy("Default Policy", ("contoso.com",), "contoso.com"),),
+            policies=(RecipientPolicy("Default Policy", self.local_domains, "contoso.com"),),
             accounts=(self.account,),
             logging=LoggingConfig(level="debug"),  # every step, so tests can hook into any of them
         )
@@ -94,7 +99,8 @@ class Rig:
         bus = EventBus()
         bus.subscribe(self.events.append)
         bus.subscribe(self.cycle_events.append)
-        connector = Connector(self.config, self.paths, bus, credentials=self.passwords)  # type: ignore[arg-type]
+        connector = Connector(self.config, self.paths, bus, credentials=self.passwords,  # type: ignore[arg-type]
+                              observer=self.observer)
         if on_event is not None:
             hook = on_event
             bus.subscribe(lambda event: hook(connector, event))

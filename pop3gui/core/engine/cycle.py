@@ -16,13 +16,13 @@ import shutil
 
 from pop3gui.core.config.model import AccountConfig, Config
 from pop3gui.core.config.policies import policy_warnings
-from pop3gui.core.engine.connections import smtp_submitter
+from pop3gui.core.engine.connections import LocalServer, open_local_server
 from pop3gui.core.engine.delivery import AbortAccount, Deliverer
 from pop3gui.core.engine.mailbox import MailboxSession
 from pop3gui.core.engine.message import InFlight
 from pop3gui.core.engine.report import Reporter
 from pop3gui.core.engine.status import AccountResult, CycleResult, Phase, StatusObserver
-from pop3gui.core.errors import ConfigError, CredentialError, SmtpError, StateError
+from pop3gui.core.errors import ConfigError, CredentialError, SmtpError, StateError, TlsSetupError
 from pop3gui.core.events.model import EventBus, EventId, Severity
 from pop3gui.core.failures import Failure
 from pop3gui.core.state.credentials import Credentials
@@ -46,7 +46,6 @@ class Connector:
         self.report = Reporter(bus, debug=config.logging.level == "debug", observer=observer)
         self.deliverer = Deliverer(config, self.journal, self.quarantine, self.report)
         self._stop = asyncio.Event()
-        self._smtp_password: str | None = None
         self._warned_policies = False
         self._mailbox_locks: dict[tuple[str, int, str], asyncio.Lock] = {}
         self._parallel = asyncio.Semaphore(config.performance.max_parallel_accounts)
@@ -97,33 +96,28 @@ class Connector:
                 fix="Turn it back on; for a private certificate set smtp.ca_file to its CA instead.",
                 diagnosis=Failure.TLS_NOT_VERIFIED)
         try:
-            self._smtp_password = await self._load_smtp_password()
-        except CredentialError as exc:
-            self.report.event(EventId.CREDENTIAL_MISSING, Severity.ERROR, str(exc), cause=exc.cause, fix=exc.fix,
-                              diagnosis=exc.failure)
+            local = await open_local_server(smtp, self.credentials)
+        except (CredentialError, TlsSetupError) as exc:
+            eid = EventId.CREDENTIAL_MISSING if isinstance(exc, CredentialError) else EventId.SMTP_CONNECTION_FAILED
+            self.report.event(eid, Severity.ERROR, str(exc), cause=exc.cause, fix=exc.fix, diagnosis=exc.failure)
             for account in accounts:
                 res = AccountResult(account.name)
                 res.fail(str(exc), diagnosis=exc.failure, cause=exc.cause, fix=exc.fix)
                 result.accounts.append(res)
                 self.report.status(account.name, Phase.FAILED, res)
             return self._finish_cycle(result)
-        result.accounts = [r for r in await asyncio.gather(*(self._run_limited(a) for a in accounts))
+        result.accounts = [r for r in await asyncio.gather(*(self._run_limited(a, local) for a in accounts))
                            if r is not None]
         return self._finish_cycle(result)
 
-    async def _load_smtp_password(self) -> str | None:
-        if not self.config.smtp.username:
-            return None
-        return await asyncio.to_thread(self.credentials.smtp_password, self.config.smtp.username)
-
-    async def _run_limited(self, account: AccountConfig) -> AccountResult | None:
+    async def _run_limited(self, account: AccountConfig, local: LocalServer) -> AccountResult | None:
         """Accounts run side by side up to the configured limit, but one mailbox never twice at once."""
         mailbox = (account.host.lower(), account.port, account.username.lower())
         lock = self._mailbox_locks.setdefault(mailbox, asyncio.Lock())
         async with self._parallel, lock:
             if self.stopping:
                 return None
-            return await self.run_account(account)
+            return await self.run_account(account, local)
 
     def _finish_cycle(self, result: CycleResult) -> CycleResult:
         delivered = sum(a.delivered for a in result.accounts)
@@ -139,7 +133,7 @@ class Connector:
         self.report.cycle_finished(result)
         return result
 
-    async def run_account(self, account: AccountConfig) -> AccountResult:
+    async def run_account(self, account: AccountConfig, local: LocalServer) -> AccountResult:
         """One account's cycle; never raises for a mail or server problem."""
         res = AccountResult(account.name)
         self.report.status(account.name, Phase.CONNECTING)
@@ -148,7 +142,7 @@ class Connector:
         # The keyring lookup (slow on some desktops) runs while the connection is set up.
         password = asyncio.ensure_future(asyncio.to_thread(self.credentials.pop3_password, account.name))
         session = MailboxSession(account, config=self.config, journal=self.journal, spool=self.spool,
-                                 deliverer=self.deliverer, report=self.report, smtp_password=self._smtp_password,
+                                 deliverer=self.deliverer, report=self.report, local=local,
                                  stopping=lambda: self.stopping)
         try:
             self._clear_spool(account.name)
@@ -210,8 +204,7 @@ class Connector:
         shutil.copyfile(self.quarantine.message_path(record.id), spool)
         msg = InFlight(0, record.uid, spool.stat().st_size, spool)
         res = AccountResult(account.name)
-        self._smtp_password = await self._load_smtp_password()
-        smtp = smtp_submitter(self.config.smtp, self._smtp_password)
+        smtp = (await open_local_server(self.config.smtp, self.credentials)).session()
         try:
             await self.deliverer.deliver(account, msg, smtp, res)
         except SmtpError as exc:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from pop3gui.core.config.model import AccountConfig, Config
-from pop3gui.core.engine.connections import pop3_client, smtp_submitter
+from pop3gui.core.engine.connections import LocalServer, pop3_client
 from pop3gui.core.engine.delivery import AbortAccount, Deliverer
 from pop3gui.core.engine.message import InFlight
 from pop3gui.core.engine.report import Reporter
@@ -32,6 +32,7 @@ from pop3gui.core.errors import (
     Pop3TimeoutError,
     Pop3TlsError,
     StateError,
+    TlsSetupError,
 )
 from pop3gui.core.events.model import EventId, Outcome, Severity
 from pop3gui.core.failures import Failure
@@ -58,7 +59,7 @@ class MailboxSession:
     """Works one account's mailbox once; made afresh for every account and cycle."""
 
     def __init__(self, account: AccountConfig, *, config: Config, journal: Journal, spool: Spool,
-                 deliverer: Deliverer, report: Reporter, smtp_password: str | None,
+                 deliverer: Deliverer, report: Reporter, local: LocalServer,
                  stopping: Callable[[], bool]) -> None:
         self.account = account
         self.config = config
@@ -66,7 +67,7 @@ class MailboxSession:
         self.spool = spool
         self.deliverer = deliverer
         self.report = report
-        self.smtp_password = smtp_password
+        self.local = local
         self.stopping = stopping
 
     def _event(self, eid: EventId, severity: Severity, text: str, *, cause: str = "", fix: str = "",
@@ -77,7 +78,11 @@ class MailboxSession:
     async def run(self, password: asyncio.Future[str], res: AccountResult) -> None:
         """The whole session; a POP3 failure is reported on *res*, never raised."""
         account = self.account
-        client = pop3_client(account)
+        try:
+            client = pop3_client(account)
+        except TlsSetupError as exc:
+            self.report.failure(res, EventId.POP3_TLS_FAILED, exc)
+            return
         to_delete: list[int] = []
         deleting = False  # DELEs sent: only QUIT commits them
         try:
@@ -217,7 +222,7 @@ class MailboxSession:
                     await queue.put(None)
 
         async def submit() -> None:
-            smtp = smtp_submitter(self.config.smtp, self.smtp_password)
+            smtp = self.local.session()
             try:
                 while (msg := await queue.get()) is not None:
                     if abort.is_set() or self.stopping():  # not started yet: it stays on the server

@@ -21,10 +21,10 @@ from pop3gui.core.smtp.diagnose import (
     needs_postmaster_probe,
     refusal_label,
 )
-from pop3gui.core.errors import CredentialError, Pop3Error, SmtpError
+from pop3gui.core.errors import CredentialError, Pop3Error, SmtpError, TlsSetupError
 from pop3gui.core.pop3.client import Pop3Client
 from pop3gui.core.smtp.submit import RecipientReply, SmtpSubmitter
-from pop3gui.core.engine.connections import pop3_client, smtp_submitter
+from pop3gui.core.engine.connections import open_local_server, pop3_client
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ async def check_account(account: AccountConfig, credentials: Credentials) -> Fin
             count, size = await client.stat()
             uidl = await client.uidl()
             caps = ", ".join(sorted(client.capabilities)) or "none"
-    except (CredentialError, Pop3Error) as exc:
+    except (CredentialError, Pop3Error, TlsSetupError) as exc:
         return Finding(False, subject, str(exc), exc.cause, exc.fix)
     text = f"logged in to {account.host}:{account.port}; {count} message(s), {size} bytes; capabilities: {caps}"
     if uidl is None:
@@ -97,13 +97,12 @@ async def probe_targets(config: Config, credentials: Credentials) -> list[Findin
     """Connect to the local server and RCPT-probe every local target (MAIL, RCPT, RSET)."""
     smtp_subject = f"smtp {config.smtp.host}:{config.smtp.port}"
     try:
-        password = (await asyncio.to_thread(credentials.smtp_password, config.smtp.username)
-                    if config.smtp.username else None)
+        local = await open_local_server(config.smtp, credentials)
         targets = local_targets(config)
-        async with smtp_submitter(config.smtp, password) as smtp:
+        async with local.session() as smtp:
             probe = await smtp.probe("", [address for _, address in targets]) if targets else None
             postmaster = await _postmaster_answers(smtp, probe.replies if probe else ())
-    except (CredentialError, SmtpError) as exc:
+    except (CredentialError, SmtpError, TlsSetupError) as exc:
         return [Finding(False, smtp_subject, str(exc), exc.cause, exc.fix)]
     findings = [Finding(True, smtp_subject, "connected" + (" and logged in" if config.smtp.username else ""))]
     for (where, _), reply in zip(targets, probe.replies if probe else ()):  # noqa: B905

@@ -278,7 +278,7 @@ class EventsTab(QWidget):
         self.refresh_accounts()
         self._update_count()
         self._selection_changed()
-        controller.bridge.event.connect(self.model.add)
+        controller.bridge.new_event.connect(self.model.add)
 
     # --- filters ------------------------------------------------------------------
 

@@ -110,9 +110,6 @@ async def test_a_pop3_server_that_is_not_there_is_a_finding_not_a_crash(office: 
 
 
 @pytest.mark.servers
-@pytest.mark.xfail(strict=True, raises=FileNotFoundError,
-                   reason="a ca_file that does not exist raises FileNotFoundError out of the check "
-                   "(core/tls.py and core/engine/connections.py let it through)")
 async def test_a_missing_ca_file_is_a_finding_naming_the_file(office: Office, pop3_user: Pop3User,
                                                                tmp_path: Path) -> None:
     missing = tmp_path / "no-such-ca.pem"
