@@ -259,6 +259,7 @@ class Pop3Client:
             if commands:
                 stream.write(*commands)
 
+        await stream.skip_unread()  # an earlier early-stopped call's replies are not these messages
         try:
             fill()
             await stream.drain()

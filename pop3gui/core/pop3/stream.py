@@ -127,6 +127,7 @@ class Pop3Stream:
         """Drop the connection at once, without a word to the server."""
         writer, self._writer, self._reader = self._writer, None, None
         self._head.clear()
+        self._unread_retr = 0  # their replies went with the connection
         if writer is None:
             return
         self.transcript.append("-- connection closed")

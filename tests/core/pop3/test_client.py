@@ -251,6 +251,32 @@ async def test_a_download_stopped_early_leaves_the_session_in_step() -> None:
         assert srv.commands[3:] == ["RETR 1", "RETR 2", "RETR 3", "STAT", "TOP 2 0", "QUIT"]
 
 
+async def test_a_download_after_one_stopped_early_gets_its_own_messages() -> None:
+    """A second retr_many right after an early stop must not take the first one's replies for its own."""
+    async with ScriptedPop3Server([MSG1, MSG2, MSG1], pipelining=True) as srv:
+        async with client(srv) as pop:
+            await pop.login("user", "pass")
+            first = pop.retr_many([1, 2, 3], lambda _n: io.BytesIO(), window=3)
+            async with contextlib.aclosing(first):
+                async for _ in first:
+                    break
+            kept: dict[int, bytes] = {}
+
+            class Keep(io.BytesIO):
+                def __init__(self, number: int) -> None:
+                    super().__init__()
+                    self.number = number
+
+                def close(self) -> None:
+                    kept[self.number] = self.getvalue()
+                    super().close()
+
+            second = pop.retr_many([3], Keep, window=3)  # the first call still owes RETR 2's reply (MSG2)
+            async with contextlib.aclosing(second):
+                got = [item async for item in second]
+            assert got == [(3, len(MSG1))] and kept[3] == MSG1
+
+
 async def test_dele_many_pipelined_reads_every_reply_and_commits_with_quit() -> None:
     async with ScriptedPop3Server(
         [MSG1, MSG2, MSG1], pipelining=True, replies={"DELE": ["-ERR [SYS/TEMP] busy"]}
