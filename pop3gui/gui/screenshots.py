@@ -25,7 +25,7 @@ from pop3gui.core.config.model import (  # noqa: E402
     SmtpConfig,
 )
 from pop3gui.core.smtp.diagnose import diagnose_recipient, refusal_label  # noqa: E402
-from pop3gui.core.events.model import Event, EventId, Severity  # noqa: E402
+from pop3gui.core.events.model import Event, EventId, Outcome, Reply, Severity  # noqa: E402
 from pop3gui.core.state.paths import Paths  # noqa: E402
 from pop3gui.core.state.spool import Quarantine, QuarantineRecord  # noqa: E402
 
@@ -73,7 +73,8 @@ def sample_events() -> list[Event]:
               "contoso.eu",
               fix="Add contoso.eu to a recipient policy.", time=at(0)),
         Event(EventId.MESSAGE_DELIVERED, Severity.INFO, "Delivered to alice@contoso.com.", account="alice",
-              subject="Quarterly figures", uid="UID1", time=at(2)),
+              subject="Quarterly figures", uid="UID1", recipient="alice@contoso.com", outcome=Outcome.DELIVERED,
+              time=at(2)),
         Event(EventId.FOREIGN_RECIPIENTS_DROPPED, Severity.INFO,
               "Not delivering to 1 address(es) outside the recipient policies: partner@fabrikam.example.",
               account="office", subject="Project kick-off", time=at(3)),
@@ -82,10 +83,12 @@ def sample_events() -> list[Event]:
         Event(EventId.RECIPIENT_REFUSED, Severity.ERROR,
               f"The local server refused recipient erin@contoso.eu{refusal_label(refusal.kind)}: "
               "550 5.7.1 Unable to relay", account="erin", subject="Invoice 4711", uid="UID9",
-              cause=refusal.cause, fix=refusal.fix, transcript=TRANSCRIPT, time=at(4)),
+              cause=refusal.cause, fix=refusal.fix, transcript=TRANSCRIPT, recipient="erin@contoso.eu",
+              reply=Reply(550, "5.7.1", "Unable to relay"), diagnosis=refusal.kind, time=at(4)),
         Event(EventId.DIVERTED_TO_UNDELIVERABLE, Severity.WARNING,
               "Sent to the undeliverable mailbox administrator@contoso.com with a notice.", account="erin",
-              subject="Invoice 4711", time=at(4)),
+              subject="Invoice 4711", recipient="erin@contoso.eu", diagnosis=refusal.kind,
+              outcome=Outcome.DIVERTED, time=at(4)),
         Event(EventId.CYCLE_FINISHED, Severity.WARNING, "Cycle finished: 2 message(s) delivered, 1 need attention.",
               time=at(5)),
     ]
