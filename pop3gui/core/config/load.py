@@ -35,7 +35,7 @@ from pop3gui.core.config.model import (
 from pop3gui.core.errors import ConfigError
 from pop3gui.core.mail.addresses import normalize_address, normalize_domain
 from pop3gui.core.mail.routing import RULE_FIELDS
-from pop3gui.core.pop3.client import SECURITY_MODES
+from pop3gui.core.pop3.transport import SECURITY_MODES
 
 __all__ = ["load_config", "parse_config"]
 

@@ -11,7 +11,7 @@ from pop3gui.core.config.model import (
     RecipientPolicy,
     RoutingRuleConfig,
 )
-from pop3gui.core.pop3.client import SECURITY_MODES
+from pop3gui.core.pop3.transport import SECURITY_MODES
 
 
 def test_every_pop3_security_mode_has_its_usual_port() -> None:
