@@ -10,7 +10,7 @@ import pytest
 
 from pop3gui.core.events.model import Event, EventId
 from pop3gui.core.mail.messages import trace_header
-from tests.core.engine.test_faults import delivered_originals
+from tests.core.engine.test_mailbox import delivered_originals
 from tests.support.rig import ALICE, POP3_PASSWORD, make_rig, message
 from tests.support.scripted_pop3 import ScriptedPop3Server
 from tests.support.smtp_sink import SmtpSink
