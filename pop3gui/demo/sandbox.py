@@ -4,7 +4,7 @@
 starts :class:`~pop3gui.demo.pop3_server.DemoPop3Server` (the ISP's mailboxes)
 and :class:`~pop3gui.demo.exchange.DemoExchange` (the office's server), seeds
 sample mail, writes a sample config with
-:func:`~pop3gui.core.config.schema.save_config`, and puts the sample passwords in an
+:func:`~pop3gui.core.config.model.save_config`, and puts the sample passwords in an
 in-memory keyring.  The real connector (:class:`~pop3gui.core.engine.cycle.Connector`)
 then runs against it unchanged.
 

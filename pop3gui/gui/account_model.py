@@ -1,7 +1,7 @@
 """The table of POP3 accounts on the Mail Accounts page, with each one's live state.
 
 The model holds the accounts being edited (a list of frozen
-:class:`~pop3gui.core.config.schema.AccountConfig`) and, by account name, what the
+:class:`~pop3gui.core.config.model.AccountConfig`) and, by account name, what the
 connector last did with each: a run in progress ("12 / 40 messages, 1.2 MB")
 or the last result (time, count, ok / warning / failed).  It learns that from
 the engine's account status on ``controller.bridge.account_status`` (and keeps

@@ -33,7 +33,9 @@ from pop3gui.core.errors import (
 )
 from pop3gui.core.events.model import EventId, Outcome, Severity
 from pop3gui.core.failures import Failure
-from pop3gui.core.mail import recipients as rcpt
+from pop3gui.core.mail.local_domains import LocalDomains
+from pop3gui.core.mail.recipients import Resolution, resolve_global, resolve_user
+from pop3gui.core.mail.routing import RoutingRule
 from pop3gui.core.mail.messages import trace_count, trace_header
 from pop3gui.core.smtp.submit import SmtpSubmitter
 from pop3gui.core.state.journal import DEFERRED, DELETING, DUPLICATE_WINDOW_DAYS, SUBMITTING, EarlierDelivery, Journal
@@ -152,17 +154,17 @@ class Deliverer:
                           outcome=Outcome.DELIVERED)
         return True
 
-    def _resolve(self, account: AccountConfig, msg: InFlight, res: AccountResult) -> rcpt.Resolution | None:
+    def _resolve(self, account: AccountConfig, msg: InFlight, res: AccountResult) -> Resolution | None:
         """The message's local recipients; None once it went to quarantine for want of any."""
         assert msg.headers is not None
         if account.kind == "user":
-            resolution = rcpt.resolve_user(account.deliver_to)
+            resolution = resolve_user(account.deliver_to)
         else:
-            resolution = rcpt.resolve_global(
+            resolution = resolve_global(
                 msg.headers, envelope_headers=account.envelope_headers,
-                rules=[rcpt.RoutingRule(r.field, r.contains, r.deliver_to)
+                rules=[RoutingRule(r.field, r.contains, r.deliver_to)
                        for r in self.config.rules_for(account.name)],
-                local=rcpt.LocalDomains(self.config.local_domains()),
+                local=LocalDomains(self.config.local_domains()),
                 undeliverable_to=self.config.delivery.undeliverable_to)
         foreign = resolution.foreign
         if foreign:

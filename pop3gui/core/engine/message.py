@@ -16,7 +16,7 @@ from pathlib import Path
 from pop3gui.core.mail.fingerprint import file_chunks, message_fingerprint
 from pop3gui.core.mail.headers import header_text
 from pop3gui.core.mail.messages import header_block, read_header_block
-from pop3gui.core.mail import recipients as rcpt
+from pop3gui.core.mail.recipients import envelope_sender, parse_headers
 from pop3gui.core.smtp.data import MessageSource
 from pop3gui.core.state.journal import KEY_PREFIX, uid_key
 
@@ -62,10 +62,10 @@ class InFlight:
     def identify(self, account: str) -> EmailMessage:
         """Read the headers once: identity, subject, envelope sender and duplicate key."""
         if self.headers is None:
-            headers = rcpt.parse_headers(self.header_block())
+            headers = parse_headers(self.header_block())
             self.message_id = header_text(headers, "Message-ID").strip()
             self.subject = header_text(headers, "Subject")
-            self.sender = rcpt.envelope_sender(headers)
+            self.sender = envelope_sender(headers)
             self.headers = headers
             self.key = duplicate_key(account, self, dated=bool(header_text(headers, "Date").strip()))
         return self.headers

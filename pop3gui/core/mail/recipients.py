@@ -30,9 +30,7 @@ from pop3gui.core.mail.local_domains import LocalDomains
 from pop3gui.core.mail.routing import RoutingRule
 
 __all__ = [
-    "LocalDomains",
     "Resolution",
-    "RoutingRule",
     "envelope_sender",
     "parse_headers",
     "resolve_global",
