@@ -32,7 +32,7 @@ class MemoryKeyring(KeyringBackend):
     priority = -1
 
     def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+        super().__init__()  # type: ignore[no-untyped-call]  # keyring's backend base class has no annotations
         self._store: dict[tuple[str, str], str] = {}
 
     def get_password(self, service: str, username: str) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pop3gui.core.errors import CredentialError
@@ -60,12 +61,12 @@ def _backend() -> keyring.backend.KeyringBackend:
     return backend
 
 
-def _call(what: str, func: object, *args: str) -> str | None:
+def _call(what: str, func: Callable[..., object], *args: str) -> str | None:
     import keyring
     import keyring.errors
 
     try:
-        result = func(*args)  # type: ignore[operator]
+        result = func(*args)
     except keyring.errors.KeyringLocked as exc:
         raise CredentialError(f"the keyring is locked; cannot {what}", cause=str(exc) or "The keyring is locked.",
                               fix="Unlock the keyring (log in to the desktop session, or unlock it with "
