@@ -75,6 +75,7 @@ class Rig:
     smtp_ca_file: str = ""
     observer: StatusObserver | None = None  # given the engine's account status and cycle results
     local_domains: tuple[str, ...] = ("contoso.com",)  # the recipient policy's domains
+    undeliverable_to: str = ADMIN  # "": no undeliverable mailbox, refused mail goes to quarantine
     events: list[Event] = field(default_factory=list)
     cycle_events: list[Event] = field(default_factory=list)
 
@@ -87,7 +88,7 @@ class Rig:
         return Config(
             smtp=SmtpConfig(host="127.0.0.1", port=self.smtp_port, timeout_s=5, username=self.smtp_username,
                             security=self.smtp_security, ca_file=self.smtp_ca_file),
-            delivery=DeliveryConfig(undeliverable_to=ADMIN),
+            delivery=DeliveryConfig(undeliverable_to=self.undeliverable_to),
             policies=(RecipientPolicy("Default Policy", self.local_domains, "contoso.com"),),
             accounts=(self.account,),
             logging=LoggingConfig(level="debug"),  # every step, so tests can hook into any of them
