@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from pop3gui.core.engine import delivery
 from pop3gui.core.mail import recipients
 from pop3gui.core.events.model import Event, EventId, Severity
 from pop3gui.core.state.spool import Spool
@@ -499,7 +500,7 @@ async def test_a_message_that_breaks_processing_is_quarantined_and_the_next_is_d
             raise IndexError("a parser bug triggered by this message")
         return real_resolve(deliver_to)
 
-    monkeypatch.setattr(recipients, "resolve_user", break_on_first_message)
+    monkeypatch.setattr(delivery, "resolve_user", break_on_first_message)  # the name the deliverer calls
     async with ScriptedPop3Server([bad, good], password=POP3_PASSWORD) as pop:
         rig = make_rig(tmp_path, pop, sink.port)
 
