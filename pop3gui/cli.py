@@ -150,7 +150,7 @@ def cmd_run(paths: Paths, *, once: bool, quiet: bool, verbose: bool) -> int:
     config = load_config(paths.config_file)
     prepare_in_background()
     with RunnerLock(paths.lock_file):
-        with EventRecorder(paths) as recorder:
+        with EventRecorder(paths, config.logging.level) as recorder:
             level = Severity.WARNING if quiet else Severity.DEBUG if verbose else Severity.INFO
             recorder.bus.subscribe(_console_sink(level))
             connector = Connector(config, paths, recorder.bus)
@@ -358,7 +358,7 @@ async def _demo_headless(sandbox: Sandbox, once: bool) -> int:
         _print_findings(preflight)
         print("\n== pop3gui run --once: one cycle ==", flush=True)
         events: list[Event] = []
-        with EventRecorder(sandbox.paths) as recorder:
+        with EventRecorder(sandbox.paths, sandbox.config.logging.level) as recorder:
             for sink in (events.append, _console_sink(Severity.INFO)):
                 recorder.bus.subscribe(sink)
             connector = sandbox.connector(recorder.bus)

@@ -264,7 +264,7 @@ class Sandbox:
         """The one-click fix of KB Q325464: the first policy covers *domain* and the Exchange accepts it.
 
         Returns (and saves) the new config; hand it to a running connector with
-        ``connector.config = sandbox.config``.
+        ``connector.use_config(sandbox.config)``.
         """
         first, *rest = self.config.policies
         if domain.lower() not in (d.lower() for d in first.domains):

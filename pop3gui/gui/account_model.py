@@ -157,6 +157,7 @@ class AccountTableModel(QAbstractTableModel):
         """Follow a :class:`~pop3gui.gui.controller.ConnectorController`'s runs."""
         controller.bridge.account_status.connect(self.on_account_status)
         controller.bridge.new_event.connect(self.on_event)
+        controller.run_finished.connect(self.on_run_finished)
 
     def on_account_status(self, status: engine_status.AccountStatus) -> None:
         """The engine's account status, as the row shows it."""
@@ -182,6 +183,14 @@ class AccountTableModel(QAbstractTableModel):
         else:
             state, error = State.WARNING, first_error or _problems(res)
         self._set_status(name, AccountStatus(state, time=_local(status.time), done=res.delivered, error=error))
+
+    def on_run_finished(self, _result: object) -> None:
+        """A run that ended without finishing an account (an unexpected error) must not leave it "running"."""
+        for name, status in list(self._status.items()):
+            if status.state is State.RUNNING:
+                error = status.error or "The run ended before this account finished; see the Events page."
+                self._set_status(name, AccountStatus(State.FAILED, time=datetime.now(), done=status.done,
+                                                     error=error))
 
     def on_event(self, event: Event) -> None:
         """Keep the first error of a running account's cycle, to explain its result."""

@@ -20,6 +20,7 @@ from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.errors import Pop3guiError, StateError
 from pop3gui.core.events.model import Event, EventId, Severity
 from pop3gui.core.events.recorder import EventRecorder
+from pop3gui.core.failures import Failure
 from pop3gui.core.state.lock import RunnerLock
 from pop3gui.core.state.paths import Paths
 from pop3gui.core.engine.preflight import Finding, check_account, probe_targets
@@ -42,7 +43,7 @@ class ConnectorController(QObject):
         self.paths = paths
         self.config = config
         self.credentials = credentials or Credentials()
-        self._recorder = EventRecorder(paths)
+        self._recorder = EventRecorder(paths, config.logging.level)
         self.bus = self._recorder.bus
         self.store = self._recorder.store
         self.bridge = EngineBridge(self)  # events and account status, as signals
@@ -116,7 +117,7 @@ class ConnectorController(QObject):
             if self._held_lock is None:
                 lock.acquire()
         except StateError as exc:
-            self._emit_error(exc, EventId.RUNNER_BUSY)
+            self._emit_error(exc, EventId.RUNNER_BUSY, Failure.RUNNER_BUSY)
             self.run_finished.emit(None)
             self._reschedule()
             return None
@@ -139,9 +140,9 @@ class ConnectorController(QObject):
             self._reschedule()
         return result
 
-    def _emit_error(self, exc: Pop3guiError, event_id: EventId) -> None:
+    def _emit_error(self, exc: Pop3guiError, event_id: EventId, diagnosis: Failure | None = None) -> None:
         self.bus.emit(Event(id=event_id, severity=Severity.ERROR, text=str(exc), cause=exc.cause, fix=exc.fix,
-                            diagnosis=exc.failure))
+                            diagnosis=diagnosis or exc.failure))
 
     async def stop(self) -> None:
         """Finish the message in flight, QUIT, and wait for the run to end."""

@@ -150,7 +150,7 @@ async def test_sandbox_cycle_quarantine_fix_resubmit_and_no_double_delivery(tmp_
             assert "contoso.eu" in config.local_domains()
             assert "contoso.eu" in sb.paths.config_file.read_text()
             assert "contoso.eu" in sb.exchange.accepted_domains
-            connector.config = config
+            connector.use_config(config)
             delivered = len(sb.exchange.messages())
             second = await connector.run_cycle()
             assert second.exit_code == 0

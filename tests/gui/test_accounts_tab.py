@@ -535,3 +535,15 @@ def test_test_shows_the_relay_refusal_with_cause_and_fix(qtbot: Any, loop: async
     assert "alice@fabrikam.com" in line
     assert f"Cause: {refused[0].cause}" in line and f"Fix: {refused[0].fix}" in line
     assert "1 problem(s)" in tab.test_status.text()
+
+
+def test_a_run_that_ends_without_finishing_an_account_does_not_leave_it_running() -> None:
+    model = AccountTableModel()
+    model.set_accounts([ALICE, OFFICE])
+    model.on_account_status(Status("Alice", Phase.DOWNLOADING, 3, 10, 30_000))
+    model.on_account_status(Status("Office", Phase.CONNECTING))
+    model.on_account_status(Status("Office", Phase.DONE, result=AccountResult("Office", delivered=2)))
+    model.on_run_finished(None)
+    alice, office = model.status("Alice"), model.status("Office")
+    assert alice is not None and alice.state is State.FAILED and "see the Events page" in alice.error
+    assert office is not None and office.state is State.OK and office.done == 2

@@ -76,6 +76,7 @@ class Rig:
     observer: StatusObserver | None = None  # given the engine's account status and cycle results
     local_domains: tuple[str, ...] = ("contoso.com",)  # the recipient policy's domains
     undeliverable_to: str = ADMIN  # "": no undeliverable mailbox, refused mail goes to quarantine
+    log_level: str = "debug"  # every step, so tests can hook into any of them
     events: list[Event] = field(default_factory=list)
     cycle_events: list[Event] = field(default_factory=list)
 
@@ -91,7 +92,7 @@ class Rig:
             delivery=DeliveryConfig(undeliverable_to=self.undeliverable_to),
             policies=(RecipientPolicy("Default Policy", self.local_domains, "contoso.com"),),
             accounts=(self.account,),
-            logging=LoggingConfig(level="debug"),  # every step, so tests can hook into any of them
+            logging=LoggingConfig(level=self.log_level),
         )
 
     async def cycle(self, on_event: Callable[[Connector, Event], None] | None = None) -> CycleResult:

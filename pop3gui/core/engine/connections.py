@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pop3gui.core.config.model import AccountConfig, SmtpConfig
 from pop3gui.core.pop3.client import Pop3Client
@@ -33,7 +33,7 @@ class LocalServer:
     """The local mail server with its password and TLS context, ready to open sessions."""
 
     config: SmtpConfig
-    password: str | None
+    password: str | None = field(repr=False)  # never in a log or a traceback
     tls: ssl.SSLContext | None
 
     def session(self) -> SmtpSubmitter:

@@ -52,6 +52,12 @@ class Connector:
 
     # --- control ----------------------------------------------------------------
 
+    def use_config(self, config: Config) -> None:
+        """Work with *config* from the next cycle or resubmission on (the accounts' limits stay)."""
+        self.config = config
+        self.deliverer.config = config
+        self.deliverer.refusals.config = config
+
     def request_stop(self) -> None:
         """Finish the message in flight, QUIT the servers, and return from the cycle."""
         if not self._stop.is_set():
@@ -206,7 +212,7 @@ class Connector:
         res = AccountResult(account.name)
         smtp = (await open_local_server(self.config.smtp, self.credentials)).session()
         try:
-            await self.deliverer.deliver(account, msg, smtp, res)
+            await self.deliverer.deliver(account, msg, smtp, res, resubmission=True)
         except SmtpError as exc:
             with contextlib.suppress(AbortAccount):  # the session is lost: said by the event, nothing to stop
                 self.deliverer.smtp_failed(account, msg, exc, res)

@@ -101,11 +101,19 @@ class Deliverer:
                 msg.discard()
 
     async def deliver(self, account: AccountConfig, msg: InFlight, smtp: SmtpSubmitter,
-                      res: AccountResult) -> bool:
-        """The message's way to the local server; True once its outcome is recorded for good."""
+                      res: AccountResult, *, resubmission: bool = False) -> bool:
+        """The message's way to the local server; True once its outcome is recorded for good.
+
+        A *resubmission* is a quarantined copy sent again: whatever the journal
+        says of the POP3 message it came from, this copy is always submitted.
+        """
         headers = msg.identify(account.name)
         self.report.event(EventId.MESSAGE_DOWNLOADED, Severity.DEBUG, f"Downloaded {msg.size} bytes.",
                           account=account.name, msg=msg)
+        prior = self.journal.get(account.name, msg.uid)
+        if not resubmission and prior is not None and prior.state == DELETING and prior.message_key == msg.key:
+            self.journal.restore_handled(account.name, msg.uid)  # handled before; a DELE whose QUIT did not commit
+            return True
         loops = trace_count((str(v) for k, v in headers.raw_items() if k.lower() == "received"), account.name)
         if loops >= MAX_LOOPS:
             self.report.event(
@@ -126,10 +134,6 @@ class Deliverer:
         if resolution is None:
             return True
 
-        prior = self.journal.get(account.name, msg.uid)
-        if prior is not None and prior.state == DELETING and prior.message_key == msg.key:
-            self.journal.restore_handled(account.name, msg.uid)  # a DELE whose QUIT did not commit it
-            return True
         retry = prior is not None and prior.state in (SUBMITTING, DEFERRED)
         self.journal.begin(account.name, msg.uid, msg.key, msg.size, message_id=msg.message_id)
         wanted = self._not_yet_delivered(account, msg, resolution.recipients, res, retry=retry)
@@ -211,13 +215,19 @@ class Deliverer:
         for i, (address, earlier) in enumerate(skipped):
             last = not wanted and i == len(skipped) - 1
             self._suppressed(account, msg, address, earlier, res, retry=retry, last=last)
+        if not wanted and not skipped:  # every recipient was reached under the journal's old key
+            self.report.event(EventId.DUPLICATE_SUPPRESSED, Severity.INFO,
+                              "Every recipient accepted this message in an earlier attempt; not sending it again.",
+                              account=account.name, msg=msg, diagnosis=Failure.DUPLICATE,
+                              outcome=Outcome.SUPPRESSED)
         return wanted
 
     def _suppressed(self, account: AccountConfig, msg: InFlight, address: str, earlier: EarlierDelivery,
                     res: AccountResult, *, retry: bool, last: bool) -> None:
         outcome = Outcome.SUPPRESSED if last else None
         if retry and earlier.account == account.name:  # an earlier attempt at this message got this far
-            self.report.event(EventId.DUPLICATE_SUPPRESSED, Severity.DEBUG,
+            # Detail, unless it is the event that ends the message's handling: that one is always kept.
+            self.report.event(EventId.DUPLICATE_SUPPRESSED, Severity.INFO if last else Severity.DEBUG,
                               f"{address} accepted this message in an earlier attempt; not sending it again.",
                               account=account.name, msg=msg, recipient=address, diagnosis=Failure.DUPLICATE,
                               outcome=outcome)
@@ -240,15 +250,21 @@ class Deliverer:
         if not exc.maybe_delivered:  # otherwise the outcome is unknown: the next try says so
             self.journal.defer(account.name, msg.uid)
         session_lost = isinstance(exc, (SmtpAuthError, SmtpConnectionError, SmtpTimeoutError))
-        if not (session_lost and res.smtp_down):  # parallel connections fail together: say it once
+        if session_lost and res.smtp_down:  # parallel connections fail together: the cause was said once
+            self.report.event(EventId.MESSAGE_DEFERRED, Severity.INFO,
+                              "The session to the local server was lost as well; the message stays on the POP3 "
+                              "server and is retried next cycle.", account=account.name, msg=msg,
+                              diagnosis=exc.failure, outcome=Outcome.DEFERRED)
+        else:
             self.report.event(
                 EventId.SMTP_AUTH_FAILED if isinstance(exc, SmtpAuthError) else EventId.SMTP_CONNECTION_FAILED,
                 Severity.ERROR, str(exc), account=account.name, msg=msg, cause=exc.cause, fix=exc.fix,
                 transcript=exc.transcript, reply=server_reply(exc.code, exc.reply) if exc.code else None,
                 diagnosis=exc.failure, outcome=Outcome.DEFERRED)
         if session_lost:
+            if not res.smtp_down:
+                res.fail(str(exc), diagnosis=exc.failure, cause=exc.cause, fix=exc.fix)
             res.smtp_down = True
-            res.fail(str(exc), diagnosis=exc.failure, cause=exc.cause, fix=exc.fix)
             raise AbortAccount(str(exc))  # the session is gone: the rest would fail the same way
         return False
 

@@ -11,6 +11,7 @@ temporary refusal leaves the message on the POP3 server for the next cycle.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from pop3gui.core.config.model import AccountConfig, Config
@@ -18,7 +19,7 @@ from pop3gui.core.engine.message import InFlight
 from pop3gui.core.engine.report import Reporter, server_reply
 from pop3gui.core.engine.status import AccountResult
 from pop3gui.core.errors import SmtpError
-from pop3gui.core.events.model import EventId, Outcome, Severity
+from pop3gui.core.events.model import EventId, Outcome, Reply, Severity
 from pop3gui.core.failures import Failure
 from pop3gui.core.mail.messages import undeliverable_notice
 from pop3gui.core.smtp.diagnose import (
@@ -45,10 +46,12 @@ class Refusals:
         self.quarantine = quarantine
         self.report = report
         self._postmaster_answers: dict[str, bool] = {}  # domain -> takes postmaster@domain (this cycle)
+        self._postmaster_asking: dict[str, asyncio.Lock] = {}  # one question per domain, also across sessions
 
     def new_cycle(self) -> None:
         """The admin may have fixed the server since: ask postmaster@ again."""
         self._postmaster_answers.clear()
+        self._postmaster_asking.clear()
 
     async def refused(self, account: AccountConfig, msg: InFlight, smtp: SmtpSubmitter, sub: Submission,
                       delivered: list[str], res: AccountResult) -> bool:
@@ -78,7 +81,8 @@ class Refusals:
 
     def quarantine_message(self, account: AccountConfig, msg: InFlight, res: AccountResult, *,
                            recipients: list[str], reason: str, cause: str, fix: str, transcript: str,
-                           diagnosis: Failure, delivered: list[str] | None = None) -> bool:
+                           diagnosis: Failure, delivered: list[str] | None = None,
+                           reply: Reply | None = None) -> bool:
         """Keep the message here for the admin; its handling on the POP3 side is done."""
         record = QuarantineRecord(
             id=self.quarantine.new_id(account.name, msg.uid), account=account.name, uid=msg.uid,
@@ -90,8 +94,8 @@ class Refusals:
         res.quarantined += 1
         self.report.event(EventId.QUARANTINED, Severity.ERROR, f"Kept in quarantine ({path.name}): {reason}",
                           account=account.name, msg=msg, cause=cause, fix=fix, transcript=transcript,
-                          recipient=recipients[0] if len(recipients) == 1 else "", diagnosis=diagnosis,
-                          outcome=Outcome.QUARANTINED)
+                          recipient=recipients[0] if len(recipients) == 1 else "", reply=reply,
+                          diagnosis=diagnosis, outcome=Outcome.QUARANTINED)
         return True
 
     # --- diagnosis ----------------------------------------------------------------
@@ -108,16 +112,17 @@ class Refusals:
     async def _postmaster_accepted(self, smtp: SmtpSubmitter, recipient: str) -> bool | None:
         """Does the local server take postmaster@ the recipient's domain? None when it would not say."""
         domain = domain_of(recipient).lower()
-        if domain not in self._postmaster_answers:
-            try:
-                answer = await smtp.takes_postmaster(domain)
-            except SmtpError as exc:
-                log.info("postmaster probe for %s failed: %s", domain, exc)
-                return None
-            if answer is None:
-                return None
-            self._postmaster_answers[domain] = answer
-        return self._postmaster_answers[domain]
+        async with self._postmaster_asking.setdefault(domain, asyncio.Lock()):
+            if domain not in self._postmaster_answers:
+                try:
+                    answer = await smtp.takes_postmaster(domain)
+                except SmtpError as exc:
+                    log.info("postmaster probe for %s failed: %s", domain, exc)
+                    return None
+                if answer is None:
+                    return None
+                self._postmaster_answers[domain] = answer
+            return self._postmaster_answers[domain]
 
     def _refusal_event(self, account: AccountConfig, msg: InFlight, reply: RecipientReply, sub: Submission,
                        d: Diagnosis) -> None:
@@ -166,7 +171,7 @@ class Refusals:
                 f"{r.code} {r.message}" for r in result.refused)
         return self.quarantine_message(account, msg, res, recipients=[r.address for r in refused], reason=reason,
                                        cause=d.cause, fix=d.fix, transcript=sub.transcript, delivered=delivered,
-                                       diagnosis=d.kind)
+                                       diagnosis=d.kind, reply=server_reply(one.code, one.message) if one else None)
 
 
 def _notice_text(account: AccountConfig, msg: InFlight, refusals: list[str], delivered: list[str], cause: str,

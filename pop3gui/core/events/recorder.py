@@ -9,19 +9,23 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from pop3gui.core.events.model import EventBus
+from pop3gui.core.events.model import EventBus, Severity
 from pop3gui.core.events.store import EventLog, EventStore
 from pop3gui.core.state.paths import Paths
 
 
 class EventRecorder:
-    """Opens the store and the log under *paths* and subscribes them to a new bus."""
+    """Opens the store and the log under *paths* and subscribes them to a new bus.
 
-    def __init__(self, paths: Paths) -> None:
+    The log file keeps the events at or above *level* (``[logging] level``:
+    "debug", "info", "warning" or "error"); the store keeps every event emitted.
+    """
+
+    def __init__(self, paths: Paths, level: str = "info") -> None:
         self.bus = EventBus()
         self.store = EventStore(paths.events_db)
         try:
-            self.log = EventLog(paths.log_file)
+            self.log = EventLog(paths.log_file, Severity[level.upper()])
         except BaseException:
             self.store.close()
             raise

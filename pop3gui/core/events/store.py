@@ -65,10 +65,20 @@ class EventStore:
         self._add_typed_columns()
 
     def _add_typed_columns(self) -> None:
+        """Migrate a store of an earlier release; processes opening it at once migrate it once."""
+        if self._missing_columns():
+            self._db.execute("BEGIN IMMEDIATE")  # the others wait here, then find nothing missing
+            try:
+                for name, kind in self._missing_columns():
+                    self._db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _missing_columns(self) -> list[tuple[str, str]]:
         have = {str(row[1]) for row in self._db.execute("PRAGMA table_info(events)")}
-        for name, kind in _TYPED_COLUMNS:
-            if name not in have:
-                self._db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
+        return [(name, kind) for name, kind in _TYPED_COLUMNS if name not in have]
 
     def close(self) -> None:
         self._db.close()

@@ -6,14 +6,18 @@ Runs the real Connector against the scripted POP3 server and the SMTP sink
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from pop3gui.core.engine.status import AccountStatus, CycleResult, Phase
 from pop3gui.core.events.model import EventId, Outcome, Reply
 from pop3gui.core.failures import Failure
-from tests.support.rig import ADMIN, ALICE, POP3_PASSWORD, make_rig, message
+from pop3gui.core.engine.cycle import Connector
+from pop3gui.core.events.model import EventBus
+from tests.support.rig import ADMIN, ALICE, BOB, POP3_PASSWORD, StaticPasswords, make_rig, message
 from tests.support.scripted_pop3 import ScriptedPop3Server
-from tests.support.smtp_sink import SmtpSink
+from tests.support.smtp_sink import SmtpSink, unused_port
 
 
 class Recorder:
@@ -113,3 +117,71 @@ async def test_a_missing_smtp_ca_file_stops_the_cycle_before_any_mail_flows(tmp_
     assert result.exit_code == 1 and result.accounts[0].diagnosis is Failure.TLS_FAILED
     event = rig.one(EventId.SMTP_CONNECTION_FAILED)
     assert str(missing) in event.text and event.fix
+
+
+async def test_every_message_the_lost_local_server_could_not_take_ends_with_one_outcome(tmp_path: Path) -> None:
+    """Parallel SMTP sessions fail together: the cause is said once, each message's deferral still is."""
+    async with ScriptedPop3Server([message("one"), message("two"), message("three")],
+                                  password=POP3_PASSWORD) as pop:
+        rig = make_rig(tmp_path, pop, unused_port())
+
+        result = await rig.cycle()
+
+        assert len(pop.mailbox) == 3
+    res = result.accounts[0]
+    assert res.failed and res.deferred >= 1 and res.errors == [res.errors[0]]
+    ended = Counter(e.uid for e in rig.events if e.outcome is not None)
+    assert sum(ended.values()) == res.deferred and set(ended.values()) == {1}
+    assert {e.outcome for e in rig.events if e.outcome is not None} == {Outcome.DEFERRED}
+    assert len(rig.of(EventId.SMTP_CONNECTION_FAILED)) == 1
+
+
+async def test_a_resubmission_is_sent_even_when_the_pop3_copy_awaits_its_deletion(tmp_path: Path) -> None:
+    """A quarantined message whose DELE the server never committed: its resubmission must still be sent."""
+    original = message("important", to=ALICE)
+    async with ScriptedPop3Server([original], password=POP3_PASSWORD,
+                                  replies={"QUIT": ["-ERR [SYS/TEMP] cannot commit now"]}) as pop:
+        async with SmtpSink(rcpt={ALICE: "550 5.1.1 <alice@contoso.com>: User unknown"}) as refusing:
+            rig = make_rig(tmp_path, pop, refusing.port)
+            rig.undeliverable_to = ""
+            first = await rig.cycle()
+        assert first.accounts[0].quarantined == 1 and pop.mailbox == [original]  # QUIT did not commit the DELE
+        [(_, record)] = rig.quarantined()
+
+        async with SmtpSink() as fixed:
+            rig.smtp_port = fixed.port
+            connector = Connector(rig.config, rig.paths, EventBus(), credentials=StaticPasswords())
+            try:
+                answer = await connector.resubmit(str(record["id"]))
+            finally:
+                connector.close()
+            assert answer == "Delivered." and fixed.copies_for(ALICE) == 1 and rig.quarantined() == []
+
+            second = await rig.cycle()  # the POP3 copy is recognised as handled: deleted, not sent again
+
+            assert second.accounts[0].deleted == 1 and pop.mailbox == [] and fixed.copies_for(ALICE) == 1
+
+
+async def test_a_message_every_recipient_already_has_ends_with_a_kept_event(tmp_path: Path) -> None:
+    """At the default level too: the event that ends a message's handling is never a dropped debug one."""
+    news = message("team news", to=f"{BOB}, {ALICE}")
+    async with ScriptedPop3Server([news], password=POP3_PASSWORD) as office, \
+            ScriptedPop3Server([news], password=POP3_PASSWORD) as bobs:
+        rig = make_rig(tmp_path, office, 0, kind="global", deliver_to="")
+        rig.log_level = "info"
+        global_account = rig.account
+        async with SmtpSink(rcpt={BOB: "451 4.3.0 try later"}) as sink:
+            rig.smtp_port = sink.port
+            await rig.cycle()  # alice takes it, bob is deferred: the message stays
+        async with SmtpSink() as sink:
+            rig.smtp_port = sink.port
+            rig.account = replace(global_account, name="bob", port=bobs.port, kind="user", deliver_to=BOB)
+            await rig.cycle()  # bob's own mailbox brings him the same message
+            rig.account = global_account
+
+            last = await rig.cycle()  # the retry finds both recipients served
+
+            assert sink.copies_for(BOB) == 1 and sink.copies_for(ALICE) == 0
+    assert last.accounts[0].deleted == 1
+    [ended] = [e for e in rig.cycle_events if e.outcome is not None]
+    assert ended.id == EventId.DUPLICATE_SUPPRESSED and ended.outcome is Outcome.SUPPRESSED

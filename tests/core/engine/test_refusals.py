@@ -177,9 +177,6 @@ async def test_an_unclear_refusal_is_settled_by_one_postmaster_probe_per_domain(
     assert "postmaster@contoso.eu" in refused[ERIN].cause
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Refusals._postmaster_accepted caches the answer only once the probe returns: two messages refused "
-    "side by side on the mailbox's two SMTP connections both ask for postmaster@ the same domain in one cycle"))
 async def test_messages_refused_side_by_side_share_one_postmaster_probe(
         tmp_path: Path, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> None:
     """Both messages are refused before the first probe is answered; the domain is still asked about once.

@@ -95,3 +95,16 @@ def test_every_event_is_stored_whatever_its_severity(tmp_path: Path) -> None:
         for severity in Severity:
             recorder.bus.emit(Event(EventId.MESSAGE_DOWNLOADED, severity, f"at {severity.name}"))
         assert [e.severity for e in recorder.store.all()] == list(Severity)
+
+
+def test_the_log_file_keeps_the_configured_level_and_the_store_keeps_everything(tmp_path: Path) -> None:
+    paths = Paths(tmp_path / "config.toml", tmp_path / "state", tmp_path / "logs")
+    with EventRecorder(paths, "warning") as recorder:
+        recorder.bus.emit(Event(EventId.MESSAGE_DELIVERED, Severity.INFO, "an ordinary delivery"))
+        recorder.bus.emit(Event(EventId.RECIPIENT_REFUSED, Severity.ERROR, "a refusal"))
+        assert [e.text for e in recorder.store.all()] == ["an ordinary delivery", "a refusal"]
+    log = paths.log_file.read_text()
+    assert "a refusal" in log and "an ordinary delivery" not in log
+    with EventRecorder(paths, "debug") as recorder:
+        recorder.bus.emit(Event(EventId.MESSAGE_DOWNLOADED, Severity.DEBUG, "a step"))
+    assert "a step" in paths.log_file.read_text()

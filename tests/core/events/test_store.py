@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sqlite3
 import stat
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pop3gui.core.events.model import Event, EventBus, EventId, Severity
+from pop3gui.core.events.model import Event, EventBus, EventId, Outcome, Reply, Severity
 from pop3gui.core.events.store import EventLog, EventStore
+from pop3gui.core.failures import Failure
 
 
 def make(n: int, **kw: str) -> Event:
@@ -121,3 +126,83 @@ def test_unsubscribe_stops_delivery() -> None:
     unsubscribe()
     bus.emit(make(2))
     assert [e.text for e in seen] == ["event 1"]
+
+
+# The events table as releases before the typed fields wrote it.
+_OLD_SCHEMA = """
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, id INTEGER NOT NULL, severity INTEGER NOT NULL,
+    account TEXT NOT NULL, uid TEXT NOT NULL, message_id TEXT NOT NULL, subject TEXT NOT NULL, text TEXT NOT NULL,
+    cause TEXT NOT NULL, fix TEXT NOT NULL, transcript TEXT NOT NULL
+);
+CREATE INDEX events_account ON events(account, seq);
+"""
+
+
+def _old_store(path: Path) -> None:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(_OLD_SCHEMA)
+    db.execute("INSERT INTO events (time, id, severity, account, uid, message_id, subject, text, cause, fix,"
+               " transcript) VALUES ('2026-01-05T09:30:00+00:00', 4001, 40, 'erin', 'UID9', '', 'Invoice',"
+               " 'refused', 'cause', 'fix', '')")
+    db.close()
+
+
+def test_a_store_of_an_earlier_release_gains_the_typed_fields_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite3"
+    _old_store(path)
+    store = EventStore(path)
+    try:
+        [old] = store.all()
+        assert old.text == "refused" and old.account == "erin" and old.id == EventId.RECIPIENT_REFUSED
+        assert old.recipient == "" and old.reply is None and old.diagnosis is None and old.outcome is None
+        typed = Event(EventId.DIVERTED_TO_UNDELIVERABLE, Severity.WARNING, "diverted", recipient="erin@contoso.eu",
+                      reply=Reply(550, "5.7.1", "Unable to relay"), diagnosis=Failure.DOMAIN_NOT_ACCEPTED,
+                      outcome=Outcome.DIVERTED)
+        store.append(typed)
+        back = store.latest(1)[0]
+        assert (back.recipient, back.reply, back.diagnosis, back.outcome) == (
+            typed.recipient, typed.reply, typed.diagnosis, typed.outcome)
+    finally:
+        store.close()
+
+
+def test_names_written_by_a_newer_release_read_back_as_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite3"
+    EventStore(path).close()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("INSERT INTO events (time, id, severity, account, uid, message_id, subject, text, cause, fix,"
+               " transcript, diagnosis, outcome) VALUES ('2026-01-05T09:30:00+00:00', 4001, 40, '', '', '', '',"
+               " 'from the future', '', '', '', 'quantum_refusal', 'teleported')")
+    db.close()
+    store = EventStore(path)
+    try:
+        [event] = store.all()
+        assert event.text == "from the future" and event.diagnosis is None and event.outcome is None
+    finally:
+        store.close()
+
+
+def _open_when_released(path: str, start: Any, results: Any) -> None:
+    start.wait()
+    try:
+        EventStore(Path(path)).close()
+        results.put("ok")
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_an_old_store_at_once_migrate_it_once(tmp_path: Path) -> None:
+    """After an upgrade the tray, a run and `events --follow` may all open the old store in the same moment."""
+    context = multiprocessing.get_context("spawn" if sys.platform != "linux" else "fork")
+    for trial in range(5):
+        path = tmp_path / f"events{trial}.sqlite3"
+        _old_store(path)
+        start, results = context.Barrier(3), context.Queue()
+        workers = [context.Process(target=_open_when_released, args=(str(path), start, results)) for _ in range(3)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        assert [results.get(timeout=5) for _ in workers] == ["ok"] * 3
