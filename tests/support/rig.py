@@ -17,7 +17,7 @@ from pop3gui.core.events.model import Event, EventBus, EventId
 from pop3gui.core.state.paths import Paths
 from pop3gui.core.state.spool import Spool
 from pop3gui.core.engine.cycle import Connector
-from pop3gui.core.engine.status import CycleResult, StatusObserver
+from pop3gui.core.engine.status import AccountStatus, CycleResult, Phase, StatusObserver
 from tests.support.scripted_pop3 import ScriptedPop3Server
 
 ALICE = "alice@contoso.com"
@@ -40,6 +40,23 @@ def message(subject: str = "Hello", *, to: str = "someone@isp.example", cc: str 
         f"Message-ID: {message_id or email.utils.make_msgid(domain='fabrikam.example')}",
     ]
     return ("\r\n".join(line for line in lines if line) + "\r\n\r\n" + body).encode()
+
+
+class StatusLog:
+    """A StatusObserver that keeps what the engine tells it."""
+
+    def __init__(self) -> None:
+        self.statuses: list[AccountStatus] = []
+        self.cycles: list[CycleResult] = []
+
+    def on_account_status(self, status: AccountStatus) -> None:
+        self.statuses.append(status)
+
+    def on_cycle_finished(self, result: CycleResult) -> None:
+        self.cycles.append(result)
+
+    def progress(self) -> list[tuple[Phase, int, int, int]]:
+        return [(s.phase, s.done, s.total, s.size) for s in self.statuses]
 
 
 class StaticPasswords:

@@ -10,34 +10,20 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from pop3gui.core.engine.status import AccountStatus, CycleResult, Phase
+from pop3gui.core.engine.status import Phase
 from pop3gui.core.events.model import EventId, Outcome, Reply
 from pop3gui.core.failures import Failure
 from pop3gui.core.engine.cycle import Connector
 from pop3gui.core.events.model import EventBus
-from tests.support.rig import ADMIN, ALICE, BOB, POP3_PASSWORD, StaticPasswords, make_rig, message
+from tests.support.rig import ADMIN, ALICE, BOB, POP3_PASSWORD, StaticPasswords, StatusLog, make_rig, message
 from tests.support.scripted_pop3 import ScriptedPop3Server
 from tests.support.smtp_sink import SmtpSink, unused_port
-
-
-class Recorder:
-    """A StatusObserver that keeps what it is told."""
-
-    def __init__(self) -> None:
-        self.statuses: list[AccountStatus] = []
-        self.cycles: list[CycleResult] = []
-
-    def on_account_status(self, status: AccountStatus) -> None:
-        self.statuses.append(status)
-
-    def on_cycle_finished(self, result: CycleResult) -> None:
-        self.cycles.append(result)
 
 
 async def test_the_observer_follows_an_account_from_connecting_to_done(tmp_path: Path, sink: SmtpSink) -> None:
     async with ScriptedPop3Server([message("one"), message("two")], password=POP3_PASSWORD) as pop:
         rig = make_rig(tmp_path, pop, sink.port)
-        rig.observer = seen = Recorder()
+        rig.observer = seen = StatusLog()
 
         result = await rig.cycle()
 
@@ -55,7 +41,7 @@ async def test_the_observer_follows_an_account_from_connecting_to_done(tmp_path:
 async def test_a_failed_account_is_published_with_its_diagnosis(tmp_path: Path, sink: SmtpSink) -> None:
     async with ScriptedPop3Server([message("kept")], password="another password") as pop:
         rig = make_rig(tmp_path, pop, sink.port)
-        rig.observer = seen = Recorder()
+        rig.observer = seen = StatusLog()
 
         await rig.cycle()
 

@@ -4,25 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pop3gui.core.engine.status import AccountResult, AccountStatus, CycleResult, Phase, Progress
+from pop3gui.core.engine.status import AccountResult, CycleResult, Phase, Progress
 from pop3gui.core.failures import Failure
-
-
-class Seen:
-    """A StatusObserver that keeps what it is told."""
-
-    def __init__(self) -> None:
-        self.statuses: list[AccountStatus] = []
-        self.cycles: list[CycleResult] = []
-
-    def on_account_status(self, status: AccountStatus) -> None:
-        self.statuses.append(status)
-
-    def on_cycle_finished(self, result: CycleResult) -> None:
-        self.cycles.append(result)
-
-    def progress(self) -> list[tuple[Phase, int, int, int]]:
-        return [(s.phase, s.done, s.total, s.size) for s in self.statuses]
+from tests.support.rig import StatusLog as Seen
 
 
 def test_a_result_is_clean_until_a_message_needs_attention() -> None:

@@ -1,6 +1,6 @@
 """The SMTP submitter on its own: the real Postfix for what a server does, aiosmtpd for its faults.
 
-The engine's tests (tests/core/engine/test_faults.py) show what the connector
+The engine's tests (tests/core/engine/test_mailbox.py) show what the connector
 makes of a 421 greeting, a dropped DATA or a session closed between messages;
 these tests hold the submitter to what it reports: each recipient's reply,
 the DATA reply, the transcript, and the error for each way a session fails.
