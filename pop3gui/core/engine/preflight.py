@@ -22,7 +22,6 @@ from pop3gui.core.smtp.diagnose import (
     refusal_label,
 )
 from pop3gui.core.errors import CredentialError, Pop3Error, SmtpError, TlsSetupError
-from pop3gui.core.pop3.client import Pop3Client
 from pop3gui.core.smtp.submit import RecipientReply, SmtpSubmitter
 from pop3gui.core.engine.connections import open_local_server, pop3_client
 
