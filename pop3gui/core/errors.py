@@ -145,6 +145,21 @@ class Pop3InsecureError(Pop3Error, PermissionError):
     temporary = False
 
 
+class Pop3TokenRefused(Pop3AuthError):
+    """The POP3 server refused an OAuth2 access token (XOAUTH2 / OAUTHBEARER).
+
+    ``status`` and ``scope`` are what the server's error JSON said, when it said it.
+    """
+
+    failure: ClassVar[Failure] = Failure.OAUTH_TOKEN_REFUSED
+
+    def __init__(self, message: str, *, cause: str = "", fix: str = "", reply: str = "", resp_code: str = "",
+                 status: str = "", scope: str = "") -> None:
+        super().__init__(message, cause=cause, fix=fix, reply=reply, resp_code=resp_code)
+        self.status = status
+        self.scope = scope
+
+
 class SmtpError(Pop3guiError):
     """Submission to the local mail server failed as a whole."""
 
@@ -189,3 +204,39 @@ class SmtpAuthError(SmtpError, PermissionError):
     failure: ClassVar[Failure] = Failure.SMTP_AUTH_FAILED
 
     temporary = False
+
+
+class SmtpTokenRefused(SmtpAuthError):
+    """The local mail server refused an OAuth2 access token (AUTH XOAUTH2)."""
+
+    failure: ClassVar[Failure] = Failure.OAUTH_TOKEN_REFUSED
+
+
+class OAuthError(Pop3guiError):
+    """Signing in with OAuth2 failed; the account's mail stays on the server until it works."""
+
+    failure: ClassVar[Failure] = Failure.OAUTH_PROVIDER_FAILED
+
+
+class SignInNeeded(OAuthError, PermissionError):
+    """No usable tokens: the account must be signed in (again) with ``pop3gui auth login``."""
+
+    failure: ClassVar[Failure] = Failure.SIGN_IN_NEEDED
+
+
+class OAuthConsentMissing(OAuthError, PermissionError):
+    """The user or the tenant's admin has not allowed the app the mail access it asks for."""
+
+    failure: ClassVar[Failure] = Failure.OAUTH_CONSENT_MISSING
+
+
+class OAuthClientInvalid(OAuthError, ValueError):
+    """The provider does not know the app: wrong client id, tenant, or client secret."""
+
+    failure: ClassVar[Failure] = Failure.OAUTH_CLIENT_INVALID
+
+
+class OAuthProviderUnreachable(OAuthError, ConnectionError):
+    """The sign-in service could not be reached or did not answer in time."""
+
+    failure: ClassVar[Failure] = Failure.OAUTH_PROVIDER_FAILED

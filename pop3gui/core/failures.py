@@ -45,6 +45,12 @@ class Failure(StrEnum):
     STATE_FAILED = "state_failed"
     RUNNER_BUSY = "runner_busy"
     POLICY_MISSING = "policy_missing"
+    # Signing in with OAuth2.
+    SIGN_IN_NEEDED = "sign_in_needed"  # no tokens, or the provider no longer honours them
+    OAUTH_TOKEN_REFUSED = "oauth_token_refused"  # the mail server refused a fresh access token
+    OAUTH_CONSENT_MISSING = "oauth_consent_missing"  # the user or the tenant admin has not allowed the app
+    OAUTH_CLIENT_INVALID = "oauth_client_invalid"  # unknown client id, wrong tenant, or a bad client secret
+    OAUTH_PROVIDER_FAILED = "oauth_provider_failed"  # the sign-in service could not be reached or answered oddly
     # The message itself.
     OVER_SIZE_LIMIT = "over_size_limit"
     NO_LOCAL_RECIPIENT = "no_local_recipient"

@@ -26,6 +26,13 @@ from pop3gui.core.errors import (
     SmtpTimeoutError,
     StateError,
     TlsSetupError,
+    OAuthError,
+    SignInNeeded,
+    OAuthConsentMissing,
+    OAuthClientInvalid,
+    OAuthProviderUnreachable,
+    Pop3TokenRefused,
+    SmtpTokenRefused,
 )
 
 # The built-in each error is, so code that knows only the standard library catches it.
@@ -49,10 +56,17 @@ BUILTIN: dict[type[Pop3guiError], type[Exception]] = {
     SmtpConnectionError: ConnectionError,
     SmtpTimeoutError: TimeoutError,
     SmtpAuthError: PermissionError,
+    Pop3TokenRefused: PermissionError,
+    SmtpTokenRefused: PermissionError,
+    OAuthError: Exception,
+    SignInNeeded: PermissionError,
+    OAuthConsentMissing: PermissionError,
+    OAuthClientInvalid: ValueError,
+    OAuthProviderUnreachable: ConnectionError,
 }
 
 # Errors a later attempt cannot cure: retrying them only repeats the failure.
-PERMANENT = {Pop3TlsError, Pop3AuthError, Pop3InsecureError, SmtpAuthError}
+PERMANENT = {Pop3TlsError, Pop3AuthError, Pop3InsecureError, SmtpAuthError, Pop3TokenRefused, SmtpTokenRefused}
 
 
 def _error_classes() -> list[type[Pop3guiError]]:
