@@ -15,6 +15,7 @@ __all__ = [
     "ACCOUNT_KINDS", "CONFIG_VERSION", "DEFAULT_ENVELOPE_HEADERS", "LOG_LEVELS", "POP3_PORTS", "SECURITY_SMTP",
     "AccountConfig", "Config", "DeliveryConfig", "LoggingConfig", "PerformanceConfig",
     "RecipientPolicy", "RoutingRuleConfig", "ScheduleConfig", "SmtpConfig",
+    "AUTH_METHODS", "SMTP_AUTH_METHODS", "OAUTH_KINDS", "SASL_MECHANISMS", "OAuthProviderConfig",
 ]
 
 CONFIG_VERSION = 1
@@ -22,6 +23,11 @@ SECURITY_SMTP = ("none", "starttls", "tls")
 ACCOUNT_KINDS = ("user", "global")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To")
+
+AUTH_METHODS = ("password", "apop", "oauth2")  # how an account logs in to its POP3 server
+SMTP_AUTH_METHODS = ("password", "oauth2")  # how the connector logs in to the local server (with a username)
+OAUTH_KINDS = ("microsoft", "google", "generic")
+SASL_MECHANISMS = ("xoauth2", "oauthbearer")  # how a bearer token is presented to a POP3 server
 
 POP3_PORTS = {"tls": 995, "starttls": 110, "none": 110}
 """The usual POP3 port of each security mode: an account's port when none is given."""
@@ -38,6 +44,8 @@ class SmtpConfig:
     username: str = ""
     timeout_s: float = 60.0
     ca_file: str = ""
+    auth: str = "password"  # with a username: "password" (in the keyring) or "oauth2"
+    oauth_provider: str = ""  # with auth = "oauth2": the [[oauth_provider]] that signs in
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,30 @@ class AccountConfig:
     delete_after_days: int = 0
     enabled: bool = True
     timeout_s: float = 60.0
+    auth: str = "password"  # "password", "apop" or "oauth2"
+    oauth_provider: str = ""  # with auth = "oauth2": the [[oauth_provider]] that signs in
+    sasl: str = "xoauth2"  # with auth = "oauth2": how the token is presented
+
+
+@dataclass(frozen=True)
+class OAuthProviderConfig:
+    """An app registration at a sign-in service; several accounts may share one.
+
+    ``kind`` decides the endpoints and default scopes: "microsoft" (Entra ID,
+    with ``tenant``), "google", or "generic" (the three URLs given here).
+    ``app_only`` signs in as the app itself (client credentials, the secret in
+    the keyring) instead of as a user.
+    """
+
+    name: str
+    client_id: str
+    kind: str = "generic"
+    tenant: str = "common"
+    authorize_url: str = ""
+    token_url: str = ""
+    device_url: str = ""
+    scopes: tuple[str, ...] = ()
+    app_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,11 +157,18 @@ class Config:
     policies: tuple[RecipientPolicy, ...] = ()
     accounts: tuple[AccountConfig, ...] = ()
     rules: tuple[RoutingRuleConfig, ...] = ()
+    oauth_providers: tuple[OAuthProviderConfig, ...] = ()
 
     def account(self, name: str) -> AccountConfig:
         for acc in self.accounts:
             if acc.name == name:
                 return acc
+        raise KeyError(name)
+
+    def oauth_provider(self, name: str) -> OAuthProviderConfig:
+        for provider in self.oauth_providers:
+            if provider.name == name:
+                return provider
         raise KeyError(name)
 
     def rules_for(self, account: str) -> tuple[RoutingRuleConfig, ...]:

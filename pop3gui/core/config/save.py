@@ -42,6 +42,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         "recipient_policy": [plain(p) for p in config.policies],
         "account": [plain(a) for a in config.accounts],
         "routing_rule": [plain(r) for r in config.rules],
+        "oauth_provider": [plain(o) for o in config.oauth_providers],
     }
 
 
