@@ -1,7 +1,8 @@
 """Passwords live only in the OS keyring, never in the config, state, logs or events.
 
 Service names are fixed (``pop3gui`` for POP3 accounts, keyed by account name;
-``pop3gui-smtp`` for the SMTP login, keyed by its user name).  Every keyring
+``pop3gui-smtp`` for the SMTP login, keyed by its user name; ``pop3gui-oauth``
+for OAuth2 sign-ins and ``pop3gui-oauth-client`` for app secrets).  Every keyring
 failure becomes one :class:`CredentialError` with the fix; there is no
 plaintext fallback.
 """
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 POP3_SERVICE = "pop3gui"
 SMTP_SERVICE = "pop3gui-smtp"
+OAUTH_SERVICE = "pop3gui-oauth"  # sign-ins (refresh tokens), in parts: see core/oauth/store.py
+OAUTH_CLIENT_SERVICE = "pop3gui-oauth-client"  # client secrets of app-only providers, keyed by provider name
 
 _NO_BACKEND_FIX = (
     "Install and unlock a Secret Service such as gnome-keyring or KWallet (on a server: run pop3gui "
@@ -126,3 +129,33 @@ class Credentials:
 
     def delete_smtp_password(self, username: str) -> None:
         _call(f"delete the SMTP password of {username!r}", _backend().delete_password, SMTP_SERVICE, username)
+
+    def oauth_entry(self, name: str) -> str | None:
+        """One stored piece of an OAuth2 sign-in, or None."""
+        return _call("read a sign-in", _backend().get_password, OAUTH_SERVICE, name)
+
+    def set_oauth_entry(self, name: str, value: str) -> None:
+        _call("store a sign-in", _backend().set_password, OAUTH_SERVICE, name, value)
+
+    def delete_oauth_entry(self, name: str) -> None:
+        """Remove a piece of a sign-in; one that is already gone is fine."""
+        import keyring.errors
+
+        backend = _backend()
+        with contextlib.suppress(keyring.errors.PasswordDeleteError):
+            backend.delete_password(OAUTH_SERVICE, name)
+
+    def oauth_client_secret(self, provider: str) -> str:
+        value = _call(f"read the client secret of {provider!r}", _backend().get_password, OAUTH_CLIENT_SERVICE,
+                      provider)
+        if value is None:
+            raise CredentialError(
+                f"no client secret is stored for the OAuth2 provider {provider!r}",
+                cause="The provider signs in as the app itself (app_only = true), which needs the app's secret.",
+                fix=f"Run `pop3gui secret set --oauth-client {provider}` with the secret from the app registration.",
+            )
+        return value
+
+    def set_oauth_client_secret(self, provider: str, secret: str) -> None:
+        _call(f"store the client secret of {provider!r}", _backend().set_password, OAUTH_CLIENT_SERVICE, provider,
+              secret)

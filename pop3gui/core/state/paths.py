@@ -49,6 +49,11 @@ class Paths:
     def lock_file(self) -> Path:
         return self.state_dir / "runner.lock"
 
+    @property
+    def sign_in_locks(self) -> Path:
+        """One lock file per OAuth2 sign-in: two processes never refresh the same one at once."""
+        return self.state_dir / "sign-in-locks"
+
 
 def default_paths(config_override: str | os.PathLike[str] | None = None) -> Paths:
     """Resolve the folders from ``POP3GUI_HOME`` or platformdirs; ``--config`` wins for the file."""
