@@ -44,6 +44,20 @@ Knobs (all keyword arguments):
     Command verbs that are read but never answered (``{"RETR"}``).
 ``bare_lf``
     Send every line ending as a bare LF instead of CRLF.
+``token``
+    The OAuth2 access token SASL XOAUTH2 and OAUTHBEARER accept for ``user``
+    (default ``"token"``); either form (initial response or after ``+``).
+``unlisted_sasl``
+    Mechanisms accepted though CAPA does not list them (as Exchange Online
+    does with XOAUTH2).
+``oauth_challenge``
+    What a refused token gets before the final -ERR: ``True`` (default)
+    Dovecot's ``+ base64(JSON)`` for the mechanism; a string, that text after
+    ``"+ "`` (for garbage); ``False``, no challenge: -ERR at once.
+``oauth_final``
+    The reply that ends a refused token's sign-in, after the challenge if
+    there is one (default Dovecot's ``-ERR [AUTH] Authentication failed.``);
+    ``None`` never answers.
 ``tls_context``
     Server-side SSLContext: speak implicit TLS (like port 995).
 ``stls_context``
@@ -54,7 +68,10 @@ Knobs (all keyword arguments):
 What it records: ``commands`` (every command line, passwords included, so
 tests can assert exactly what went over the wire; ``on_command``, if set, is
 called with each line as it arrives), ``sessions`` (connections
-accepted) and ``mailbox`` (messages still stored). DELE only takes effect on
+accepted), ``mailbox`` (messages still stored) and ``oauth_logins`` (each
+XOAUTH2/OAUTHBEARER response taken apart: ``mechanism``, ``form``
+("initial" or "continued"), ``user``, ``token``, for OAUTHBEARER ``gs2``,
+``host`` and ``port``, and the client's ``answer`` to a challenge). DELE only takes effect on
 QUIT; a dropped or aborted session rolls its deletions back.
 """
 
@@ -64,6 +81,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import re
 import ssl
 from collections.abc import Callable, Iterable, Sequence
@@ -104,6 +122,10 @@ class ScriptedPop3Server:
         stls_context: ssl.SSLContext | None = None,
         stls_inject: bytes = b"",
         login_handoff: bool = False,
+        token: str = "token",
+        unlisted_sasl: Sequence[str] = (),
+        oauth_challenge: str | bool = True,
+        oauth_final: str | None = "-ERR [AUTH] Authentication failed.",
     ) -> None:
         ids = (
             list(uids)
@@ -128,6 +150,11 @@ class ScriptedPop3Server:
         self.stls_context = stls_context
         self.stls_inject = stls_inject
         self.login_handoff = login_handoff
+        self.token = token
+        self.unlisted_sasl = list(unlisted_sasl)
+        self.oauth_challenge = oauth_challenge
+        self.oauth_final = oauth_final
+        self.oauth_logins: list[dict[str, str]] = []
         self.lost_after_login: list[bytes] = []  # with login_handoff: what each login swallowed
         self.commands: list[str] = []
         self.on_command: Callable[[str], None] | None = None
@@ -327,14 +354,14 @@ class _Session:
         good = hashlib.md5((match.group(0) + self.srv.password).encode()).hexdigest()
         await self._finish_login(user == self.srv.user and digest == good)
 
-    async def do_auth(self, arg: str) -> None:
+    async def do_auth(self, arg: str) -> bool | None:
         mech, _, initial = arg.partition(" ")
-        if (
-            mech.upper() not in [m.upper() for m in self.srv.sasl]
-            or mech.upper() != "PLAIN"
-        ):
+        offered = [m.upper() for m in [*self.srv.sasl, *self.srv.unlisted_sasl]]
+        if mech.upper() not in offered or mech.upper() not in ("PLAIN", "XOAUTH2", "OAUTHBEARER"):
             await self.send("-ERR unsupported mechanism")
-            return
+            return None
+        if mech.upper() != "PLAIN":
+            return await self._auth_oauth(mech.upper(), initial)
         if not initial:
             await self.send("+ ")
             raw = await self.reader.readline()
@@ -344,9 +371,61 @@ class _Session:
             authz, authc, pwd = base64.b64decode(initial, validate=True).split(b"\0")
         except ValueError:
             await self.send("-ERR [AUTH] malformed PLAIN response")
-            return
+            return None
         ok = authz in (b"", authc) and authc.decode() == self.srv.user
         await self._finish_login(ok and pwd.decode() == self.srv.password)
+        return None
+
+    async def _auth_oauth(self, mech: str, initial: str) -> bool | None:
+        """XOAUTH2 or OAUTHBEARER; a refused token gets Dovecot's error challenge unless told otherwise."""
+        record = {"mechanism": mech, "form": "initial" if initial else "continued"}
+        if not initial:
+            await self.send("+ ")
+            raw = await self.reader.readline()
+            initial = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
+            self.srv.commands.append(initial)
+        try:
+            fields = base64.b64decode(initial, validate=True).decode().split("\x01")
+        except ValueError:
+            await self.send("-ERR [AUTH] malformed response")
+            return None
+        if mech == "OAUTHBEARER":
+            record["gs2"] = fields.pop(0)
+            authzid = record["gs2"].removeprefix("n,a=").removesuffix(",")
+            record["user"] = authzid.replace("=2C", ",").replace("=3D", "=")
+        pairs = dict(f.partition("=")[::2] for f in fields if f)
+        if mech == "XOAUTH2":
+            record["user"] = pairs.get("user", "")
+        else:
+            record.update(host=pairs.get("host", ""), port=pairs.get("port", ""))
+        record["token"] = pairs.get("auth", "").removeprefix("Bearer ")
+        self.srv.oauth_logins.append(record)
+        if record["user"] == self.srv.user and record["token"] == self.srv.token:
+            await self._finish_login(True)
+            return None
+        challenge = self.srv.oauth_challenge
+        if challenge is False:
+            return await self._oauth_refused()
+        if challenge is True:
+            error = {"status": "401", "schemes": "bearer", "scope": "mail"} if mech == "XOAUTH2" else {
+                "status": "invalid_token"}
+            challenge = base64.b64encode(json.dumps(error, separators=(",", ":")).encode()).decode()
+        await self.send(f"+ {challenge}")
+        raw = await self.reader.readline()
+        if not raw:
+            return False
+        record["answer"] = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
+        self.srv.commands.append(record["answer"])
+        return await self._oauth_refused()
+
+    async def _oauth_refused(self) -> bool | None:
+        """The final reply to a refused token (``oauth_final``), or silence."""
+        self.user = None
+        if self.srv.oauth_final is None:
+            await self.reader.read()  # never answer; wait for the client to hang up
+            return False
+        await self.send(self.srv.oauth_final)
+        return None
 
     async def _finish_login(self, ok: bool) -> None:
         if not ok:

@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import BinaryIO, Self
 
 from pop3gui.core.errors import ConfigError, Pop3ConnectionError, Pop3Error, Pop3ProtocolError
-from pop3gui.core.pop3.login import apop_login, ask_capa, password_login
+from pop3gui.core.pop3.login import apop_login, ask_capa, oauth_login, password_login
 from pop3gui.core.pop3.replies import error_for, parse_list_line, parse_stat, parse_uidl_line, show
 from pop3gui.core.pop3.stream import DataSink, Pop3Stream
 from pop3gui.core.pop3.transport import SECURITY_MODES, open_connection, starttls, tls_context
@@ -157,6 +157,23 @@ class Pop3Client:
             greeting=self.greeting,
             user=user,
             password=password,
+        )
+
+    async def login_oauth(self, user: str, token: str, *, mechanism: str = "xoauth2") -> None:
+        """Log in with an OAuth2 access token: SASL ``"xoauth2"`` or ``"oauthbearer"`` (RFC 7628).
+
+        A refused token raises :class:`~pop3gui.core.errors.Pop3TokenRefused`
+        with what the server said about it (``status``, ``scope``).
+        """
+        self.capabilities = await oauth_login(
+            self._stream,
+            security=self.security,
+            capabilities=self.capabilities,
+            host=self.host,
+            port=self.port,
+            user=user,
+            token=token,
+            mechanism=mechanism,
         )
 
     async def stat(self) -> tuple[int, int]:
