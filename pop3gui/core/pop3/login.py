@@ -197,7 +197,15 @@ def token_challenge(line: bytes) -> tuple[str, str, str]:
     OAUTHBEARER), so anything that is not base64 of a JSON object is kept
     only as text for the transcript, never an error of its own.
     """
-    payload = strip_eol(line)[1:].strip()
+    return bearer_error(strip_eol(line)[1:])
+
+
+def bearer_error(payload: bytes) -> tuple[str, str, str]:
+    """``(status, scope, text)`` of the base64 JSON a server sends about a refused bearer token.
+
+    The same challenge comes after SMTP's ``334``; see :func:`token_challenge`.
+    """
+    payload = payload.strip()
     try:
         raw = base64.b64decode(payload + b"=" * (-len(payload) % 4), validate=True)
     except (binascii.Error, ValueError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import shutil
 import ssl
@@ -19,9 +20,16 @@ from types import TracebackType
 from typing import Any, Self
 
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
-from pop3gui.core.errors import SmtpAuthError, SmtpConnectionError, SmtpTimeoutError
+from pop3gui.core.errors import (
+    ConfigError,
+    OAuthError,
+    SmtpAuthError,
+    SmtpConnectionError,
+    SmtpTimeoutError,
+    SmtpTokenRefused,
+)
 from pop3gui.core.smtp.data import BLOCK, MessageSource
 from pop3gui.core.smtp.submit import SmtpSubmitter, Submission
 from pop3gui.core.tls import client_context
@@ -483,3 +491,182 @@ async def test_starttls_asked_for_but_not_offered_fails_before_the_password_is_s
 def test_where_names_host_and_port() -> None:
     assert SmtpSubmitter("mail.contoso.local", 587).where == "mail.contoso.local:587"
 
+
+
+# -- logging in with an OAuth2 access token (AUTH XOAUTH2) ----------------------------------------
+
+TOKEN = "EwBwA8l6BAAU" + "t" * 1488  # as long as Microsoft's access tokens
+
+
+class _XoauthSession(SMTP):
+    """aiosmtpd taking lines as long as RFC 4954 allows AUTH (12288 octets) unless told ``short_lines``,
+    in which case a one-line AUTH XOAUTH2 with a long token meets aiosmtpd's stock 500."""
+
+    line_length_limit = 16384
+
+    def __init__(self, *args: Any, short_lines: bool = False, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        if not short_lines:
+            self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit, AUTH=12288)
+        else:
+            self.line_length_limit = SMTP.line_length_limit
+
+
+class _XoauthHandler(_Handler):
+    """AUTH XOAUTH2 as Gmail and Exchange Online answer it."""
+
+    def __init__(self, server: XoauthSmtp) -> None:
+        super().__init__(server)
+        self.xoauth = server
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        conf = self.xoauth
+        record: dict[str, str] = {"form": "initial" if len(args) == 2 else "continued"}
+        if len(args) == 2:
+            blob: bytes | object = base64.b64decode(args[1], validate=True)
+        else:
+            blob = await server.challenge_auth("")
+        if not isinstance(blob, bytes):
+            return AuthResult(success=False, handled=True)
+        fields = dict(f.partition("=")[::2] for f in blob.decode().split("\x01") if f)
+        record.update(user=fields.get("user", ""), token=fields.get("auth", "").removeprefix("Bearer "))
+        conf.logins.append(record)
+        if (record["user"], record["token"]) == (conf.user, conf.token):
+            return AuthResult(success=True, auth_data=record["user"])
+        if conf.challenge is not None:
+            answer = await server.challenge_auth(conf.challenge)
+            record["answer"] = answer.decode() if isinstance(answer, bytes) else "(none)"
+        return AuthResult(success=False, handled=False, message=conf.refusal)
+
+
+class XoauthSmtp(ScriptedSmtp):
+    """aiosmtpd with AUTH XOAUTH2 for one ``user`` and ``token``.
+
+    A refused token gets ``challenge`` (JSON, sent base64 after 334, as Gmail does; None: none, as
+    Exchange Online) and then ``refusal``; ``offer=False`` leaves XOAUTH2 out (504 to AUTH XOAUTH2).
+    ``logins`` records each response taken apart: ``form``, ``user``, ``token``, ``answer``.
+    """
+
+    def __init__(self, *, user: str = "connector@contoso.com", token: str = TOKEN, short_lines: bool = False,
+                 challenge: str | None = '{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}',
+                 refusal: str = "535 5.7.8 Username and Password not accepted.", offer: bool = True) -> None:
+        super().__init__()
+        self.user = user
+        self.token = token
+        self.short_lines = short_lines
+        self.challenge = challenge
+        self.refusal = refusal
+        self.offer = offer
+        self.logins: list[dict[str, str]] = []
+
+    def _factory(self) -> SMTP:
+        session = _XoauthSession(_XoauthHandler(self), hostname="xoauth.test", auth_require_tls=False,
+                                 auth_exclude_mechanism=[] if self.offer else ["XOAUTH2"],
+                                 short_lines=self.short_lines, loop=asyncio.get_running_loop())
+        self._sessions.append(session)
+        return session
+
+
+def _xoauth(server: XoauthSmtp, token: str = TOKEN, **kw: Any) -> SmtpSubmitter:
+    return _plain("127.0.0.1", server.port, username=server.user, oauth_token=token, **kw)
+
+
+def _assert_redacted(transcript: str, token: str) -> None:
+    response = base64.b64encode(f"user=connector@contoso.com\x01auth=Bearer {token}\x01\x01".encode()).decode()
+    for secret in (token, token[:100], response, response[:100]):
+        assert secret not in transcript
+
+
+async def test_xoauth2_logs_in_with_the_one_line_form_and_the_message_goes_through() -> None:
+    async with XoauthSmtp() as server:
+        async with _xoauth(server) as smtp:
+            sub = await smtp.submit(SENDER, [ALICE], make_message(to=ALICE))
+    assert sub.accepted == (ALICE,) and len(server.received) == 1
+    assert server.logins == [{"form": "initial", "user": "connector@contoso.com", "token": TOKEN}]
+    lines = sub.transcript.splitlines()
+    at = lines.index("<C>: AUTH XOAUTH2 **** (redacted)")
+    assert lines[at + 1].startswith("<S>: 235")
+    _assert_redacted(sub.transcript, TOKEN)
+
+
+async def test_a_long_token_falls_back_to_the_two_line_form() -> None:
+    """aiosmtpd's stock limits refuse a 2000-octet AUTH line with 500: the token goes after its 334."""
+    async with XoauthSmtp(short_lines=True) as server:
+        async with _xoauth(server) as smtp:
+            sub = await smtp.submit(SENDER, [ALICE], make_message(to=ALICE))
+    assert sub.accepted == (ALICE,)
+    assert server.logins == [{"form": "continued", "user": "connector@contoso.com", "token": TOKEN}]
+    lines = sub.transcript.splitlines()
+    at = lines.index("<C>: AUTH XOAUTH2 **** (redacted)")
+    assert lines[at + 1] == "<S>: 500 Command line too long"
+    assert lines[at + 2:at + 6] == ["<C>: AUTH XOAUTH2", "<S>: 334 ", "<C>: **** (redacted)",
+                                    "<S>: 235 2.7.0 Authentication successful"]
+    _assert_redacted(sub.transcript, TOKEN)
+
+
+async def test_a_refused_token_gets_its_json_challenge_answered_and_raises_token_refused() -> None:
+    async with XoauthSmtp() as server:
+        smtp = _xoauth(server, token="expired-" + TOKEN[8:])
+        with pytest.raises(SmtpTokenRefused) as caught:
+            await smtp.connect()
+        await smtp.close()
+    assert server.logins[0]["answer"] == ""  # the empty line that ends the exchange
+    exc = caught.value
+    assert isinstance(exc, SmtpAuthError) and isinstance(exc, PermissionError) and not exc.temporary
+    assert exc.code == 535 and exc.reply == "5.7.8 Username and Password not accepted."
+    assert f"127.0.0.1:{server.port}" in str(exc) and "connector@contoso.com" in str(exc)
+    assert "expired" in exc.cause and "status 400" in exc.cause and "scope https://mail.google.com/" in exc.cause
+    assert "Sign in again" in exc.fix and "SMTP.Send" in exc.fix
+    lines = exc.transcript.splitlines()
+    at = lines.index("<C>: AUTH XOAUTH2 **** (redacted)")
+    assert lines[at + 1].startswith("<S>: 334 ")
+    assert lines[at + 2].startswith('-- the server\'s error: {"status":"400"')
+    assert lines[at + 3:at + 5] == ["<C>: ", "<S>: 535 5.7.8 Username and Password not accepted."]
+    _assert_redacted(exc.transcript, "expired-" + TOKEN[8:])
+    assert server.received == []
+
+
+async def test_a_refusal_without_challenge_is_token_refused_too() -> None:
+    """Exchange Online answers a bad token with its 535 straight away."""
+    async with XoauthSmtp(challenge=None, refusal="535 5.7.3 Authentication unsuccessful") as server:
+        smtp = _xoauth(server, token="wrong")
+        with pytest.raises(SmtpTokenRefused) as caught:
+            await smtp.connect()
+        await smtp.close()
+    assert "answer" not in server.logins[0]
+    assert caught.value.code == 535 and "5.7.3 Authentication unsuccessful" in caught.value.cause
+    assert "The server said" not in caught.value.cause
+
+
+async def test_a_server_without_xoauth2_says_it_may_not_offer_oauth() -> None:
+    async with XoauthSmtp(offer=False) as server:
+        smtp = _xoauth(server)
+        with pytest.raises(SmtpTokenRefused) as caught:
+            await smtp.connect()
+        await smtp.close()
+    assert server.logins == []
+    assert caught.value.code == 504 and "may not offer OAuth2" in caught.value.cause
+    _assert_redacted(caught.value.transcript, TOKEN)
+
+
+async def test_a_temporary_failure_at_xoauth2_is_retried_later_not_a_refused_token() -> None:
+    async with XoauthSmtp(challenge=None, refusal="454 4.7.0 Temporary authentication failure") as server:
+        smtp = _xoauth(server, token="token-the-server-cannot-check")
+        with pytest.raises(SmtpAuthError) as caught:
+            await smtp.connect()
+        await smtp.close()
+    assert not isinstance(caught.value, SmtpTokenRefused)
+    assert caught.value.temporary and caught.value.code == 454
+
+
+@pytest.mark.parametrize(
+    ("username", "token", "error"),
+    [("connector@contoso.com", "", OAuthError), ("connector@contoso.com", "tok\r\nRSET", OAuthError),
+     ("connector@contoso.com", "tok en", OAuthError), ("", "token", ConfigError),
+     ("a\x01b@contoso.com", "token", ConfigError)],
+    ids=["empty-token", "crlf-token", "space", "no-user", "soh-user"],
+)
+def test_what_would_break_the_xoauth2_line_is_refused_before_connecting(
+        username: str, token: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        SmtpSubmitter("127.0.0.1", 25, security="none", username=username, oauth_token=token)
