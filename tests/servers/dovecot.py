@@ -129,11 +129,42 @@ service anvil {{
 }}
 """
 
+# Added to _CONFIG for a server that also takes OAuth2 bearer tokens (XOAUTH2,
+# OAUTHBEARER), checked by RFC 7662 introspection at a test's fake provider.
+# The oauth2 passdb comes first and only for those mechanisms, the password
+# users keep theirs (and only theirs).  Loopback is a trusted network so that a refused token
+# costs no growing per-address penalty (Dovecot's anvil would otherwise make
+# each further failure from 127.0.0.1 wait seconds longer).
+_OAUTH_CONFIG = """\
+auth_mechanisms = plain login xoauth2 oauthbearer
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {oauth2_args}
+}}
+"""
+
+# Dovecot 2.3's oauth2 passdb settings (2.4 changed the syntax: pinned here).
+_OAUTH2_ARGS = """\
+introspection_mode = post
+introspection_url = {introspection_url}
+username_attribute = email
+active_attribute = active
+active_value = true
+force_introspection = yes
+"""
+
 
 class DovecotServer:
     """A running Dovecot POP3 server; use :meth:`start` or the context manager."""
 
-    def __init__(self, root: Path | None = None, *, auth_failure_delay: int = 0) -> None:
+    def __init__(self, root: Path | None = None, *, auth_failure_delay: int = 0,
+                 oauth_introspection_url: str | None = None) -> None:
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="pop3gui-dovecot-"))
         self.root.chmod(0o755)
@@ -147,6 +178,8 @@ class DovecotServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._uid, self._gid = mail_ids()
         self.auth_failure_delay = auth_failure_delay
+        # With a URL, POP3 also takes XOAUTH2 and OAUTHBEARER tokens that URL calls active.
+        self.oauth_introspection_url = oauth_introspection_url
         self.start_seconds = 0.0
 
     # -- life cycle ---------------------------------------------------------
@@ -192,6 +225,8 @@ class DovecotServer:
         )
         if not dh.exists():
             config = config.replace(f"ssl_dh = <{dh}\n", "")
+        if self.oauth_introspection_url is not None:
+            config = self._with_oauth(config, self.oauth_introspection_url)
         self.config_path.write_text(config)
         # -F keeps the master in the foreground so it stays our child and is
         # reaped; output goes to DEVNULL (Dovecot keeps inherited pipes open).
@@ -209,6 +244,18 @@ class DovecotServer:
             raise
         self.start_seconds = time.monotonic() - began
         return self
+
+    def _with_oauth(self, config: str, introspection_url: str) -> str:
+        """*config* with the oauth2 passdb first, asking *introspection_url* about each token."""
+        args = self.root / "dovecot-oauth2.conf.ext"
+        args.write_text(_OAUTH2_ARGS.format(introspection_url=introspection_url))
+        args.chmod(0o644)
+        oauth = _OAUTH_CONFIG.format(oauth2_args=args)
+        config = config.replace("auth_mechanisms = plain login\n", "")
+        # Without its own mechanisms the password passdb would also take a
+        # password offered as an XOAUTH2 "token".
+        config = config.replace("  driver = passwd-file\n", "  driver = passwd-file\n  mechanisms = plain login\n", 1)
+        return config.replace("passdb {\n", oauth + "passdb {\n", 1)
 
     def _alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -272,6 +319,21 @@ class DovecotServer:
         tmp.write_text(f"{name}:{{PLAIN}}{password}:::::\n")
         tmp.chmod(0o644)
         os.replace(tmp, target)
+        return path
+
+    def add_mailbox(self, name: str) -> Path:
+        """An empty Maildir for *name* and no password: a user who signs in with OAuth2 only.
+
+        Dovecot lower-cases the user name a token's introspection gives (%Lu),
+        so the Maildir is made under the lower-cased name.
+        """
+        name = name.lower()
+        if any(c in name for c in ":/\n") or name in ("", ".", ".."):
+            raise ValueError(f"user name not usable as a Maildir: {name!r}")
+        path = self.maildir_path(name)
+        box = mailbox.Maildir(str(path), create=True)
+        box.close()
+        chown_tree(path, self._uid, self._gid)
         return path
 
     def deliver(self, user: str, message: bytes) -> str:

@@ -358,7 +358,7 @@ async def test_err_to_auth_itself_on_a_server_that_lists_it_is_token_refused_too
     ("reply", "kind"),
     [("-ERR [IN-USE] locked", Pop3InUseError), ("-ERR [SYS/TEMP] introspection down", Pop3CommandError)],
 )
-async def test_response_codes_keep_their_meaning_at_oauth_sign_in(reply: str, kind: type[Exception]) -> None:
+async def test_response_codes_keep_their_meaning_at_oauth_sign_in(reply: str, kind: type[Pop3CommandError]) -> None:
     async with ScriptedPop3Server([MSG1], sasl=OAUTH_SASL, oauth_challenge=False, oauth_final=reply) as srv:
         async with client(srv) as pop:
             with pytest.raises(kind) as info:
