@@ -1,4 +1,4 @@
-"""The ``pop3gui`` command line: run, check, events, secret, demo.
+"""The ``pop3gui`` command line: run, check, events, secret, auth, demo.
 
 The headless commands import no Qt (fast start under cron or systemd); only
 the window, opened when no sub-command is given, and ``demo`` without
@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from pop3gui import __version__
+from pop3gui import __version__, cli_auth
 from pop3gui.core.config.load import load_config
 from pop3gui.core.config.model import Config
+from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.state.credentials import Credentials, prepare_in_background
 from pop3gui.core.desktop.display import has_display, no_display_error
 from pop3gui.core.errors import ConfigError, Pop3guiError
@@ -83,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     sec.add_argument("action", choices=["set", "delete"])
     sec.add_argument("account", nargs="?", help="the account name (not needed with --smtp)")
     sec.add_argument("--smtp", action="store_true", help="the SMTP login of [smtp] username instead")
+    sec.add_argument("--oauth-client", metavar="PROVIDER",
+                     help="the client secret of an app-only [[oauth_provider]] instead")
+
+    cli_auth.add_parser(sub)
 
     demo = sub.add_parser("demo", help="see the whole connector work in a sandbox (fake ISP and Exchange on "
                           "loopback; touches no real mail, config or keyring)",
@@ -113,7 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "events":
             return cmd_events(paths, as_json=args.json, follow=args.follow, limit=args.limit)
         if args.command == "secret":
+            if args.oauth_client:
+                return cmd_client_secret(paths, args.action, args.oauth_client)
             return cmd_secret(paths, args.action, args.account, smtp=args.smtp)
+        if args.command == "auth":
+            return cli_auth.run(paths, args)
         if args.command == "tray":
             return cmd_tray(paths)
         if args.command == "demo":
@@ -178,7 +187,7 @@ def cmd_check(paths: Paths) -> int:
 
     config = load_config(paths.config_file)
     print(f"Configuration {paths.config_file}: valid.")
-    report = asyncio.run(run_preflight(config))
+    report = asyncio.run(run_preflight(config, sign_ins=SignIns(Credentials(), paths.sign_in_locks)))
     _print_findings(report)
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
@@ -272,6 +281,22 @@ def cmd_secret(paths: Paths, action: str, account: str | None, *, smtp: bool) ->
     return EXIT_OK
 
 
+def cmd_client_secret(paths: Paths, action: str, provider: str) -> int:
+    config = _config_if_present(paths)
+    if config is not None and provider not in {p.name for p in config.oauth_providers}:
+        known = ", ".join(p.name for p in config.oauth_providers) or "(none)"
+        raise ConfigError(f"no [[oauth_provider]] is called {provider!r}", path=str(paths.config_file),
+                          fix=f"Use one of: {known}.")
+    if action == "delete":
+        raise ConfigError("deleting a client secret is not offered", fix="Store a new one with `secret set`, or "
+                          "remove the app's secret in the app registration.")
+    secret = _read_password(f"Client secret of {provider}: ")
+    _require(secret)
+    Credentials().set_oauth_client_secret(provider, secret)
+    print(f"Stored the client secret of {provider} in the keyring.")
+    return EXIT_OK
+
+
 def _require(password: str) -> None:
     if not password:
         raise ConfigError("the password is empty; nothing was stored",
@@ -354,7 +379,8 @@ async def _demo_headless(sandbox: Sandbox, once: bool) -> int:
               f"{', '.join(sorted(sandbox.exchange.accepted_domains))}\n"
               f"  configuration:        {sandbox.paths.config_file}\n", flush=True)
         print("== pop3gui check: find problems before any mail flows ==", flush=True)
-        preflight = await run_preflight(sandbox.config)
+        preflight = await run_preflight(sandbox.config,
+                                        sign_ins=SignIns(Credentials(), sandbox.paths.sign_in_locks))
         _print_findings(preflight)
         print("\n== pop3gui run --once: one cycle ==", flush=True)
         events: list[Event] = []

@@ -20,6 +20,7 @@ from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.errors import Pop3guiError, StateError
 from pop3gui.core.events.model import Event, EventId, Severity
 from pop3gui.core.events.recorder import EventRecorder
+from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.failures import Failure
 from pop3gui.core.state.lock import RunnerLock
 from pop3gui.core.state.paths import Paths
@@ -155,11 +156,13 @@ class ConnectorController(QObject):
 
     async def test_account(self, account: AccountConfig) -> list[Finding]:
         """The Test button: log in (STAT, CAPA, UIDL) and RCPT-probe the account's local target."""
-        findings = [await check_account(account, self.credentials)]
+        sign_ins = SignIns(self.credentials, self.paths.sign_in_locks)
+        findings = [await check_account(account, self.credentials, config=self.config, sign_ins=sign_ins)]
         just_this_account = Config(smtp=self.config.smtp, delivery=self.config.delivery,
                                    policies=self.config.policies, accounts=(account,),
-                                   rules=self.config.rules_for(account.name))
-        findings.extend(await probe_targets(just_this_account, self.credentials))
+                                   rules=self.config.rules_for(account.name),
+                                   oauth_providers=self.config.oauth_providers)
+        findings.extend(await probe_targets(just_this_account, self.credentials, sign_ins=sign_ins))
         return findings
 
     async def resubmit(self, record_id: str) -> str:

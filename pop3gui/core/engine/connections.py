@@ -13,7 +13,10 @@ import asyncio
 import ssl
 from dataclasses import dataclass, field
 
-from pop3gui.core.config.model import AccountConfig, SmtpConfig
+from pop3gui.core.config.model import AccountConfig, Config, SmtpConfig
+from pop3gui.core.oauth.endpoints import SMTP
+from pop3gui.core.oauth.session import SignIns
+from pop3gui.core.oauth.store import smtp_sign_in_key
 from pop3gui.core.pop3.client import Pop3Client
 from pop3gui.core.smtp.submit import SmtpSubmitter
 from pop3gui.core.state.credentials import Credentials
@@ -35,19 +38,29 @@ class LocalServer:
     config: SmtpConfig
     password: str | None = field(repr=False)  # never in a log or a traceback
     tls: ssl.SSLContext | None
+    oauth_token: str | None = field(default=None, repr=False)  # with auth = "oauth2", instead of the password
 
     def session(self) -> SmtpSubmitter:
         """A session to the local mail server, opened on first use."""
         smtp = self.config
         return SmtpSubmitter(smtp.host, smtp.port, security=smtp.security, username=smtp.username,
-                             password=self.password, timeout=smtp.timeout_s, ssl_context=self.tls)
+                             password=self.password, timeout=smtp.timeout_s, ssl_context=self.tls,
+                             oauth_token=self.oauth_token)
 
 
-async def open_local_server(smtp: SmtpConfig, credentials: Credentials) -> LocalServer:
-    """Load the password (from the keyring, off the event loop) and the TLS context.
+async def open_local_server(smtp: SmtpConfig, credentials: Credentials, sign_ins: SignIns | None = None,
+                            config: Config | None = None) -> LocalServer:
+    """Load the password (from the keyring, off the event loop) or access token, and the TLS context.
 
-    Raises CredentialError or TlsSetupError, each with its cause and fix.
+    Raises CredentialError, OAuthError or TlsSetupError, each with its cause and fix.
     """
     tls = client_context(verify=smtp.verify_tls, ca_file=smtp.ca_file) if smtp.security != "none" else None
-    password = await asyncio.to_thread(credentials.smtp_password, smtp.username) if smtp.username else None
-    return LocalServer(smtp, password, tls)
+    if not smtp.username:
+        return LocalServer(smtp, None, tls)
+    if smtp.auth == "oauth2":
+        if sign_ins is None or config is None:
+            raise ValueError("an OAuth2 login to the local server needs the sign-ins and the configuration")
+        token = await sign_ins.access_token(smtp_sign_in_key(smtp.username),
+                                            config.oauth_provider(smtp.oauth_provider), SMTP)
+        return LocalServer(smtp, None, tls, token)
+    return LocalServer(smtp, await asyncio.to_thread(credentials.smtp_password, smtp.username), tls)

@@ -18,13 +18,15 @@ from pop3gui.core.config.model import AccountConfig, Config
 from pop3gui.core.config.policies import policy_warnings
 from pop3gui.core.engine.connections import LocalServer, open_local_server
 from pop3gui.core.engine.delivery import AbortAccount, Deliverer
+from pop3gui.core.engine.login import AccountLogin
 from pop3gui.core.engine.mailbox import MailboxSession
 from pop3gui.core.engine.message import InFlight
 from pop3gui.core.engine.report import Reporter
 from pop3gui.core.engine.status import AccountResult, CycleResult, Phase, StatusObserver
-from pop3gui.core.errors import ConfigError, CredentialError, SmtpError, StateError, TlsSetupError
+from pop3gui.core.errors import ConfigError, CredentialError, OAuthError, SmtpError, StateError, TlsSetupError
 from pop3gui.core.events.model import EventBus, EventId, Severity
 from pop3gui.core.failures import Failure
+from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.state.journal import Journal
 from pop3gui.core.state.paths import Paths
@@ -36,10 +38,11 @@ class Connector:
 
     def __init__(self, config: Config, paths: Paths, bus: EventBus, *,
                  credentials: Credentials | None = None, journal: Journal | None = None,
-                 observer: StatusObserver | None = None) -> None:
+                 observer: StatusObserver | None = None, sign_ins: SignIns | None = None) -> None:
         self.config = config
         self.paths = paths
         self.credentials = credentials or Credentials()
+        self.sign_ins = sign_ins or SignIns(self.credentials, paths.sign_in_locks)
         self.journal = journal or Journal(paths.journal_db)
         self.spool = Spool(paths.spool_dir)
         self.quarantine = Quarantine(paths.quarantine_dir)
@@ -102,9 +105,10 @@ class Connector:
                 fix="Turn it back on; for a private certificate set smtp.ca_file to its CA instead.",
                 diagnosis=Failure.TLS_NOT_VERIFIED)
         try:
-            local = await open_local_server(smtp, self.credentials)
-        except (CredentialError, TlsSetupError) as exc:
-            eid = EventId.CREDENTIAL_MISSING if isinstance(exc, CredentialError) else EventId.SMTP_CONNECTION_FAILED
+            local = await open_local_server(smtp, self.credentials, self.sign_ins, self.config)
+        except (CredentialError, TlsSetupError, OAuthError) as exc:
+            eid = (EventId.CREDENTIAL_MISSING if isinstance(exc, CredentialError) else
+                   EventId.SIGN_IN_FAILED if isinstance(exc, OAuthError) else EventId.SMTP_CONNECTION_FAILED)
             self.report.event(eid, Severity.ERROR, str(exc), cause=exc.cause, fix=exc.fix, diagnosis=exc.failure)
             for account in accounts:
                 res = AccountResult(account.name)
@@ -145,25 +149,24 @@ class Connector:
         self.report.status(account.name, Phase.CONNECTING)
         self.report.event(EventId.ACCOUNT_STARTED, Severity.INFO,
                           f"Connecting to {account.host}:{account.port} as {account.username}.", account=account.name)
-        # The keyring lookup (slow on some desktops) runs while the connection is set up.
-        password = asyncio.ensure_future(asyncio.to_thread(self.credentials.pop3_password, account.name))
+        # The keyring lookup or the token refresh runs while the connection is set up.
+        login = AccountLogin(account, self.config, self.credentials, self.sign_ins)
         session = MailboxSession(account, config=self.config, journal=self.journal, spool=self.spool,
                                  deliverer=self.deliverer, report=self.report, local=local,
                                  stopping=lambda: self.stopping)
         try:
             self._clear_spool(account.name)
-            await session.run(password, res)
+            await session.run(login, res)
         except CredentialError as exc:
             self.report.failure(res, EventId.CREDENTIAL_MISSING, exc)
+        except OAuthError as exc:
+            self.report.failure(res, EventId.SIGN_IN_FAILED, exc)
         except StateError as exc:
             self.report.failure(res, EventId.SPOOL_FAILED, exc)
         except AbortAccount:
             pass  # recorded on res where it was raised
         finally:
-            if not password.done():
-                password.cancel()
-            elif not password.cancelled():
-                password.exception()  # a lookup that failed after the connection did is not "never retrieved"
+            login.close()
             with contextlib.suppress(OSError, StateError):
                 self.spool.clear(account.name)  # downloaded but never submitted: still on the server
         self.report.event(EventId.ACCOUNT_FINISHED, Severity.INFO if res.clean else Severity.WARNING,
@@ -210,7 +213,7 @@ class Connector:
         shutil.copyfile(self.quarantine.message_path(record.id), spool)
         msg = InFlight(0, record.uid, spool.stat().st_size, spool)
         res = AccountResult(account.name)
-        smtp = (await open_local_server(self.config.smtp, self.credentials)).session()
+        smtp = (await open_local_server(self.config.smtp, self.credentials, self.sign_ins, self.config)).session()
         try:
             await self.deliverer.deliver(account, msg, smtp, res, resubmission=True)
         except SmtpError as exc:

@@ -18,6 +18,7 @@ from typing import BinaryIO
 from pop3gui.core.config.model import AccountConfig, Config
 from pop3gui.core.engine.connections import LocalServer, pop3_client
 from pop3gui.core.engine.delivery import AbortAccount, Deliverer
+from pop3gui.core.engine.login import AccountLogin
 from pop3gui.core.engine.message import InFlight
 from pop3gui.core.engine.report import Reporter
 from pop3gui.core.engine.status import AccountResult, Progress
@@ -75,7 +76,7 @@ class MailboxSession:
         self.report.event(eid, severity, text, account=self.account.name, cause=cause, fix=fix,
                           diagnosis=diagnosis, outcome=outcome)
 
-    async def run(self, password: asyncio.Future[str], res: AccountResult) -> None:
+    async def run(self, login: AccountLogin, res: AccountResult) -> None:
         """The whole session; a POP3 failure is reported on *res*, never raised."""
         account = self.account
         try:
@@ -94,7 +95,7 @@ class MailboxSession:
                             "network could pose as the server and read the password.",
                             fix="Turn certificate checking back on; if the server has a private certificate, set "
                             "ca_file to its CA instead.", diagnosis=Failure.TLS_NOT_VERIFIED)
-            await client.login(account.username, await password)
+            await login.log_in(client)
             self._event(EventId.POP3_CONNECTED, Severity.DEBUG,
                         f"Logged in to {account.host}; capabilities: {', '.join(client.capabilities) or 'none'}.")
             sizes, listed = await client.listing()

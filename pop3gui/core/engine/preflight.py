@@ -21,9 +21,12 @@ from pop3gui.core.smtp.diagnose import (
     needs_postmaster_probe,
     refusal_label,
 )
-from pop3gui.core.errors import CredentialError, Pop3Error, SmtpError, TlsSetupError
+from pop3gui.core.errors import CredentialError, OAuthError, Pop3Error, SmtpError, TlsSetupError
 from pop3gui.core.smtp.submit import RecipientReply, SmtpSubmitter
 from pop3gui.core.engine.connections import open_local_server, pop3_client
+from pop3gui.core.engine.login import AccountLogin
+from pop3gui.core.oauth.session import SignIns
+from pop3gui.core.state.paths import default_paths
 
 
 @dataclass(frozen=True)
@@ -60,48 +63,66 @@ def local_targets(config: Config) -> list[tuple[str, str]]:
     return [(where, address) for address, where in seen.items()]
 
 
-async def check_account(account: AccountConfig, credentials: Credentials) -> Finding:
-    """Log in, STAT, CAPA and UIDL; send nothing, delete nothing."""
+async def check_account(account: AccountConfig, credentials: Credentials, *, config: Config | None = None,
+                        sign_ins: SignIns | None = None) -> Finding:
+    """Log in, STAT, CAPA and UIDL; send nothing, delete nothing.
+
+    An OAuth2 account uses its stored sign-in (refreshed if due); *config*
+    names its provider.  Without a sign-in the finding says how to sign in.
+    """
     subject = f"account '{account.name}'"
+    sign_ins = sign_ins or _sign_ins(credentials)
+    login = AccountLogin(account, config or Config(accounts=(account,)), credentials, sign_ins)
     try:
-        password = await asyncio.to_thread(credentials.pop3_password, account.name)
         client = pop3_client(account)
         async with client:
-            await client.login(account.username, password)
+            await login.log_in(client)
             count, size = await client.stat()
             uidl = await client.uidl()
             caps = ", ".join(sorted(client.capabilities)) or "none"
-    except (CredentialError, Pop3Error, TlsSetupError) as exc:
+    except (CredentialError, Pop3Error, TlsSetupError, OAuthError) as exc:
         return Finding(False, subject, str(exc), exc.cause, exc.fix)
+    except KeyError:
+        return Finding(False, subject, f"oauth_provider {account.oauth_provider!r} is not configured", "",
+                       "Add the [[oauth_provider]] this account names.")
+    finally:
+        login.close()
     text = f"logged in to {account.host}:{account.port}; {count} message(s), {size} bytes; capabilities: {caps}"
     if uidl is None:
         return Finding(True, subject, text + "; no UIDL (messages are identified by a header hash)")
     return Finding(True, subject, text)
 
 
-async def run_preflight(config: Config, credentials: Credentials | None = None) -> Report:
+async def run_preflight(config: Config, credentials: Credentials | None = None, *,
+                        sign_ins: SignIns | None = None) -> Report:
     credentials = credentials or Credentials()
+    sign_ins = sign_ins or _sign_ins(credentials)
     report = Report()
     for warning in policy_warnings(config):
         report.add(Finding(False, warning.address, warning.text, "No recipient policy covers this domain.",
                            warning.fix))
     for account in config.accounts:
         if account.enabled:
-            report.add(await check_account(account, credentials))
-    report.findings.extend(await probe_targets(config, credentials))
+            report.add(await check_account(account, credentials, config=config, sign_ins=sign_ins))
+    report.findings.extend(await probe_targets(config, credentials, sign_ins=sign_ins))
     return report
 
 
-async def probe_targets(config: Config, credentials: Credentials) -> list[Finding]:
+def _sign_ins(credentials: Credentials) -> SignIns:
+    """The sign-ins of this machine's installation, sharing the runner's refresh locks."""
+    return SignIns(credentials, default_paths().sign_in_locks)
+
+
+async def probe_targets(config: Config, credentials: Credentials, *, sign_ins: SignIns | None = None) -> list[Finding]:
     """Connect to the local server and RCPT-probe every local target (MAIL, RCPT, RSET)."""
     smtp_subject = f"smtp {config.smtp.host}:{config.smtp.port}"
     try:
-        local = await open_local_server(config.smtp, credentials)
+        local = await open_local_server(config.smtp, credentials, sign_ins or _sign_ins(credentials), config)
         targets = local_targets(config)
         async with local.session() as smtp:
             probe = await smtp.probe("", [address for _, address in targets]) if targets else None
             postmaster = await _postmaster_answers(smtp, probe.replies if probe else ())
-    except (CredentialError, SmtpError, TlsSetupError) as exc:
+    except (CredentialError, SmtpError, TlsSetupError, OAuthError) as exc:
         return [Finding(False, smtp_subject, str(exc), exc.cause, exc.fix)]
     findings = [Finding(True, smtp_subject, "connected" + (" and logged in" if config.smtp.username else ""))]
     for (where, _), reply in zip(targets, probe.replies if probe else ()):  # noqa: B905

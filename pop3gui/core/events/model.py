@@ -45,6 +45,7 @@ class EventId(enum.IntEnum):
     # Credentials and configuration
     CREDENTIAL_MISSING = 1101
     POLICY_WARNING = 1102
+    SIGN_IN_FAILED = 1103
     # POP3
     POP3_CONNECTED = 2001
     POP3_LOGIN_FAILED = 2002
