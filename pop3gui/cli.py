@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     sec.add_argument("account", nargs="?", help="the account name (not needed with --smtp)")
     sec.add_argument("--smtp", action="store_true", help="the SMTP login of [smtp] username instead")
     sec.add_argument("--oauth-client", metavar="PROVIDER",
-                     help="the client secret of an app-only [[oauth_provider]] instead")
+                     help="the client secret of an [[oauth_provider]] instead (app-only apps; Google's Desktop "
+                     "clients)")
 
     cli_auth.add_parser(sub)
 

@@ -71,7 +71,7 @@ class DeviceCode:
 
 
 async def browser_sign_in(ends: Endpoints, client_id: str, open_page: Callable[[str], object], *,
-                          timeout: float = 300.0) -> Tokens:
+                          timeout: float = 300.0, client_secret: str = "") -> Tokens:
     """Authorization code with PKCE; *open_page* shows the sign-in page (a browser, or a test)."""
     verifier = generate_token(64)
     state = generate_token(24)
@@ -97,13 +97,13 @@ async def browser_sign_in(ends: Endpoints, client_id: str, open_page: Callable[[
         server.close()
         await server.wait_closed()
     params = _redirect_params(target, state)
-    return await _token_request(ends.token_url, {
+    return await _token_request(ends.token_url, _with_secret({
         "grant_type": "authorization_code", "code": params["code"], "redirect_uri": redirect_uri,
-        "client_id": client_id, "code_verifier": verifier})
+        "client_id": client_id, "code_verifier": verifier}, client_secret))
 
 
 async def device_sign_in(ends: Endpoints, client_id: str, show: Callable[[DeviceCode], object], *,
-                         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> Tokens:
+                         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, client_secret: str = "") -> Tokens:
     """The device authorization grant: the user signs in elsewhere with a short code."""
     if not ends.device_url:
         raise OAuthClientInvalid("this provider has no device sign-in", cause="No device_url is known for it.",
@@ -125,8 +125,8 @@ async def device_sign_in(ends: Endpoints, client_id: str, show: Callable[[Device
     while True:
         await sleep(interval)
         try:
-            return await _token_request(ends.token_url, {"grant_type": DEVICE_GRANT, "device_code": device_code,
-                                                         "client_id": client_id})
+            return await _token_request(ends.token_url, _with_secret(
+                {"grant_type": DEVICE_GRANT, "device_code": device_code, "client_id": client_id}, client_secret))
         except _Pending as pending:
             if pending.slow_down:
                 interval += 5  # RFC 8628 §3.5
@@ -136,10 +136,16 @@ async def device_sign_in(ends: Endpoints, client_id: str, show: Callable[[Device
                                fix="Run `pop3gui auth login ACCOUNT --device` again and enter the new code.")
 
 
-async def refresh(ends: Endpoints, client_id: str, refresh_token: str) -> Tokens:
+async def refresh(ends: Endpoints, client_id: str, refresh_token: str, *, client_secret: str = "") -> Tokens:
     """A new access token (and, with most providers, a new refresh token)."""
-    return await _token_request(ends.token_url, {"grant_type": "refresh_token", "refresh_token": refresh_token,
-                                                 "client_id": client_id, "scope": " ".join(ends.scopes)})
+    return await _token_request(ends.token_url, _with_secret(
+        {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id,
+         "scope": " ".join(ends.scopes)}, client_secret))
+
+
+def _with_secret(form: dict[str, str], client_secret: str) -> dict[str, str]:
+    """Installed apps of some providers (Google's Desktop clients) send their client secret too."""
+    return {**form, "client_secret": client_secret} if client_secret else form
 
 
 async def app_token(ends: Endpoints, client_id: str, secret: str) -> Tokens:

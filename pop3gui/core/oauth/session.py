@@ -67,9 +67,11 @@ class SignIns:
             if provider.app_only:
                 tokens = await self._app_tokens(provider, purpose)
             elif show_code is not None:
-                tokens = await flows.device_sign_in(ends, provider.client_id, show_code)
+                tokens = await flows.device_sign_in(ends, provider.client_id, show_code,
+                                                    client_secret=await self._client_secret(provider))
             elif open_page is not None:
-                tokens = await flows.browser_sign_in(ends, provider.client_id, open_page)
+                tokens = await flows.browser_sign_in(ends, provider.client_id, open_page,
+                                                     client_secret=await self._client_secret(provider))
             else:
                 raise ValueError("a sign-in needs a page opener or a code display")
         except OAuthError as exc:
@@ -112,12 +114,17 @@ class SignIns:
                 raise SignInNeeded(f"{_owner(key)} is not signed in",
                                    cause="It signs in with OAuth2 and no sign-in is stored in the keyring.",
                                    fix="Sign in: `pop3gui auth login ACCOUNT`.")
-            tokens = await flows.refresh(ends, provider.client_id, sign_in.refresh_token)
+            tokens = await flows.refresh(ends, provider.client_id, sign_in.refresh_token,
+                                         client_secret=await self._client_secret(provider))
             rotated = replace(sign_in, refresh_token=tokens.refresh_token or sign_in.refresh_token,
                               identity=tokens.identity or sign_in.identity, scope=tokens.scope or sign_in.scope,
                               refreshed_at=self._clock())
             await asyncio.to_thread(self.store.save, key, rotated)  # before the new access token is used
         return tokens
+
+    async def _client_secret(self, provider: OAuthProviderConfig) -> str:
+        """A stored client secret for providers whose installed apps have one (Google); "" otherwise."""
+        return await asyncio.to_thread(self.credentials.oauth_client_secret_if_any, provider.name)
 
     async def _app_tokens(self, provider: OAuthProviderConfig, purpose: str) -> flows.Tokens:
         secret = await asyncio.to_thread(self.credentials.oauth_client_secret, provider.name)

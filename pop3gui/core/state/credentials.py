@@ -156,6 +156,11 @@ class Credentials:
             )
         return value
 
+    def oauth_client_secret_if_any(self, provider: str) -> str:
+        """The client secret of *provider* when one is stored, else "" (public clients have none)."""
+        return _call(f"read the client secret of {provider!r}", _backend().get_password, OAUTH_CLIENT_SERVICE,
+                     provider) or ""
+
     def set_oauth_client_secret(self, provider: str, secret: str) -> None:
         _call(f"store the client secret of {provider!r}", _backend().set_password, OAUTH_CLIENT_SERVICE, provider,
               secret)

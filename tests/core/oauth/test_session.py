@@ -193,3 +193,16 @@ async def test_an_app_signs_in_with_its_secret_from_the_keyring(tmp_path: Path, 
 def test_tokens_never_show_in_a_repr() -> None:
     tokens = flows.Tokens("SECRET-ACCESS", 1.0, "SECRET-REFRESH", "mail", "alice@contoso.com")
     assert "SECRET" not in repr(tokens) and "SECRET" not in str(tokens)
+
+
+async def test_an_installed_app_with_a_client_secret_sends_it_when_one_is_stored(
+        tmp_path: Path, ring: MemoryKeyring, idp: FakeAuthServer) -> None:
+    """Google's Desktop clients: PKCE and the client secret together."""
+    idp.client_secret = "desktop-secret"
+    session = sign_ins(tmp_path)
+    with pytest.raises(OAuthClientInvalid):
+        await session.sign_in(KEY, provider_for(idp), open_page=browse)
+    Credentials().set_oauth_client_secret("lab", "desktop-secret")
+    await session.sign_in(KEY, provider_for(idp), open_page=browse)
+    assert idp.is_live(await session.access_token(KEY, provider_for(idp), renew=True))
+    assert all(r.get("client_secret") is True for r in idp.token_requests if r["status"] == 200)
