@@ -2,7 +2,7 @@
 
 Signing in opens the system browser (authorization code with PKCE, answered
 on a loopback port), or with ``--device`` — and by itself where there is no
-screen — prints a code to enter on another device.  What lasts is kept in
+screen and no $BROWSER — prints a code to enter on another device.  What lasts is kept in
 the OS keyring; nothing token-like is ever printed.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 import webbrowser
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ def run(paths: Paths, args: argparse.Namespace) -> int:
         gone = asyncio.run(sign_ins.sign_out(user.key))
         print(f"Signed out {user.label}." if gone else f"{user.label} was not signed in.")
         return EXIT_OK
-    device = args.device or not has_display()
+    # A screen, or a browser command the user named ($BROWSER, e.g. a text browser over SSH), can show the page.
+    device = args.device or not (has_display() or os.environ.get("BROWSER"))
     record = asyncio.run(sign_ins.sign_in(user.key, user.provider, user.purpose,
                                           open_page=None if device else _open_browser,
                                           show_code=_show_code if device else None))

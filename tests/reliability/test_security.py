@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -21,12 +23,13 @@ from typing import Any
 
 import pytest
 
-from pop3gui.core.config.model import AccountConfig, SmtpConfig
+from pop3gui.core.config.model import AccountConfig, OAuthProviderConfig, SmtpConfig
 from pop3gui.core.config.save import save_config
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.state.spool import Quarantine
 from tests.servers.dovecot import DovecotServer
-from tests.support.crash import files_under, run_cli
+from tests.servers.pop3_fixtures import OAuthDovecot
+from tests.support.crash import cli_env, files_under, run_cli
 from tests.support.killer_proxy import KillerProxy, Trigger
 from tests.support.office import ADMIN, Office, make_message
 from tests.support.recording_smtp import RecordingSmtp
@@ -140,6 +143,58 @@ def test_no_secret_leaves_the_keyring(office: Office, tmp_path: Path, record_pro
           f"for {len(needles)} forms of 3 passwords: {len(hits)} hit(s)")
     record_property("secret_places_searched", len(places.items))
     record_property("secret_hits", len(hits))
+    assert hits == []
+
+
+def token_forms(user: str, token: str) -> set[str]:
+    """An OAuth2 token as it could leak: raw, and inside the XOAUTH2 and OAUTHBEARER strings in base64."""
+    forms = {token}
+    for blob in (f"user={user}\x01auth=Bearer {token}\x01\x01", f"auth=Bearer {token}"):
+        encoded = _b64(blob)
+        forms |= {encoded, encoded.rstrip("=")}
+    forms.add(_b64(f"\x01auth=Bearer {token}\x01\x01")[8:60])  # any slice of a longer OAUTHBEARER string
+    return forms
+
+
+def test_no_oauth_token_leaves_the_keyring(office: Office, dovecot_oauth: OAuthDovecot, record_property: Any) -> None:
+    """Sign in, check, run twice (a token refused and renewed), status: no token in any file or output."""
+    idp = dovecot_oauth.auth
+    provider = OAuthProviderConfig(name="lab", client_id=idp.client_id, kind="generic",
+                                   authorize_url=idp.authorize_url, token_url=idp.token_url,
+                                   device_url=idp.device_url, scopes=("mail", "offline_access"))
+    account = AccountConfig(name="m365", host="127.0.0.1", port=dovecot_oauth.pop3s_port, security="tls",
+                            ca_file=str(dovecot_oauth.ca_path), username=dovecot_oauth.user, kind="user",
+                            deliver_to=ALICE, timeout_s=20, auth="oauth2", oauth_provider="lab")
+    office.use(account, oauth_providers=(provider,))
+    dovecot_oauth.deliver(make_message(to=ALICE, subject="first"))
+    places = Places()
+    browser = dict(cli_env(office.home), BROWSER=f"{sys.executable} -m tests.support.browser %s",
+                   PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+
+    def cli(*args: str, env: dict[str, str] | None = None) -> int:
+        out = subprocess.run([sys.executable, "-m", "pop3gui", *args], capture_output=True, text=True,
+                             env=env or cli_env(office.home), timeout=120, cwd=Path(__file__).resolve().parents[2])
+        places.add(f"stdout of `pop3gui {' '.join(args)}` #{len(places.items)}", out.stdout)
+        places.add(f"stderr of `pop3gui {' '.join(args)}` #{len(places.items)}", out.stderr)
+        return out.returncode
+
+    assert cli("auth", "login", "m365", env=browser) == 0
+    assert cli("check") == 0
+    assert cli("run", "--once") == 0
+    idp.expire_access_tokens()
+    dovecot_oauth.deliver(make_message(to=ALICE, subject="second"))
+    assert cli("run", "--once") == 0
+    assert cli("auth", "status") == 0 and cli("auth", "status", "--json") == 0
+    assert cli("events", "--json", "--limit", "100000") == 0
+    assert dovecot_oauth.messages() == [] and len(office.local.wait_for_delivered(2)) == 2
+
+    for path in files_under(office.home):
+        places.add(str(path.relative_to(office.home)), path.read_bytes())
+    tokens = list(idp._tokens)  # every access and refresh token the provider ever issued
+    assert len(tokens) >= 4
+    needles = set().union(*(token_forms(dovecot_oauth.user, token) for token in tokens))
+    hits = sorted({(place, needle[:10]) for place, needle in places.hits(needles)})
+    record_property("token_places_searched", len(places.items))
     assert hits == []
 
 
