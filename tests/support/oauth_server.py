@@ -23,7 +23,9 @@ constructor's values): ``user`` (who signs in), ``client_id``,
 (characters; Microsoft's access tokens are about 1500), ``deny_consent``,
 ``slow_down_once``, ``interval`` and ``device_expires_in`` (device flow),
 ``rotate_refresh_tokens`` (False: a refresh keeps the old refresh token and
-returns none, as Google does), ``introspection_down`` (introspection answers
+returns none, as Google does), ``replaced_refresh_tokens_live`` (True: a
+rotated-out refresh token keeps working until it expires, as Microsoft's
+do; False: it dies at once, the strictest provider), ``introspection_down`` (introspection answers
 503, as a provider outage looks to Dovecot).
 
 Its clock is the real one plus ``advance(seconds)``, so expiry is tested
@@ -138,13 +140,15 @@ class FakeAuthServer:
                  refresh_lifetime: int = 90 * 86400, token_length: int = 1500,
                  refresh_token_length: int = 500, deny_consent: bool = False,
                  slow_down_once: bool = False, interval: int = 1, device_expires_in: int = 900,
-                 rotate_refresh_tokens: bool = True, introspection_down: bool = False) -> None:
+                 rotate_refresh_tokens: bool = True, introspection_down: bool = False,
+                 replaced_refresh_tokens_live: bool = False) -> None:
         self._defaults: dict[str, Any] = dict(
             user=user, client_id=client_id, client_secret=client_secret, access_lifetime=access_lifetime,
             refresh_lifetime=refresh_lifetime, token_length=token_length,
             refresh_token_length=refresh_token_length, deny_consent=deny_consent,
             slow_down_once=slow_down_once, interval=interval, device_expires_in=device_expires_in,
             rotate_refresh_tokens=rotate_refresh_tokens, introspection_down=introspection_down,
+            replaced_refresh_tokens_live=replaced_refresh_tokens_live,
         )
         self.user = user
         self.client_id = client_id
@@ -159,6 +163,7 @@ class FakeAuthServer:
         self.device_expires_in = device_expires_in
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.introspection_down = introspection_down
+        self.replaced_refresh_tokens_live = replaced_refresh_tokens_live
         self.token_requests: list[dict[str, Any]] = []
         self.authorize_requests: list[dict[str, str]] = []
         self.introspections = 0
@@ -494,7 +499,8 @@ class FakeAuthServer:
                                " application.")
         scope = form.get("scope") or token.scope
         if self.rotate_refresh_tokens:
-            token.revoked = True  # rotation: the old one stops working at once
+            if not self.replaced_refresh_tokens_live:
+                token.revoked = True  # strict rotation: the old one stops working at once
             return self._issue(token.user, token.client_id, scope, refresh=True, id_token=True,
                                grant=token.grant)
         return self._issue(token.user, token.client_id, scope, refresh=False, id_token=True, grant=token.grant)
