@@ -153,3 +153,12 @@ def test_sign_in_on_another_device_with_a_code(office: Office, dovecot_oauth: OA
     assert Counter(r["grant_type"] for r in idp.token_requests)["urn:ietf:params:oauth:grant-type:device_code"] >= 1
     logout = pop3gui("auth", "logout", "m365")
     assert logout.returncode == 0 and SignInStore(Credentials()).load(sign_in_key("m365")) is None
+
+
+def test_check_reports_an_account_that_is_not_signed_in_with_the_command_to_run(
+        office: Office, dovecot_oauth: OAuthDovecot) -> None:
+    office.use(oauth_account(dovecot_oauth), oauth_providers=(provider(dovecot_oauth),))
+    out = pop3gui("check")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "[PROBLEM] account 'm365'" in out.stdout and "not signed in" in out.stdout
+    assert "pop3gui auth login m365" in out.stdout and "Traceback" not in out.stderr
