@@ -370,6 +370,7 @@ def cmd_demo(*, headless: bool, once: bool, tray: bool, keep: bool) -> int:
 
 async def _demo_headless(sandbox: Sandbox, once: bool) -> int:
     from pop3gui.core.engine.preflight import run_preflight
+    from pop3gui.demo.sandbox import DANA, OAUTH_ACCOUNT
 
     started = time.monotonic()
     async with sandbox:
@@ -378,7 +379,15 @@ async def _demo_headless(sandbox: Sandbox, once: bool) -> int:
               f"{', '.join(sandbox.pop3.mailboxes)}\n"
               f"  fake Exchange (SMTP): 127.0.0.1:{sandbox.exchange.port}, accepts "
               f"{', '.join(sorted(sandbox.exchange.accepted_domains))}\n"
+              f"  demo sign-in page:    {sandbox.sign_in_page.authorize_url} (OAuth2 for {DANA})\n"
               f"  configuration:        {sandbox.paths.config_file}\n", flush=True)
+        print(f"== pop3gui auth login {OAUTH_ACCOUNT}: sign in with OAuth2 ==\n"
+              f"Signing in {DANA} at the demo sign-in page (a real provider would show its own page in your "
+              "browser); the demo presses Allow itself.", flush=True)
+        record = await sandbox.sign_in()
+        print(f"Signed in account {OAUTH_ACCOUNT!r} as {record.identity}; the sign-in is kept in the sandbox's "
+              "in-memory keyring (`pop3gui auth login` keeps it in the OS keyring). No password is stored for "
+              "this mailbox.\n", flush=True)
         print("== pop3gui check: find problems before any mail flows ==", flush=True)
         preflight = await run_preflight(sandbox.config,
                                         sign_ins=SignIns(Credentials(), sandbox.paths.sign_in_locks))

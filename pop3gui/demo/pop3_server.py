@@ -7,19 +7,33 @@ It is correct rather than clever: USER/PASS login, STAT, LIST, UIDL, RETR
 (dot-stuffed), TOP, DELE (applied only on a QUIT in the transaction state, as
 RFC 1939 says; a dropped session deletes nothing), RSET, NOOP, QUIT, and one
 session per mailbox at a time (``-ERR [IN-USE]``, RFC 2449).
+
+A mailbox added with ``oauth=True`` takes no password: it logs in only with
+an OAuth2 access token, over SASL (RFC 5034) ``AUTH XOAUTH2`` or ``AUTH
+OAUTHBEARER`` (RFC 7628), with the response on the command line or after the
+``+`` continuation.  The server's *token_check* says whose a token is.  A
+refused token is answered as Dovecot does: a ``+`` continuation carrying the
+error as base64 JSON, then, after the client's answer, ``-ERR [AUTH]``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import itertools
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-CAPABILITIES = ("USER", "TOP", "UIDL", "PIPELINING", "RESP-CODES", "IMPLEMENTATION pop3gui-demo")
+CAPABILITIES = ("USER", "TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE", "SASL XOAUTH2 OAUTHBEARER",
+                "IMPLEMENTATION pop3gui-demo")
 MAX_COMMAND = 255  # RFC 2449: a command line is at most 255 octets with its CRLF
+MAX_SASL_LINE = 16 * 1024  # a SASL response carries a token and may be longer than a command
+OAUTH_MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
+AUTH_FAILED = "-ERR [AUTH] Authentication failed."  # Dovecot's words
 
 
 def to_crlf(data: bytes) -> bytes:
@@ -48,17 +62,80 @@ class Mailbox:
     messages: list[_Message] = field(default_factory=list)
     sessions: int = 0  # logins that succeeded
     locked: bool = False
+    oauth: bool = False  # logs in only with an OAuth2 access token, never with a password
+
+
+@dataclass(frozen=True)
+class Login:
+    """A login that succeeded: the user, and how (``USER/PASS``, ``XOAUTH2`` or ``OAUTHBEARER``)."""
+
+    user: str
+    method: str
+
+
+@dataclass(frozen=True)
+class _Bearer:
+    """A SASL XOAUTH2 or OAUTHBEARER response taken apart."""
+
+    user: str  # "" when OAUTHBEARER names no authorization identity
+    token: str
+
+
+def parse_bearer(mechanism: str, text: str) -> _Bearer | None:
+    """The user and token of a base64 XOAUTH2 or OAUTHBEARER response; None when it is malformed.
+
+    XOAUTH2: ``user=U^Aauth=Bearer T^A^A``.  OAUTHBEARER (RFC 7628): a GS2
+    header ``n,a=U,`` (the user may be left out), then ``key=value`` pairs
+    ending in ``^A^A``, among them ``auth=Bearer T``.
+    """
+    try:
+        raw = base64.b64decode(text, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    if not raw.endswith("\x01\x01"):
+        return None
+    parts = raw.split("\x01")
+    user = ""
+    if mechanism == "OAUTHBEARER":
+        gs2 = parts.pop(0).split(",")
+        if len(gs2) != 3 or gs2[0] not in ("n", "y") or gs2[2] or (gs2[1] and not gs2[1].startswith("a=")):
+            return None
+        user = gs2[1][2:].replace("=2C", ",").replace("=3D", "=")
+    pairs: dict[str, str] = {}
+    for part in filter(None, parts):
+        key, sep, value = part.partition("=")
+        if not sep:
+            return None
+        pairs[key] = value
+    scheme, _, token = pairs.get("auth", "").partition(" ")
+    if mechanism == "XOAUTH2":
+        user = pairs.get("user", "")
+        if not user:
+            return None
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return _Bearer(user, token)
+
+
+def error_challenge(mechanism: str) -> str:
+    """The ``+`` continuation's base64 JSON for a refused token (RFC 7628 §3.2.2; XOAUTH2 as Google words it)."""
+    status = "invalid_token" if mechanism == "OAUTHBEARER" else "401"
+    data = json.dumps({"status": status, "schemes": "bearer", "scope": "pop"}, separators=(",", ":"))
+    return base64.b64encode(data.encode()).decode("ascii")
 
 
 class DemoPop3Server:
     """In-memory POP3 mailboxes on loopback; see the module docstring."""
 
     def __init__(self, mailboxes: Mapping[str, tuple[str, Sequence[bytes]]] | None = None, *,
-                 host: str = "127.0.0.1", idle_timeout: float = 600.0) -> None:
+                 host: str = "127.0.0.1", idle_timeout: float = 600.0,
+                 token_check: Callable[[str], str | None] | None = None) -> None:
         self.host = host
         self.port = 0
         self.idle_timeout = idle_timeout
+        self.token_check = token_check  # access token -> the user it was issued to, or None
         self.mailboxes: dict[str, Mailbox] = {}
+        self.logins: list[Login] = []
         self._uids = itertools.count(1)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -67,8 +144,9 @@ class DemoPop3Server:
 
     # --- the mailboxes ------------------------------------------------------------
 
-    def add_mailbox(self, user: str, password: str, messages: Sequence[bytes] = ()) -> None:
-        self.mailboxes[user] = Mailbox(password)
+    def add_mailbox(self, user: str, password: str, messages: Sequence[bytes] = (), *, oauth: bool = False) -> None:
+        """A mailbox that logs in with *password*, or with *oauth* only with an access token for *user*."""
+        self.mailboxes[user] = Mailbox("" if oauth else password, oauth=oauth)
         for data in messages:
             self.add_message(user, data)
 
@@ -128,8 +206,10 @@ class _Session:
         self.reader = reader
         self.writer = writer
         self.user = ""  # after a USER command
-        self.box: Mailbox | None = None  # after a successful PASS
+        self.box: Mailbox | None = None  # after a successful login
         self.deleted: set[int] = set()  # message numbers marked by DELE
+        self.sasl: str | None = None  # the mechanism of an AUTH waiting for the client's response
+        self.sasl_refused = False  # the error challenge was sent: whatever comes next, -ERR
 
     def unlock(self) -> None:
         if self.box is not None:
@@ -145,6 +225,9 @@ class _Session:
             raw = await asyncio.wait_for(self.reader.readline(), self.server.idle_timeout)
             if not raw:
                 return
+            if self.sasl is not None:  # the client's response in a SASL exchange, not a command
+                self.sasl_step(raw)
+                continue
             if len(raw) > MAX_COMMAND:
                 self.send("-ERR command line too long")
                 continue
@@ -179,16 +262,74 @@ class _Session:
             self.send("+OK send PASS")
         elif verb == "PASS" and self.user:
             box = self.server.mailboxes.get(self.user)
-            if box is None or box.password != arg:
+            if box is not None and box.oauth:
+                self.user = ""
+                self.send("-ERR [AUTH] this mailbox signs in with OAuth2 only: use AUTH XOAUTH2 or AUTH OAUTHBEARER")
+            elif box is None or box.password != arg:
                 self.user = ""
                 self.send("-ERR [AUTH] invalid user name or password")
-            elif box.locked:
-                self.send("-ERR [IN-USE] the mailbox is in use by another session")
             else:
-                box.locked, box.sessions, self.box = True, box.sessions + 1, box
-                self.send(f"+OK logged in; {len(box.messages)} message(s)")
+                self.log_in(self.user, box, "USER/PASS")
+        elif verb == "AUTH":
+            self.auth(arg)
         else:
-            self.send("-ERR log in first with USER and PASS")
+            self.send("-ERR log in first: USER and PASS, or AUTH")
+
+    def log_in(self, user: str, box: Mailbox, method: str) -> None:
+        if box.locked:
+            self.send("-ERR [IN-USE] the mailbox is in use by another session")
+            return
+        box.locked, box.sessions, self.box = True, box.sessions + 1, box
+        self.server.logins.append(Login(user, method))
+        self.send(f"+OK logged in; {len(box.messages)} message(s)")
+
+    # --- SASL: AUTH XOAUTH2 and AUTH OAUTHBEARER -------------------------------------------
+
+    def auth(self, arg: str) -> None:
+        """``AUTH mechanism [initial-response]`` (RFC 5034); "=" is an empty initial response."""
+        mechanism, _, initial = arg.strip().partition(" ")
+        mechanism = mechanism.upper()
+        if mechanism not in OAUTH_MECHANISMS:
+            self.send("-ERR [AUTH] unsupported SASL mechanism; this server offers XOAUTH2 and OAUTHBEARER")
+            return
+        self.sasl = mechanism
+        initial = initial.strip()
+        if initial:
+            self.sasl_response("" if initial == "=" else initial)
+        else:
+            self.send("+ ")
+
+    def sasl_step(self, raw: bytes) -> None:
+        if self.sasl_refused:  # the client's answer to the error challenge ends the exchange
+            self.sasl, self.sasl_refused = None, False
+            self.send(AUTH_FAILED)
+        elif len(raw) > MAX_SASL_LINE:
+            self.sasl = None
+            self.send("-ERR [AUTH] SASL response too long")
+        else:
+            self.sasl_response(raw.decode("ascii", "replace").rstrip("\r\n"))
+
+    def sasl_response(self, text: str) -> None:
+        mechanism = self.sasl
+        assert mechanism is not None
+        if text == "*":
+            self.sasl = None
+            self.send("-ERR [AUTH] authentication cancelled")
+            return
+        bearer = parse_bearer(mechanism, text)
+        if bearer is None:
+            self.sasl = None
+            self.send(f"-ERR [AUTH] malformed {mechanism} response")
+            return
+        owner = self.server.token_check(bearer.token) if self.server.token_check is not None else None
+        user = bearer.user or owner or ""
+        box = self.server.mailboxes.get(user)
+        if box is None or not box.oauth or owner is None or owner.lower() != user.lower():
+            self.sasl_refused = True
+            self.send("+ " + error_challenge(mechanism))
+            return
+        self.sasl = None
+        self.log_in(user, box, mechanism)
 
     def live(self) -> dict[int, _Message]:
         assert self.box is not None

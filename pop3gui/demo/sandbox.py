@@ -21,10 +21,20 @@ The fix is one click: add ``contoso.eu`` to the policy
 (:meth:`Sandbox.accept_policy_domains` makes the Exchange follow a saved
 policy; :meth:`Sandbox.fix_policy` does both at once), then resubmit the
 quarantined message.
+
+One more mailbox shows OAuth2, the way Microsoft 365 and Gmail mailboxes log
+in: ``dana@contoso.com`` takes no password, only an access token over SASL
+XOAUTH2 or OAUTHBEARER.  The sandbox's own sign-in page
+(:mod:`pop3gui.demo.sign_in`) stands in for the provider; :meth:`Sandbox.sign_in`
+signs dana in through the connector's real sign-in path, playing the user who
+presses Allow, and the sign-in (a refresh token) lands in the sandbox's
+in-memory keyring.  From there the connector renews its access tokens as it
+would with a real provider.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import shutil
 import tempfile
@@ -38,13 +48,17 @@ from pop3gui.core.config.model import (
     AccountConfig,
     Config,
     DeliveryConfig,
+    OAuthProviderConfig,
     RecipientPolicy,
     RoutingRuleConfig,
     ScheduleConfig,
     SmtpConfig,
 )
 from pop3gui.core.config.save import save_config
-from pop3gui.core.state.credentials import POP3_SERVICE
+from pop3gui.core.oauth.session import SignIns
+from pop3gui.core.errors import Pop3guiError
+from pop3gui.core.oauth.store import SignIn, SignInStore, sign_in_key
+from pop3gui.core.state.credentials import POP3_SERVICE, Credentials
 from pop3gui.core.events.model import Event, EventBus, EventId
 from pop3gui.core.state.paths import Paths, ensure_private_dir
 from pop3gui.core.engine.preflight import Report
@@ -53,14 +67,19 @@ from pop3gui.core.engine.cycle import Connector
 from pop3gui.demo import keyring_backend
 from pop3gui.demo.exchange import DemoExchange, StoredMessage
 from pop3gui.demo.pop3_server import DemoPop3Server
+from pop3gui.demo.sign_in import CLIENT_ID, SCOPES, DemoSignIn, press_allow
 
 LOCAL_DOMAIN = "contoso.com"
 MISSING_DOMAIN = "contoso.eu"  # the office's new domain: neither the Exchange nor the policy has it yet
 ERIN = f"erin@{MISSING_DOMAIN}"
 UNDELIVERABLE = f"postmaster@{MISSING_DOMAIN}"  # already switched to the new domain, so it refuses too
 KB_SUBJECT = "Welcome to Contoso Europe"
+DANA = f"dana@{LOCAL_DOMAIN}"  # the mailbox that signs in with OAuth2: its ISP user name and its target
+OAUTH_ACCOUNT = "dana"
+OAUTH_PROVIDER = "contoso-demo"
+OAUTH_SUBJECT = "Your signed-in mailbox works"
 DELIVERED = ("alice@contoso.com", "bob@contoso.com", "carol@contoso.com", "dave@contoso.com",
-             "sales-team@contoso.com")
+             "sales-team@contoso.com", DANA)
 FOREIGN_CC = "partner@fabrikam.example"
 PASSWORDS = {"alice": "alice-demo-password", "office": "office-demo-password", "erin": "erin-demo-password"}
 
@@ -107,20 +126,36 @@ def sample_mailboxes() -> dict[str, tuple[str, list[bytes]]]:
             "erin": (PASSWORDS["erin"], erin)}
 
 
-def sample_config(pop3_port: int, smtp_port: int) -> Config:
+def sample_oauth_mail() -> list[bytes]:
+    """The mail waiting in dana's mailbox, which signs in with OAuth2."""
+    return [
+        sample_message(subject=OAUTH_SUBJECT, to=DANA, sender="Contoso IT <it@contoso.com>",
+                       body="Dana's ISP mailbox signs in with OAuth2, like Microsoft 365 and Gmail: pop3gui keeps "
+                       "no password for it, only the sign-in, and logs in with a short-lived access token "
+                       "(SASL XOAUTH2).\n"),
+    ]
+
+
+def sample_config(pop3_port: int, smtp_port: int, sign_in_url: str = "") -> Config:
+    """The sample configuration; *sign_in_url* is the base URL of the demo sign-in server."""
     def account(name: str, kind: str, deliver_to: str = "") -> AccountConfig:
         # security = "none" is the explicit opt-in to a plaintext login: fine on loopback only.
         return AccountConfig(name=name, host="127.0.0.1", port=pop3_port, security="none", username=name,
                              kind=kind, deliver_to=deliver_to, timeout_s=10)
 
+    dana = replace(account(OAUTH_ACCOUNT, "user", DANA), username=DANA, auth="oauth2",
+                   oauth_provider=OAUTH_PROVIDER, sasl="xoauth2")
     return Config(
         smtp=SmtpConfig(host="127.0.0.1", port=smtp_port, security="none", timeout_s=10),
         schedule=ScheduleConfig(interval_min=1),
         delivery=DeliveryConfig(undeliverable_to=UNDELIVERABLE),
         policies=(RecipientPolicy(name="Default Policy", domains=(LOCAL_DOMAIN,), primary=LOCAL_DOMAIN),),
         accounts=(account("alice", "user", "alice@contoso.com"), account("office", "global"),
-                  account("erin", "user", ERIN)),
+                  account("erin", "user", ERIN), dana),
         rules=(RoutingRuleConfig(account="office", contains="sales@", deliver_to="sales-team@contoso.com"),),
+        oauth_providers=(OAuthProviderConfig(name=OAUTH_PROVIDER, client_id=CLIENT_ID, kind="generic",
+                                             authorize_url=f"{sign_in_url}/authorize",
+                                             token_url=f"{sign_in_url}/token", scopes=SCOPES),),
     )
 
 
@@ -130,6 +165,37 @@ class Refusal:
     reply: str
     cause: str
     fix: str
+
+
+@dataclass(frozen=True)
+class OAuthStory:
+    """What happened to the mailbox that signs in with OAuth2, read from the sign-in page and the POP3 server."""
+
+    account: str
+    user: str  # the ISP user name
+    signed_in_as: str  # who the stored sign-in names; "" when none is stored
+    sign_ins: int  # sign-ins finished at the demo sign-in page
+    refreshes: int  # access tokens renewed from the stored sign-in (each rotated the refresh token)
+    logins: list[str]  # how each POP3 login of the mailbox presented its token
+
+    def lines(self, delivered: Sequence[StoredMessage]) -> list[str]:
+        out = [f"OAuth2 mailbox {self.user} (account {self.account}; no password is stored for it):"]
+        if not self.sign_ins:
+            out.append(f"  not signed in: its mail stays on the POP3 server until it is "
+                       f"(`pop3gui auth login {self.account}`)")
+            return out
+        out.append(f"  signed in at the demo sign-in page as {self.signed_in_as or '(nobody)'}; the sign-in is "
+                   "kept in the sandbox's in-memory keyring")
+        if self.refreshes:
+            out.append(f"  access token renewed from the stored sign-in {self.refreshes} time(s), the refresh "
+                       "token rotating each time")
+        if self.logins:
+            methods = ", ".join(sorted(set(self.logins)))
+            out.append(f"  logged in to the POP3 server {len(self.logins)} time(s) with AUTH {methods}")
+        mine = [m for m in delivered if m.recipient == self.user]
+        out.append("  delivered after sign-in:" if mine else "  delivered after sign-in: nothing")
+        out += [f"    {m.recipient:<26} <- {m.subject}" for m in mine]
+        return out
 
 
 @dataclass
@@ -142,6 +208,7 @@ class DemoReport:
     left_on_server: dict[str, list[str]]  # account -> subjects still on the POP3 server
     maildir_root: Path
     relay_attempts: list[str]  # RCPTs for foreign addresses other than the designed one
+    oauth: OAuthStory | None = None
     problems: list[str] = field(default_factory=list)  # how the run differs from the designed outcome
 
     @property
@@ -168,6 +235,8 @@ class DemoReport:
         out.append("Still on the POP3 server:" if left else "Still on the POP3 server: nothing (every message "
                    "was handled, then deleted)")
         out += [f"  {name}: {', '.join(subjects)}" for name, subjects in left.items()]
+        if self.oauth is not None:
+            out += self.oauth.lines(self.delivered)
         out.append(f"Maildirs of the Exchange: {self.maildir_root}")
         if self.as_designed:
             out += ["", f"The demo ran as designed (exit 0). The refusal of {ERIN} and {UNDELIVERABLE}, and the "
@@ -196,7 +265,9 @@ class Sandbox:
         # The same layout as POP3GUI_HOME=folder (see pop3gui.core.state.paths.default_paths).
         self.paths = Paths(config_file=self.folder / "config.toml", state_dir=self.folder / "state",
                            log_dir=self.folder / "logs")
-        self.pop3 = DemoPop3Server(sample_mailboxes())
+        self.sign_in_page = DemoSignIn(DANA)
+        self.pop3 = DemoPop3Server(sample_mailboxes(), token_check=self.sign_in_page.is_valid)
+        self.pop3.add_mailbox(DANA, "", sample_oauth_mail(), oauth=True)
         self.exchange = DemoExchange(self.folder / "exchange", [LOCAL_DOMAIN])
         self.keyring = keyring_backend.MemoryKeyring()
         self.config = Config()
@@ -210,14 +281,29 @@ class Sandbox:
         self._restore_keyring = keyring_backend.install(self.keyring)
         for name, password in PASSWORDS.items():
             self.keyring.set_password(POP3_SERVICE, name, password)
+        self.sign_in_page.start()
         await self.pop3.start()
         await self.exchange.start()
-        self.config = sample_config(self.pop3.port, self.exchange.port)
+        self.config = sample_config(self.pop3.port, self.exchange.port, self.sign_in_page.base_url)
         save_config(self.config, self.paths.config_file)
+
+    async def sign_in(self, sign_ins: SignIns | None = None) -> SignIn:
+        """Sign dana in as a user would, the sandbox pressing Allow on the demo sign-in page.
+
+        It is the connector's own sign-in (``pop3gui auth login dana`` runs
+        the same code): the authorization code with PKCE comes back to a
+        loopback listener, and the sign-in is stored in the keyring - the
+        sandbox's in-memory one while the sandbox runs.
+        """
+        sign_ins = sign_ins or SignIns(Credentials(), self.paths.sign_in_locks)
+        account = self.config.account(OAUTH_ACCOUNT)
+        return await sign_ins.sign_in(sign_in_key(account.name), self.config.oauth_provider(account.oauth_provider),
+                                      open_page=press_allow)
 
     async def stop(self) -> None:
         await self.pop3.stop()
         await self.exchange.stop()
+        await asyncio.to_thread(self.sign_in_page.stop)
         if self._restore_keyring is not None:
             self._restore_keyring()
             self._restore_keyring = None
@@ -278,9 +364,16 @@ class Sandbox:
         """Drop one more message into an ISP mailbox (addressed to the account's target); returns its UIDL."""
         acc = self.config.account(account)
         to = acc.deliver_to or f"{account}@{LOCAL_DOMAIN}"
-        return self.pop3.add_message(account, sample_message(subject=subject, to=to, body=body))
+        return self.pop3.add_message(acc.username, sample_message(subject=subject, to=to, body=body))
 
     # --- what happened ---------------------------------------------------------------
+
+    def oauth_story(self) -> OAuthStory:
+        """The OAuth2 mailbox so far: its sign-ins, token renewals and POP3 logins."""
+        return OAuthStory(
+            account=OAUTH_ACCOUNT, user=DANA, signed_in_as=_stored_identity(sign_in_key(OAUTH_ACCOUNT)),
+            sign_ins=self.sign_in_page.sign_ins, refreshes=self.sign_in_page.refreshes,
+            logins=[login.method for login in self.pop3.logins if login.user == DANA])
 
     def report(self, events: Iterable[Event], preflight: Report | None = None) -> DemoReport:
         """Summarise a first run on the fresh sample, and check it against the designed outcome."""
@@ -295,7 +388,10 @@ class Sandbox:
             maildir_root=self.exchange.root,
             relay_attempts=[a.address for a in self.exchange.rcpt_log
                             if a.address.rpartition("@")[2].lower() not in accepted_domains | {MISSING_DOMAIN}],
+            oauth=self.oauth_story(),
         )
+        if report.oauth is not None and not report.oauth.sign_ins:
+            report.problems.append(f"{DANA} was not signed in at the demo sign-in page")
         got = {m.recipient for m in delivered}
         for wanted in DELIVERED:
             if wanted not in got:
@@ -330,6 +426,15 @@ class Sandbox:
         if any(report.left_on_server.values()):
             report.problems.append("messages stayed on the POP3 server")
         return report
+
+
+def _stored_identity(key: str) -> str:
+    """Who the stored sign-in *key* names, read from the process's keyring; "" when there is none."""
+    try:
+        record = SignInStore(Credentials()).load(key)
+    except Pop3guiError:
+        return ""
+    return record.identity if record is not None else ""
 
 
 def _refusal(event: Event) -> Refusal:

@@ -13,6 +13,11 @@ it is a sandbox and walking a newcomer through KB Q325464:
 4. the one-click fix on Recipient Policies, then Apply;
 5. Quarantine: Resubmit delivers erin's message.
 
+Mail Accounts also lists dana@contoso.com, a mailbox that signs in with
+OAuth2 instead of a password: the demo signs it in at its own sign-in page
+when the sandbox starts (the sandbox presses Allow), so the first Retrieve
+Now delivers its mail too.
+
 Step 4 only changes the connector's config, as on a real installation.  The
 sandbox's fake Exchange then has to accept the domain too (a real admin adds
 it to the server's accepted domains); the demo does that when the config is
@@ -34,7 +39,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
 
 from pop3gui.core.config.model import Config
-from pop3gui.demo.sandbox import ERIN, MISSING_DOMAIN, UNDELIVERABLE, Sandbox
+from pop3gui.demo.sandbox import DANA, ERIN, MISSING_DOMAIN, OAUTH_ACCOUNT, UNDELIVERABLE, Sandbox
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.properties import PropertiesWindow
 from pop3gui.gui.qt import make_application, run_event_loop
@@ -72,6 +77,11 @@ class DemoBanner(QFrame):
                         "</li>" for step in GUIDE)
         self.guide = QLabel(f"<ol style='margin-left: -20px; margin-top: 0px; margin-bottom: 0px;'>{steps}</ol>")
         self.guide.setWordWrap(True)
+        self.oauth_note = QLabel(self.tr(
+            "<b>Mail Accounts</b> also lists <b>{account}</b> ({user}), which signs in with OAuth2 instead of a "
+            "password: the demo signed it in at its own sign-in page when the sandbox started, so Retrieve Now "
+            "delivers its mail too.").format(account=OAUTH_ACCOUNT, user=DANA))
+        self.oauth_note.setWordWrap(True)
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.hide()
@@ -80,6 +90,7 @@ class DemoBanner(QFrame):
         layout.setSpacing(2)
         layout.addWidget(self.title)
         layout.addWidget(self.guide)
+        layout.addWidget(self.oauth_note)
         layout.addWidget(self.status)
 
     def say(self, text: str) -> None:
@@ -129,10 +140,12 @@ class DemoSession:
 
 
 async def open_demo(sandbox: Sandbox) -> DemoSession:
-    """Start *sandbox* on the running (qasync) loop and build its window (not shown yet)."""
+    """Start *sandbox* on the running (qasync) loop, sign its OAuth2 mailbox in, build its window (not shown yet)."""
     await sandbox.start()
     try:
-        # The sandbox installed its in-memory keyring: the controller's Credentials() read it.
+        # The sandbox installed its in-memory keyring: the sign-in is stored there, and the controller's
+        # Credentials() read it.
+        await sandbox.sign_in()
         controller = ConnectorController(sandbox.paths, sandbox.config)
         window = DemoWindow(controller, sandbox)
     except BaseException:

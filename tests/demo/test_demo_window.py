@@ -17,7 +17,7 @@ os.environ.setdefault("QT_API", "pyside6")
 
 from pop3gui.core.config.load import load_config  # noqa: E402
 from pop3gui.core.events.model import EventId  # noqa: E402
-from pop3gui.demo.sandbox import ERIN, KB_SUBJECT, UNDELIVERABLE, Sandbox  # noqa: E402
+from pop3gui.demo.sandbox import DANA, ERIN, KB_SUBJECT, OAUTH_SUBJECT, UNDELIVERABLE, Sandbox  # noqa: E402
 from pop3gui.gui.demo_window import DemoSession, open_demo, tray_for  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -72,6 +72,10 @@ def test_the_whole_story_fix_with_one_click_and_resubmit(qtbot: Any, loop: async
     assert task is not None
     result = loop.run_until_complete(task)
     assert result is not None and result.exit_code == 1  # a real run reports the refusal
+    # The OAuth2 mailbox was signed in when the sandbox started: its mail came with the first Retrieve Now.
+    assert [m.subject for m in sandbox.exchange.messages(DANA)] == [OAUTH_SUBJECT]
+    [dana] = [a for a in result.accounts if a.account == "dana"]
+    assert not dana.failed and dana.delivered == 1
     shot(qtbot, session, "2-scheduling-after-run")
 
     # 3. Events: the 5.7.1 refusal with cause and fix; the message is quarantined, not lost.
@@ -102,7 +106,9 @@ def test_the_whole_story_fix_with_one_click_and_resubmit(qtbot: Any, loop: async
     fix.click()
     assert window.policies.fix_buttons == []
     assert window.apply_changes()
-    assert load_config(sandbox.paths.config_file).policies[0].domains == ("contoso.com", "contoso.eu")
+    saved = load_config(sandbox.paths.config_file)
+    assert saved.policies[0].domains == ("contoso.com", "contoso.eu")
+    assert saved.account("dana").auth == "oauth2" and saved.oauth_providers == sandbox.config.oauth_providers
     assert "contoso.eu" in sandbox.exchange.accepted_domains
     status = window.banner.status.text()
     assert window.banner.status.isVisibleTo(window) and "now accepts contoso.eu too" in status
@@ -117,6 +123,15 @@ def test_the_whole_story_fix_with_one_click_and_resubmit(qtbot: Any, loop: async
     assert window.quarantine.model.rowCount() == 0
     assert list(sandbox.paths.quarantine_dir.glob("*.eml")) == []
     shot(qtbot, session, "6-quarantine-after")
+
+
+def test_the_oauth_mailbox_is_listed_and_signed_in_when_the_window_opens(session: DemoSession) -> None:
+    window, sandbox = session.window, session.sandbox
+    row = window.accounts.model.row_of("dana")
+    assert row >= 0 and window.accounts.model.account_at(row).username == DANA
+    assert sandbox.sign_in_page.sign_ins == 1 and sandbox.oauth_story().signed_in_as == DANA
+    note = window.banner.oauth_note.text()
+    assert window.banner.oauth_note.isVisibleTo(window) and "Mail Accounts" in note and DANA in note
 
 
 def test_saving_without_a_new_domain_changes_nothing_in_the_exchange(session: DemoSession) -> None:
