@@ -27,6 +27,7 @@ from pop3gui.core.errors import ConfigError, CredentialError, OAuthError, SmtpEr
 from pop3gui.core.events.model import EventBus, EventId, Severity
 from pop3gui.core.failures import Failure
 from pop3gui.core.oauth.session import SignIns
+from pop3gui.core.oauth.store import smtp_sign_in_key
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.state.journal import Journal
 from pop3gui.core.state.paths import Paths
@@ -118,6 +119,8 @@ class Connector:
             return self._finish_cycle(result)
         result.accounts = [r for r in await asyncio.gather(*(self._run_limited(a, local) for a in accounts))
                            if r is not None]
+        if smtp.auth == "oauth2" and any(r.diagnosis is Failure.OAUTH_TOKEN_REFUSED for r in result.accounts):
+            self.sign_ins.forget_token(smtp_sign_in_key(smtp.username))  # renewed at the next cycle's start
         return self._finish_cycle(result)
 
     async def _run_limited(self, account: AccountConfig, local: LocalServer) -> AccountResult | None:

@@ -99,6 +99,10 @@ class SignIns:
         async with self._refresh_lock(key):
             return await asyncio.to_thread(self.store.delete, key)
 
+    def forget_token(self, key: str) -> None:
+        """Drop the access token held for *key*: a server refused it, so the next use renews it."""
+        self._tokens.pop(key, None)
+
     def token_expiry(self, key: str) -> float | None:
         """When this process's access token for *key* expires, if it holds one."""
         cached = self._tokens.get(key)
