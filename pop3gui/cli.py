@@ -339,8 +339,12 @@ def cmd_demo(*, headless: bool, once: bool, tray: bool, keep: bool) -> int:
     from pop3gui.demo.sandbox import Sandbox
 
     sandbox = Sandbox(keep=keep)
-    previous_home = os.environ.get(HOME_ENV)
-    os.environ[HOME_ENV] = str(sandbox.folder)  # anything calling default_paths() lands in the sandbox
+    # Anything calling default_paths() lands in the sandbox; the sandbox's sign-in page is on loopback, so
+    # a proxy from the environment must not carry the sign-in's requests.
+    changes = {HOME_ENV: str(sandbox.folder), **{name: _with_loopback(os.environ.get(name, ""))
+                                                  for name in ("NO_PROXY", "no_proxy")}}
+    previous_env = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
     try:
         if not headless and not has_display():
             print("This session has no screen (no DISPLAY or WAYLAND_DISPLAY): running the demo in the "
@@ -357,15 +361,21 @@ def cmd_demo(*, headless: bool, once: bool, tray: bool, keep: bool) -> int:
                 return code
         return asyncio.run(_demo_headless(sandbox, once))
     finally:
-        if previous_home is None:
-            os.environ.pop(HOME_ENV, None)
-        else:
-            os.environ[HOME_ENV] = previous_home
+        for name, value in previous_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         sandbox.cleanup()
         if keep:
             print(f"\nThe sandbox folder is kept: {sandbox.folder}\n"
                   f"  events:    POP3GUI_HOME={sandbox.folder} pop3gui events\n"
                   f"  Maildirs:  {sandbox.maildir_root}", flush=True)
+
+
+def _with_loopback(no_proxy: str) -> str:
+    """A NO_PROXY value that also exempts 127.0.0.1."""
+    return f"{no_proxy},127.0.0.1" if no_proxy.strip() else "127.0.0.1"
 
 
 async def _demo_headless(sandbox: Sandbox, once: bool) -> int:

@@ -2,9 +2,9 @@
 
 Why the demo does not use the OS keyring like the real connector does:
 
-- the demo's POP3 and SMTP servers are fake and live only as long as the
-  demo; their passwords are sample values, not secrets, so nothing needs
-  protecting;
+- the demo's POP3 and SMTP servers and its sign-in page are fake and live
+  only as long as the demo; their passwords and the OAuth2 sign-in are sample
+  values, not secrets, so nothing needs protecting;
 - writing them to the user's real keyring would leave litter (or overwrite a
   real ``pop3gui`` entry for an account that happens to share a sample name);
 - on a headless machine (no desktop session, no Secret Service) the real

@@ -350,7 +350,8 @@ async def press_allow(url: str, *, timeout: float = 10.0) -> None:
     loopback listener then receives the redirect exactly as it would from a browser.
     """
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as browser:
+        # Only loopback addresses are visited: no proxy from the environment applies.
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as browser:
             page = await browser.get(url)
             reader = _FormReader()
             reader.feed(page.text)

@@ -37,10 +37,11 @@ from pop3gui.core.state.spool import Quarantine
 from pop3gui.demo.sandbox import DANA, DELIVERED, ERIN, KB_SUBJECT, OAUTH_SUBJECT, UNDELIVERABLE, Sandbox
 
 
-def demo(*args: str) -> subprocess.CompletedProcess[str]:
+def demo(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     """Run the demo with the real keyring unusable, to prove the demo does not need it."""
     env = {k: v for k, v in os.environ.items() if k != "POP3GUI_HOME"}
     env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+    env.update(extra_env)
     return subprocess.run([sys.executable, "-m", "pop3gui", "demo", "--headless", "--once", *args],
                           capture_output=True, text=True, env=env, timeout=60)
 
@@ -108,6 +109,14 @@ def test_headless_demo_signs_the_oauth_mailbox_in_before_the_cycle_and_delivers_
     assert "the refresh token rotating each time" in oauth
     assert "with AUTH XOAUTH2" in oauth
     assert re.search(rf"delivered after sign-in:\n +dana@contoso.com +<- {OAUTH_SUBJECT}", oauth)
+
+
+def test_a_proxy_in_the_environment_does_not_carry_the_demo_sign_in() -> None:
+    dead = "http://127.0.0.1:9"  # nothing listens there: a request through this proxy fails
+    out = demo(HTTP_PROXY=dead, HTTPS_PROXY=dead, ALL_PROXY=dead, NO_PROXY="", no_proxy="")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Signed in account 'dana' as dana@contoso.com" in out.stdout
+    assert "The demo ran as designed (exit 0)" in out.stdout
 
 
 def test_headless_summary_says_the_message_is_in_quarantine_and_how_to_deliver_it() -> None:
