@@ -6,6 +6,8 @@ connector last did with each: a run in progress ("12 / 40 messages, 1.2 MB")
 or the last result (time, count, ok / warning / failed).  It learns that from
 the engine's account status on ``controller.bridge.account_status`` (and keeps
 the first error event of a run to explain it); it never asks the engine itself.
+An OAuth2 account whose run failed because it must be signed in (again) says
+"needs sign-in" until it is signed in from its dialog.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pop3gui.core.config.model import AccountConfig
 from pop3gui.core.engine import status as engine_status
 from pop3gui.core.engine.status import AccountResult, Phase
 from pop3gui.core.events.model import Event, Severity
+from pop3gui.core.failures import Failure
 from pop3gui.core.mail.addresses import domain_of
 from pop3gui.core.mail.local_domains import LocalDomains
 from pop3gui.gui.icons import icon
@@ -69,6 +72,11 @@ class AccountStatus:
     total: int = 0
     bytes: int = 0
     error: str = ""  # the first ERROR event of the run, with cause and fix
+    needs_sign_in: bool = False  # failed for want of a (valid) OAuth2 sign-in
+
+
+SIGN_IN_FAILURES = frozenset({Failure.SIGN_IN_NEEDED})
+"""Diagnoses of a failed account that only a new sign-in mends."""
 
 
 def format_bytes(count: int) -> str:
@@ -182,7 +190,22 @@ class AccountTableModel(QAbstractTableModel):
             state, error = State.OK, first_error
         else:
             state, error = State.WARNING, first_error or _problems(res)
-        self._set_status(name, AccountStatus(state, time=_local(status.time), done=res.delivered, error=error))
+        account = self.account_named(name)
+        needs_sign_in = (phase is Phase.FAILED and res.diagnosis in SIGN_IN_FAILURES
+                         and account is not None and account.auth == "oauth2")
+        self._set_status(name, AccountStatus(state, time=_local(status.time), done=res.delivered, error=error,
+                                             needs_sign_in=needs_sign_in))
+
+    def signed_in(self, name: str) -> None:
+        """The account was signed in again: its last result no longer asks for it."""
+        current = self._status.get(name)
+        if current is not None and current.needs_sign_in:
+            self._set_status(name, replace(current, needs_sign_in=False, error=current.error + "\n" + self.tr(
+                "Signed in again since; the next run retrieves the mail.")))
+
+    def account_named(self, name: str) -> AccountConfig | None:
+        row = self.row_of(name)
+        return self._accounts[row] if row >= 0 else None
 
     def on_run_finished(self, _result: object) -> None:
         """A run that ended without finishing an account (an unexpected error) must not leave it "running"."""
@@ -275,6 +298,8 @@ class AccountTableModel(QAbstractTableModel):
             return (self.tr("%1 / %2 messages, %3").replace("%1", str(status.done))
                     .replace("%2", str(status.total)).replace("%3", format_bytes(status.bytes)))
         when = _format_time(status.time)
+        if status.needs_sign_in:
+            return self.tr("%1, needs sign-in").replace("%1", when)
         if status.state is State.FAILED:
             return self.tr("%1, failed").replace("%1", when)
         text = self.tr("%1, %2 delivered").replace("%1", when).replace("%2", str(status.done))
@@ -305,6 +330,9 @@ class AccountTableModel(QAbstractTableModel):
             return None
         if column is Column.LAST_RESULT:
             status = self._status.get(acc.name)
+            if status is not None and status.needs_sign_in:
+                hint = self.tr("Needs sign-in: open the account (Edit…) and press Sign in….")
+                return hint + "\n\n" + status.error
             if status is not None and status.error:
                 return status.error
         if column is Column.SERVER:

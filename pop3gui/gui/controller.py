@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from pop3gui.core.config.model import AccountConfig, Config
+from pop3gui.core.config.model import AccountConfig, Config, OAuthProviderConfig
 from pop3gui.core.config.save import save_config
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.errors import Pop3guiError, StateError
 from pop3gui.core.events.model import Event, EventId, Severity
 from pop3gui.core.events.recorder import EventRecorder
+from pop3gui.core.oauth.endpoints import POP3, SMTP
 from pop3gui.core.oauth.session import SignIns
+from pop3gui.core.oauth.store import SignIn, sign_in_key
 from pop3gui.core.failures import Failure
 from pop3gui.core.state.lock import RunnerLock
 from pop3gui.core.state.paths import Paths
@@ -49,6 +52,9 @@ class ConnectorController(QObject):
         self.store = self._recorder.store
         self.bridge = EngineBridge(self)  # events and account status, as signals
         self.bus.subscribe(self.bridge)
+        # One set of OAuth2 sign-ins for runs, tests and the account dialogs: access tokens stay in memory
+        # between them, and refreshes of one sign-in take turns (with other processes too, by lock file).
+        self.sign_ins = SignIns(self.credentials, paths.sign_in_locks)
         self.last_result: CycleResult | None = None
         self.last_run_at: datetime | None = None
         self.next_run_at: datetime | None = None
@@ -124,7 +130,7 @@ class ConnectorController(QObject):
             return None
         try:
             connector = Connector(self.config, self.paths, self.bus, credentials=self.credentials,
-                                  observer=self.bridge)
+                                  observer=self.bridge, sign_ins=self.sign_ins)
             self._connector = connector
             try:
                 result = await connector.run_cycle()
@@ -154,21 +160,70 @@ class ConnectorController(QObject):
 
     # --- one-off actions --------------------------------------------------------
 
-    async def test_account(self, account: AccountConfig) -> list[Finding]:
-        """The Test button: log in (STAT, CAPA, UIDL) and RCPT-probe the account's local target."""
-        sign_ins = SignIns(self.credentials, self.paths.sign_in_locks)
-        findings = [await check_account(account, self.credentials, config=self.config, sign_ins=sign_ins)]
+    async def test_account(self, account: AccountConfig, *,
+                           providers: tuple[OAuthProviderConfig, ...] | None = None) -> list[Finding]:
+        """The Test button: log in (STAT, CAPA, UIDL) and RCPT-probe the account's local target.
+
+        *providers* are the OAuth2 providers as being edited (the saved ones when None): an account
+        that signs in with a provider added in the properties window is tested before it is saved.
+        """
+        providers = self.config.oauth_providers if providers is None else providers
         just_this_account = Config(smtp=self.config.smtp, delivery=self.config.delivery,
                                    policies=self.config.policies, accounts=(account,),
-                                   rules=self.config.rules_for(account.name),
-                                   oauth_providers=self.config.oauth_providers)
-        findings.extend(await probe_targets(just_this_account, self.credentials, sign_ins=sign_ins))
+                                   rules=self.config.rules_for(account.name), oauth_providers=providers)
+        if account.auth == "oauth2" and all(p.name != account.oauth_provider for p in providers):
+            return [Finding(False, f"account '{account.name}'",
+                            f"no OAuth2 provider called {account.oauth_provider!r} is set up",
+                            "The account signs in with OAuth2 through a provider that is not configured.",
+                            "Choose or add the provider in the account's properties.")]
+        findings = [await check_account(account, self.credentials, config=just_this_account,
+                                        sign_ins=self.sign_ins)]
+        findings.extend(await probe_targets(just_this_account, self.credentials, sign_ins=self.sign_ins))
         return findings
+
+    # --- OAuth2 sign-ins ------------------------------------------------------------
+
+    @staticmethod
+    def sign_in_key(who: str) -> str:
+        """The keyring name of a sign-in: *who* is an account name, or already a key (``account:``/``smtp:``)."""
+        return who if who.startswith(("account:", "smtp:")) else sign_in_key(who)
+
+    async def sign_in(self, who: str, provider: OAuthProviderConfig, open_page: Callable[[str], object]) -> SignIn:
+        """Sign *who* (an account name or a sign-in key) in with *provider* in the browser.
+
+        *open_page* shows the provider's sign-in page (the desktop's browser, or a test); the sign-in
+        is kept in the keyring.  Cancel the task to stop waiting for the browser.
+        """
+        key = self.sign_in_key(who)
+        purpose = SMTP if key.startswith("smtp:") else POP3
+        return await self.sign_ins.sign_in(key, provider, purpose, open_page=open_page)
+
+    async def sign_out(self, who: str) -> bool:
+        """Forget the stored sign-in of *who*; True when there was one."""
+        return await self.sign_ins.sign_out(self.sign_in_key(who))
+
+    async def sign_in_status(self, who: str) -> SignIn | None:
+        """The stored sign-in of *who* (who signed in, and when), or None; read in a worker thread."""
+        return await asyncio.to_thread(self.sign_ins.store.load, self.sign_in_key(who))
+
+    async def copy_sign_in(self, old: str, new: str) -> bool:
+        """A renamed account keeps its sign-in (it is kept under the account's name); True when one was copied."""
+        store = self.sign_ins.store
+        old_key, new_key = self.sign_in_key(old), self.sign_in_key(new)
+
+        def copy() -> bool:
+            record = store.load(old_key)
+            if record is None:
+                return False
+            store.save(new_key, record)
+            return True
+
+        return await asyncio.to_thread(copy)
 
     async def resubmit(self, record_id: str) -> str:
         """Run resolution and submission again for a quarantined message."""
         connector = Connector(self.config, self.paths, self.bus, credentials=self.credentials,
-                              observer=self.bridge)
+                              observer=self.bridge, sign_ins=self.sign_ins)
         try:
             return await connector.resubmit(record_id)
         finally:

@@ -4,8 +4,10 @@ Buttons open dialogs; what a dialog returns is applied by plain methods
 (:meth:`AccountsTab.add_account`, :meth:`AccountsTab.replace_account`,
 :meth:`AccountsTab.remove_account`, :meth:`AccountsTab.test_account`) that
 tests and other code call directly.  Passwords go to the keyring at once (in a
-worker thread); accounts and rules go into the window's draft config through
-:meth:`AccountsTab.apply`.
+worker thread); accounts, rules and the OAuth2 providers the account dialogs
+add go into the window's draft config through :meth:`AccountsTab.apply`.
+An OAuth2 account is signed in from its dialog (the sign-in is kept in the
+keyring at once, under the account's name).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QGuiApplication, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -31,11 +33,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pop3gui.core.config.model import AccountConfig, Config, RoutingRuleConfig
-from pop3gui.core.errors import CredentialError
+from pop3gui.core.config.model import AccountConfig, Config, OAuthProviderConfig, RoutingRuleConfig
+from pop3gui.core.errors import CredentialError, Pop3guiError
 from pop3gui.core.engine.preflight import Finding
 from pop3gui.gui.account_model import AccountRole, AccountTableModel, Column
 from pop3gui.gui.dialogs.account import AccountDialog
+from pop3gui.gui.dialogs.sign_in import PageOpener
 from pop3gui.gui.icons import icon
 from pop3gui.gui.tabs.base import ConfigTab
 
@@ -49,7 +52,11 @@ class AccountsTab(ConfigTab):
         super().__init__(parent)
         self.controller = controller
         self._rules: list[RoutingRuleConfig] = []
+        self._providers: list[OAuthProviderConfig] = []
+        self._provider_renames: dict[str, str] = {}  # a provider's name in the loaded config -> its name now
         self._local_domains: tuple[str, ...] = ()
+        self.open_page: PageOpener | None = None  # how the dialogs show a sign-in page (None: the web browser)
+        self.dialog: AccountDialog | None = None  # the account dialog open now
         self._tasks: set[asyncio.Future[Any]] = set()
         self._testing = False
         self.model = AccountTableModel(self)
@@ -137,6 +144,8 @@ class AccountsTab(ConfigTab):
 
     def load(self, config: Config) -> None:
         self._rules = list(config.rules)
+        self._providers = list(config.oauth_providers)
+        self._provider_renames = {}
         self._local_domains = config.local_domains()
         self.model.set_local_domains(self._local_domains)
         self.model.set_accounts(config.accounts)
@@ -145,7 +154,11 @@ class AccountsTab(ConfigTab):
         self._resize_columns()
 
     def apply(self, config: Config) -> Config:
-        return replace(config, accounts=tuple(self.model.accounts()), rules=tuple(self._rules))
+        smtp = config.smtp
+        if smtp.oauth_provider in self._provider_renames:  # the [smtp] login may share a renamed provider
+            smtp = replace(smtp, oauth_provider=self._provider_renames[smtp.oauth_provider])
+        return replace(config, smtp=smtp, accounts=tuple(self.model.accounts()), rules=tuple(self._rules),
+                       oauth_providers=tuple(self._providers))
 
     def problems(self) -> list[str]:
         return []  # the dialogs refuse invalid accounts and rules
@@ -162,20 +175,46 @@ class AccountsTab(ConfigTab):
     def rules(self) -> list[RoutingRuleConfig]:
         return list(self._rules)
 
+    def providers(self) -> list[OAuthProviderConfig]:
+        """The OAuth2 providers as edited in the account dialogs."""
+        return list(self._providers)
+
+    def set_providers(self, providers: Sequence[OAuthProviderConfig], renames: dict[str, str] | None = None) -> None:
+        """Take the providers an account dialog returned; accounts naming a renamed one follow it."""
+        renames = renames or {}
+        changed = list(providers) != self._providers or bool(renames)
+        self._providers = list(providers)
+        for old, new in renames.items():
+            followed = False
+            for loaded, current in list(self._provider_renames.items()):
+                if current == old:
+                    self._provider_renames[loaded] = new
+                    followed = True
+            if not followed:
+                self._provider_renames[old] = new
+            for account in self.model.accounts():
+                if account.oauth_provider == old:
+                    self.model.replace_account(account.name, replace(account, oauth_provider=new))
+        if changed:
+            self.edited.emit()
+
     def selected_account(self) -> AccountConfig | None:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
         return rows[0].data(AccountRole) if rows else None
 
     async def add_account(self, account: AccountConfig, password: str | None = None,
-                          rules: Sequence[RoutingRuleConfig] = ()) -> bool:
+                          rules: Sequence[RoutingRuleConfig] = (), *, sign_in_from: str | None = None) -> bool:
         """Add ``account`` (its password to the keyring first); False if the keyring refused it.
 
         The account is added even then, so nothing typed is lost; the message box
-        says how to make the keyring work.
+        says how to make the keyring work.  ``sign_in_from`` is the name an OAuth2
+        sign-in was stored under in the dialog, when the account got another name after it.
         """
         if self.model.row_of(account.name) >= 0:
             raise ValueError(f"another account is already called {account.name!r}")
         stored = await self._store_password(account.name, password) if password else True
+        if account.auth == "oauth2" and sign_in_from and sign_in_from != account.name:
+            stored = await self._copy_sign_in(sign_in_from, account.name) and stored
         row = self.model.append_account(account)
         self._set_rules(account.name, account, rules)
         self.table.selectRow(row)
@@ -193,7 +232,9 @@ class AccountsTab(ConfigTab):
             raise KeyError(old_name)
         if account.name != old_name and self.model.row_of(account.name) >= 0:
             raise ValueError(f"another account is already called {account.name!r}")
-        if password:
+        if account.auth == "oauth2":
+            stored = await self._copy_sign_in(old_name, account.name) if account.name != old_name else True
+        elif password:
             stored = await self._store_password(account.name, password)
         elif account.name != old_name:
             stored = await self._copy_password(old_name, account.name)
@@ -231,7 +272,7 @@ class AccountsTab(ConfigTab):
         self._begin_test(account)
         findings: list[Finding] = []
         try:
-            findings = list(await self.controller.test_account(account))
+            findings = list(await self.controller.test_account(account, providers=tuple(self._providers)))
         finally:
             self._testing = False
             self.test_button.setText(self.tr("&Test"))
@@ -303,7 +344,18 @@ class AccountsTab(ConfigTab):
             return False
         return True
 
-    def show_credential_error(self, title: str, exc: CredentialError) -> QMessageBox:
+    async def _copy_sign_in(self, old: str, new: str) -> bool:
+        """A renamed account keeps its OAuth2 sign-in (the keyring keeps it under the account's name)."""
+        try:
+            await self.controller.copy_sign_in(old, new)
+        except Pop3guiError as exc:
+            self.show_credential_error(
+                self.tr("The sign-in of %1 could not be kept for its new name %2; sign in again.")
+                .replace("%1", old).replace("%2", new), exc)
+            return False
+        return True
+
+    def show_credential_error(self, title: str, exc: Pop3guiError) -> QMessageBox:
         box = QMessageBox(QMessageBox.Icon.Warning, self.tr("Keyring"), title, QMessageBox.StandardButton.Ok, self)
         details = [str(exc)]
         if exc.cause:
@@ -334,25 +386,66 @@ class AccountsTab(ConfigTab):
         """The dialog Add… (``account`` None) or Edit… opens, not shown yet."""
         others = [a.name for a in self.model.accounts() if account is None or a.name != account.name]
         rules = [r for r in self._rules if account is not None and r.account == account.name]
-        return AccountDialog(account, other_names=others, local_domains=self._local_domains, rules=rules,
-                             credentials=self.controller.credentials, parent=self)
+        dialog = AccountDialog(account, other_names=others, local_domains=self._local_domains, rules=rules,
+                               credentials=self.controller.credentials, providers=self._providers,
+                               signer=self.controller, open_page=self.open_page, parent=self)
+        dialog.signed_in.connect(lambda name, _record: self.model.signed_in(name))
+        return dialog
+
+    def _opened(self, dialog: AccountDialog) -> AccountDialog:
+        self.dialog = dialog
+        dialog.finished.connect(lambda _result: self._closed(dialog))
+        dialog.open()
+        return dialog
+
+    def _closed(self, dialog: AccountDialog) -> None:
+        if self.dialog is dialog:
+            self.dialog = None
 
     def open_add_dialog(self) -> AccountDialog:
         dialog = self.make_dialog()
-        dialog.accepted.connect(lambda: self._spawn(
-            self.add_account(dialog.account(), dialog.new_password(), dialog.routing_rules())))
-        dialog.open()
-        return dialog
+
+        def accepted() -> None:
+            self.set_providers(dialog.providers(), dialog.provider_renames())
+            self._spawn(self.add_account(dialog.account(), dialog.new_password(), dialog.routing_rules(),
+                                         sign_in_from=dialog.sign_in_owner()))
+
+        dialog.accepted.connect(accepted)
+        return self._opened(dialog)
 
     def open_edit_dialog(self) -> AccountDialog | None:
         account = self.selected_account()
         if account is None:
             return None
         dialog = self.make_dialog(account)
-        dialog.accepted.connect(lambda: self._spawn(
-            self.replace_account(account.name, dialog.account(), dialog.new_password(), dialog.routing_rules())))
-        dialog.open()
-        return dialog
+
+        def accepted() -> None:
+            self.set_providers(dialog.providers(), dialog.provider_renames())
+            old_name = account.name
+            if self.model.row_of(old_name) < 0:
+                return  # removed meanwhile
+            self._spawn(self.replace_account(old_name, dialog.account(), dialog.new_password(),
+                                             dialog.routing_rules()))
+
+        dialog.accepted.connect(accepted)
+        return self._opened(dialog)
+
+    def show_account(self, name: str, *, edit: bool = True) -> AccountDialog | None:
+        """Select the account called *name* and (``edit``) open its dialog, e.g. to sign it in again.
+
+        An account dialog already open stays the one shown; None when there is no such account.
+        """
+        row = self.model.row_of(name)
+        if row < 0:
+            return None
+        if self.dialog is not None:
+            if QGuiApplication.platformName() != "offscreen":  # no stacking order there (Qt warns)
+                self.dialog.raise_()
+            self.dialog.activateWindow()
+            return self.dialog
+        self.table.selectRow(row)
+        self.table.scrollTo(self.model.index(row, 0))
+        return self.open_edit_dialog() if edit else None
 
     def confirm_remove(self) -> QMessageBox | None:
         account = self.selected_account()
