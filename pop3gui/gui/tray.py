@@ -5,7 +5,9 @@ opens; closing the properties window keeps the runner going; Quit finishes the
 message in flight, QUITs the servers and exits.  Problems (a failed run, a
 message put in quarantine, a recipient refused for a policy reason) raise a
 desktop notification, at most one per kind a minute (the rest are counted into
-the next one); clicking it opens the Events page on that event.
+the next one); clicking it opens the Events page on that event.  An account
+that must be signed in with OAuth2 (again) raises its own notification, whose
+click opens that account's properties, where **Sign in…** is.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 
 IDLE, BUSY, ERROR = "idle", "busy", "error"
 KIND_FAILED, KIND_QUARANTINED, KIND_POLICY = "run-failed", "quarantined", "policy-refused"
+KIND_SIGN_IN = "sign-in-needed"
+SIGN_IN_DIAGNOSES = frozenset({Failure.SIGN_IN_NEEDED, Failure.OAUTH_TOKEN_REFUSED})
 NOTIFY_MS = 15_000
 
 
@@ -40,6 +44,14 @@ def is_policy_refusal(event: Event) -> bool:
     or a refusal that may be either (the postmaster probe could not tell)."""
     return (event.id == EventId.RECIPIENT_REFUSED
             and event.diagnosis in (Failure.DOMAIN_NOT_ACCEPTED, Failure.POLICY, Failure.UNCLEAR))
+
+
+def is_sign_in_needed(event: Event) -> bool:
+    """Signing in with OAuth2 failed in a way a new sign-in mends: none stored, it expired or was revoked,
+    or the mail server refused even a freshly renewed token."""
+    return (event.diagnosis in SIGN_IN_DIAGNOSES
+            and (event.id == EventId.SIGN_IN_FAILED
+                 or event.id == EventId.POP3_LOGIN_FAILED and event.diagnosis == Failure.OAUTH_TOKEN_REFUSED))
 
 
 def same_event(a: Event, b: Event) -> bool:
@@ -119,6 +131,8 @@ class TrayRunner(QSystemTrayIcon):
         self._progress: tuple[str, int, int] | None = None
         self._run_errors: list[Event] = []
         self._clicked_target: Event | None = None
+        self._clicked_kind = ""
+        self._run_sign_ins: set[str] = set()  # accounts ("" for the [smtp] login) told to sign in during this run
         self.shown: list[tuple[str, str, str]] = []  # (kind, title, text), newest last
 
         self.menu = QMenu()
@@ -161,6 +175,14 @@ class TrayRunner(QSystemTrayIcon):
             window.tabs.setCurrentWidget(window.events)
         else:
             select_event(window, event)
+        return window
+
+    def open_sign_in(self, account: str, event: Event | None = None) -> PropertiesWindow:
+        """The properties window on *account*'s dialog, to sign it in; the Events page when it is gone."""
+        window = self.open_properties()
+        window.tabs.setCurrentWidget(window.accounts)
+        if not account or window.accounts.show_account(account) is None:
+            return self.open_events(event)
         return window
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
@@ -233,6 +255,7 @@ class TrayRunner(QSystemTrayIcon):
 
     def _run_started(self) -> None:
         self._run_errors = []
+        self._run_sign_ins = set()
         self._progress = None
         self._set_state(BUSY)
 
@@ -245,6 +268,9 @@ class TrayRunner(QSystemTrayIcon):
         self._progress = None
         failed = run_failed(result)
         self._set_state(ERROR if failed else IDLE)
+        failed_accounts = [a.account for a in result.accounts if a.failed] if result is not None else []
+        if failed and failed_accounts and ("" in self._run_sign_ins or set(failed_accounts) <= self._run_sign_ins):
+            return  # every failure was a sign-in, and has been told as that already
         if failed:
             cause = self._run_errors[-1] if self._run_errors else None
             text = cause.text if cause is not None else self.tr("The run ended with problems.")
@@ -283,6 +309,15 @@ class TrayRunner(QSystemTrayIcon):
         elif is_policy_refusal(event):
             self.notify(KIND_POLICY, event, self.tr("A recipient was refused by policy"),
                         event.text + (f"\n{event.fix}" if event.fix else ""))
+        elif is_sign_in_needed(event):
+            self._run_sign_ins.add(event.account)
+            if event.account:
+                title = self.tr("Sign-in needed for {account}").format(account=event.account)
+                hint = self.tr("Click to open the account and sign in again.")
+            else:
+                title = self.tr("Sign-in needed for the local mail server's login")
+                hint = event.fix
+            self.notify(KIND_SIGN_IN, event, title, event.text + (f"\n{hint}" if hint else ""), error=True)
 
     def notify(self, kind: str, event: Event | None, title: str, text: str, *, error: bool = False) -> bool:
         """Show a notification unless the kind's rate limit holds it back (then it is counted)."""
@@ -299,6 +334,7 @@ class TrayRunner(QSystemTrayIcon):
     def _show(self, notice: Notice[Event | None], title: str, text: str, error: bool) -> None:
         self._clicked_target = notice.item
         kind = str(notice.kind)
+        self._clicked_kind = kind
         self.shown.append((kind, title, text))
         icon_kind = QSystemTrayIcon.MessageIcon.Critical if error else QSystemTrayIcon.MessageIcon.Warning
         self.showMessage(title, text, icon_kind, NOTIFY_MS)
@@ -313,15 +349,24 @@ class TrayRunner(QSystemTrayIcon):
         for notice in self.limiter.due():
             title = {KIND_FAILED: self.tr("Mail retrieval failed again"),
                      KIND_QUARANTINED: self.tr("More messages were put in quarantine"),
-                     KIND_POLICY: self.tr("More recipients were refused by policy")}.get(str(notice.kind),
-                                                                                        self.tr("More problems"))
-            text = self.tr("{more} since the last notification. Click to see the latest in Events.").format(
-                more=notice.more_text().capitalize())
+                     KIND_POLICY: self.tr("More recipients were refused by policy"),
+                     KIND_SIGN_IN: self.tr("Sign-in is still needed")}.get(str(notice.kind),
+                                                                          self.tr("More problems"))
+            if notice.kind == KIND_SIGN_IN and notice.item is not None and notice.item.account:
+                text = self.tr("{more} since the last notification. Click to sign in {account}.").format(
+                    more=notice.more_text().capitalize(), account=notice.item.account)
+            else:
+                text = self.tr("{more} since the last notification. Click to see the latest in Events.").format(
+                    more=notice.more_text().capitalize())
             self._show(notice, title, text, notice.kind == KIND_FAILED)
         self._arm_summary_timer()
 
     def _message_clicked(self) -> None:
-        self.open_events(self._clicked_target)
+        target = self._clicked_target
+        if self._clicked_kind == KIND_SIGN_IN and target is not None and target.account:
+            self.open_sign_in(target.account, target)
+        else:
+            self.open_events(target)
 
 
 def no_tray_banner(window: QWidget) -> QLabel:

@@ -28,7 +28,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QLabel
 
-from pop3gui.core.config.model import Config, SmtpConfig
+from pop3gui.core.config.model import AccountConfig, Config, OAuthProviderConfig, SmtpConfig
 from pop3gui.core.config.save import save_config
 from pop3gui.core.events.model import Event, EventId, Reply, Severity
 from pop3gui.core.failures import Failure
@@ -46,6 +46,7 @@ from pop3gui.gui.tray import (
     KIND_FAILED,
     KIND_POLICY,
     KIND_QUARANTINED,
+    KIND_SIGN_IN,
     TrayRunner,
     run_summary,
 )
@@ -216,6 +217,117 @@ def test_clicking_finds_an_event_the_window_loaded_from_the_store(qtbot: Any, tr
     runner.messageClicked.emit()
     selected = runner.window.events.selected_event()
     assert selected is not None and selected.text == event.text and selected.seq > 0
+
+
+M365 = AccountConfig(name="m365", host="outlook.office365.com", username="dave@contoso.com",
+                    deliver_to="dave@contoso.com", auth="oauth2", oauth_provider="contoso-entra")
+ENTRA = OAuthProviderConfig(name="contoso-entra", client_id="11111111-2222", kind="microsoft")
+
+
+def sign_in_failed(account: str = "m365", diagnosis: Failure = Failure.SIGN_IN_NEEDED) -> Event:
+    return Event(EventId.SIGN_IN_FAILED, Severity.ERROR,
+                 "the sign-in is no longer valid: invalid_grant: AADSTS700082: The refresh token has expired",
+                 account=account, cause="The sign-in expired: it was not used for 90 days.",
+                 fix=f"Sign in again with `pop3gui auth login {account}`.", diagnosis=diagnosis)
+
+
+def expired_result() -> CycleResult:
+    res = AccountResult("m365")
+    res.fail("the sign-in is no longer valid", diagnosis=Failure.SIGN_IN_NEEDED)
+    return CycleResult([res])
+
+
+@pytest.fixture
+def oauth_tray(qtbot: Any, paths: Paths) -> Iterator[tuple[TrayRunner, Clock]]:
+    clock = Clock()
+    controller = ConnectorController(paths, Config(accounts=(M365,), oauth_providers=(ENTRA,)))
+    windows: list[PropertiesWindow] = []
+
+    def make_window() -> PropertiesWindow:
+        window = PropertiesWindow(controller)
+        qtbot.addWidget(window)
+        windows.append(window)
+        return window
+
+    runner = TrayRunner(controller, window_factory=make_window, limiter=NotifyLimiter(60, clock=clock))
+    yield runner, clock
+    for window in windows:
+        if window.accounts.dialog is not None:
+            window.accounts.dialog.reject()
+        window.hide()
+    runner.menu.deleteLater()
+    runner.deleteLater()
+    controller.close()
+
+
+def test_an_account_that_must_sign_in_again_notifies_once_and_the_click_opens_it(
+        oauth_tray: tuple[TrayRunner, Clock]) -> None:
+    runner, clock = oauth_tray
+    c = runner.controller
+    c.run_started.emit()
+    c.bus.emit(sign_in_failed())
+    c.run_finished.emit(expired_result())
+    assert [kind for kind, _, _ in runner.shown] == [KIND_SIGN_IN]  # not also "Mail retrieval failed"
+    kind, title, text = runner.shown[0]
+    assert title == "Sign-in needed for m365"
+    assert "AADSTS700082" in text and text.endswith("Click to open the account and sign in again.")
+    assert runner.state == ERROR
+
+    c.run_started.emit()  # the next run within the minute: held back, counted
+    c.bus.emit(sign_in_failed())
+    c.run_finished.emit(expired_result())
+    assert len(runner.shown) == 1 and runner.limiter.pending(KIND_SIGN_IN) == 1
+
+    runner.messageClicked.emit()
+    window = runner.window
+    assert window.isVisible() and window.tabs.currentWidget() is window.accounts
+    assert window.accounts.selected_account() == M365
+    dialog = window.accounts.dialog
+    assert dialog is not None and dialog.isVisible() and dialog.account() == M365
+    assert dialog.sign_in_box.sign_in_button.isVisibleTo(dialog) and dialog.sign_in_box.sign_in_button.isEnabled()
+    runner.messageClicked.emit()  # a second click shows the same dialog, not another one
+    assert window.accounts.dialog is dialog
+
+    clock.now += 61
+    runner._show_due_summaries()
+    assert runner.shown[-1][0] == KIND_SIGN_IN and runner.shown[-1][1] == "Sign-in is still needed"
+    assert "1 more problem" in runner.shown[-1][2] and "Click to sign in m365." in runner.shown[-1][2]
+
+
+def test_only_failures_a_sign_in_mends_ask_for_one(oauth_tray: tuple[TrayRunner, Clock]) -> None:
+    runner, _ = oauth_tray
+    c = runner.controller
+    c.run_started.emit()
+    c.bus.emit(sign_in_failed(diagnosis=Failure.OAUTH_CLIENT_INVALID))  # the app registration is wrong
+    res = AccountResult("m365")
+    res.fail("the sign-in service does not accept this app", diagnosis=Failure.OAUTH_CLIENT_INVALID)
+    c.run_finished.emit(CycleResult([res]))
+    assert [kind for kind, _, _ in runner.shown] == [KIND_FAILED]
+    runner.messageClicked.emit()
+    assert runner.window.tabs.currentWidget() is runner.window.events
+
+    # The mail server refusing even a renewed token also asks for a new sign-in.
+    c.bus.emit(Event(EventId.POP3_LOGIN_FAILED, Severity.ERROR, "the server refused the access token",
+                     account="m365", diagnosis=Failure.OAUTH_TOKEN_REFUSED))
+    assert runner.shown[-1][:2] == (KIND_SIGN_IN, "Sign-in needed for m365")
+
+
+def test_a_sign_in_notice_for_an_account_no_longer_there_opens_its_event(oauth_tray: tuple[TrayRunner, Clock]) -> None:
+    runner, _ = oauth_tray
+    gone = sign_in_failed("renamed-since")
+    runner.controller.bus.emit(gone)
+    assert runner.shown[-1][1] == "Sign-in needed for renamed-since"
+    runner.messageClicked.emit()
+    window = runner.window
+    assert window.tabs.currentWidget() is window.events and window.accounts.dialog is None
+    selected = window.events.selected_event()
+    assert selected is not None and selected.text == gone.text
+
+    smtp = replace(sign_in_failed(""), fix="Sign in again with `pop3gui auth login --smtp`.")
+    runner.limiter = NotifyLimiter(0)
+    runner.controller.bus.emit(smtp)
+    assert runner.shown[-1][1] == "Sign-in needed for the local mail server's login"
+    assert runner.shown[-1][2].endswith("`pop3gui auth login --smtp`.")
 
 
 # --- offscreen: no system tray -> the window stays open ---------------------------------
