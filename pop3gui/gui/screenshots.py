@@ -1,9 +1,11 @@
 """Render every page of the properties window with sample data, offscreen.
 
 ``python -m pop3gui.gui.screenshots OUTDIR`` writes ``OUTDIR/<page>.png`` for
-each tab and ``OUTDIR/account-editor.png``; README.md shows them.  The sample
-office has the KB's problem on purpose: an account mapped to a domain no
-recipient policy covers.
+each tab, ``OUTDIR/account-editor.png`` (a global mailbox with a password) and
+``OUTDIR/account-oauth.png`` (a Microsoft 365 mailbox, signed in with OAuth2);
+README.md shows them.  The sample office has the KB's problem on purpose: an
+account mapped to a domain no recipient policy covers; and its Microsoft 365
+mailbox's sign-in has expired, as the Mail Accounts page says.
 """
 
 from __future__ import annotations
@@ -20,16 +22,24 @@ from pop3gui.core.config.model import (  # noqa: E402
     AccountConfig,
     Config,
     DeliveryConfig,
+    OAuthProviderConfig,
     RecipientPolicy,
     RoutingRuleConfig,
     SmtpConfig,
 )
+from pop3gui.core.engine.status import AccountResult, AccountStatus, Phase  # noqa: E402
+from pop3gui.core.failures import Failure  # noqa: E402
+from pop3gui.core.oauth.store import SignIn  # noqa: E402
 from pop3gui.core.smtp.diagnose import diagnose_recipient, refusal_label  # noqa: E402
 from pop3gui.core.events.model import Event, EventId, Outcome, Reply, Severity  # noqa: E402
 from pop3gui.core.state.paths import Paths  # noqa: E402
 from pop3gui.core.state.spool import Quarantine, QuarantineRecord  # noqa: E402
 
 PAGES = ("accounts", "policies", "scheduling", "delivery", "events", "quarantine")
+DIALOGS = ("account-editor", "account-oauth")
+
+SAMPLE_PROVIDER = OAuthProviderConfig(name="contoso-entra", client_id="11111111-2222-3333-4444-555555555555",
+                                      kind="microsoft", tenant="contoso.onmicrosoft.com")
 
 SAMPLE_CONFIG = Config(
     smtp=SmtpConfig(host="exchange.contoso.local", port=25),
@@ -42,8 +52,11 @@ SAMPLE_CONFIG = Config(
                       deliver_to=""),
         AccountConfig(name="erin", host="pop.isp.example", username="erin@isp.example",
                       deliver_to="erin@contoso.eu"),
+        AccountConfig(name="dave-m365", host="outlook.office365.com", username="dave@contoso.com",
+                      deliver_to="dave@contoso.com", auth="oauth2", oauth_provider=SAMPLE_PROVIDER.name),
     ),
     rules=(RoutingRuleConfig("office", "sales@", "sales-team@contoso.com"),),
+    oauth_providers=(SAMPLE_PROVIDER,),
 )
 
 TRANSCRIPT = """<S>: 220 exchange.contoso.local Microsoft ESMTP MAIL Service ready
@@ -67,7 +80,7 @@ def sample_events() -> list[Event]:
     refusal = diagnose_recipient(550, "5.7.1 Unable to relay", "erin@contoso.eu")  # what a run would say
 
     return [
-        Event(EventId.CYCLE_STARTED, Severity.INFO, "Retrieving mail from 3 account(s).", time=at(0)),
+        Event(EventId.CYCLE_STARTED, Severity.INFO, "Retrieving mail from 4 account(s).", time=at(0)),
         Event(EventId.POLICY_WARNING, Severity.WARNING,
               "The local recipient of account 'erin' is erin@contoso.eu, but no recipient policy covers the domain "
               "contoso.eu",
@@ -89,8 +102,31 @@ def sample_events() -> list[Event]:
               "Sent to the undeliverable mailbox administrator@contoso.com with a notice.", account="erin",
               subject="Invoice 4711", recipient="erin@contoso.eu", diagnosis=refusal.kind,
               outcome=Outcome.DIVERTED, time=at(4)),
-        Event(EventId.CYCLE_FINISHED, Severity.WARNING, "Cycle finished: 2 message(s) delivered, 1 need attention.",
-              time=at(5)),
+        Event(EventId.SIGN_IN_FAILED, Severity.ERROR, SIGN_IN_EXPIRED[0], account="dave-m365",
+              cause=SIGN_IN_EXPIRED[1], fix=SIGN_IN_EXPIRED[2], diagnosis=Failure.SIGN_IN_NEEDED, time=at(4)),
+        Event(EventId.CYCLE_FINISHED, Severity.WARNING, "Cycle finished: 2 message(s) delivered, 1 need attention; "
+              "failed account(s): dave-m365.", time=at(5)),
+    ]
+
+
+SIGN_IN_EXPIRED = (
+    "the sign-in is no longer valid: invalid_grant: AADSTS700082: The refresh token has expired due to inactivity.",
+    "The sign-in expired: it was not used for 90 days.",
+    "Sign in again with `pop3gui auth login dave-m365`.",
+)
+
+
+def sample_statuses() -> list[AccountStatus]:
+    """What the sample run did with each account, as the Mail Accounts page shows it."""
+    moment = datetime.now(timezone.utc) - timedelta(minutes=3)
+    expired = AccountResult("dave-m365")
+    expired.fail(SIGN_IN_EXPIRED[0], diagnosis=Failure.SIGN_IN_NEEDED, cause=SIGN_IN_EXPIRED[1],
+                 fix=SIGN_IN_EXPIRED[2])
+    return [
+        AccountStatus("alice", Phase.DONE, result=AccountResult("alice", delivered=1), time=moment),
+        AccountStatus("office", Phase.DONE, result=AccountResult("office", delivered=1), time=moment),
+        AccountStatus("erin", Phase.DONE, result=AccountResult("erin", diverted=1), time=moment),
+        AccountStatus("dave-m365", Phase.FAILED, result=expired, time=moment),
     ]
 
 
@@ -135,6 +171,9 @@ def render(outdir: Path) -> list[Path]:
         controller = ConnectorController(paths, SAMPLE_CONFIG)
         window = PropertiesWindow(controller)
         window.resize(1000, 680)
+        for status in sample_statuses():
+            window.accounts.model.on_account_status(status)
+        window.accounts.table.resizeColumnsToContents()
         window.show()
         for index, page in enumerate(PAGES):
             window.tabs.setCurrentIndex(index)
@@ -148,10 +187,22 @@ def render(outdir: Path) -> list[Path]:
             window.grab().save(str(target))
             written.append(target)
         dialog = AccountDialog(SAMPLE_CONFIG.accounts[1], other_names=["alice", "erin"],
-                               local_domains=SAMPLE_CONFIG.local_domains(), rules=SAMPLE_CONFIG.rules)
+                               local_domains=SAMPLE_CONFIG.local_domains(), rules=SAMPLE_CONFIG.rules,
+                               providers=SAMPLE_CONFIG.oauth_providers)
         dialog.show()
         QApplication.processEvents()
         target = outdir / "account-editor.png"
+        dialog.grab().save(str(target))
+        written.append(target)
+        dialog.close()
+        dialog = AccountDialog(SAMPLE_CONFIG.accounts[3], other_names=["alice", "office", "erin"],
+                               local_domains=SAMPLE_CONFIG.local_domains(), providers=SAMPLE_CONFIG.oauth_providers,
+                               signer=controller)
+        signed_in = (datetime.now() - timedelta(days=2)).replace(hour=9, minute=12).timestamp()
+        dialog.sign_in_box.show_record(SignIn("", "dave@contoso.com", "", signed_in, signed_in))
+        dialog.show()
+        QApplication.processEvents()
+        target = outdir / "account-oauth.png"
         dialog.grab().save(str(target))
         written.append(target)
         dialog.close()

@@ -7,12 +7,12 @@ from typing import Any
 
 from PySide6.QtGui import QImage
 
-from pop3gui.gui.screenshots import PAGES, render
+from pop3gui.gui.screenshots import DIALOGS, PAGES, render
 
 
-def test_every_page_and_the_account_editor_is_rendered(qapp: Any, tmp_path: Path) -> None:
+def test_every_page_and_the_account_editors_are_rendered(qapp: Any, tmp_path: Path) -> None:
     written = render(tmp_path)
-    assert [p.stem for p in written] == [*PAGES, "account-editor"]
+    assert [p.stem for p in written] == [*PAGES, *DIALOGS]
     for path in written:
         image = QImage(str(path))
         assert image.width() > 400 and image.height() > 300, path
