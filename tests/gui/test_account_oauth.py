@@ -242,6 +242,69 @@ def test_the_provider_dialog_adds_a_provider_to_the_accounts_config(
     assert (saved.account("lab mailbox").auth, saved.account("lab mailbox").oauth_provider) == ("oauth2", "lab")
 
 
+def test_the_properties_window_saves_a_provider_added_in_an_account_dialog(
+        qtbot: Any, controller: ConnectorController, loop: asyncio.AbstractEventLoop) -> None:
+    from pop3gui.gui.properties import PropertiesWindow
+
+    window = PropertiesWindow(controller)
+    qtbot.addWidget(window)
+
+    async def scenario() -> None:
+        dlg = window.accounts.open_add_dialog()
+        dlg.name_edit.setText("Gmail")
+        dlg.username_edit.setText("g@contoso.com")
+        dlg.deliver_edit.setText("g@contoso.com")
+        choose(dlg, "google")
+        provider_dialog = dlg.add_provider()
+        assert isinstance(provider_dialog, ProviderDialog) and provider_dialog.kind() == "google"
+        assert not provider_dialog.token_edit.isVisibleTo(provider_dialog)
+        assert "https://mail.google.com/" in provider_dialog.scopes_edit.placeholderText()
+        provider_dialog.name_edit.setText("second-workspace")
+        provider_dialog.client_edit.setText("456-def.apps.googleusercontent.com")
+        provider_dialog.ok_button.click()
+        assert dlg.provider_combo.currentText() == "second-workspace"
+        dlg.ok_button.click()
+        await asyncio.gather(*window.accounts._tasks)
+
+    loop.run_until_complete(scenario())
+    assert window.dirty and window.apply_changes()
+    saved = load_config(controller.paths.config_file)
+    assert saved.oauth_provider("second-workspace") == OAuthProviderConfig(
+        name="second-workspace", client_id="456-def.apps.googleusercontent.com", kind="google")
+    gmail = saved.account("Gmail")
+    assert (gmail.auth, gmail.oauth_provider, gmail.host, gmail.port) == (
+        "oauth2", "second-workspace", "pop.gmail.com", 995)
+
+
+def test_an_app_only_providers_secret_goes_to_the_keyring_at_once(
+        qtbot: Any, loop: asyncio.AbstractEventLoop, ring: MemoryKeyring) -> None:
+    from pop3gui.core.state.credentials import Credentials
+
+    async def scenario() -> None:
+        dlg = dialog(qtbot, credentials=Credentials())
+        choose(dlg, "microsoft")
+        provider_dialog = dlg.add_provider()
+        assert isinstance(provider_dialog, ProviderDialog)
+        assert not provider_dialog.secret_edit.isVisibleTo(provider_dialog)
+        provider_dialog.name_edit.setText("contoso-app")
+        provider_dialog.client_edit.setText("33333333-4444")
+        provider_dialog.tenant_edit.setText("contoso.onmicrosoft.com")
+        provider_dialog.secret_edit.setText("ignored while not app-only")
+        assert provider_dialog.new_secret() is None
+        provider_dialog.app_only_check.setChecked(True)
+        assert provider_dialog.secret_edit.isVisibleTo(provider_dialog)
+        assert "outlook.office365.com/.default" in provider_dialog.scopes_edit.placeholderText()
+        provider_dialog.secret_edit.setText("the-app-secret")
+        provider_dialog.ok_button.click()
+        assert dlg.secret_store is not None and await dlg.secret_store
+        assert Credentials().oauth_client_secret("contoso-app") == "the-app-secret"
+        added = dlg.providers()[-1]
+        assert (added.name, added.app_only, added.tenant) == ("contoso-app", True, "contoso.onmicrosoft.com")
+        assert "the-app-secret" not in repr(dlg.providers())
+
+    loop.run_until_complete(scenario())
+
+
 def test_renaming_a_provider_carries_the_accounts_that_use_it(
         qtbot: Any, controller: ConnectorController, loop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
     one, two = (AccountConfig(name=n, host="outlook.office365.com", username=f"{n}@contoso.com",
