@@ -184,8 +184,11 @@ class OAuthStory:
             out.append(f"  not signed in: its mail stays on the POP3 server until it is "
                        f"(`pop3gui auth login {self.account}`)")
             return out
-        out.append(f"  signed in at the demo sign-in page as {self.signed_in_as or '(nobody)'}; the sign-in is "
-                   "kept in the sandbox's in-memory keyring")
+        if self.signed_in_as:
+            out.append(f"  signed in at the demo sign-in page as {self.signed_in_as}; the sign-in is kept in the "
+                       "sandbox's in-memory keyring")
+        else:
+            out.append("  signed in at the demo sign-in page, but no sign-in is stored in the keyring any more")
         if self.refreshes:
             out.append(f"  access token renewed from the stored sign-in {self.refreshes} time(s), the refresh "
                        "token rotating each time")
