@@ -72,7 +72,12 @@ async def check_account(account: AccountConfig, credentials: Credentials, *, con
     """
     subject = f"account '{account.name}'"
     sign_ins = sign_ins or _sign_ins(credentials)
-    login = AccountLogin(account, config or Config(accounts=(account,)), credentials, sign_ins)
+    try:
+        login = AccountLogin(account, config or Config(accounts=(account,)), credentials, sign_ins)
+    except KeyError:
+        return Finding(False, subject, f"oauth_provider {account.oauth_provider!r} is not configured",
+                       "The account signs in with OAuth2 through a provider the configuration does not have.",
+                       "Add the [[oauth_provider]] this account names, or choose another one.")
     try:
         client = pop3_client(account)
         async with client:
@@ -82,9 +87,6 @@ async def check_account(account: AccountConfig, credentials: Credentials, *, con
             caps = ", ".join(sorted(client.capabilities)) or "none"
     except (CredentialError, Pop3Error, TlsSetupError, OAuthError) as exc:
         return Finding(False, subject, str(exc), exc.cause, exc.fix)
-    except KeyError:
-        return Finding(False, subject, f"oauth_provider {account.oauth_provider!r} is not configured", "",
-                       "Add the [[oauth_provider]] this account names.")
     finally:
         login.close()
     text = f"logged in to {account.host}:{account.port}; {count} message(s), {size} bytes; capabilities: {caps}"

@@ -199,3 +199,12 @@ async def test_an_smtp_login_without_a_stored_password_says_how_to_store_one(sec
 
     assert len(findings) == 1 and not findings[0].ok
     assert "pop3gui secret set --smtp" in findings[0].fix
+
+
+async def test_an_oauth_account_whose_provider_is_missing_is_a_finding_not_an_error() -> None:
+    from pop3gui.core.config.model import AccountConfig as Account
+
+    account = Account(name="m365", host="127.0.0.1", port=9, username="a@contoso.com", deliver_to="a@contoso.com",
+                      auth="oauth2", oauth_provider="gone")
+    finding = await check_account(account, Credentials())
+    assert not finding.ok and "'gone' is not configured" in finding.text and finding.fix
