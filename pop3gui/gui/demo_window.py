@@ -16,7 +16,8 @@ it is a sandbox and walking a newcomer through KB Q325464:
 Mail Accounts also lists dana@contoso.com, a mailbox that signs in with
 OAuth2 instead of a password: the demo signs it in at its own sign-in page
 when the sandbox starts (the sandbox presses Allow), so the first Retrieve
-Now delivers its mail too.
+Now delivers its mail too; the account editor's Sign in again… opens that
+page in the web browser, where the user presses Allow.
 
 Step 4 only changes the connector's config, as on a real installation.  The
 sandbox's fake Exchange then has to accept the domain too (a real admin adds
@@ -80,7 +81,8 @@ class DemoBanner(QFrame):
         self.oauth_note = QLabel(self.tr(
             "<b>Mail Accounts</b> also lists <b>{account}</b> ({user}), which signs in with OAuth2 instead of a "
             "password: the demo signed it in at its own sign-in page when the sandbox started, so Retrieve Now "
-            "delivers its mail too.").format(account=OAUTH_ACCOUNT, user=DANA))
+            "delivers its mail too. Its <b>Edit…</b> dialog shows the sign-in; <b>Sign in again…</b> opens the "
+            "demo sign-in page in your web browser.").format(account=OAUTH_ACCOUNT, user=DANA))
         self.oauth_note.setWordWrap(True)
         self.status = QLabel()
         self.status.setWordWrap(True)

@@ -18,7 +18,9 @@ os.environ.setdefault("QT_API", "pyside6")
 from pop3gui.core.config.load import load_config  # noqa: E402
 from pop3gui.core.events.model import EventId  # noqa: E402
 from pop3gui.demo.sandbox import DANA, ERIN, KB_SUBJECT, OAUTH_SUBJECT, UNDELIVERABLE, Sandbox  # noqa: E402
+from pop3gui.demo.sign_in import press_allow  # noqa: E402
 from pop3gui.gui.demo_window import DemoSession, open_demo, tray_for  # noqa: E402
+from pop3gui.gui.dialogs.account import AccountDialog  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -132,6 +134,29 @@ def test_the_oauth_mailbox_is_listed_and_signed_in_when_the_window_opens(session
     assert sandbox.sign_in_page.sign_ins == 1 and sandbox.oauth_story().signed_in_as == DANA
     note = window.banner.oauth_note.text()
     assert window.banner.oauth_note.isVisibleTo(window) and "Mail Accounts" in note and DANA in note
+    assert "Sign in again…" in note  # the button the account editor offers (see the next test)
+
+
+def test_sign_in_again_in_the_account_editor_goes_through_the_demo_sign_in_page(
+        qtbot: Any, loop: asyncio.AbstractEventLoop, session: DemoSession) -> None:
+    window, sandbox = session.window, session.sandbox
+    window.accounts.open_page = press_allow  # the sandbox plays the user in the browser
+
+    async def edit_dana() -> AccountDialog:  # as Edit… does it: on the running loop
+        return window.accounts.make_dialog(sandbox.config.account("dana"))
+
+    dialog = loop.run_until_complete(edit_dana())
+    qtbot.addWidget(dialog)
+    box = dialog.sign_in_box
+    assert box.isVisibleTo(dialog) and dialog.status_check is not None
+    loop.run_until_complete(dialog.status_check)  # the sign-in made when the demo opened
+    assert box.record is not None and box.record.identity == DANA
+    assert box.sign_in_button.text() == "Sign &in again…"
+    task = dialog.sign_in()
+    assert task is not None
+    record = loop.run_until_complete(task)
+    assert record is not None and record.identity == DANA
+    assert sandbox.sign_in_page.sign_ins == 2
 
 
 def test_saving_without_a_new_domain_changes_nothing_in_the_exchange(session: DemoSession) -> None:
