@@ -213,7 +213,9 @@ async def _token_request(url: str, form: dict[str, str]) -> Tokens:
 
 async def _post(url: str, form: dict[str, str], *, token_endpoint: bool = False) -> dict[str, Any]:
     try:
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False) as http:
+        # An office proxy from the environment carries the provider's traffic, never a loopback one's.
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False,
+                                     trust_env=not _is_loopback(url)) as http:
             response = await http.post(url, data=form, headers={"Accept": "application/json"})
     except httpx.HTTPError as exc:
         raise OAuthProviderUnreachable(
@@ -243,6 +245,10 @@ def _identity(id_token: str) -> str:
         return str(claims.get("email") or claims.get("preferred_username") or claims.get("upn") or "")
     except (IndexError, ValueError, AttributeError):
         return ""
+
+
+def _is_loopback(url: str) -> bool:
+    return (urlsplit(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
 
 
 def _host(url: str) -> str:

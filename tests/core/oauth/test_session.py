@@ -206,3 +206,19 @@ async def test_an_installed_app_with_a_client_secret_sends_it_when_one_is_stored
     await session.sign_in(KEY, provider_for(idp), open_page=browse)
     assert idp.is_live(await session.access_token(KEY, provider_for(idp), renew=True))
     assert all(r.get("client_secret") is True for r in idp.token_requests if r["status"] == 200)
+
+
+async def test_a_proxy_in_the_environment_does_not_carry_a_loopback_provider(
+        tmp_path: Path, ring: MemoryKeyring, idp: FakeAuthServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    session = sign_ins(tmp_path)
+    await session.sign_in(KEY, provider_for(idp), open_page=browse_direct)
+    assert idp.is_live(await session.access_token(KEY, provider_for(idp), renew=True))
+
+
+async def browse_direct(url: str) -> None:
+    async with httpx.AsyncClient(follow_redirects=True, timeout=10, trust_env=False) as browser:
+        await browser.get(url)
