@@ -8,7 +8,6 @@ server with MAIL FROM + RCPT TO + RSET, so nothing is sent.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 

@@ -10,8 +10,6 @@ in, because RFC 2449 lets a server announce more then.
 from __future__ import annotations
 
 import base64
-import binascii
-import json
 
 from pop3gui.core.errors import (
     ConfigError,
@@ -33,6 +31,7 @@ from pop3gui.core.pop3.replies import (
     strip_eol,
 )
 from pop3gui.core.pop3.stream import Pop3Stream, printable
+from pop3gui.core.sasl import bearer_error
 from pop3gui.core.pop3.transport import require_secure
 
 #: RFC 2449: a command line including CRLF is at most 255 octets, so a longer
@@ -49,7 +48,6 @@ OAUTH_MECHANISMS = {"xoauth2": "XOAUTH2", "oauthbearer": "OAUTHBEARER"}
 _CHALLENGE_ANSWER = {"XOAUTH2": "", "OAUTHBEARER": base64.b64encode(b"\x01").decode()}
 
 #: The longest value of an error challenge's JSON that is kept (status, scope).
-_MAX_FIELD = 200
 
 
 async def ask_capa(stream: Pop3Stream) -> Capabilities:
@@ -198,39 +196,6 @@ def token_challenge(line: bytes) -> tuple[str, str, str]:
     only as text for the transcript, never an error of its own.
     """
     return bearer_error(strip_eol(line)[1:])
-
-
-def bearer_error(payload: bytes) -> tuple[str, str, str]:
-    """``(status, scope, text)`` of the base64 JSON a server sends about a refused bearer token.
-
-    The same challenge comes after SMTP's ``334``; see :func:`token_challenge`.
-    """
-    payload = payload.strip()
-    try:
-        raw = base64.b64decode(payload + b"=" * (-len(payload) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return "", "", _shown(payload.decode("utf-8", errors="replace"))
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        return "", "", _shown(text)
-    if not isinstance(data, dict):
-        return "", "", _shown(text)
-    return _field(data.get("status")), _field(data.get("scope")), _shown(text)
-
-
-def _field(value: object) -> str:
-    """A JSON value as the text of a status or scope; anything else counts as not said."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return ""
-    return _shown(str(value), _MAX_FIELD)
-
-
-def _shown(text: str, limit: int = 500) -> str:
-    """Server text made safe for one transcript line: printable, bounded."""
-    text = "".join(c if c.isprintable() else "?" for c in text[: limit + 1])
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _is_continuation(line: bytes) -> bool:

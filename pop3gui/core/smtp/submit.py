@@ -9,25 +9,22 @@ event 4022, with the AUTH exchange redacted.
 from __future__ import annotations
 
 import asyncio
-import base64
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiosmtplib
 
-from pop3gui.core.pop3.login import bearer_error
 from pop3gui.core.smtp.diagnose import domain_taken
 from pop3gui.core.errors import (
-    ConfigError,
-    OAuthError,
     SmtpAuthError,
     SmtpConnectionError,
     SmtpError,
     SmtpTimeoutError,
-    SmtpTokenRefused,
 )
-from pop3gui.core.tls import client_context
 from pop3gui.core.smtp.data import BLOCK, DataEncoder, MessageSource
+from pop3gui.core.smtp.transcript import Transcript
+from pop3gui.core.smtp.xoauth2 import check_xoauth2, login_xoauth2
+from pop3gui.core.tls import client_context
 
 
 @dataclass(frozen=True)
@@ -98,39 +95,6 @@ async def _drained(protocol: object) -> None:
             await asyncio.sleep(0.01)
 
 
-@dataclass
-class _Transcript:
-    lines: list[str] = field(default_factory=list)
-
-    def client(self, text: str) -> None:
-        self.lines.append(f"<C>: {text}")
-
-    def server(self, code: int, message: str) -> None:
-        for i, line in enumerate(message.splitlines() or [""]):
-            self.lines.append(f"<S>: {code}{'-' if i < len(message.splitlines()) - 1 else ' '}{line}")
-
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-
-def _check_xoauth2(username: str, token: str) -> None:
-    """What goes into AUTH XOAUTH2 must not break its line or its \\x01-separated fields."""
-    if not username or any(c in username for c in "\r\n\0\x01"):
-        raise ConfigError(
-            "is empty or contains a control character, so it cannot name the mailbox for OAuth2 sign-in",
-            key="smtp.username",
-            cause="AUTH XOAUTH2 names the mailbox whose access token it carries.",
-            fix="Set smtp.username to the mailbox's address.",
-        )
-    if not token or any(not "\x21" <= c <= "\x7e" for c in token):
-        raise OAuthError(
-            "The OAuth2 access token for SMTP is empty or malformed; it was not sent",
-            cause="An access token is printable text without spaces or line breaks; this one is not,"
-            " so the sign-in that produced it went wrong.",
-            fix="Sign in again.",
-        )
-
-
 class SmtpSubmitter:
     """One SMTP session to the local server, reused for many messages.
 
@@ -142,7 +106,7 @@ class SmtpSubmitter:
                  local_hostname: str | None = None, oauth_token: str | None = None) -> None:
         """With ``oauth_token`` the login is AUTH XOAUTH2 with that access token instead of the password."""
         if oauth_token is not None:
-            _check_xoauth2(username, oauth_token)
+            check_xoauth2(username, oauth_token)
         self.host = host
         self.port = port
         self.security = security  # "tls" (implicit), "starttls" or "none"
@@ -170,7 +134,7 @@ class SmtpSubmitter:
         return self._ssl_context if self._ssl_context is not None else client_context()
 
     async def connect(self) -> None:
-        log = _Transcript()
+        log = Transcript()
         smtp = aiosmtplib.SMTP(
             hostname=self.host, port=self.port, timeout=self.timeout, use_tls=self.security == "tls",
             start_tls=False, tls_context=self._tls_context() if self.security != "none" else None,
@@ -190,7 +154,7 @@ class SmtpSubmitter:
                 reply = await smtp.ehlo()
                 log.server(reply.code, reply.message)
             if self._oauth_token is not None:
-                await self._login_xoauth2(smtp, self._oauth_token, log)
+                await login_xoauth2(smtp, self.username, self._oauth_token, log, where=self.where)
             elif self.username:
                 log.client("AUTH **** (redacted)")
                 reply = await smtp.login(self.username, self._password or "")
@@ -238,74 +202,6 @@ class SmtpSubmitter:
             ) from exc
         self._smtp = smtp
         self._preamble = log.lines
-
-    async def _login_xoauth2(self, smtp: aiosmtplib.SMTP, token: str, log: _Transcript) -> None:
-        """AUTH XOAUTH2 with the access token; a refusal raises with the server's words.
-
-        Driven with ``execute_command`` rather than aiosmtplib's own login:
-        the aiosmtplib releases this package accepts do not all know XOAUTH2,
-        and the transcript needs each step (the token redacted) and the
-        server's error challenge.  The one-line form goes first (Exchange
-        Online, Gmail); a server whose line limit it breaks (500/501) gets
-        the response after its ``334`` instead.  A refused token usually comes
-        back as ``334 base64(JSON)``; an empty line answers it, and the
-        server then sends its final refusal.
-        """
-        response = base64.b64encode(f"user={self.username}\x01auth=Bearer {token}\x01\x01".encode()).decode()
-        offered = "xoauth2" in smtp.server_auth_methods
-        log.client("AUTH XOAUTH2 **** (redacted)")
-        reply = await smtp.execute_command(b"AUTH", b"XOAUTH2", response.encode())
-        log.server(reply.code, reply.message)
-        if reply.code in (500, 501):
-            log.client("AUTH XOAUTH2")
-            reply = await smtp.execute_command(b"AUTH", b"XOAUTH2")
-            log.server(reply.code, reply.message)
-            if reply.code == 334:
-                log.client("**** (redacted)")
-                reply = await smtp.execute_command(response.encode())
-                log.server(reply.code, reply.message)
-        said = ""
-        if reply.code == 334:
-            status, scope, text = bearer_error(reply.message.encode("utf-8", errors="replace"))
-            if text:
-                log.lines.append(f"-- the server's error: {text}")
-            said = ", ".join(part for part in (f"status {status}" if status else "",
-                                               f"scope {scope}" if scope else "") if part)
-            log.client("")
-            reply = await smtp.execute_command(b"")
-            log.server(reply.code, reply.message)
-        if reply.code == 235:
-            return
-        raise self._xoauth2_refused(reply.code, reply.message, log, offered=offered, said=said)
-
-    def _xoauth2_refused(self, code: int, message: str, log: _Transcript, *, offered: bool,
-                         said: str) -> SmtpAuthError:
-        """A 5xx: the token (or OAuth2 itself) refused; a 4xx: the server's trouble, retried later."""
-        if 400 <= code < 500:
-            err = SmtpAuthError(
-                f"the local mail server {self.where} could not check the OAuth2 sign-in for {self.username}"
-                f" now: {code} {message}",
-                cause=f"The server reports a temporary problem with signing in (reply {code}).",
-                fix="Nothing to do if it passes; the mail stays on the POP3 server and is retried next cycle.",
-                code=code, reply=message, transcript=log.text(),
-            )
-            err.temporary = True
-            return err
-        if not offered and code in (500, 502, 504):
-            cause = (f"The server does not list XOAUTH2 among its login methods and refused it (reply {code}"
-                     f" {message}): it may not offer OAuth2 sign-in.")
-            fix = ("Check the SMTP host and port the provider documents for OAuth2 (for Microsoft 365:"
-                   " smtp.office365.com port 587), or sign in to this server with a password.")
-        else:
-            cause = (f"The server refused the access token (reply {code} {message}): it has expired or been"
-                     " revoked, or it lacks the permission to send mail."
-                     + (f" The server said: {said}." if said else ""))
-            fix = ("Sign in again, or check that the app has been granted the permission to send mail (for"
-                   " Microsoft 365: SMTP.Send, with SMTP AUTH allowed for the mailbox).")
-        return SmtpTokenRefused(
-            f"the local mail server {self.where} refused the OAuth2 sign-in for {self.username}",
-            cause=cause, fix=fix, code=code, reply=message, transcript=log.text(),
-        )
 
     async def close(self) -> None:
         smtp, self._smtp = self._smtp, None
@@ -360,7 +256,7 @@ class SmtpSubmitter:
             await self.connect()
         smtp = self._smtp
         assert smtp is not None
-        log = _Transcript(list(self._preamble))
+        log = Transcript(list(self._preamble))
         replies: list[RecipientReply] = []
         data_sent = False
         try:
@@ -466,7 +362,7 @@ class SmtpSubmitter:
             raise aiosmtplib.SMTPDataError(reply.code, reply.message)
         return reply
 
-    async def _reset(self, log: _Transcript) -> None:
+    async def _reset(self, log: Transcript) -> None:
         assert self._smtp is not None
         log.client("RSET")
         try:
