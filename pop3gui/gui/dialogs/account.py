@@ -1,15 +1,13 @@
 """The properties of one POP3 account: server, sign-in, where its mail goes.
 
 Every input is checked as it is typed and the reason is shown under the
-field; OK stays disabled while anything is invalid.  The password is never
-read back from the keyring: the field only says (as its placeholder) whether
-one is stored, and an empty field on OK keeps the stored one.
-
-An account signs in with a password, or with OAuth2 (Microsoft 365 and
-Outlook.com, Google, or another provider): then it names an OAuth2 provider
-(the app registration, shared by accounts; added and edited here) and is
-signed in once in the browser with **Sign in…**; the sign-in is kept in the
-keyring under the account's name.
+field; OK stays disabled while anything is invalid.  The dialog is made of
+its sections: the name, the POP3 server
+(:class:`~pop3gui.gui.dialogs.server_section.ServerSection`), the sign-in
+(:class:`~pop3gui.gui.dialogs.sign_in_section.SignInSection`: the password,
+or the OAuth2 provider and the sign-in in the browser), the delivery and the
+options.  The password is never read back from the keyring; an OAuth2 sign-in
+is kept in the keyring under the account's name.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 
 from PySide6.QtGui import QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
@@ -37,36 +35,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pop3gui.core.config.model import POP3_PORTS, AccountConfig, OAuthProviderConfig, RoutingRuleConfig
-from pop3gui.core.errors import CredentialError
+from pop3gui.core.config.model import AccountConfig, OAuthProviderConfig, RoutingRuleConfig
 from pop3gui.core.oauth.store import SignIn
 from pop3gui.core.mail.local_domains import LocalDomains
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.gui.dialogs.fields import address_problem, buddy, field_warning_label, policy_warning, with_messages
-from pop3gui.gui.dialogs.sign_in import PageOpener, SignInBox, Signer
+from pop3gui.gui.dialogs.server_section import ServerSection
+from pop3gui.gui.dialogs.sign_in import PageOpener, Signer
+from pop3gui.gui.dialogs.sign_in_section import SignInSection
 from pop3gui.gui.icons import icon
 from pop3gui.gui.tabs.base import field_error_label, show_error
 
 _HEADER_CHARS = frozenset(chr(c) for c in range(33, 127)) - {":"}
-
-# How an account signs in: the key is the OAuth2 provider kind for the OAuth2 methods.
-METHODS = (("password", "Password"), ("microsoft", "Microsoft 365 or Outlook.com"), ("google", "Google"),
-           ("generic", "Other OAuth2 provider"))
-ADVANCED_METHODS = (("apop", "APOP (password, never sent over the network)"),)
-OAUTH_METHODS = frozenset({"microsoft", "google", "generic"})
-
-# The POP3 server of a hosted mailbox service: host, port, security.
-PRESETS = {"microsoft": ("outlook.office365.com", 995, "tls"), "google": ("pop.gmail.com", 995, "tls")}
-
-METHOD_NOTES = {
-    "microsoft": "Your Entra ID admin must register an app with POP.AccessAsUser.All and offline_access "
-                 "(docs/oauth.md).",
-    "google": "A Google Cloud OAuth client of type Desktop with the https://mail.google.com/ scope "
-              "(docs/oauth.md); an app password may be simpler.",
-    "generic": "The app registration at the provider: its client ID, authorization and token URLs and the "
-               "scopes of mail access (docs/oauth.md).",
-    "apop": "The server must offer APOP; the password is stored in the keyring as for Password.",
-}
 
 
 class AccountDialog(QDialog):
@@ -93,29 +73,18 @@ class AccountDialog(QDialog):
         self._other_names = {n.casefold() for n in other_names}
         self._local_domains = LocalDomains(local_domains, skip_invalid=True)
         self._rules = list(rules)
-        self._credentials = credentials
-        self._providers = list(providers)
-        self._renames: dict[str, str] = {}
-        self._signer = signer
-        self._open_page = open_page
-        self._sign_in_owner: str | None = account.name if account is not None else None
-        self._port_typed = False
-        self._setting_port = False
-        self._filling = False
-        self.password_check: asyncio.Future[bool] | None = None
-        self.status_check: asyncio.Future[SignIn | None] | None = None
-        self.secret_store: asyncio.Future[bool] | None = None
         self.setWindowTitle(self.tr("Account Properties") if account else self.tr("New Account"))
-        self._build()
+        self._build(account, credentials, providers, signer, open_page)
         self._fill(account)
         self._connect()
         self._validate()
-        self._start_password_check()
-        self._update_method()
+        self.sign_in_section.start()
 
     # --- building ---------------------------------------------------------------
 
-    def _build(self) -> None:
+    def _build(self, account: AccountConfig | None, credentials: Credentials | None,
+               providers: Sequence[OAuthProviderConfig], signer: Signer | None,
+               open_page: PageOpener | None) -> None:
         outer = QVBoxLayout(self)
 
         self.name_edit = QLineEdit()
@@ -125,78 +94,31 @@ class AccountDialog(QDialog):
         top.addRow(buddy(self.tr("&Name:"), self.name_edit), with_messages(self.name_edit, self.name_error))
         outer.addLayout(top)
 
-        server = QGroupBox(self.tr("POP3 server"))
-        form = QFormLayout(server)
-        self.host_edit = QLineEdit()
-        self.host_edit.setPlaceholderText(self.tr("pop.example.com"))
-        self.host_error = field_error_label()
-        form.addRow(buddy(self.tr("&Server:"), self.host_edit), with_messages(self.host_edit, self.host_error))
-        self.security_combo = QComboBox()
-        self.security_combo.addItem(self.tr("TLS (POP3S)"), "tls")
-        self.security_combo.addItem(self.tr("STARTTLS"), "starttls")
-        self.security_combo.addItem(self.tr("None"), "none")
-        self.security_warning = field_warning_label()
-        form.addRow(buddy(self.tr("Se&curity:"), self.security_combo),
-                    with_messages(self.security_combo, self.security_warning))
-        self.port_spin = QSpinBox()
-        self.port_spin.setRange(1, 65535)
-        form.addRow(buddy(self.tr("&Port:"), self.port_spin), self.port_spin)
-        self.verify_check = QCheckBox(self.tr("&Verify the server's certificate"))
-        self.verify_warning = field_warning_label()
-        form.addRow("", with_messages(self.verify_check, self.verify_warning))
+        self.server_section = server = ServerSection(account)
+        # The server's fields, as the dialog's own (callers and tests use them).
+        self.host_edit = server.host_edit
+        self.host_error = server.host_error
+        self.security_combo = server.security_combo
+        self.security_warning = server.security_warning
+        self.port_spin = server.port_spin
+        self.verify_check = server.verify_check
+        self.verify_warning = server.verify_warning
         outer.addWidget(server)
 
-        signin = QGroupBox(self.tr("Sign-in"))
-        form = QFormLayout(signin)
-        self.method_combo = QComboBox()
-        for key, label in METHODS:
-            self.method_combo.addItem(self.tr(label), key)
-        self.method_combo.insertSeparator(self.method_combo.count())
-        for key, label in ADVANCED_METHODS:
-            self.method_combo.addItem(self.tr(label), key)
-        self.method_combo.setToolTip(self.tr("Microsoft 365, Outlook.com and Google mailboxes sign in with OAuth2 "
-                                             "in the browser; other mailboxes usually with a password."))
-        self.method_note = QLabel()
-        self.method_note.setObjectName("methodNote")
-        self.method_note.setWordWrap(True)
-        self.method_note.hide()
-        form.addRow(buddy(self.tr("Sign-in met&hod:"), self.method_combo),
-                    with_messages(self.method_combo, self.method_note))
-        self.username_edit = QLineEdit()
-        self.username_error = field_error_label()
-        form.addRow(buddy(self.tr("&User name:"), self.username_edit),
-                    with_messages(self.username_edit, self.username_error))
-        self.password_edit = QLineEdit()
-        self.password_edit.setEchoMode(QLineEdit.EchoMode.Password)
-        self.password_edit.setPlaceholderText(self.tr("checking the keyring…") if self._original else "")
-        self.password_note = QLabel()
-        self.password_note.setWordWrap(True)
-        self.password_note.hide()
-        self.password_label = buddy(self.tr("Pass&word:"), self.password_edit)
-        self.password_row = with_messages(self.password_edit, self.password_note)
-        form.addRow(self.password_label, self.password_row)
-
-        self.provider_combo = QComboBox()
-        self.provider_combo.setPlaceholderText(self.tr("none yet: press New…"))
-        self.provider_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.new_provider_button = QPushButton(icon("add"), self.tr("Ne&w…"))
-        self.new_provider_button.setAutoDefault(False)
-        self.new_provider_button.setToolTip(self.tr("Add the app registration (client ID) accounts sign in with"))
-        self.edit_provider_button = QPushButton(icon("edit"), self.tr("Edi&t…"))
-        self.edit_provider_button.setAutoDefault(False)
-        provider_line = QWidget()
-        line = QHBoxLayout(provider_line)
-        line.setContentsMargins(0, 0, 0, 0)
-        line.addWidget(self.provider_combo, 1)
-        line.addWidget(self.new_provider_button)
-        line.addWidget(self.edit_provider_button)
-        self.provider_error = field_error_label()
-        self.provider_label = buddy(self.tr("Pr&ovider:"), self.provider_combo)
-        self.provider_row = with_messages(provider_line, self.provider_error)
-        form.addRow(self.provider_label, self.provider_row)
-        self.sign_in_box = SignInBox(self._signer, self._open_page)
-        self.sign_in_label = QLabel(self.tr("Status:"))
-        form.addRow(self.sign_in_label, self.sign_in_box)
+        self.sign_in_section = signin = SignInSection(
+            account, credentials=credentials, providers=providers, signer=signer, open_page=open_page,
+            typed_name=lambda: self.name_edit.text().strip() if not self.name_error.text() else "")
+        # The sign-in's fields, as the dialog's own (callers and tests use them).
+        self.method_combo = signin.method_combo
+        self.method_note = signin.method_note
+        self.username_edit = signin.username_edit
+        self.password_edit = signin.password_edit
+        self.password_label = signin.password_label
+        self.provider_combo = signin.provider_combo
+        self.new_provider_button = signin.new_provider_button
+        self.edit_provider_button = signin.edit_provider_button
+        self.provider_error = signin.provider_error
+        self.sign_in_box = signin.sign_in_box
         outer.addWidget(signin)
 
         delivery = QGroupBox(self.tr("Delivery"))
@@ -273,20 +195,9 @@ class AccountDialog(QDialog):
             self._fit_height()
 
     def _fill(self, account: AccountConfig | None) -> None:
+        """The fields of the dialog itself (each section fills its own)."""
         acc = account or AccountConfig(name="", host="", username="")
-        self._filling = True
-        try:
-            self.method_combo.setCurrentIndex(max(0, self.method_combo.findData(self._method_of(acc))))
-        finally:
-            self._filling = False
         self.name_edit.setText(acc.name)
-        self.host_edit.setText(acc.host)
-        self.security_combo.setCurrentIndex(max(0, self.security_combo.findData(acc.security)))
-        self._set_port(acc.port)
-        # A port other than the usual one for the security was chosen by someone: keep it.
-        self._port_typed = account is not None and acc.port != POP3_PORTS.get(acc.security)
-        self.verify_check.setChecked(acc.verify_tls)
-        self.username_edit.setText(acc.username)
         self.kind_combo.setCurrentIndex(max(0, self.kind_combo.findData(acc.kind)))
         self.deliver_edit.setText(acc.deliver_to)
         self.headers_edit.setText(", ".join(acc.envelope_headers))
@@ -295,70 +206,27 @@ class AccountDialog(QDialog):
         self.enabled_check.setChecked(acc.enabled)
         self._update_kind()
         self._update_leave()
-        self._update_security()
         self._update_rules_summary()
-        self._fill_providers(acc.oauth_provider)
-
-    def _method_of(self, acc: AccountConfig) -> str:
-        if acc.auth != "oauth2":
-            return acc.auth
-        provider = self._provider_named(acc.oauth_provider)
-        return provider.kind if provider is not None else "generic"
 
     def _connect(self) -> None:
-        for edit in (self.name_edit, self.host_edit, self.username_edit, self.deliver_edit, self.headers_edit):
+        for edit in (self.name_edit, self.deliver_edit, self.headers_edit):
             edit.textChanged.connect(self._validate)
-        self.security_combo.currentIndexChanged.connect(self._security_changed)
-        self.security_combo.currentIndexChanged.connect(self._fit_height)
-        self.verify_check.toggled.connect(self._fit_height)
-        self.port_spin.valueChanged.connect(self._port_changed)
-        self.verify_check.toggled.connect(self._update_security)
+        self.server_section.changed.connect(self._validate)
         self.kind_combo.currentIndexChanged.connect(self._update_kind)
         self.kind_combo.currentIndexChanged.connect(self._validate)
         self.kind_combo.currentIndexChanged.connect(self._fit_height)
         self.leave_check.toggled.connect(self._update_leave)
         self.rules_button.clicked.connect(self.edit_rules)
-        self.method_combo.currentIndexChanged.connect(self._method_changed)
-        self.provider_combo.currentIndexChanged.connect(self._validate)
-        self.provider_combo.currentIndexChanged.connect(self._update_provider_buttons)
-        self.new_provider_button.clicked.connect(self.add_provider)
-        self.edit_provider_button.clicked.connect(self.edit_provider)
-        self.sign_in_box.sign_in_button.clicked.connect(self.sign_in)
-        self.sign_in_box.sign_out_button.clicked.connect(self.sign_out)
+        self.sign_in_section.method_chosen.connect(self.server_section.use_preset)
+        self.sign_in_section.changed.connect(self._validate)
+        self.sign_in_section.signed_in.connect(self.signed_in)
+        self.sign_in_section.signed_out.connect(self.signed_out)
         self.sign_in_box.changed.connect(self._fit_height)
         self.finished.connect(self.sign_in_box.cancel)  # a sign-in still waiting for the browser ends with the dialog
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
 
     # --- behaviour ----------------------------------------------------------------
-
-    def _set_port(self, port: int) -> None:
-        self._setting_port = True
-        try:
-            self.port_spin.setValue(port)
-        finally:
-            self._setting_port = False
-
-    def _port_changed(self, _value: int) -> None:
-        if not self._setting_port:
-            self._port_typed = True
-
-    def _security_changed(self) -> None:
-        security = self.security_combo.currentData()
-        if not self._port_typed:
-            self._set_port(POP3_PORTS[security])
-        self._update_security()
-
-    def _update_security(self) -> None:
-        security = self.security_combo.currentData()
-        show_error(self.security_warning,
-                   self.tr("Without encryption the password and every message travel in clear text "
-                           "over the network.") if security == "none" else "")
-        self.verify_check.setEnabled(security != "none")
-        show_error(self.verify_warning,
-                   self.tr("Without checking the certificate, anyone between you and the server can read "
-                           "the password and the mail.")
-                   if security != "none" and not self.verify_check.isChecked() else "")
 
     def _update_kind(self) -> None:
         is_global = self.kind_combo.currentData() == "global"
@@ -389,8 +257,8 @@ class AccountDialog(QDialog):
         return [label.text() for label in self._error_labels() if label.text()]
 
     def _error_labels(self) -> list[QLabel]:
-        return [self.name_error, self.host_error, self.username_error, self.provider_error, self.deliver_error,
-                self.headers_error]
+        return [self.name_error, *self.server_section.error_labels(), *self.sign_in_section.error_labels(),
+                self.deliver_error, self.headers_error]
 
     def _validate(self) -> None:
         name = self.name_edit.text()
@@ -403,18 +271,8 @@ class AccountDialog(QDialog):
         else:
             problem = ""
         show_error(self.name_error, problem)
-
-        host = self.host_edit.text().strip()
-        show_error(self.host_error,
-                   self.tr("Enter the POP3 server's host name, e.g. pop.example.com.") if not host else
-                   self.tr("A host name has no spaces.") if any(c.isspace() for c in host) else "")
-
-        user = self.username_edit.text()
-        show_error(self.username_error,
-                   "" if user.strip() else
-                   self.tr("Enter the mailbox's address, e.g. alice@contoso.com.") if self.uses_oauth() else
-                   self.tr("Enter the user name the ISP gave you."))
-        show_error(self.provider_error, self._provider_problem())
+        self.server_section.validate()
+        self.sign_in_section.validate()
 
         if self.is_global():
             show_error(self.deliver_error, "")
@@ -435,223 +293,49 @@ class AccountDialog(QDialog):
         self.ok_button.setEnabled(not self.problems())
         self._fit_height()
 
-    # --- the sign-in method and OAuth2 ------------------------------------------------
+    # --- the sign-in (in its section) ---------------------------------------------------
+
+    @property
+    def password_check(self) -> asyncio.Future[bool] | None:
+        """Whether a password is stored (read from the keyring when the dialog opens)."""
+        return self.sign_in_section.password_check
+
+    @property
+    def status_check(self) -> asyncio.Future[SignIn | None] | None:
+        """The stored sign-in of an OAuth2 account (read from the keyring when it is shown)."""
+        return self.sign_in_section.status_check
+
+    @property
+    def secret_store(self) -> asyncio.Future[bool] | None:
+        """The last client secret being stored in the keyring."""
+        return self.sign_in_section.secret_store
 
     def method(self) -> str:
         """password, apop, or the kind of OAuth2 provider: microsoft, google, generic."""
-        return str(self.method_combo.currentData())
+        return self.sign_in_section.method()
 
     def uses_oauth(self) -> bool:
-        return self.method() in OAUTH_METHODS
-
-    def _method_changed(self) -> None:
-        if self._filling:
-            return
-        preset = PRESETS.get(self.method())
-        if preset is not None:  # a hosted service: its POP3 server is known
-            host, port, security = preset
-            self.host_edit.setText(host)
-            self.security_combo.setCurrentIndex(max(0, self.security_combo.findData(security)))
-            self._set_port(port)
-            self._port_typed = False
-            self.verify_check.setChecked(True)
-        self._fill_providers("")  # each OAuth2 method has providers of its own kind: the first is chosen
-        self._update_method()
-
-    def _update_method(self) -> None:
-        method = self.method()
-        oauth = method in OAUTH_METHODS
-        note = METHOD_NOTES.get(method, "")
-        self.method_note.setText(self.tr(note) if note else "")
-        self.method_note.setVisible(bool(note))
-        for widget in (self.password_label, self.password_row):
-            widget.setVisible(not oauth)
-        for widget in (self.provider_label, self.provider_row, self.sign_in_label, self.sign_in_box):
-            widget.setVisible(oauth)
-        self.username_edit.setPlaceholderText(self.tr("the mailbox's address, e.g. alice@contoso.com") if oauth
-                                              else "")
-        self._update_provider_buttons()
-        if oauth and self.status_check is None and self._original is not None and self._running_loop():
-            self.status_check = self.sign_in_box.load(self._original.name)
-        self._validate()
-
-    def _provider_named(self, name: str) -> OAuthProviderConfig | None:
-        return next((p for p in self._providers if p.name == name), None)
-
-    def _fill_providers(self, select: str) -> None:
-        """The providers of the chosen kind in the picker, *select* chosen (shown as not set up when unknown)."""
-        kind = self.method()
-        combo = self.provider_combo
-        combo.blockSignals(True)
-        try:
-            combo.clear()
-            if kind not in OAUTH_METHODS:
-                return
-            for provider in self._providers:
-                if provider.kind == kind:
-                    combo.addItem(provider.name, provider.name)
-                    combo.setItemData(combo.count() - 1, self.tr("client ID %1").replace("%1", provider.client_id),
-                                      Qt.ItemDataRole.ToolTipRole)
-            if select and self._provider_named(select) is None:
-                combo.addItem(self.tr("%1 (not set up)").replace("%1", select), select)
-            combo.setCurrentIndex(max(combo.findData(select), 0) if combo.count() else -1)
-        finally:
-            combo.blockSignals(False)
-        self._update_provider_buttons()
-        self._validate()
+        return self.sign_in_section.uses_oauth()
 
     def selected_provider(self) -> OAuthProviderConfig | None:
         """The OAuth2 provider chosen in the picker, if it is set up."""
-        if not self.uses_oauth() or self.provider_combo.currentIndex() < 0:
-            return None
-        return self._provider_named(str(self.provider_combo.currentData()))
-
-    def _missing_provider(self) -> str:
-        """The name in the picker that no provider has (an account naming a provider not set up), or ''."""
-        name = self.provider_combo.currentData() if self.provider_combo.currentIndex() >= 0 else ""
-        return str(name) if name and self._provider_named(str(name)) is None else ""
-
-    def _provider_problem(self) -> str:
-        if not self.uses_oauth():
-            return ""
-        missing = self._missing_provider()
-        if missing:
-            return self.tr("No OAuth2 provider called %1 is set up: choose another, or add it with New….") \
-                .replace("%1", missing)
-        if self.selected_provider() is None:
-            return self.tr("Add the app registration this mailbox signs in with: press New….")
-        return ""
-
-    def _update_provider_buttons(self) -> None:
-        self.edit_provider_button.setEnabled(self.selected_provider() is not None)
+        return self.sign_in_section.selected_provider()
 
     def add_provider(self) -> QDialog:
         """Open the provider dialog for a new provider of the chosen kind."""
-        from pop3gui.gui.dialogs.provider import ProviderDialog
-
-        dialog = ProviderDialog(None, other_names=[p.name for p in self._providers], kind=self.method(),
-                                kind_locked=True, parent=self)
-        dialog.accepted.connect(lambda: self._provider_edited(None, dialog))
-        dialog.open()
-        return dialog
+        return self.sign_in_section.add_provider()
 
     def edit_provider(self) -> QDialog | None:
         """Open the provider dialog on the chosen provider (shared by every account that names it)."""
-        from pop3gui.gui.dialogs.provider import ProviderDialog
-
-        provider = self.selected_provider()
-        if provider is None:
-            return None
-        dialog = ProviderDialog(provider, other_names=[p.name for p in self._providers if p is not provider],
-                                kind=provider.kind, kind_locked=True, parent=self)
-        dialog.accepted.connect(lambda: self._provider_edited(provider, dialog))
-        dialog.open()
-        return dialog
-
-    def _provider_edited(self, old: OAuthProviderConfig | None, dialog: QDialog) -> None:
-        from pop3gui.gui.dialogs.provider import ProviderDialog
-
-        assert isinstance(dialog, ProviderDialog)
-        new = dialog.provider()
-        if old is None:
-            self._providers.append(new)
-        else:
-            self._providers[self._providers.index(old)] = new
-            if new.name != old.name:
-                first = next((k for k, v in self._renames.items() if v == old.name), old.name)
-                self._renames[first] = new.name
-        secret = dialog.new_secret()
-        if secret:
-            self._store_secret(new.name, secret)
-        self._fill_providers(new.name)
-
-    def _store_secret(self, provider: str, secret: str) -> None:
-        """An app-only provider's client secret goes to the keyring at once (it is never in the file)."""
-        credentials = self._credentials
-        if credentials is None or not self._running_loop():
-            show_error(self.provider_error, self.tr("The client secret was not stored: no keyring to write to."))
-            return
-
-        async def store() -> bool:
-            try:
-                await asyncio.to_thread(credentials.set_oauth_client_secret, provider, secret)
-            except CredentialError as exc:
-                self.sign_in_box.show_error(self.tr("The client secret of %1 was not stored.").replace("%1", provider)
-                                            + "\n" + exc.explain())
-                return False
-            return True
-
-        self.secret_store = asyncio.ensure_future(store())
-
-    def _sign_in_name(self) -> str:
-        """The account name a sign-in is stored under: the saved name, or (new account) the name typed."""
-        if self._original is not None:
-            return self._original.name
-        return self.name_edit.text().strip() if not self.name_error.text() else ""
+        return self.sign_in_section.edit_provider()
 
     def sign_in(self) -> asyncio.Future[SignIn | None] | None:
         """Sign the account in in the browser (the Sign in… button); the window stays usable meanwhile."""
-        provider = self.selected_provider()
-        who = self._sign_in_name()
-        if self._signer is None:
-            return None
-        if provider is None or not who:
-            self.sign_in_box.show_error(self.tr("Enter the account's name and choose its provider first."))
-            return None
-        task = self.sign_in_box.start(who, provider)
-
-        def done(fut: asyncio.Future[SignIn | None]) -> None:
-            if not fut.cancelled() and fut.exception() is None and (record := fut.result()) is not None:
-                self._sign_in_owner = who
-                self.signed_in.emit(who, record)
-
-        task.add_done_callback(done)
-        return task
+        return self.sign_in_section.sign_in()
 
     def sign_out(self) -> asyncio.Future[bool] | None:
         """Forget the account's sign-in (the Sign out button)."""
-        who = self._sign_in_owner or self._sign_in_name()
-        if self._signer is None or not who:
-            return None
-        task = self.sign_in_box.sign_out(who)
-        task.add_done_callback(lambda fut: self.signed_out.emit(who) if not fut.cancelled() else None)
-        return task
-
-    @staticmethod
-    def _running_loop() -> bool:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return False
-        return True
-
-    # --- the password ---------------------------------------------------------------
-
-    def _start_password_check(self) -> None:
-        if self._original is None:
-            self.password_edit.setPlaceholderText(self.tr("not stored yet: enter it"))
-            return
-        try:
-            asyncio.get_running_loop()
-            if self._credentials is None:
-                raise RuntimeError("no keyring to ask")
-        except RuntimeError:
-            self.password_edit.setPlaceholderText(self.tr("leave empty to keep the stored password"))
-            return
-        self.password_check = asyncio.ensure_future(self._check_password(self._original.name))
-
-    async def _check_password(self, name: str) -> bool:
-        assert self._credentials is not None
-        try:
-            stored: bool = await asyncio.to_thread(self._credentials.has_pop3_password, name)
-        except CredentialError as exc:
-            self.password_edit.setPlaceholderText(self.tr("keyring unavailable"))
-            self.password_note.setText(f"{exc}\n{exc.fix}")
-            self.password_note.show()
-            return False
-        self.password_edit.setPlaceholderText(self.tr("stored in keyring") if stored else
-                                              self.tr("none stored yet: enter it"))
-        return stored
+        return self.sign_in_section.sign_out()
 
     # --- rules ----------------------------------------------------------------------
 
@@ -673,19 +357,9 @@ class AccountDialog(QDialog):
         """The account as entered (fields this dialog does not show are kept from the original)."""
         base = self._original or AccountConfig(name="", host="", username="")
         is_global = self.is_global()
-        method = self.method()
-        provider = self.selected_provider()
-        return replace(
+        account = replace(
             base,
-            auth="oauth2" if method in OAUTH_METHODS else method,
-            oauth_provider=(provider.name if provider is not None else self._missing_provider())
-            if method in OAUTH_METHODS else "",
             name=self.name_edit.text().strip(),
-            host=self.host_edit.text().strip(),
-            port=self.port_spin.value(),
-            security=self.security_combo.currentData(),
-            verify_tls=self.verify_check.isChecked(),
-            username=self.username_edit.text().strip(),
             kind="global" if is_global else "user",
             deliver_to="" if is_global else self.deliver_edit.text().strip(),
             envelope_headers=self.envelope_headers() if is_global else base.envelope_headers,
@@ -693,22 +367,23 @@ class AccountDialog(QDialog):
             delete_after_days=self.delete_days_spin.value() if self.leave_check.isChecked() else 0,
             enabled=self.enabled_check.isChecked(),
         )
+        return self.sign_in_section.apply_to(self.server_section.apply_to(account))
 
     def new_password(self) -> str | None:
         """The password typed in, or None to keep the stored one (an OAuth2 account has none)."""
-        return None if self.uses_oauth() else self.password_edit.text() or None
+        return self.sign_in_section.new_password()
 
     def providers(self) -> tuple[OAuthProviderConfig, ...]:
         """The OAuth2 providers as added and edited here (all of them, not only this account's)."""
-        return tuple(self._providers)
+        return self.sign_in_section.providers()
 
     def provider_renames(self) -> dict[str, str]:
         """Providers renamed here: their name when the dialog opened -> their name now."""
-        return {old: new for old, new in self._renames.items() if old != new}
+        return self.sign_in_section.provider_renames()
 
     def sign_in_owner(self) -> str | None:
         """The account name the shown sign-in is stored under (the name it had when it was signed in)."""
-        return self._sign_in_owner
+        return self.sign_in_section.sign_in_owner()
 
     def routing_rules(self) -> list[RoutingRuleConfig]:
         """This account's rules as edited, under the account's (possibly new) name."""

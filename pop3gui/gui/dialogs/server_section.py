@@ -1,0 +1,139 @@
+"""The POP3 server of an account: host, security, port, certificate check.
+
+The port follows the security (995 for TLS, 110 otherwise) until someone
+types another one; a hosted mailbox service's server is filled in at once
+when its sign-in method is chosen (:meth:`ServerSection.use_preset`).
+Without encryption, or without checking the certificate, an amber warning
+says what that exposes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QLabel, QLineEdit, QSpinBox, QWidget
+
+from pop3gui.core.config.model import POP3_PORTS, AccountConfig
+from pop3gui.gui.dialogs.fields import buddy, field_warning_label, with_messages
+from pop3gui.gui.tabs.base import field_error_label, show_error
+
+__all__ = ["PRESETS", "ServerSection"]
+
+# The POP3 server of a hosted mailbox service: host, port, security (keyed by the sign-in method).
+PRESETS = {"microsoft": ("outlook.office365.com", 995, "tls"), "google": ("pop.gmail.com", 995, "tls")}
+
+
+class ServerSection(QGroupBox):
+    """The "POP3 server" group of the account dialog.
+
+    ``changed`` is emitted whenever what it shows changes (the dialog then
+    checks its fields again and grows to fit the messages).
+    """
+
+    changed = Signal()
+
+    def __init__(self, account: AccountConfig | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTitle(self.tr("POP3 server"))
+        self._port_typed = False
+        self._setting_port = False
+        self._build()
+        self._fill(account)
+        self._connect()
+
+    def _build(self) -> None:
+        form = QFormLayout(self)
+        self.host_edit = QLineEdit()
+        self.host_edit.setPlaceholderText(self.tr("pop.example.com"))
+        self.host_error = field_error_label()
+        form.addRow(buddy(self.tr("&Server:"), self.host_edit), with_messages(self.host_edit, self.host_error))
+        self.security_combo = QComboBox()
+        self.security_combo.addItem(self.tr("TLS (POP3S)"), "tls")
+        self.security_combo.addItem(self.tr("STARTTLS"), "starttls")
+        self.security_combo.addItem(self.tr("None"), "none")
+        self.security_warning = field_warning_label()
+        form.addRow(buddy(self.tr("Se&curity:"), self.security_combo),
+                    with_messages(self.security_combo, self.security_warning))
+        self.port_spin = QSpinBox()
+        self.port_spin.setRange(1, 65535)
+        form.addRow(buddy(self.tr("&Port:"), self.port_spin), self.port_spin)
+        self.verify_check = QCheckBox(self.tr("&Verify the server's certificate"))
+        self.verify_warning = field_warning_label()
+        form.addRow("", with_messages(self.verify_check, self.verify_warning))
+
+    def _fill(self, account: AccountConfig | None) -> None:
+        acc = account or AccountConfig(name="", host="", username="")
+        self.host_edit.setText(acc.host)
+        self.security_combo.setCurrentIndex(max(0, self.security_combo.findData(acc.security)))
+        self._set_port(acc.port)
+        # A port other than the usual one for the security was chosen by someone: keep it.
+        self._port_typed = account is not None and acc.port != POP3_PORTS.get(acc.security)
+        self.verify_check.setChecked(acc.verify_tls)
+        self._update_security()
+
+    def _connect(self) -> None:
+        self.host_edit.textChanged.connect(self.changed)
+        self.security_combo.currentIndexChanged.connect(self._security_changed)
+        self.security_combo.currentIndexChanged.connect(self.changed)
+        self.verify_check.toggled.connect(self.changed)
+        self.port_spin.valueChanged.connect(self._port_changed)
+        self.verify_check.toggled.connect(self._update_security)
+
+    # --- behaviour ----------------------------------------------------------------
+
+    def _set_port(self, port: int) -> None:
+        self._setting_port = True
+        try:
+            self.port_spin.setValue(port)
+        finally:
+            self._setting_port = False
+
+    def _port_changed(self, _value: int) -> None:
+        if not self._setting_port:
+            self._port_typed = True
+
+    def _security_changed(self) -> None:
+        security = self.security_combo.currentData()
+        if not self._port_typed:
+            self._set_port(POP3_PORTS[security])
+        self._update_security()
+
+    def _update_security(self) -> None:
+        security = self.security_combo.currentData()
+        show_error(self.security_warning,
+                   self.tr("Without encryption the password and every message travel in clear text "
+                           "over the network.") if security == "none" else "")
+        self.verify_check.setEnabled(security != "none")
+        show_error(self.verify_warning,
+                   self.tr("Without checking the certificate, anyone between you and the server can read "
+                           "the password and the mail.")
+                   if security != "none" and not self.verify_check.isChecked() else "")
+
+    def use_preset(self, method: str) -> None:
+        """A hosted service's sign-in method was chosen: its POP3 server is known (other methods keep the fields)."""
+        preset = PRESETS.get(method)
+        if preset is None:
+            return
+        host, port, security = preset
+        self.host_edit.setText(host)
+        self.security_combo.setCurrentIndex(max(0, self.security_combo.findData(security)))
+        self._set_port(port)
+        self._port_typed = False
+        self.verify_check.setChecked(True)
+
+    # --- checks and results -----------------------------------------------------------
+
+    def validate(self) -> None:
+        host = self.host_edit.text().strip()
+        show_error(self.host_error,
+                   self.tr("Enter the POP3 server's host name, e.g. pop.example.com.") if not host else
+                   self.tr("A host name has no spaces.") if any(c.isspace() for c in host) else "")
+
+    def error_labels(self) -> list[QLabel]:
+        return [self.host_error]
+
+    def apply_to(self, account: AccountConfig) -> AccountConfig:
+        """*account* with the server as entered."""
+        return replace(account, host=self.host_edit.text().strip(), port=self.port_spin.value(),
+                       security=self.security_combo.currentData(), verify_tls=self.verify_check.isChecked())
