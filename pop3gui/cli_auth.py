@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pop3gui.core.config.load import load_config
 from pop3gui.core.config.model import Config, OAuthProviderConfig
 from pop3gui.core.desktop.display import has_display
-from pop3gui.core.errors import ConfigError, OAuthError
+from pop3gui.core.errors import ConfigError, OAuthConsentMissing, Pop3guiError, SignInNeeded
 from pop3gui.core.oauth.endpoints import POP3, SMTP
 from pop3gui.core.oauth.flows import DeviceCode
 from pop3gui.core.oauth.session import SignIns
@@ -121,19 +121,20 @@ async def _status(config: Config, sign_ins: SignIns, *, as_json: bool) -> int:
         return EXIT_OK
     problems = 0
     for user in users:
-        stored = await asyncio.to_thread(sign_ins.store.load, user.key)
-        problem: OAuthError | None = None
+        problem: Pop3guiError | None = None
+        stored: SignIn | None = None
         try:
+            stored = await asyncio.to_thread(sign_ins.store.load, user.key)
             await sign_ins.access_token(user.key, user.provider, user.purpose)  # proves the sign-in still works
-        except OAuthError as exc:
+            stored = await asyncio.to_thread(sign_ins.store.load, user.key) or stored
+        except Pop3guiError as exc:  # one account's trouble never hides the others'
             problem = exc
         problems += problem is not None
-        _print_status(user, sign_ins.store.load(user.key) or stored, sign_ins.token_expiry(user.key), problem,
-                      as_json=as_json)
+        _print_status(user, stored, sign_ins.token_expiry(user.key), problem, as_json=as_json)
     return EXIT_PROBLEMS if problems else EXIT_OK
 
 
-def _print_status(user: _User, record: SignIn | None, expiry: float | None, problem: OAuthError | None, *,
+def _print_status(user: _User, record: SignIn | None, expiry: float | None, problem: Pop3guiError | None, *,
                   as_json: bool) -> None:
     def when(moment: float | None) -> str | None:
         return time.strftime("%Y-%m-%d %H:%M", time.localtime(moment)) if moment else None
@@ -142,7 +143,10 @@ def _print_status(user: _User, record: SignIn | None, expiry: float | None, prob
         "key": user.key, "who": user.label, "provider": user.provider.name,
         "identity": record.identity if record else None, "signed_in_at": when(record.signed_in_at if record else 0),
         "last_refresh": when(record.refreshed_at if record else 0), "access_token_expires": when(expiry),
-        "needs_sign_in": problem is not None,
+        # Only a sign-in the provider no longer honours (or never had) needs one; an outage or a locked
+        # keyring is a problem, not a reason to sign in again.
+        "needs_sign_in": isinstance(problem, (SignInNeeded, OAuthConsentMissing)),
+        "ok": problem is None,
         "diagnosis": str(problem.failure) if problem else None,
         "reason": str(problem) if problem else None, "fix": problem.fix if problem else None,
     }
@@ -153,4 +157,5 @@ def _print_status(user: _User, record: SignIn | None, expiry: float | None, prob
         print(f"{user.label}: signed in as {state['identity'] or 'the app'} (provider {user.provider.name}); "
               f"access token valid until {state['access_token_expires']}, last refresh {state['last_refresh']}.")
     else:
-        print(f"{user.label}: NEEDS SIGN-IN: {problem}\n    cause: {problem.cause}\n    fix: {problem.fix}")
+        label = "NEEDS SIGN-IN" if state["needs_sign_in"] else "PROBLEM"
+        print(f"{user.label}: {label}: {problem}\n    cause: {problem.cause}\n    fix: {problem.fix}")

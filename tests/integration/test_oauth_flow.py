@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,11 @@ async def test_a_revoked_sign_in_keeps_the_mail_says_how_to_sign_in_and_other_ac
     assert len(dovecot_oauth.messages()) == 1  # still on the server
     status = pop3gui("auth", "status", "--json")
     assert status.returncode == 1 and json.loads(status.stdout)["needs_sign_in"] is True
+    with_outage = dict(os.environ, HTTPS_PROXY="", HTTP_PROXY="")
+    office.use(oauth_account(dovecot_oauth), office.account_for(pop3_user, "alice"), oauth_providers=(
+        replace(provider(dovecot_oauth), token_url="http://127.0.0.1:9/token"),))  # the provider is down
+    down = json.loads(pop3gui("auth", "status", "--json", env=with_outage).stdout)
+    assert down["ok"] is False and down["needs_sign_in"] is False and down["diagnosis"] == "oauth_provider_failed"
 
 
 def test_sign_in_on_another_device_with_a_code(office: Office, dovecot_oauth: OAuthDovecot) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any
 
 from pop3gui.core.config.model import (
@@ -121,7 +122,7 @@ def _parse_oauth_providers(root: Table) -> tuple[OAuthProviderConfig, ...]:
         kind = t.choice("kind", OAUTH_KINDS)
         urls = {key: t.get(key, str) for key in ("authorize_url", "token_url", "device_url")}
         for key, url in urls.items():
-            if url and not url.startswith(("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")):
+            if url and not _safe_url(url):
                 raise t.error(key, f"must be an https:// address, not {url!r}",
                               fix="Tokens and codes travel over this address: use the provider's https URL.")
         if kind == "generic" and not urls["token_url"]:
@@ -134,6 +135,14 @@ def _parse_oauth_providers(root: Table) -> tuple[OAuthProviderConfig, ...]:
             **urls,
         ))
     return tuple(providers)
+
+
+def _safe_url(url: str) -> bool:
+    """https, or http to this machine itself (a lab or test provider): codes and tokens travel here."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1") and not parts.username
 
 
 def _check_sign_in(root: Table, smtp: SmtpConfig, accounts: tuple[AccountConfig, ...],

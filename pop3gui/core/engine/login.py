@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from pop3gui.core.config.model import AccountConfig, Config
-from pop3gui.core.errors import Pop3TokenRefused
+from pop3gui.core.errors import Pop3ConnectionError, Pop3TokenRefused
 from pop3gui.core.oauth.endpoints import POP3
 from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.oauth.store import login_command, sign_in_key
@@ -42,10 +42,14 @@ class AccountLogin:
         else:
             try:
                 await client.login_oauth(account.username, secret, mechanism=account.sasl)
-            except Pop3TokenRefused:
+            except Pop3TokenRefused as refused:
                 renewed = await self._sign_ins.access_token(self._key, self._provider, POP3, renew=True)
                 try:
                     await client.login_oauth(account.username, renewed, mechanism=account.sasl)
+                except Pop3ConnectionError:
+                    # The server hung up after the refusal: the refusal is the news; the renewed token is
+                    # kept and tried at the next cycle.
+                    raise refused from None
                 except Pop3TokenRefused as exc:
                     exc.cause = (f"{exc.cause} A freshly renewed token was refused too, so the sign-in itself "
                                  "lacks access to this mailbox.").strip()
@@ -55,8 +59,13 @@ class AccountLogin:
                     raise
 
     def close(self) -> None:
-        """Stop a lookup still running; a failed one that nobody awaited is not an error of its own."""
-        if not self._secret.done():
+        """Stop a password lookup still running; a token refresh is left to finish (and store its rotation).
+
+        A failed lookup that nobody awaited is not an error of its own.
+        """
+        if self.account.auth != "oauth2" and not self._secret.done():
             self._secret.cancel()
+        elif not self._secret.done():
+            self._secret.add_done_callback(lambda done: done.cancelled() or done.exception())
         elif not self._secret.cancelled():
             self._secret.exception()

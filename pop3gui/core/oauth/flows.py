@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -76,7 +77,14 @@ async def browser_sign_in(ends: Endpoints, client_id: str, open_page: Callable[[
     verifier = generate_token(64)
     state = generate_token(24)
     received: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    server = await asyncio.start_server(lambda r, w: _one_redirect(r, w, received), "127.0.0.1", 0)
+    handlers: set[asyncio.Task[None]] = set()
+
+    def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.ensure_future(_one_redirect(reader, writer, received, state))
+        handlers.add(task)
+        task.add_done_callback(handlers.discard)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
     try:
         port = server.sockets[0].getsockname()[1]
         redirect_uri = f"http://127.0.0.1:{port}/"
@@ -95,6 +103,9 @@ async def browser_sign_in(ends: Endpoints, client_id: str, open_page: Callable[[
                                fix="Run the sign-in again and finish it in the browser; or use --device.") from None
     finally:
         server.close()
+        for task in list(handlers):  # a browser's idle extra connection must not outlive the sign-in
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
         await server.wait_closed()
     params = _redirect_params(target, state)
     return await _token_request(ends.token_url, _with_secret({
@@ -157,20 +168,33 @@ async def app_token(ends: Endpoints, client_id: str, secret: str) -> Tokens:
 # --- the loopback redirect ------------------------------------------------------------------------
 
 async def _one_redirect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                        received: asyncio.Future[str]) -> None:
-    """Answer the browser's one GET and hand its target (path and query) to the waiting sign-in."""
+                        received: asyncio.Future[str], state: str) -> None:
+    """Answer one GET; hand its target to the waiting sign-in only when it carries this sign-in's state.
+
+    Any local program can reach the port: a request without the right state is
+    refused (400) and the sign-in keeps waiting for the browser's.
+    """
     try:
         request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
         target = request.split(b"\r\n", 1)[0].split(b" ")[1].decode("ascii", "replace")
-        body = ("<html><body><h3>pop3gui: you can close this window.</h3>"
-                "<p>The sign-in went back to pop3gui.</p></body></html>").encode()
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nConnection: close\r\n"
-                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        from urllib.parse import parse_qs
+
+        query = parse_qs(urlsplit(target).query)
+        ours = query.get("state", [""])[0] == state and ("code" in query or "error" in query)
+        if ours:
+            body, status = ("<html><body><h3>pop3gui: you can close this window.</h3>"
+                            "<p>The sign-in went back to pop3gui.</p></body></html>"), b"200 OK"
+        else:
+            body, status = "<html><body>Not a pop3gui sign-in.</body></html>", b"400 Bad Request"
+        data = body.encode()
+        writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/html; charset=utf-8\r\nConnection: close"
+                     b"\r\nContent-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data)
         await writer.drain()
-        if not received.done() and ("code=" in target or "error=" in target):
+        if ours and not received.done():
             received.set_result(target)
-    except (OSError, IndexError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
-        pass  # a stray or broken request: keep waiting for the real one
+    except (OSError, IndexError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
+            asyncio.CancelledError):
+        pass  # a stray, broken or idle request, or the sign-in ended: nothing to hand on
     finally:
         writer.close()
 
@@ -261,6 +285,9 @@ def _odd_answer(url: str) -> OAuthError:
                       fix="Check the provider's URLs in the [[oauth_provider]]; try again later.")
 
 
+_ERROR_CODE = re.compile(r"[a-z_]{1,64}")  # RFC 6749 error codes are short lower-case words
+_REFERENCE = re.compile(r"\bAADSTS\d{4,9}\b")
+
 # Microsoft's AADSTS codes and Google's words for the common failures, with what the admin does about them.
 _KNOWN: tuple[tuple[str, type[OAuthError], str, str], ...] = (
     ("AADSTS700082", SignInNeeded, "The sign-in expired: it was not used for 90 days.",
@@ -288,8 +315,15 @@ _KNOWN: tuple[tuple[str, type[OAuthError], str, str], ...] = (
 
 
 def _oauth_error(error: str, description: str) -> OAuthError:
-    """One of our errors for an OAuth2 error answer (RFC 6749 §5.2, RFC 8628 §3.5)."""
-    said = f"{error}: {description.splitlines()[0] if description else ''}".strip(": ")
+    """One of our errors for an OAuth2 error answer (RFC 6749 §5.2, RFC 8628 §3.5).
+
+    The provider's own words are never shown: a description may echo what was
+    sent (a token, a code).  Only the error code, if it looks like one, and the
+    provider's reference codes (AADSTS...) go into the message.
+    """
+    error = error if _ERROR_CODE.fullmatch(error) else "an unreadable error"
+    codes = ", ".join(dict.fromkeys(_REFERENCE.findall(description)))
+    said = f"{error} ({codes})" if codes else error
     for marker, cls, cause, fix in _KNOWN:
         if marker.lower() in description.lower():
             return cls(f"the sign-in service refused: {said}", cause=cause, fix=fix)

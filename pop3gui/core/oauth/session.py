@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from pop3gui.core.config.model import OAuthProviderConfig
-from pop3gui.core.errors import OAuthError, SignInNeeded, StateError
+from pop3gui.core.errors import CredentialError, OAuthError, SignInNeeded, StateError
 from pop3gui.core.oauth import flows
 from pop3gui.core.oauth.endpoints import POP3, endpoints
 from pop3gui.core.oauth.store import SignIn, SignInStore, login_command
@@ -42,6 +42,8 @@ class SignIns:
         self._clock = clock
         self._tokens: dict[str, tuple[str, float]] = {}
         self._busy: dict[str, asyncio.Lock] = {}
+        # A rotated sign-in the keyring refused to store: used (and stored again) at the next refresh.
+        self._unsaved: dict[str, SignIn] = {}
 
     async def access_token(self, key: str, provider: OAuthProviderConfig, purpose: str = POP3, *,
                            renew: bool = False) -> str:
@@ -51,10 +53,16 @@ class SignIns:
             if cached is not None and not renew and cached[1] - self._clock() > REFRESH_MARGIN:
                 return cached[0]
             self._tokens.pop(key, None)
+            # Shielded: a caller that gives up (its connection failed, the window closed) must not cut a
+            # refresh between the provider's new refresh token and storing it; the refresh finishes alone.
+            refresh = asyncio.ensure_future(self._fresh_tokens(key, provider, purpose))
             try:
-                tokens = await self._fresh_tokens(key, provider, purpose)
+                tokens = await asyncio.shield(refresh)
             except OAuthError as exc:
                 raise _for_owner(exc, key) from exc.__cause__
+            except asyncio.CancelledError:
+                refresh.add_done_callback(lambda done: done.cancelled() or done.exception())
+                raise
             self._tokens[key] = (tokens.access_token, tokens.expires_at)
             return tokens.access_token
 
@@ -90,12 +98,14 @@ class SignIns:
             record = SignIn(tokens.refresh_token, tokens.identity, tokens.scope, now, now)
         async with self._refresh_lock(key):
             await asyncio.to_thread(self.store.save, key, record)
+        self._unsaved.pop(key, None)
         self._tokens[key] = (tokens.access_token, tokens.expires_at)
         return record
 
     async def sign_out(self, key: str) -> bool:
         """Forget the sign-in (the provider's consent stays until revoked there)."""
         self._tokens.pop(key, None)
+        self._unsaved.pop(key, None)
         async with self._refresh_lock(key):
             return await asyncio.to_thread(self.store.delete, key)
 
@@ -113,7 +123,7 @@ class SignIns:
             return await self._app_tokens(provider, purpose)
         ends = endpoints(provider, purpose)
         async with self._refresh_lock(key):
-            sign_in = await asyncio.to_thread(self.store.load, key)  # read under the lock: the newest one
+            sign_in = self._unsaved.get(key) or await asyncio.to_thread(self.store.load, key)  # the newest one
             if sign_in is None:
                 raise SignInNeeded(f"{_owner(key)} is not signed in",
                                    cause="It signs in with OAuth2 and no sign-in is stored in the keyring.",
@@ -123,7 +133,14 @@ class SignIns:
             rotated = replace(sign_in, refresh_token=tokens.refresh_token or sign_in.refresh_token,
                               identity=tokens.identity or sign_in.identity, scope=tokens.scope or sign_in.scope,
                               refreshed_at=self._clock())
-            await asyncio.to_thread(self.store.save, key, rotated)  # before the new access token is used
+            self._unsaved[key] = rotated
+            try:
+                await asyncio.to_thread(self.store.save, key, rotated)  # before the new access token is used
+            except CredentialError:
+                if rotated.refresh_token != sign_in.refresh_token:
+                    raise  # the keyring lost the new refresh token's write: said now, kept here and retried
+            else:
+                self._unsaved.pop(key, None)
         return tokens
 
     async def _client_secret(self, provider: OAuthProviderConfig) -> str:

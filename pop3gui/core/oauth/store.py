@@ -15,9 +15,10 @@ Access tokens are never stored: they live in memory for an hour at most.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import contextlib
+from dataclasses import asdict, dataclass, field
 
-from pop3gui.core.errors import SignInNeeded
+from pop3gui.core.errors import CredentialError, SignInNeeded
 from pop3gui.core.state.credentials import Credentials
 
 PART_CHARS = 1000  # below Windows' 1,280 characters a secret, with room for the backend's own overhead
@@ -28,7 +29,7 @@ _HEADER_VERSION = 1
 class SignIn:
     """What lasts of a sign-in between runs."""
 
-    refresh_token: str
+    refresh_token: str = field(repr=False)
     identity: str = ""  # who signed in (from the provider's id token), for status and the GUI
     scope: str = ""
     signed_in_at: float = 0.0
@@ -77,7 +78,8 @@ class SignInStore:
             self.credentials.set_oauth_entry(_part_name(key, generation, i), chunk)
         self.credentials.set_oauth_entry(key, json.dumps({"v": _HEADER_VERSION, "generation": generation,
                                                           "parts": len(chunks)}))
-        self._drop_parts(key, old_generation, old_parts)
+        with contextlib.suppress(CredentialError):  # the new record is in force; old parts are only litter
+            self._drop_parts(key, old_generation, old_parts)
 
     def delete(self, key: str) -> bool:
         """Forget the sign-in; True when there was one."""
@@ -119,4 +121,5 @@ def login_command(key: str) -> str:
 
 
 def _part_name(key: str, generation: int, index: int) -> str:
-    return f"{key}#{generation}.{index}"
+    """Parts are named apart from every header ("part:" never starts an account's or the SMTP key)."""
+    return f"part:{generation}.{index}:{key}"

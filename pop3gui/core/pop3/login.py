@@ -259,6 +259,8 @@ def _token_refused(
             "Sign in again, or check that the app has been granted the mail (POP) permission"
             " and that the user name is the mailbox's address."
         )
+    if before_token:  # no token was judged: the way of signing in was, and a new token would not help
+        return Pop3AuthError(message, cause=cause, fix=fix, reply=reply.line, resp_code=reply.resp_code)
     return Pop3TokenRefused(
         message, cause=cause, fix=fix, reply=reply.line, resp_code=reply.resp_code, status=status, scope=scope
     )

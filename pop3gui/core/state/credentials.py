@@ -138,12 +138,16 @@ class Credentials:
         _call("store a sign-in", _backend().set_password, OAUTH_SERVICE, name, value)
 
     def delete_oauth_entry(self, name: str) -> None:
-        """Remove a piece of a sign-in; one that is already gone is fine."""
+        """Remove a piece of a sign-in; one that is already gone is fine, a failing keyring is a CredentialError."""
         import keyring.errors
 
         backend = _backend()
-        with contextlib.suppress(keyring.errors.PasswordDeleteError):
-            backend.delete_password(OAUTH_SERVICE, name)
+
+        def delete(service: str, key: str) -> None:
+            with contextlib.suppress(keyring.errors.PasswordDeleteError):
+                backend.delete_password(service, key)
+
+        _call("remove a sign-in", delete, OAUTH_SERVICE, name)
 
     def oauth_client_secret(self, provider: str) -> str:
         value = _call(f"read the client secret of {provider!r}", _backend().get_password, OAUTH_CLIENT_SERVICE,

@@ -222,3 +222,63 @@ async def test_a_proxy_in_the_environment_does_not_carry_a_loopback_provider(
 async def browse_direct(url: str) -> None:
     async with httpx.AsyncClient(follow_redirects=True, timeout=10, trust_env=False) as browser:
         await browser.get(url)
+
+
+async def test_a_refresh_whose_caller_gives_up_still_stores_the_rotated_token(
+        tmp_path: Path, ring: MemoryKeyring, idp: FakeAuthServer) -> None:
+    """The connection fails while the token is being renewed: the rotation must still reach the keyring."""
+    session = sign_ins(tmp_path)
+    first = await session.sign_in(KEY, provider_for(idp), open_page=browse)
+    caller = asyncio.ensure_future(session.access_token(KEY, provider_for(idp), renew=True))
+    await asyncio.sleep(0)  # the refresh has started
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    for _ in range(200):  # the shielded refresh finishes on its own
+        stored = session.store.load(KEY)
+        if stored is not None and stored.refresh_token != first.refresh_token:
+            break
+        await asyncio.sleep(0.01)
+    assert stored is not None and stored.refresh_token in idp.live_refresh_tokens()
+    assert first.refresh_token not in idp.live_refresh_tokens()  # the provider rotated: only the stored one works
+
+
+async def test_a_rotation_the_keyring_refused_to_store_is_kept_and_stored_at_the_next_refresh(
+        tmp_path: Path, ring: MemoryKeyring, idp: FakeAuthServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    session = sign_ins(tmp_path)
+    await session.sign_in(KEY, provider_for(idp), open_page=browse)
+    real_set = Credentials.set_oauth_entry
+
+    def failing(self: Credentials, name: str, value: str) -> None:
+        raise CredentialError("the keyring failed to store a sign-in: D-Bus timeout", fix="Try again.")
+
+    monkeypatch.setattr(Credentials, "set_oauth_entry", failing)
+    with pytest.raises(CredentialError):
+        await session.access_token(KEY, provider_for(idp), renew=True)
+    monkeypatch.setattr(Credentials, "set_oauth_entry", real_set)
+    assert idp.is_live(await session.access_token(KEY, provider_for(idp), renew=True))
+    stored = session.store.load(KEY)
+    assert stored is not None and idp.live_refresh_tokens() == [stored.refresh_token]
+
+
+async def test_a_provider_echoing_the_token_in_its_error_never_shows_it(tmp_path: Path, ring: MemoryKeyring,
+                                                                        idp: FakeAuthServer) -> None:
+    error = flows._oauth_error("invalid_grant", "AADSTS700082: Refresh token SECRET-RT-123456 is not valid")
+    weird = flows._oauth_error("<script>SECRET-RT-123456</script>", "SECRET-RT-123456")
+    for shown in (error, weird):
+        assert "SECRET" not in f"{shown} {shown.cause} {shown.fix}"
+    assert "AADSTS700082" in str(error) and isinstance(error, SignInNeeded)
+
+
+async def test_a_stray_request_to_the_loopback_port_does_not_end_the_sign_in(
+        tmp_path: Path, ring: MemoryKeyring, idp: FakeAuthServer) -> None:
+    async def stray_then_browse(url: str) -> None:
+        port = int(url.split("redirect_uri=http%3A%2F%2F127.0.0.1%3A")[1].split("%2F")[0])
+        async with httpx.AsyncClient(trust_env=False) as local:
+            stray = await local.get(f"http://127.0.0.1:{port}/?code=guess&state=guess")
+            assert stray.status_code == 400
+            await local.get(f"http://127.0.0.1:{port}/?error=access_denied&error_description=visit+evil.example")
+        await browse(url)
+
+    record = await sign_ins(tmp_path).sign_in(KEY, provider_for(idp), open_page=stray_then_browse)
+    assert record.identity == idp.user

@@ -49,7 +49,7 @@ def test_a_new_generation_replaces_the_old_and_leaves_no_parts_behind(backend: L
     store.save(KEY, NEW)
     assert store.load(KEY) == NEW
     names = [name for (service, name) in backend._store if service == OAUTH_SERVICE]
-    assert all(name == KEY or name.startswith(f"{KEY}#2.") for name in names), names
+    assert all(name == KEY or name.startswith("part:2.") for name in names), names
 
 
 def test_sign_ins_of_accounts_and_of_the_smtp_login_are_apart(backend: LimitedKeyring) -> None:
@@ -95,7 +95,7 @@ def test_a_crash_at_any_moment_of_a_rotation_leaves_a_usable_sign_in() -> None:
 def test_a_damaged_sign_in_asks_for_a_new_one_naming_the_command(backend: LimitedKeyring) -> None:
     store = SignInStore(Credentials())
     store.save(KEY, OLD)
-    del backend._store[(OAUTH_SERVICE, f"{KEY}#1.1")]
+    del backend._store[(OAUTH_SERVICE, f"part:1.1:{KEY}")]
     with pytest.raises(SignInNeeded) as caught:
         store.load(KEY)
     assert "`pop3gui auth login m365`" in caught.value.fix and OLD.refresh_token not in str(caught.value)
@@ -104,3 +104,15 @@ def test_a_damaged_sign_in_asks_for_a_new_one_naming_the_command(backend: Limite
 def test_no_sign_in_is_none(backend: LimitedKeyring) -> None:
     assert SignInStore(Credentials()).load(KEY) is None
     assert keyring.core.get_keyring() is backend
+
+
+def test_an_account_named_like_a_part_does_not_collide(backend: LimitedKeyring) -> None:
+    store = SignInStore(Credentials())
+    store.save(sign_in_key("a"), OLD)
+    store.save(sign_in_key("a#1.0"), NEW)
+    store.save(sign_in_key("part:1.0:account:a"), NEW)
+    assert store.load(sign_in_key("a")) == OLD and store.load(sign_in_key("a#1.0")) == NEW
+
+
+def test_a_sign_in_never_shows_its_refresh_token() -> None:
+    assert OLD.refresh_token not in repr(OLD) and OLD.refresh_token not in str(OLD)
