@@ -24,8 +24,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QMessageBox,
     QPushButton,
     QTableView,
@@ -34,13 +32,14 @@ from PySide6.QtWidgets import (
 )
 
 from pop3gui.core.config.model import AccountConfig, Config, OAuthProviderConfig, RoutingRuleConfig
-from pop3gui.core.errors import CredentialError, Pop3guiError
 from pop3gui.core.engine.preflight import Finding
 from pop3gui.gui.account_model import AccountRole, AccountTableModel, Column
 from pop3gui.gui.dialogs.account import AccountDialog
 from pop3gui.gui.dialogs.sign_in import PageOpener
 from pop3gui.gui.icons import icon
+from pop3gui.gui.tabs.account_keyring import AccountKeyring
 from pop3gui.gui.tabs.base import ConfigTab
+from pop3gui.gui.tabs.findings import FindingsView
 
 
 class AccountsTab(ConfigTab):
@@ -59,6 +58,7 @@ class AccountsTab(ConfigTab):
         self.dialog: AccountDialog | None = None  # the account dialog open now
         self._tasks: set[asyncio.Future[Any]] = set()
         self._testing = False
+        self.keyring = AccountKeyring(controller, self)
         self.model = AccountTableModel(self)
         self.model.connect_controller(controller)
         self._build()
@@ -107,15 +107,10 @@ class AccountsTab(ConfigTab):
         buttons.addStretch(1)
         layout.addLayout(buttons)
 
-        self.test_status = QLabel()
-        self.test_status.setWordWrap(True)
-        self.test_status.hide()
+        self.findings = FindingsView(self)
+        self.test_status = self.findings.status_label
+        self.findings_list = self.findings.findings_list
         layout.addWidget(self.test_status)
-        self.findings_list = QListWidget()
-        self.findings_list.setWordWrap(True)
-        self.findings_list.setAccessibleName(self.tr("Test results"))
-        self.findings_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.findings_list.hide()
         layout.addWidget(self.findings_list, 2)
 
         self.add_button.clicked.connect(self.open_add_dialog)
@@ -212,9 +207,9 @@ class AccountsTab(ConfigTab):
         """
         if self.model.row_of(account.name) >= 0:
             raise ValueError(f"another account is already called {account.name!r}")
-        stored = await self._store_password(account.name, password) if password else True
+        stored = await self.keyring.store_password(account.name, password) if password else True
         if account.auth == "oauth2" and sign_in_from and sign_in_from != account.name:
-            stored = await self._copy_sign_in(sign_in_from, account.name) and stored
+            stored = await self.keyring.copy_sign_in(sign_in_from, account.name) and stored
         row = self.model.append_account(account)
         self._set_rules(account.name, account, rules)
         self.table.selectRow(row)
@@ -233,11 +228,11 @@ class AccountsTab(ConfigTab):
         if account.name != old_name and self.model.row_of(account.name) >= 0:
             raise ValueError(f"another account is already called {account.name!r}")
         if account.auth == "oauth2":
-            stored = await self._copy_sign_in(old_name, account.name) if account.name != old_name else True
+            stored = await self.keyring.copy_sign_in(old_name, account.name) if account.name != old_name else True
         elif password:
-            stored = await self._store_password(account.name, password)
+            stored = await self.keyring.store_password(account.name, password)
         elif account.name != old_name:
-            stored = await self._copy_password(old_name, account.name)
+            stored = await self.keyring.copy_password(old_name, account.name)
         else:
             stored = True
         row = self.model.replace_account(old_name, account)
@@ -285,87 +280,14 @@ class AccountsTab(ConfigTab):
         self._testing = True
         self._update_buttons()
         self.test_button.setText(self.tr("Testing…"))
-        self.test_status.setText(self.tr("Testing %1…").replace("%1", account.name))
-        self.test_status.show()
-        self.findings_list.clear()
-        self.findings_list.hide()
+        self.findings.begin(account.name)
 
     def show_findings(self, account: AccountConfig, findings: Sequence[Finding]) -> None:
-        problems = sum(1 for f in findings if not f.ok)
-        if not findings:
-            summary = self.tr("The test of %1 did not finish.").replace("%1", account.name)
-        elif problems:
-            summary = (self.tr("Test of %1: %2 problem(s) found.").replace("%1", account.name)
-                       .replace("%2", str(problems)))
-        else:
-            summary = self.tr("Test of %1: everything works.").replace("%1", account.name)
-        self.test_status.setText(summary)
-        self.test_status.show()
-        self.findings_list.clear()
-        for finding in findings:
-            lines = [f"{finding.subject}: {finding.text}" if finding.subject else finding.text]
-            if finding.cause:
-                lines.append(self.tr("Cause: %1").replace("%1", finding.cause))
-            if finding.fix:
-                lines.append(self.tr("Fix: %1").replace("%1", finding.fix))
-            item = QListWidgetItem(icon("ok" if finding.ok else "error"), "\n".join(lines))
-            item.setData(Qt.ItemDataRole.UserRole, finding)
-            self.findings_list.addItem(item)
-        self.findings_list.setVisible(bool(findings))
+        self.findings.show_findings(account.name, findings)
 
     def findings_text(self) -> list[str]:
         """The lines shown under the table, one entry per finding."""
-        return [self.findings_list.item(i).text() for i in range(self.findings_list.count())]
-
-    # --- keyring ------------------------------------------------------------------------
-
-    async def _store_password(self, name: str, password: str) -> bool:
-        try:
-            await asyncio.to_thread(self.controller.credentials.set_pop3_password, name, password)
-        except CredentialError as exc:
-            self.show_credential_error(self.tr("The password of %1 was not stored.").replace("%1", name), exc)
-            return False
-        return True
-
-    async def _copy_password(self, old: str, new: str) -> bool:
-        """A renamed account keeps its password: the keyring entry is keyed by the name."""
-        credentials = self.controller.credentials
-
-        def copy() -> None:
-            if credentials.has_pop3_password(old):
-                credentials.set_pop3_password(new, credentials.pop3_password(old))
-
-        try:
-            await asyncio.to_thread(copy)
-        except CredentialError as exc:
-            self.show_credential_error(
-                self.tr("The password of %1 could not be kept for its new name %2; enter it again.")
-                .replace("%1", old).replace("%2", new), exc)
-            return False
-        return True
-
-    async def _copy_sign_in(self, old: str, new: str) -> bool:
-        """A renamed account keeps its OAuth2 sign-in (the keyring keeps it under the account's name)."""
-        try:
-            await self.controller.copy_sign_in(old, new)
-        except Pop3guiError as exc:
-            self.show_credential_error(
-                self.tr("The sign-in of %1 could not be kept for its new name %2; sign in again.")
-                .replace("%1", old).replace("%2", new), exc)
-            return False
-        return True
-
-    def show_credential_error(self, title: str, exc: Pop3guiError) -> QMessageBox:
-        box = QMessageBox(QMessageBox.Icon.Warning, self.tr("Keyring"), title, QMessageBox.StandardButton.Ok, self)
-        details = [str(exc)]
-        if exc.cause:
-            details.append(self.tr("Cause: %1").replace("%1", exc.cause))
-        if exc.fix:
-            details.append(self.tr("Fix: %1").replace("%1", exc.fix))
-        box.setInformativeText("\n\n".join(details))
-        box.setObjectName("credentialError")
-        box.open()
-        return box
+        return self.findings.lines()
 
     # --- buttons ----------------------------------------------------------------------------
 
