@@ -380,7 +380,7 @@ def _with_loopback(no_proxy: str) -> str:
 
 async def _demo_headless(sandbox: Sandbox, once: bool) -> int:
     from pop3gui.core.engine.preflight import run_preflight
-    from pop3gui.demo.sandbox import DANA, OAUTH_ACCOUNT
+    from pop3gui.demo.story import DANA, OAUTH_ACCOUNT
 
     started = time.monotonic()
     async with sandbox:

@@ -11,6 +11,8 @@ message kept; the OAuth2 mailbox signed in and delivered).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,7 @@ from pop3gui.core.oauth.store import SignInStore, sign_in_key
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.state.spool import Quarantine, QuarantineRecord
 from pop3gui.demo.exchange import StoredMessage
-from pop3gui.demo.sandbox import (
+from pop3gui.demo.story import (
     DANA,
     DELIVERED,
     ERIN,
@@ -31,8 +33,10 @@ from pop3gui.demo.sandbox import (
     MISSING_DOMAIN,
     OAUTH_ACCOUNT,
     UNDELIVERABLE,
-    Sandbox,
 )
+
+if TYPE_CHECKING:
+    from pop3gui.demo.sandbox import Sandbox
 
 __all__ = ["DemoReport", "OAuthStory", "Refusal", "build_report", "oauth_story"]
 

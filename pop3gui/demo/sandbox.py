@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from pop3gui.core.config.model import (
     AccountConfig,
@@ -68,24 +68,22 @@ from pop3gui.core.engine.cycle import Connector
 from pop3gui.demo import keyring_backend
 from pop3gui.demo.exchange import DemoExchange
 from pop3gui.demo.pop3_server import DemoPop3Server
+from pop3gui.demo.report import DemoReport, OAuthStory, build_report, oauth_story
 from pop3gui.demo.sign_in import CLIENT_ID, SCOPES, DemoSignIn, press_allow
+from pop3gui.demo.story import (
+    DANA,
+    ERIN,
+    FOREIGN_CC,
+    KB_SUBJECT,
+    LOCAL_DOMAIN,
+    MISSING_DOMAIN,
+    OAUTH_ACCOUNT,
+    OAUTH_PROVIDER,
+    OAUTH_SUBJECT,
+    PASSWORDS,
+    UNDELIVERABLE,
+)
 
-if TYPE_CHECKING:  # the report imports this module: it checks the run against the sample's names
-    from pop3gui.demo.report import DemoReport, OAuthStory
-
-LOCAL_DOMAIN = "contoso.com"
-MISSING_DOMAIN = "contoso.eu"  # the office's new domain: neither the Exchange nor the policy has it yet
-ERIN = f"erin@{MISSING_DOMAIN}"
-UNDELIVERABLE = f"postmaster@{MISSING_DOMAIN}"  # already switched to the new domain, so it refuses too
-KB_SUBJECT = "Welcome to Contoso Europe"
-DANA = f"dana@{LOCAL_DOMAIN}"  # the mailbox that signs in with OAuth2: its ISP user name and its target
-OAUTH_ACCOUNT = "dana"
-OAUTH_PROVIDER = "contoso-demo"
-OAUTH_SUBJECT = "Your signed-in mailbox works"
-DELIVERED = ("alice@contoso.com", "bob@contoso.com", "carol@contoso.com", "dave@contoso.com",
-             "sales-team@contoso.com", DANA)
-FOREIGN_CC = "partner@fabrikam.example"
-PASSWORDS = {"alice": "alice-demo-password", "office": "office-demo-password", "erin": "erin-demo-password"}
 
 
 def sample_message(*, subject: str, to: str, cc: str = "", sender: str = "Northwind Traders <info@northwind.example>",
@@ -285,12 +283,10 @@ class Sandbox:
 
     def oauth_story(self) -> OAuthStory:
         """The OAuth2 mailbox so far: its sign-ins, token renewals and POP3 logins."""
-        from pop3gui.demo.report import oauth_story  # the report reads the sample's names from this module
 
         return oauth_story(self)
 
     def report(self, events: Iterable[Event], preflight: Report | None = None) -> DemoReport:
         """Summarise a first run on the fresh sample, and check it against the designed outcome."""
-        from pop3gui.demo.report import build_report
 
         return build_report(self, events, preflight)

@@ -40,7 +40,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
 
 from pop3gui.core.config.model import Config
-from pop3gui.demo.sandbox import DANA, ERIN, MISSING_DOMAIN, OAUTH_ACCOUNT, UNDELIVERABLE, Sandbox
+from pop3gui.demo.sandbox import Sandbox
+from pop3gui.demo.story import DANA, ERIN, MISSING_DOMAIN, OAUTH_ACCOUNT, UNDELIVERABLE
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.properties import PropertiesWindow
 from pop3gui.gui.qt import make_application, run_event_loop

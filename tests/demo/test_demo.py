@@ -34,7 +34,8 @@ from pop3gui.demo.keyring_backend import MemoryKeyring
 from pop3gui.demo.pop3_server import DemoPop3Server
 from pop3gui.demo.sign_in import CLIENT_ID, DemoSignIn, s256
 from pop3gui.core.state.spool import Quarantine
-from pop3gui.demo.sandbox import DANA, DELIVERED, ERIN, KB_SUBJECT, OAUTH_SUBJECT, UNDELIVERABLE, Sandbox
+from pop3gui.demo.sandbox import Sandbox
+from pop3gui.demo.story import DANA, DELIVERED, ERIN, KB_SUBJECT, OAUTH_SUBJECT, UNDELIVERABLE
 
 
 def demo(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,8 @@ os.environ.setdefault("QT_API", "pyside6")
 
 from pop3gui.core.config.load import load_config  # noqa: E402
 from pop3gui.core.events.model import EventId  # noqa: E402
-from pop3gui.demo.sandbox import DANA, ERIN, KB_SUBJECT, OAUTH_SUBJECT, UNDELIVERABLE, Sandbox  # noqa: E402
+from pop3gui.demo.sandbox import Sandbox  # noqa: E402
+from pop3gui.demo.story import DANA, ERIN, KB_SUBJECT, OAUTH_SUBJECT, UNDELIVERABLE  # noqa: E402
 from pop3gui.demo.sign_in import press_allow  # noqa: E402
 from pop3gui.gui.demo_window import DemoSession, open_demo, tray_for  # noqa: E402
 from pop3gui.gui.dialogs.account import AccountDialog  # noqa: E402
