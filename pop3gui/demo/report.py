@@ -11,7 +11,7 @@ message kept; the OAuth2 mailbox signed in and delivered).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +23,10 @@ from pop3gui.core.events.model import Event, EventId
 from pop3gui.core.oauth.store import SignInStore, sign_in_key
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.state.spool import Quarantine, QuarantineRecord
-from pop3gui.demo.exchange import StoredMessage
+from pop3gui.core.state.paths import Paths
+from pop3gui.demo.exchange import DemoExchange, StoredMessage
+from pop3gui.demo.pop3_server import DemoPop3Server
+from pop3gui.demo.sign_in import DemoSignIn
 from pop3gui.demo.story import (
     DANA,
     DELIVERED,
@@ -35,8 +38,23 @@ from pop3gui.demo.story import (
     UNDELIVERABLE,
 )
 
-if TYPE_CHECKING:
-    from pop3gui.demo.sandbox import Sandbox
+
+
+class Sandbox(Protocol):
+    """What the report reads of a running sandbox (:class:`pop3gui.demo.sandbox.Sandbox`)."""
+
+    @property
+    def exchange(self) -> DemoExchange: ...
+
+    @property
+    def pop3(self) -> DemoPop3Server: ...
+
+    @property
+    def paths(self) -> Paths: ...
+
+    @property
+    def sign_in_page(self) -> DemoSignIn: ...
+
 
 __all__ = ["DemoReport", "OAuthStory", "Refusal", "build_report", "oauth_story"]
 
