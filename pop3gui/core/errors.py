@@ -236,6 +236,12 @@ class OAuthClientInvalid(OAuthError, ValueError):
     failure: ClassVar[Failure] = Failure.OAUTH_CLIENT_INVALID
 
 
+class SignInBusy(OAuthError, TimeoutError):
+    """Another pop3gui process has held an account's sign-in for too long (a sign-in left open?)."""
+
+    failure: ClassVar[Failure] = Failure.OAUTH_PROVIDER_FAILED
+
+
 class OAuthProviderUnreachable(OAuthError, ConnectionError):
     """The sign-in service could not be reached or did not answer in time."""
 

@@ -31,6 +31,7 @@ from pop3gui.core.errors import (
     OAuthConsentMissing,
     OAuthClientInvalid,
     OAuthProviderUnreachable,
+    SignInBusy,
     Pop3TokenRefused,
     SmtpTokenRefused,
 )
@@ -63,6 +64,7 @@ BUILTIN: dict[type[Pop3guiError], type[Exception]] = {
     OAuthConsentMissing: PermissionError,
     OAuthClientInvalid: ValueError,
     OAuthProviderUnreachable: ConnectionError,
+    SignInBusy: TimeoutError,
 }
 
 # Errors a later attempt cannot cure: retrying them only repeats the failure.

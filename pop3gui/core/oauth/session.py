@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from pop3gui.core.config.model import OAuthProviderConfig
-from pop3gui.core.errors import CredentialError, OAuthError, SignInNeeded, StateError
+from pop3gui.core.errors import CredentialError, OAuthError, SignInBusy, SignInNeeded
 from pop3gui.core.oauth import flows
 from pop3gui.core.oauth.endpoints import POP3, endpoints
 from pop3gui.core.oauth.store import SignIn, SignInStore, login_command
@@ -161,7 +161,7 @@ class SignIns:
             deadline = time.monotonic() + LOCK_WAIT
             while not try_lock_file(handle):
                 if time.monotonic() > deadline:
-                    raise StateError(f"another pop3gui process keeps the sign-in of {_owner(key)} busy",
+                    raise SignInBusy(f"another pop3gui process keeps the sign-in of {_owner(key)} busy",
                                      cause=f"Its lock {path} has been held for {LOCK_WAIT:.0f} seconds.",
                                      fix="Wait for the other process (a sign-in in progress?) or stop it.")
                 await asyncio.sleep(0.05)

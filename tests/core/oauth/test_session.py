@@ -282,3 +282,23 @@ async def test_a_stray_request_to_the_loopback_port_does_not_end_the_sign_in(
 
     record = await sign_ins(tmp_path).sign_in(KEY, provider_for(idp), open_page=stray_then_browse)
     assert record.identity == idp.user
+
+
+async def test_a_sign_in_held_too_long_by_another_process_is_explained(
+        tmp_path: Path, ring: MemoryKeyring, idp: FakeAuthServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from pop3gui.core.errors import SignInBusy
+    from pop3gui.core.oauth import session as session_module
+    from pop3gui.core.state.lock import try_lock_file
+
+    session = sign_ins(tmp_path)
+    await session.sign_in(KEY, provider_for(idp), open_page=browse)
+    lock_path = tmp_path / "locks" / (hashlib.sha256(KEY.encode()).hexdigest()[:24] + ".lock")
+    with lock_path.open("a+", encoding="ascii") as other_process:
+        assert try_lock_file(other_process)
+        monkeypatch.setattr(session_module, "LOCK_WAIT", 0.3)
+        with pytest.raises(SignInBusy) as caught:
+            await session.access_token(KEY, provider_for(idp), renew=True)
+    assert "another pop3gui process" in str(caught.value) and caught.value.fix
+    assert idp.is_live(await session.access_token(KEY, provider_for(idp), renew=True))  # free again
