@@ -22,6 +22,7 @@ import pytest
 from hypothesis import settings
 
 from pop3gui.core.config.model import Config, DeliveryConfig, RecipientPolicy, SmtpConfig
+from pop3gui.demo.keyring_backend import MemoryKeyring, install as install_keyring
 from tests.servers.dovecot import DovecotServer
 from tests.servers.postfix import PostfixServer
 from tests.support.office import ACCEPTED_DOMAINS, ADMIN, MESSAGE_SIZE_LIMIT, UNKNOWN_USERS, Office
@@ -215,6 +216,20 @@ def secret_service() -> Iterator[SecretServiceSession]:
         stop_process(dbus)
         _reset_keyring_backend(secret_service=False)
         shutil.rmtree(home, ignore_errors=True)
+
+
+# -- An in-memory keyring, for tests of what is stored rather than of the keyring itself --
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """This process's keyring is a dict for the test (the real gnome-keyring is the ``secret_service``'s)."""
+    backend = MemoryKeyring()
+    restore = install_keyring(backend)
+    try:
+        yield backend
+    finally:
+        restore()
 
 
 # -- An office: connector home + both servers + keyring ----------------------

@@ -26,7 +26,7 @@ from pop3gui.core.engine.status import AccountResult, AccountStatus, Phase
 from pop3gui.core.failures import Failure
 from pop3gui.core.oauth.store import sign_in_key
 from pop3gui.core.state.paths import Paths
-from pop3gui.demo.keyring_backend import MemoryKeyring, install
+from pop3gui.demo.keyring_backend import MemoryKeyring
 from pop3gui.gui.account_model import Column
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.dialogs.account import AccountDialog
@@ -42,16 +42,6 @@ ENTRA = OAuthProviderConfig(name="contoso-entra", client_id="11111111-2222", kin
                             tenant="contoso.onmicrosoft.com")
 GMAIL = OAuthProviderConfig(name="workspace", client_id="123-abc.apps.googleusercontent.com", kind="google")
 ALICE = AccountConfig(name="Alice", host="pop.isp.example", username="alice", deliver_to="alice@contoso.com")
-
-
-@pytest.fixture
-def ring() -> Iterator[MemoryKeyring]:
-    backend = MemoryKeyring()
-    restore = install(backend)
-    try:
-        yield backend
-    finally:
-        restore()
 
 
 @pytest.fixture
@@ -91,7 +81,7 @@ def make_controller(tmp_path: Path, config: Config) -> ConnectorController:
 
 
 @pytest.fixture
-def controller(tmp_path: Path, ring: MemoryKeyring) -> Iterator[ConnectorController]:
+def controller(tmp_path: Path, memory_keyring: MemoryKeyring) -> Iterator[ConnectorController]:
     ctl = make_controller(tmp_path, Config(accounts=(ALICE,), oauth_providers=(ENTRA, GMAIL)))
     yield ctl
     ctl.close()
@@ -277,7 +267,7 @@ def test_the_properties_window_saves_a_provider_added_in_an_account_dialog(
 
 
 def test_an_app_only_providers_secret_goes_to_the_keyring_at_once(
-        qtbot: Any, loop: asyncio.AbstractEventLoop, ring: MemoryKeyring) -> None:
+        qtbot: Any, loop: asyncio.AbstractEventLoop, memory_keyring: MemoryKeyring) -> None:
     from pop3gui.core.state.credentials import Credentials
 
     async def scenario() -> None:
@@ -341,7 +331,7 @@ def test_renaming_a_provider_carries_the_accounts_that_use_it(
 
 
 def test_sign_in_from_the_dialog_keeps_the_sign_in_and_shows_who(
-        qtbot: Any, loop: asyncio.AbstractEventLoop, ring: MemoryKeyring, idp: FakeAuthServer,
+        qtbot: Any, loop: asyncio.AbstractEventLoop, memory_keyring: MemoryKeyring, idp: FakeAuthServer,
         tmp_path: Path) -> None:
     """The provider is added in the dialog (not saved yet): the sign-in and the Test both use it."""
     controller = make_controller(tmp_path, Config())
@@ -404,7 +394,7 @@ def test_sign_in_from_the_dialog_keeps_the_sign_in_and_shows_who(
     controller.close()
 
 
-def test_sign_out_forgets_the_sign_in(qtbot: Any, loop: asyncio.AbstractEventLoop, ring: MemoryKeyring,
+def test_sign_out_forgets_the_sign_in(qtbot: Any, loop: asyncio.AbstractEventLoop, memory_keyring: MemoryKeyring,
                                       idp: FakeAuthServer, tmp_path: Path) -> None:
     lab = lab_provider(idp)
     controller = make_controller(tmp_path, Config(accounts=(lab_account(),), oauth_providers=(lab,)))
@@ -421,7 +411,7 @@ def test_sign_out_forgets_the_sign_in(qtbot: Any, loop: asyncio.AbstractEventLoo
         dlg.signed_out.connect(signed_out.append)
         qtbot.mouseClick(box.sign_out_button, Qt.MouseButton.LeftButton)
         await asyncio.sleep(0)
-        while ring.get_password("pop3gui-oauth", sign_in_key("m365")) is not None or not signed_out:
+        while memory_keyring.get_password("pop3gui-oauth", sign_in_key("m365")) is not None or not signed_out:
             await asyncio.sleep(0.01)
         assert box.status_label.text() == "Signed out. Not signed in yet."
         assert not box.sign_out_button.isEnabled() and box.sign_in_button.text() == "Sign &in…"
@@ -434,7 +424,7 @@ def test_sign_out_forgets_the_sign_in(qtbot: Any, loop: asyncio.AbstractEventLoo
 
 
 def test_refused_consent_shows_the_cause_and_fix_in_the_dialog(
-        qtbot: Any, loop: asyncio.AbstractEventLoop, ring: MemoryKeyring, idp: FakeAuthServer,
+        qtbot: Any, loop: asyncio.AbstractEventLoop, memory_keyring: MemoryKeyring, idp: FakeAuthServer,
         tmp_path: Path) -> None:
     idp.deny_consent = True
     lab = lab_provider(idp)
@@ -465,7 +455,7 @@ def test_refused_consent_shows_the_cause_and_fix_in_the_dialog(
     controller.close()
 
 
-def test_cancel_stops_waiting_for_the_browser(qtbot: Any, loop: asyncio.AbstractEventLoop, ring: MemoryKeyring,
+def test_cancel_stops_waiting_for_the_browser(qtbot: Any, loop: asyncio.AbstractEventLoop, memory_keyring: MemoryKeyring,
                                               idp: FakeAuthServer, tmp_path: Path) -> None:
     lab = lab_provider(idp)
     controller = make_controller(tmp_path, Config(accounts=(lab_account(),), oauth_providers=(lab,)))
@@ -506,7 +496,7 @@ def test_cancel_stops_waiting_for_the_browser(qtbot: Any, loop: asyncio.Abstract
     controller.close()
 
 
-def test_a_renamed_account_keeps_its_sign_in(qtbot: Any, loop: asyncio.AbstractEventLoop, ring: MemoryKeyring,
+def test_a_renamed_account_keeps_its_sign_in(qtbot: Any, loop: asyncio.AbstractEventLoop, memory_keyring: MemoryKeyring,
                                             idp: FakeAuthServer, tmp_path: Path) -> None:
     lab = lab_provider(idp)
     controller = make_controller(tmp_path, Config(accounts=(lab_account(),), oauth_providers=(lab,)))

@@ -132,6 +132,23 @@ def _random_token(length: int) -> str:
     return text[:length]
 
 
+class _ThreadedServer:
+    """An HTTP server on 127.0.0.1 (a free port) served from a daemon thread; ``stop`` waits for it."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = int(self.httpd.server_address[1])
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"{name}-{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(5)
+
+
 class FakeAuthServer:
     """An OAuth2 authorization server on 127.0.0.1; see the module docstring."""
 
@@ -173,8 +190,7 @@ class FakeAuthServer:
         self._devices: dict[str, _Device] = {}
         self._grants = itertools.count(1)
         self._offset = 0.0
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: _ThreadedServer | None = None
         self.port = 0
 
     # -------------------------------------------------------------- life cycle
@@ -205,26 +221,15 @@ class FakeAuthServer:
 
     def start(self) -> Self:
         """Listen on 127.0.0.1 (a free port, ``port``) and serve in a daemon thread."""
-        if self._httpd is not None:
-            return self
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        httpd.daemon_threads = True
-        self._httpd = httpd
-        self.port = httpd.server_address[1]
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"fake-oauth-{self.port}", daemon=True)
-        self._thread.start()
+        if self._server is None:
+            self._server = _ThreadedServer(_handler_for(self), "fake-oauth")
+            self.port = self._server.port
         return self
 
     def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -672,8 +677,7 @@ class IntrospectionRelay:
 
     def __init__(self) -> None:
         self.target: FakeAuthServer | None = None
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: _ThreadedServer | None = None
         self.port = 0
 
     @property
@@ -710,24 +714,14 @@ class IntrospectionRelay:
                 self.end_headers()
                 self.wfile.write(answer)
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        httpd.daemon_threads = True
-        self._httpd = httpd
-        self.port = httpd.server_address[1]
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"introspection-relay-{self.port}", daemon=True)
-        self._thread.start()
+        self._server = _ThreadedServer(Handler, "introspection-relay")
+        self.port = self._server.port
         return self
 
     def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
 
 __all__ = ["DEVICE_GRANT", "FakeAuthServer", "IntrospectionRelay", "OAuthFailure", "pkce_challenge"]

@@ -9,7 +9,7 @@ the real gnome-keyring.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,20 +23,10 @@ from pop3gui.core.oauth.endpoints import endpoints
 from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.oauth.store import sign_in_key
 from pop3gui.core.state.credentials import Credentials
-from pop3gui.demo.keyring_backend import MemoryKeyring, install
+from pop3gui.demo.keyring_backend import MemoryKeyring
 from tests.support.oauth_server import FakeAuthServer
 
 KEY = sign_in_key("m365")
-
-
-@pytest.fixture
-def ring() -> Iterator[MemoryKeyring]:
-    backend = MemoryKeyring()
-    restore = install(backend)
-    try:
-        yield backend
-    finally:
-        restore()
 
 
 @pytest.fixture
@@ -63,7 +53,7 @@ def sign_ins(tmp_path: Path) -> SignIns:
 
 
 async def test_browser_sign_in_with_pkce_keeps_the_refresh_token_and_who_signed_in(
-        tmp_path: Path, ring: MemoryKeyring, idp: FakeAuthServer) -> None:
+        tmp_path: Path, memory_keyring: MemoryKeyring, idp: FakeAuthServer) -> None:
     session = sign_ins(tmp_path)
     record = await session.sign_in(KEY, provider_for(idp), open_page=browse)
     assert record.identity == idp.user and record.refresh_token in idp.live_refresh_tokens()
@@ -76,7 +66,7 @@ async def test_browser_sign_in_with_pkce_keeps_the_refresh_token_and_who_signed_
 
 
 async def test_an_access_token_near_its_end_is_refreshed_and_the_rotated_refresh_token_stored_first(
-        tmp_path: Path, ring: MemoryKeyring, idp: FakeAuthServer) -> None:
+        tmp_path: Path, memory_keyring: MemoryKeyring, idp: FakeAuthServer) -> None:
     session = sign_ins(tmp_path)
     first = await session.sign_in(KEY, provider_for(idp), open_page=browse)
     idp.advance(idp.access_lifetime - 60)  # inside the refresh margin
@@ -89,7 +79,7 @@ async def test_an_access_token_near_its_end_is_refreshed_and_the_rotated_refresh
     assert idp.is_live(token) and idp.token_requests[-1]["grant_type"] == "refresh_token"
 
 
-async def test_a_refused_token_is_renewed_once_on_request(tmp_path: Path, ring: MemoryKeyring,
+async def test_a_refused_token_is_renewed_once_on_request(tmp_path: Path, memory_keyring: MemoryKeyring,
                                                           idp: FakeAuthServer) -> None:
     session = sign_ins(tmp_path)
     await session.sign_in(KEY, provider_for(idp), open_page=browse)
@@ -99,7 +89,7 @@ async def test_a_refused_token_is_renewed_once_on_request(tmp_path: Path, ring: 
 
 
 async def test_two_processes_renewing_at_once_never_spend_a_replaced_refresh_token(
-        tmp_path: Path, ring: MemoryKeyring, idp: FakeAuthServer) -> None:
+        tmp_path: Path, memory_keyring: MemoryKeyring, idp: FakeAuthServer) -> None:
     """The tray and a command line share the keyring: their refreshes take turns, each reads the newest."""
     await sign_ins(tmp_path).sign_in(KEY, provider_for(idp), open_page=browse)
     tray, command_line = sign_ins(tmp_path), sign_ins(tmp_path)
@@ -110,7 +100,7 @@ async def test_two_processes_renewing_at_once_never_spend_a_replaced_refresh_tok
     assert len(refreshes) == 4 and all(r["status"] == 200 for r in refreshes), refreshes
 
 
-async def test_a_revoked_sign_in_asks_for_the_command_of_that_account(tmp_path: Path, ring: MemoryKeyring,
+async def test_a_revoked_sign_in_asks_for_the_command_of_that_account(tmp_path: Path, memory_keyring: MemoryKeyring,
                                                                       idp: FakeAuthServer) -> None:
     session = sign_ins(tmp_path)
     record = await session.sign_in(KEY, provider_for(idp), open_page=browse)
@@ -124,7 +114,7 @@ async def test_a_revoked_sign_in_asks_for_the_command_of_that_account(tmp_path: 
     assert session.store.load(KEY) == record  # the sign-in is kept: signing in again replaces it
 
 
-async def test_no_sign_in_yet_says_how_to_sign_in(tmp_path: Path, ring: MemoryKeyring,
+async def test_no_sign_in_yet_says_how_to_sign_in(tmp_path: Path, memory_keyring: MemoryKeyring,
                                                   idp: FakeAuthServer) -> None:
     with pytest.raises(SignInNeeded) as caught:
         await sign_ins(tmp_path).access_token(KEY, provider_for(idp))
@@ -132,7 +122,7 @@ async def test_no_sign_in_yet_says_how_to_sign_in(tmp_path: Path, ring: MemoryKe
     assert idp.token_requests == []
 
 
-async def test_refused_consent_and_an_unknown_app_are_told_apart(tmp_path: Path, ring: MemoryKeyring,
+async def test_refused_consent_and_an_unknown_app_are_told_apart(tmp_path: Path, memory_keyring: MemoryKeyring,
                                                                  idp: FakeAuthServer) -> None:
     idp.deny_consent = True
     with pytest.raises(OAuthConsentMissing) as consent:
@@ -147,7 +137,7 @@ async def test_refused_consent_and_an_unknown_app_are_told_apart(tmp_path: Path,
 
 
 async def test_device_sign_in_polls_slows_down_when_told_and_finishes_once_approved(
-        tmp_path: Path, ring: MemoryKeyring, idp: FakeAuthServer) -> None:
+        tmp_path: Path, memory_keyring: MemoryKeyring, idp: FakeAuthServer) -> None:
     idp.slow_down_once = True
     shown: list[flows.DeviceCode] = []
     waits: list[float] = []
@@ -163,7 +153,7 @@ async def test_device_sign_in_polls_slows_down_when_told_and_finishes_once_appro
     assert waits[1] == waits[0] + 5  # slow_down adds five seconds to the interval (RFC 8628)
 
 
-async def test_a_device_code_nobody_enters_expires_with_advice(tmp_path: Path, ring: MemoryKeyring,
+async def test_a_device_code_nobody_enters_expires_with_advice(tmp_path: Path, memory_keyring: MemoryKeyring,
                                                                idp: FakeAuthServer) -> None:
     async def wait(seconds: float) -> None:
         idp.advance(idp.device_expires_in + 1)
@@ -173,7 +163,7 @@ async def test_a_device_code_nobody_enters_expires_with_advice(tmp_path: Path, r
     assert "--device" in caught.value.fix or "sign in" in caught.value.fix.lower()
 
 
-async def test_an_app_signs_in_with_its_secret_from_the_keyring(tmp_path: Path, ring: MemoryKeyring,
+async def test_an_app_signs_in_with_its_secret_from_the_keyring(tmp_path: Path, memory_keyring: MemoryKeyring,
                                                                 idp: FakeAuthServer) -> None:
     idp.client_secret = "app-S3cret"
     app = provider_for(idp, app_only=True)
@@ -196,7 +186,7 @@ def test_tokens_never_show_in_a_repr() -> None:
 
 
 async def test_an_installed_app_with_a_client_secret_sends_it_when_one_is_stored(
-        tmp_path: Path, ring: MemoryKeyring, idp: FakeAuthServer) -> None:
+        tmp_path: Path, memory_keyring: MemoryKeyring, idp: FakeAuthServer) -> None:
     """Google's Desktop clients: PKCE and the client secret together."""
     idp.client_secret = "desktop-secret"
     session = sign_ins(tmp_path)
@@ -209,7 +199,7 @@ async def test_an_installed_app_with_a_client_secret_sends_it_when_one_is_stored
 
 
 async def test_a_proxy_in_the_environment_does_not_carry_a_loopback_provider(
-        tmp_path: Path, ring: MemoryKeyring, idp: FakeAuthServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, memory_keyring: MemoryKeyring, idp: FakeAuthServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     monkeypatch.delenv("NO_PROXY", raising=False)
@@ -225,7 +215,7 @@ async def browse_direct(url: str) -> None:
 
 
 async def test_a_refresh_whose_caller_gives_up_still_stores_the_rotated_token(
-        tmp_path: Path, ring: MemoryKeyring, idp: FakeAuthServer) -> None:
+        tmp_path: Path, memory_keyring: MemoryKeyring, idp: FakeAuthServer) -> None:
     """The connection fails while the token is being renewed: the rotation must still reach the keyring."""
     session = sign_ins(tmp_path)
     first = await session.sign_in(KEY, provider_for(idp), open_page=browse)
@@ -244,7 +234,7 @@ async def test_a_refresh_whose_caller_gives_up_still_stores_the_rotated_token(
 
 
 async def test_a_rotation_the_keyring_refused_to_store_is_kept_and_stored_at_the_next_refresh(
-        tmp_path: Path, ring: MemoryKeyring, idp: FakeAuthServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, memory_keyring: MemoryKeyring, idp: FakeAuthServer, monkeypatch: pytest.MonkeyPatch) -> None:
     session = sign_ins(tmp_path)
     await session.sign_in(KEY, provider_for(idp), open_page=browse)
     real_set = Credentials.set_oauth_entry
@@ -261,7 +251,7 @@ async def test_a_rotation_the_keyring_refused_to_store_is_kept_and_stored_at_the
     assert stored is not None and idp.live_refresh_tokens() == [stored.refresh_token]
 
 
-async def test_a_provider_echoing_the_token_in_its_error_never_shows_it(tmp_path: Path, ring: MemoryKeyring,
+async def test_a_provider_echoing_the_token_in_its_error_never_shows_it(tmp_path: Path, memory_keyring: MemoryKeyring,
                                                                         idp: FakeAuthServer) -> None:
     error = flows._oauth_error("invalid_grant", "AADSTS700082: Refresh token SECRET-RT-123456 is not valid")
     weird = flows._oauth_error("<script>SECRET-RT-123456</script>", "SECRET-RT-123456")
@@ -271,7 +261,7 @@ async def test_a_provider_echoing_the_token_in_its_error_never_shows_it(tmp_path
 
 
 async def test_a_stray_request_to_the_loopback_port_does_not_end_the_sign_in(
-        tmp_path: Path, ring: MemoryKeyring, idp: FakeAuthServer) -> None:
+        tmp_path: Path, memory_keyring: MemoryKeyring, idp: FakeAuthServer) -> None:
     async def stray_then_browse(url: str) -> None:
         port = int(url.split("redirect_uri=http%3A%2F%2F127.0.0.1%3A")[1].split("%2F")[0])
         async with httpx.AsyncClient(trust_env=False) as local:
@@ -285,7 +275,7 @@ async def test_a_stray_request_to_the_loopback_port_does_not_end_the_sign_in(
 
 
 async def test_a_sign_in_held_too_long_by_another_process_is_explained(
-        tmp_path: Path, ring: MemoryKeyring, idp: FakeAuthServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, memory_keyring: MemoryKeyring, idp: FakeAuthServer, monkeypatch: pytest.MonkeyPatch) -> None:
     import hashlib
 
     from pop3gui.core.errors import SignInBusy
