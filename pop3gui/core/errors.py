@@ -70,8 +70,8 @@ class TlsSetupError(Pop3guiError, OSError):
     failure: ClassVar[Failure] = Failure.TLS_FAILED
 
 
-class Pop3Error(Pop3guiError):
-    """A POP3 session failed; ``temporary`` says whether a later retry may work."""
+class MailboxError(Pop3guiError):
+    """A session with a mailbox server (POP3 or IMAP) failed; ``temporary`` says whether a retry may work."""
 
     failure: ClassVar[Failure] = Failure.COMMAND_FAILED
 
@@ -91,13 +91,13 @@ class Pop3Error(Pop3guiError):
         self.resp_code = resp_code
 
 
-class Pop3ConnectionError(Pop3Error, ConnectionError):
-    """The POP3 server could not be reached or dropped the connection."""
+class MailboxConnectionError(MailboxError, ConnectionError):
+    """The mailbox server could not be reached or dropped the connection."""
 
     failure: ClassVar[Failure] = Failure.CONNECTION_FAILED
 
 
-class Pop3TlsError(Pop3ConnectionError):
+class MailboxTlsError(MailboxConnectionError):
     """TLS could not be set up or the server's certificate did not verify."""
 
     failure: ClassVar[Failure] = Failure.TLS_FAILED
@@ -105,39 +105,39 @@ class Pop3TlsError(Pop3ConnectionError):
     temporary = False
 
 
-class Pop3TimeoutError(Pop3Error, TimeoutError):
-    """The POP3 server stopped answering; the connection was closed."""
+class MailboxTimeoutError(MailboxError, TimeoutError):
+    """The mailbox server stopped answering; the connection was closed."""
 
     failure: ClassVar[Failure] = Failure.TIMEOUT
 
 
-class Pop3ProtocolError(Pop3Error, ValueError):
-    """The POP3 server sent something that is not valid POP3."""
+class MailboxProtocolError(MailboxError, ValueError):
+    """The mailbox server sent something that is not valid POP3 or IMAP."""
 
     failure: ClassVar[Failure] = Failure.PROTOCOL_ERROR
 
 
-class Pop3CommandError(Pop3Error):
-    """The POP3 server answered -ERR to a command."""
+class MailboxCommandError(MailboxError):
+    """The mailbox server refused a command (POP3 -ERR, IMAP NO or BAD)."""
 
     failure: ClassVar[Failure] = Failure.COMMAND_FAILED
 
 
-class Pop3AuthError(Pop3CommandError, PermissionError):
-    """The POP3 server refused the login."""
+class MailboxAuthError(MailboxCommandError, PermissionError):
+    """The mailbox server refused the login."""
 
     failure: ClassVar[Failure] = Failure.AUTH_FAILED
 
     temporary = False
 
 
-class Pop3InUseError(Pop3CommandError):
-    """The mailbox is locked by another client (RFC 2449 [IN-USE])."""
+class MailboxInUseError(MailboxCommandError):
+    """The mailbox is locked by another client (POP3 [IN-USE], IMAP [INUSE])."""
 
     failure: ClassVar[Failure] = Failure.MAILBOX_IN_USE
 
 
-class Pop3InsecureError(Pop3Error, PermissionError):
+class MailboxInsecureError(MailboxError, PermissionError):
     """A password would travel unencrypted and the account did not allow that."""
 
     failure: ClassVar[Failure] = Failure.INSECURE_REFUSED
@@ -145,8 +145,8 @@ class Pop3InsecureError(Pop3Error, PermissionError):
     temporary = False
 
 
-class Pop3TokenRefused(Pop3AuthError):
-    """The POP3 server refused an OAuth2 access token (XOAUTH2 / OAUTHBEARER).
+class MailboxTokenRefused(MailboxAuthError):
+    """The mailbox server refused an OAuth2 access token (XOAUTH2 / OAUTHBEARER).
 
     ``status`` and ``scope`` are what the server's error JSON said, when it said it.
     """

@@ -10,16 +10,16 @@ from pop3gui.core import errors
 from pop3gui.core.errors import (
     ConfigError,
     CredentialError,
-    Pop3AuthError,
-    Pop3CommandError,
-    Pop3ConnectionError,
-    Pop3Error,
+    MailboxAuthError,
+    MailboxCommandError,
+    MailboxConnectionError,
+    MailboxError,
     Pop3guiError,
-    Pop3InsecureError,
-    Pop3InUseError,
-    Pop3ProtocolError,
-    Pop3TimeoutError,
-    Pop3TlsError,
+    MailboxInsecureError,
+    MailboxInUseError,
+    MailboxProtocolError,
+    MailboxTimeoutError,
+    MailboxTlsError,
     SmtpAuthError,
     SmtpConnectionError,
     SmtpError,
@@ -32,7 +32,7 @@ from pop3gui.core.errors import (
     OAuthClientInvalid,
     OAuthProviderUnreachable,
     SignInBusy,
-    Pop3TokenRefused,
+    MailboxTokenRefused,
     SmtpTokenRefused,
 )
 
@@ -44,20 +44,20 @@ BUILTIN: dict[type[Pop3guiError], type[Exception]] = {
     CredentialError: RuntimeError,
     StateError: OSError,
     TlsSetupError: OSError,
-    Pop3Error: Exception,
-    Pop3ConnectionError: ConnectionError,
-    Pop3TlsError: ConnectionError,
-    Pop3TimeoutError: TimeoutError,
-    Pop3ProtocolError: ValueError,
-    Pop3CommandError: Exception,
-    Pop3AuthError: PermissionError,
-    Pop3InUseError: Exception,
-    Pop3InsecureError: PermissionError,
+    MailboxError: Exception,
+    MailboxConnectionError: ConnectionError,
+    MailboxTlsError: ConnectionError,
+    MailboxTimeoutError: TimeoutError,
+    MailboxProtocolError: ValueError,
+    MailboxCommandError: Exception,
+    MailboxAuthError: PermissionError,
+    MailboxInUseError: Exception,
+    MailboxInsecureError: PermissionError,
     SmtpError: Exception,
     SmtpConnectionError: ConnectionError,
     SmtpTimeoutError: TimeoutError,
     SmtpAuthError: PermissionError,
-    Pop3TokenRefused: PermissionError,
+    MailboxTokenRefused: PermissionError,
     SmtpTokenRefused: PermissionError,
     OAuthError: Exception,
     SignInNeeded: PermissionError,
@@ -68,7 +68,7 @@ BUILTIN: dict[type[Pop3guiError], type[Exception]] = {
 }
 
 # Errors a later attempt cannot cure: retrying them only repeats the failure.
-PERMANENT = {Pop3TlsError, Pop3AuthError, Pop3InsecureError, SmtpAuthError, Pop3TokenRefused, SmtpTokenRefused}
+PERMANENT = {MailboxTlsError, MailboxAuthError, MailboxInsecureError, SmtpAuthError, MailboxTokenRefused, SmtpTokenRefused}
 
 
 def _error_classes() -> list[type[Pop3guiError]]:
@@ -118,14 +118,14 @@ def test_a_config_error_names_the_file_and_the_key(path: str, key: str, shown: s
     assert (exc.path, exc.key) == (path, key)
 
 
-@pytest.mark.parametrize("cls", [c for c in BUILTIN if issubclass(c, (Pop3Error, SmtpError))],
+@pytest.mark.parametrize("cls", [c for c in BUILTIN if issubclass(c, (MailboxError, SmtpError))],
                          ids=lambda c: c.__name__)
-def test_only_errors_a_retry_cannot_cure_are_permanent(cls: type[Pop3Error] | type[SmtpError]) -> None:
+def test_only_errors_a_retry_cannot_cure_are_permanent(cls: type[MailboxError] | type[SmtpError]) -> None:
     assert cls.temporary is (cls not in PERMANENT)
 
 
 def test_a_pop3_error_keeps_the_servers_reply() -> None:
-    exc = Pop3AuthError("login refused", reply="-ERR [AUTH] Authentication failed.", resp_code="AUTH")
+    exc = MailboxAuthError("login refused", reply="-ERR [AUTH] Authentication failed.", resp_code="AUTH")
     assert (exc.reply, exc.resp_code) == ("-ERR [AUTH] Authentication failed.", "AUTH")
 
 

@@ -29,7 +29,7 @@ def _error_classes() -> list[type[Pop3guiError]]:
 
 def test_every_error_class_names_its_own_failure() -> None:
     classes = _error_classes()
-    assert {errors.SmtpAuthError, errors.Pop3TlsError, errors.ConfigError} <= set(classes)
+    assert {errors.SmtpAuthError, errors.MailboxTlsError, errors.ConfigError} <= set(classes)
     unnamed = [cls.__name__ for cls in classes if "failure" not in vars(cls)]
     assert unnamed == [], "each error class says which failure it is"
     assert all(isinstance(cls.failure, Failure) for cls in classes)

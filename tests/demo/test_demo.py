@@ -22,7 +22,7 @@ import keyring
 import keyring.core
 import pytest
 
-from pop3gui.core.errors import OAuthConsentMissing, Pop3AuthError, Pop3InUseError, Pop3TokenRefused
+from pop3gui.core.errors import OAuthConsentMissing, MailboxAuthError, MailboxInUseError, MailboxTokenRefused
 from pop3gui.core.events.model import Event, EventBus
 from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.oauth.store import SignInStore, sign_in_key
@@ -453,7 +453,7 @@ async def test_pop3_wrong_password_is_refused() -> None:
     await srv.start()
     try:
         async with pop(srv) as client:
-            with pytest.raises(Pop3AuthError):
+            with pytest.raises(MailboxAuthError):
                 await client.login("u", "wrong")
         reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
         assert (await reader.readline()).startswith(b"+OK")
@@ -474,7 +474,7 @@ async def test_pop3_one_session_per_mailbox() -> None:
         async with pop(srv) as first:
             await first.login("u", "pw")
             async with pop(srv) as second:
-                with pytest.raises(Pop3InUseError):
+                with pytest.raises(MailboxInUseError):
                     await second.login("u", "pw")
         async with pop(srv) as again:  # the lock ends with the session
             await again.login("u", "pw")
@@ -521,13 +521,13 @@ async def test_pop3_refuses_a_wrong_token_with_the_json_continuation_then_err() 
     await srv.start()
     try:
         async with pop(srv) as client:
-            with pytest.raises(Pop3TokenRefused) as refused:
+            with pytest.raises(MailboxTokenRefused) as refused:
                 await client.login_oauth(DANA, "wrong-token", mechanism="xoauth2")
             assert (refused.value.status, refused.value.scope) == ("401", "pop")
             assert refused.value.reply == "-ERR [AUTH] Authentication failed."
             await client.login_oauth(DANA, "good-token")  # the same session may try again
         async with pop(srv) as client:
-            with pytest.raises(Pop3TokenRefused) as refused:
+            with pytest.raises(MailboxTokenRefused) as refused:
                 await client.login_oauth(DANA, "other-token", mechanism="oauthbearer")  # another user's token
             assert refused.value.status == "invalid_token"
 

@@ -1,8 +1,8 @@
 """Hostile POP3 server output: the reply parsers and the multi-line reader.
 
 Whatever bytes a server sends, the client either understands them or raises
-a Pop3Error that explains the problem (Pop3ProtocolError for nonsense,
-Pop3ConnectionError when the stream ends early) - never another exception.
+a MailboxError that explains the problem (MailboxProtocolError for nonsense,
+MailboxConnectionError when the stream ends early) - never another exception.
 
 The reader is the real ``Pop3Stream.read_multiline`` / ``read_lines``,
 driven through an ``asyncio.StreamReader`` that is fed bytes in random chunks
@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pop3gui.core.errors import ConfigError, Pop3ConnectionError, Pop3ProtocolError
+from pop3gui.core.errors import ConfigError, MailboxConnectionError, MailboxProtocolError
 from pop3gui.core.pop3.replies import (
     MAX_STATUS_LINE,
     MAX_UID_LENGTH,
@@ -97,7 +97,7 @@ def _prop_replies(raw: bytes) -> None:
     expected = _oracle_status(line)
     try:
         reply = parse_status(line, "pop.isp.example:995")
-    except Pop3ProtocolError as exc:
+    except MailboxProtocolError as exc:
         assert expected is None, f"refused a valid status line {line!r}: {exc}"
         _check_explained(exc)
         assert "pop.isp.example:995" in str(exc)
@@ -118,14 +118,14 @@ def _prop_replies(raw: bytes) -> None:
         try:
             count_, octets = parse_stat(reply)
             assert count_ >= 0 and octets >= 0
-        except Pop3ProtocolError as exc:
+        except MailboxProtocolError as exc:
             _check_explained(exc)
 
     for raw in listing:
         for parse in (parse_list_line, parse_uidl_line):
             try:
                 number, value = parse(raw, "pop.isp.example:995")
-            except Pop3ProtocolError as exc:
+            except MailboxProtocolError as exc:
                 _check_explained(exc)
                 continue
             assert isinstance(number, int) and number >= 1
@@ -138,14 +138,14 @@ def _prop_replies(raw: bytes) -> None:
     assert all(k == k.upper() and k and isinstance(v, list) for k, v in caps.items())
 
 
-def _check_explained(exc: Pop3ProtocolError) -> None:
+def _check_explained(exc: MailboxProtocolError) -> None:
     """Every refusal says what, why and what to do, and never dumps a huge line."""
     assert exc.message and exc.cause and exc.fix
     assert len(exc.message) < 400
 
 
 def test_reply_parser_any_bytes(record_property: Record) -> None:
-    """parse_status and the listing parsers: any bytes -> a value or Pop3ProtocolError."""
+    """parse_status and the listing parsers: any bytes -> a value or MailboxProtocolError."""
     run("reply parser", _prop_replies, record_property)
 
 
@@ -155,14 +155,14 @@ def test_reply_corpus(path: Path) -> None:
     line = path.read_bytes()
     expected = _oracle_status(line)
     if expected is None:
-        with pytest.raises(Pop3ProtocolError):
+        with pytest.raises(MailboxProtocolError):
             parse_status(line)
     else:
         assert parse_status(line).ok is expected
     for parse in (parse_list_line, parse_uidl_line):
         try:
             parse(line)
-        except Pop3ProtocolError:
+        except MailboxProtocolError:
             pass
 
 
@@ -224,12 +224,12 @@ async def read_fed(data: bytes, *, limit: int, cuts: list[int], listing: bool) -
             written = await stream.read_multiline(out)
             got = out.getvalue()
             assert written == len(got)
-    except Pop3ProtocolError as exc:
+    except MailboxProtocolError as exc:
         assert stream._reader is None, "a protocol error must close the connection"
         assert exc.message and exc.cause and exc.fix
         await feeder
         return "protocol", b"", b""
-    except Pop3ConnectionError as exc:
+    except MailboxConnectionError as exc:
         assert exc.message and exc.fix
         await feeder
         return "dropped", b"", b""
@@ -279,8 +279,8 @@ def test_multiline_reader_matches_model(record_property: Record, loop: asyncio.A
     """Any bytes, in any chunks, with any line limit: the reader does exactly what the model says.
 
     Covers dot-unstuffing, bare LF -> CRLF, lone CR and NUL kept, over-long
-    lines -> Pop3ProtocolError (connection closed), EOF before "." ->
-    Pop3ConnectionError, and nothing read beyond the terminating line.
+    lines -> MailboxProtocolError (connection closed), EOF before "." ->
+    MailboxConnectionError, and nothing read beyond the terminating line.
     """
     run("multi-line reader", _prop_reader, record_property)
 

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from pop3gui.core.errors import Pop3CommandError, Pop3TokenRefused
+from pop3gui.core.errors import MailboxCommandError, MailboxTokenRefused
 from pop3gui.core.pop3.client import Pop3Client
 from tests.servers.pop3_fixtures import OAuthDovecot
 from tests.support.oauth_server import DEVICE_GRANT, FakeAuthServer, pkce_challenge
@@ -132,10 +132,10 @@ async def test_a_revoked_token_is_refused_with_what_dovecot_said(
     tokens = dovecot_oauth.auth.issue_tokens()
     dovecot_oauth.auth.revoke_all()
     async with pop3(dovecot_oauth, "tls") as pop:
-        with pytest.raises(Pop3TokenRefused) as caught:
+        with pytest.raises(MailboxTokenRefused) as caught:
             await pop.login_oauth(dovecot_oauth.user, tokens["access_token"], mechanism=mechanism)
         # The refusal ended the exchange cleanly: the session goes on (and QUITs).
-        with pytest.raises(Pop3CommandError):
+        with pytest.raises(MailboxCommandError):
             await pop.stat()
     exc = caught.value
     assert (exc.status, exc.scope) == (status, scope)
@@ -150,7 +150,7 @@ async def test_an_expired_token_is_refused_and_the_refreshed_one_gets_in(dovecot
     first = sign_in(auth)
     auth.expire_access_tokens()
     async with pop3(dovecot_oauth, "tls") as pop:
-        with pytest.raises(Pop3TokenRefused):
+        with pytest.raises(MailboxTokenRefused):
             await pop.login_oauth(dovecot_oauth.user, first["access_token"])
     status, fresh = post(auth.token_url, grant_type="refresh_token", refresh_token=first["refresh_token"],
                          client_id=auth.client_id)
@@ -166,7 +166,7 @@ async def test_a_token_opens_only_its_own_mailbox(dovecot_oauth: OAuthDovecot) -
     dovecot_oauth.add_mailbox("bob@contoso.com")
     tokens = dovecot_oauth.auth.issue_tokens()  # alice's
     async with pop3(dovecot_oauth, "tls") as pop:
-        with pytest.raises(Pop3TokenRefused) as caught:
+        with pytest.raises(MailboxTokenRefused) as caught:
             await pop.login_oauth("bob@contoso.com", tokens["access_token"])
     assert "another user than bob@contoso.com" in caught.value.cause
 
@@ -186,9 +186,9 @@ async def test_a_provider_that_is_down_is_a_temporary_failure_not_a_refused_toke
     tokens = dovecot_oauth.auth.issue_tokens()
     dovecot_oauth.auth.introspection_down = True
     async with pop3(dovecot_oauth, "tls") as pop:
-        with pytest.raises(Pop3CommandError) as caught:
+        with pytest.raises(MailboxCommandError) as caught:
             await pop.login_oauth(dovecot_oauth.user, tokens["access_token"])
-    assert not isinstance(caught.value, Pop3TokenRefused)
+    assert not isinstance(caught.value, MailboxTokenRefused)
     assert caught.value.resp_code == "SYS/TEMP" and caught.value.temporary
 
 
@@ -202,7 +202,7 @@ async def test_password_users_log_in_beside_the_oauth_users(dovecot_oauth: OAuth
         await pop.login(name, "s3cret")
         assert (await pop.stat())[0] == 1
     async with pop3(dovecot_oauth, "tls") as pop:  # and a password is no token
-        with pytest.raises(Pop3TokenRefused):
+        with pytest.raises(MailboxTokenRefused):
             await pop.login_oauth(name, "s3cret")
 
 

@@ -24,7 +24,7 @@ from pop3gui.core.engine.refusals import Refusals
 from pop3gui.core.engine.report import Reporter, server_reply
 from pop3gui.core.engine.status import AccountResult
 from pop3gui.core.errors import (
-    Pop3Error,
+    MailboxError,
     SmtpAuthError,
     SmtpConnectionError,
     SmtpError,
@@ -84,7 +84,7 @@ class Deliverer:
                     "most one of them may receive the message twice.")
             async with self._key_lock(msg):
                 return await self.deliver(account, msg, smtp, res)
-        except (Pop3Error, StateError, AbortAccount, asyncio.CancelledError):
+        except (MailboxError, StateError, AbortAccount, asyncio.CancelledError):
             raise
         except SmtpError as exc:
             return self.smtp_failed(account, msg, exc, res)

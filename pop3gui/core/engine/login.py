@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from pop3gui.core.config.model import AccountConfig, Config
-from pop3gui.core.errors import Pop3ConnectionError, Pop3TokenRefused
+from pop3gui.core.errors import MailboxConnectionError, MailboxTokenRefused
 from pop3gui.core.oauth.endpoints import POP3
 from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.oauth.store import login_command, sign_in_key
@@ -42,15 +42,15 @@ class AccountLogin:
         else:
             try:
                 await client.login_oauth(account.username, secret, mechanism=account.sasl)
-            except Pop3TokenRefused as refused:
+            except MailboxTokenRefused as refused:
                 renewed = await self._sign_ins.access_token(self._key, self._provider, POP3, renew=True)
                 try:
                     await client.login_oauth(account.username, renewed, mechanism=account.sasl)
-                except Pop3ConnectionError:
+                except MailboxConnectionError:
                     # The server hung up after the refusal: the refusal is the news; the renewed token is
                     # kept and tried at the next cycle.
                     raise refused from None
-                except Pop3TokenRefused as exc:
+                except MailboxTokenRefused as exc:
                     exc.cause = (f"{exc.cause} A freshly renewed token was refused too, so the sign-in itself "
                                  "lacks access to this mailbox.").strip()
                     exc.fix = (f"Check that {account.username} is the mailbox the signed-in user may open (for a "

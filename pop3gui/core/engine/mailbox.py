@@ -23,15 +23,15 @@ from pop3gui.core.engine.message import InFlight
 from pop3gui.core.engine.report import Reporter
 from pop3gui.core.engine.status import AccountResult, Progress
 from pop3gui.core.errors import (
-    Pop3AuthError,
-    Pop3CommandError,
-    Pop3ConnectionError,
-    Pop3Error,
-    Pop3InsecureError,
-    Pop3InUseError,
-    Pop3ProtocolError,
-    Pop3TimeoutError,
-    Pop3TlsError,
+    MailboxAuthError,
+    MailboxCommandError,
+    MailboxConnectionError,
+    MailboxError,
+    MailboxInsecureError,
+    MailboxInUseError,
+    MailboxProtocolError,
+    MailboxTimeoutError,
+    MailboxTlsError,
     StateError,
     TlsSetupError,
 )
@@ -44,15 +44,15 @@ from pop3gui.core.state.spool import Spool, SpoolWriter
 
 _DAY = 86400.0
 
-_POP3_EVENT_IDS: list[tuple[type[Pop3Error], EventId]] = [
-    (Pop3InsecureError, EventId.POP3_INSECURE_REFUSED),
-    (Pop3AuthError, EventId.POP3_LOGIN_FAILED),
-    (Pop3InUseError, EventId.POP3_MAILBOX_IN_USE),
-    (Pop3TlsError, EventId.POP3_TLS_FAILED),
-    (Pop3TimeoutError, EventId.POP3_TIMEOUT),
-    (Pop3ConnectionError, EventId.POP3_CONNECTION_FAILED),
-    (Pop3ProtocolError, EventId.POP3_PROTOCOL_ERROR),
-    (Pop3CommandError, EventId.POP3_COMMAND_FAILED),
+_POP3_EVENT_IDS: list[tuple[type[MailboxError], EventId]] = [
+    (MailboxInsecureError, EventId.POP3_INSECURE_REFUSED),
+    (MailboxAuthError, EventId.POP3_LOGIN_FAILED),
+    (MailboxInUseError, EventId.POP3_MAILBOX_IN_USE),
+    (MailboxTlsError, EventId.POP3_TLS_FAILED),
+    (MailboxTimeoutError, EventId.POP3_TIMEOUT),
+    (MailboxConnectionError, EventId.POP3_CONNECTION_FAILED),
+    (MailboxProtocolError, EventId.POP3_PROTOCOL_ERROR),
+    (MailboxCommandError, EventId.POP3_COMMAND_FAILED),
 ]
 
 
@@ -113,7 +113,7 @@ class MailboxSession:
             await client.dele_many(to_delete, then_quit=True)
             if to_delete:
                 self.journal.forget(account.name, [uids[number] for number in to_delete])
-        except Pop3Error as exc:
+        except MailboxError as exc:
             await client.close()
             eid = next((e for cls, e in _POP3_EVENT_IDS if isinstance(exc, cls)), EventId.POP3_COMMAND_FAILED)
             self.report.failure(res, eid, exc, transcript="\n".join(client.transcript))
@@ -216,7 +216,7 @@ class MailboxSession:
                         await queue.put(by_number[number])
                         if self.stopping() or abort.is_set():
                             break
-            except (Pop3Error, StateError) as exc:
+            except (MailboxError, StateError) as exc:
                 failures.append(exc)
             finally:
                 for _ in range(workers):

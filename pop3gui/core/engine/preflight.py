@@ -20,7 +20,7 @@ from pop3gui.core.smtp.diagnose import (
     needs_postmaster_probe,
     refusal_label,
 )
-from pop3gui.core.errors import CredentialError, OAuthError, Pop3Error, SmtpError, TlsSetupError
+from pop3gui.core.errors import CredentialError, OAuthError, MailboxError, SmtpError, TlsSetupError
 from pop3gui.core.smtp.submit import RecipientReply, SmtpSubmitter
 from pop3gui.core.engine.connections import open_local_server, pop3_client
 from pop3gui.core.engine.login import AccountLogin
@@ -84,7 +84,7 @@ async def check_account(account: AccountConfig, credentials: Credentials, *, con
             count, size = await client.stat()
             uidl = await client.uidl()
             caps = ", ".join(sorted(client.capabilities)) or "none"
-    except (CredentialError, Pop3Error, TlsSetupError, OAuthError) as exc:
+    except (CredentialError, MailboxError, TlsSetupError, OAuthError) as exc:
         return Finding(False, subject, str(exc), exc.cause, exc.fix)
     finally:
         login.close()

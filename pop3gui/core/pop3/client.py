@@ -24,7 +24,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from types import TracebackType
 from typing import BinaryIO, Self
 
-from pop3gui.core.errors import ConfigError, Pop3ConnectionError, Pop3Error, Pop3ProtocolError
+from pop3gui.core.errors import ConfigError, MailboxConnectionError, MailboxError, MailboxProtocolError
 from pop3gui.core.pop3.login import apop_login, ask_capa, oauth_login, password_login
 from pop3gui.core.pop3.replies import error_for, parse_list_line, parse_stat, parse_uidl_line, show
 from pop3gui.core.pop3.stream import DataSink, Pop3Stream
@@ -162,7 +162,7 @@ class Pop3Client:
     async def login_oauth(self, user: str, token: str, *, mechanism: str = "xoauth2") -> None:
         """Log in with an OAuth2 access token: SASL ``"xoauth2"`` or ``"oauthbearer"`` (RFC 7628).
 
-        A refused token raises :class:`~pop3gui.core.errors.Pop3TokenRefused`
+        A refused token raises :class:`~pop3gui.core.errors.MailboxTokenRefused`
         with what the server said about it (``status``, ``scope``).
         """
         self.capabilities = await oauth_login(
@@ -309,7 +309,7 @@ class Pop3Client:
         await self._stream.send(
             *[f"DELE {_msg(number)}" for number in numbers], *(["QUIT"] if then_quit else [])
         )
-        failure: Pop3Error | None = None
+        failure: MailboxError | None = None
         for _ in numbers:
             reply = await self._stream.read_status("DELE")
             if not reply.ok and failure is None:
@@ -358,7 +358,7 @@ class Pop3Client:
             if send:
                 await self._stream.send("QUIT")
             reply = await self._stream.read_status("QUIT")
-        except Pop3ConnectionError as exc:
+        except MailboxConnectionError as exc:
             exc.cause = (
                 exc.cause + " Messages marked for deletion may not have been deleted;"
                 " they are downloaded again only if not yet recorded as delivered."
@@ -382,8 +382,8 @@ class Pop3Client:
     def _tls_context(self) -> ssl.SSLContext:
         return tls_context(self._ssl_context, verify=self.verify_tls)
 
-    def _duplicate(self, command: str, line: bytes) -> Pop3ProtocolError:
-        return Pop3ProtocolError(
+    def _duplicate(self, command: str, line: bytes) -> MailboxProtocolError:
+        return MailboxProtocolError(
             f"The POP3 server {self.where} listed a message number twice in {command}:"
             f" {show(line)}",
             cause=f"Each message may appear once in a {command} listing.",
@@ -401,4 +401,4 @@ def _msg(number: int) -> int:
     return number
 
 
-__all__ = ["SECURITY_MODES", "DataSink", "Pop3Client", "Pop3Error"]
+__all__ = ["SECURITY_MODES", "DataSink", "Pop3Client", "MailboxError"]

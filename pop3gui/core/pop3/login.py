@@ -14,11 +14,11 @@ import base64
 from pop3gui.core.errors import (
     ConfigError,
     OAuthError,
-    Pop3AuthError,
-    Pop3CommandError,
-    Pop3InsecureError,
-    Pop3ProtocolError,
-    Pop3TokenRefused,
+    MailboxAuthError,
+    MailboxCommandError,
+    MailboxInsecureError,
+    MailboxProtocolError,
+    MailboxTokenRefused,
 )
 from pop3gui.core.pop3.replies import (
     Reply,
@@ -90,7 +90,7 @@ async def apop_login(
     require_secure(stream, security)
     stamp = greeting_timestamp(greeting)
     if stamp is None:
-        raise Pop3CommandError(
+        raise MailboxCommandError(
             f"The POP3 server {stream.where} does not offer APOP",
             cause="Its greeting carries no <timestamp>, which APOP needs.",
             fix="Use the normal login (USER/PASS or SASL) for this account.",
@@ -145,7 +145,7 @@ async def oauth_login(
         reply = await _status_of(stream, line)
         if reply.ok:
             await stream.close()
-            raise Pop3ProtocolError(
+            raise MailboxProtocolError(
                 f"The POP3 server {stream.where} accepted AUTH {name} without a token",
                 reply=reply.line,
             )
@@ -167,7 +167,7 @@ async def oauth_login(
         stream.transcript.append("S: " + printable(line))
         if _is_continuation(line):
             await stream.close()
-            raise Pop3ProtocolError(
+            raise MailboxProtocolError(
                 f"The POP3 server {stream.where} kept challenging after a refused access token",
                 cause="After its error challenge the server must end the sign-in with -ERR.",
                 fix="Report this to the mail provider.",
@@ -177,7 +177,7 @@ async def oauth_login(
     if reply.ok:
         if challenged:
             await stream.close()
-            raise Pop3ProtocolError(
+            raise MailboxProtocolError(
                 f"The POP3 server {stream.where} reported an error for the access token, then accepted it",
                 cause="A server that refuses a token in its challenge must end the sign-in with -ERR.",
                 fix="Report this to the mail provider.",
@@ -207,7 +207,7 @@ async def _status_of(stream: Pop3Stream, line: bytes) -> Reply:
     """A line already read, as a status; one that is not +OK/-ERR closes the connection."""
     try:
         return parse_status(line, stream.where)
-    except Pop3ProtocolError:
+    except MailboxProtocolError:
         await stream.close()
         raise
 
@@ -222,14 +222,14 @@ def _token_refused(
     before_token: bool = False,
     status: str = "",
     scope: str = "",
-) -> Pop3CommandError:
+) -> MailboxCommandError:
     """The error a -ERR to an OAuth2 sign-in means.
 
     [IN-USE], [LOGIN-DELAY] and [SYS/TEMP] keep their meanings (retrying
     later helps); anything else is the token, or OAuth2 itself, refused.
     """
     err = error_for(f"AUTH {mechanism}", reply, where, login=True)
-    if not isinstance(err, Pop3AuthError):
+    if not isinstance(err, MailboxAuthError):
         return err
     if before_token:
         message = f"The POP3 server {where} refused OAuth2 sign-in (AUTH {mechanism}): {reply.line}"
@@ -260,8 +260,8 @@ def _token_refused(
             " and that the user name is the mailbox's address."
         )
     if before_token:  # no token was judged: the way of signing in was, and a new token would not help
-        return Pop3AuthError(message, cause=cause, fix=fix, reply=reply.line, resp_code=reply.resp_code)
-    return Pop3TokenRefused(
+        return MailboxAuthError(message, cause=cause, fix=fix, reply=reply.line, resp_code=reply.resp_code)
+    return MailboxTokenRefused(
         message, cause=cause, fix=fix, reply=reply.line, resp_code=reply.resp_code, status=status, scope=scope
     )
 
@@ -293,7 +293,7 @@ def _require_secure_token(stream: Pop3Stream, security: str) -> None:
     """A token lets anyone read the mailbox until it expires: not over plaintext unless the account allows it."""
     stream.live_writer()
     if not stream.encrypted and security != "none":
-        raise Pop3InsecureError(
+        raise MailboxInsecureError(
             f"Refusing to send the OAuth2 access token to {stream.where} without encryption",
             cause=f"The account uses security = {security}, but the connection is not encrypted.",
             fix='Keep TLS on. Only if you trust the whole network, set security = "none".',
@@ -316,7 +316,7 @@ async def _auth_plain(stream: Pop3Stream, user: str, password: str) -> None:
     if not reply_line.startswith(b"+ ") and reply_line.rstrip(b"\r\n") != b"+":
         reply = parse_status(reply_line, stream.where)
         if reply.ok:
-            raise Pop3ProtocolError(
+            raise MailboxProtocolError(
                 f"The POP3 server {stream.where} accepted AUTH PLAIN without credentials",
                 reply=reply.line,
             )

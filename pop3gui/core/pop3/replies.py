@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from pop3gui.core.errors import (
     ConfigError,
-    Pop3AuthError,
-    Pop3CommandError,
-    Pop3InUseError,
-    Pop3ProtocolError,
+    MailboxAuthError,
+    MailboxCommandError,
+    MailboxInUseError,
+    MailboxProtocolError,
 )
 
 #: RFC 2449 allows 512 octets; real servers overshoot with long -ERR texts,
@@ -58,7 +58,7 @@ def parse_status(line: bytes, where: str = "") -> Reply:
     """Parse a single-line reply; anything but +OK/-ERR means the stream is broken."""
     server = f"The POP3 server {where}" if where else "The POP3 server"
     if len(line) > MAX_STATUS_LINE:
-        raise Pop3ProtocolError(
+        raise MailboxProtocolError(
             f"{server} sent a reply line of {len(line)} bytes: {show(line)}",
             cause=f"A status line may be at most {MAX_STATUS_LINE} bytes; the server is"
             " not speaking POP3 or the connection is out of step.",
@@ -82,8 +82,8 @@ def parse_status(line: bytes, where: str = "") -> Reply:
     return Reply(ok, text, code)
 
 
-def _malformed(line: bytes, server: str) -> Pop3ProtocolError:
-    return Pop3ProtocolError(
+def _malformed(line: bytes, server: str) -> MailboxProtocolError:
+    return MailboxProtocolError(
         f"{server} sent a line that is not +OK or -ERR: {show(line)}",
         cause="The server is not speaking POP3, or the connection got out of step.",
         fix="Check that the host and port belong to a POP3 server"
@@ -181,9 +181,9 @@ def _number(
     return value
 
 
-def _bad_line(command: str, line: str, where: str) -> Pop3ProtocolError:
+def _bad_line(command: str, line: str, where: str) -> MailboxProtocolError:
     server = f"The POP3 server {where}" if where else "The POP3 server"
-    return Pop3ProtocolError(
+    return MailboxProtocolError(
         f"{server} sent a malformed {command} line: {show(line)}",
         cause=f"The {command} answer does not have the form RFC 1939 requires.",
         fix="Report this to the mail provider; the mailbox cannot be read safely"
@@ -228,7 +228,7 @@ _RESP_CODE_MEANINGS: dict[str, tuple[str, str, bool]] = {
 
 def error_for(
     command: str, reply: Reply, where: str, *, login: bool = False
-) -> Pop3CommandError:
+) -> MailboxCommandError:
     """The error a -ERR reply means, chosen by its RFC 2449 response code.
 
     At login any -ERR without a more specific code is an authentication failure;
@@ -236,7 +236,7 @@ def error_for(
     """
     code = reply.resp_code
     if code == "IN-USE":
-        return Pop3InUseError(
+        return MailboxInUseError(
             f"The mailbox on {where} is in use by another client: {reply.line}",
             cause="Another mail program (for example a phone or Outlook) has the"
             " mailbox open, and the server lets only one client in at a time.",
@@ -246,7 +246,7 @@ def error_for(
             resp_code=code,
         )
     if code not in _RESP_CODE_MEANINGS and (login or code == "AUTH"):
-        return Pop3AuthError(
+        return MailboxAuthError(
             f"The POP3 server {where} refused the login: {reply.line}",
             cause="The user name or password is wrong, or the provider requires an"
             " app password or OAuth instead of the normal password.",
@@ -260,7 +260,7 @@ def error_for(
         "If this keeps happening, contact the mail provider with this message.",
         True,
     ))
-    err = Pop3CommandError(f"The POP3 server {where} refused {command}: {reply.line}", cause=cause, fix=fix,
+    err = MailboxCommandError(f"The POP3 server {where} refused {command}: {reply.line}", cause=cause, fix=fix,
                            reply=reply.line, resp_code=code)
     err.temporary = temporary
     return err

@@ -16,7 +16,7 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable
 from typing import BinaryIO, Protocol, TypeVar
 
-from pop3gui.core.errors import Pop3ConnectionError, Pop3Error, Pop3ProtocolError, Pop3TimeoutError
+from pop3gui.core.errors import MailboxConnectionError, MailboxError, MailboxProtocolError, MailboxTimeoutError
 from pop3gui.core.pop3.replies import Reply, error_for, parse_status, show, unstuff
 
 TRANSCRIPT_LINES = 200
@@ -153,7 +153,7 @@ class Pop3Stream:
         writer = self.live_writer()
         try:
             await self.timed(writer.drain(), "sending a command")
-        except Pop3Error:
+        except MailboxError:
             raise
         except OSError as exc:
             await self.close()
@@ -203,13 +203,13 @@ class Pop3Stream:
             async with asyncio.timeout(self.timeout):
                 return await awaitable
         except TimeoutError as exc:
-            if isinstance(exc, Pop3Error):
+            if isinstance(exc, MailboxError):
                 raise
             raise await self._timeout_error(what) from exc
 
-    async def _timeout_error(self, what: str) -> Pop3TimeoutError:
+    async def _timeout_error(self, what: str) -> MailboxTimeoutError:
         await self.close()
-        return Pop3TimeoutError(
+        return MailboxTimeoutError(
             f"The POP3 server {self.where} did not answer within {self.timeout:g} s"
             f" while {what}",
             cause="The server or the network stalled; the connection was closed"
@@ -249,13 +249,13 @@ class Pop3Stream:
             raise self.dropped(None, partial=exc.partial) from exc
         except asyncio.LimitOverrunError as exc:
             await self.close()
-            raise Pop3ProtocolError(
+            raise MailboxProtocolError(
                 f"The POP3 server {self.where} sent a reply line longer than {self.max_line} bytes"
                 f" while {what}",
                 cause="Status and listing lines are short in POP3; the server is misbehaving.",
                 fix="Check the server with another POP3 client; report it to the provider.",
             ) from exc
-        except Pop3Error:
+        except MailboxError:
             raise  # a timeout, already explained (TimeoutError is an OSError too)
         except (OSError, ssl.SSLError) as exc:
             await self.close()
@@ -268,7 +268,7 @@ class Pop3Stream:
         self.transcript.append("S: " + printable(line))
         try:
             return parse_status(line, self.where)
-        except Pop3ProtocolError:
+        except MailboxProtocolError:
             await self.close()
             raise
 
@@ -277,7 +277,7 @@ class Pop3Stream:
         """A server that sends invalid POP3 is not trusted with more commands."""
         try:
             yield
-        except Pop3ProtocolError:
+        except MailboxProtocolError:
             await self.close()
             raise
 
@@ -331,7 +331,7 @@ class Pop3Stream:
                         deadline.reschedule(loop.time() + self.timeout)
                         pending += chunk
         except TimeoutError as exc:
-            if isinstance(exc, Pop3Error):
+            if isinstance(exc, MailboxError):
                 raise
             raise await self._timeout_error(what) from exc
         self.transcript.append(f"S: [{written} bytes of message data]")
@@ -345,7 +345,7 @@ class Pop3Stream:
             raise self.not_connected()
         try:
             chunk = await reader.read(CHUNK_SIZE)
-        except Pop3Error:
+        except MailboxError:
             raise
         except (OSError, ssl.SSLError) as exc:
             await self.close()
@@ -376,16 +376,16 @@ class Pop3Stream:
                     self.transcript.append("S: " + printable(data))
                     lines.append(data)
         except TimeoutError as exc:
-            if isinstance(exc, Pop3Error):
+            if isinstance(exc, MailboxError):
                 raise
             raise await self._timeout_error(what) from exc
 
     # ---------------------------------------------------------------- errors
 
-    def dropped(self, exc: BaseException | None, *, partial: bytes = b"") -> Pop3ConnectionError:
+    def dropped(self, exc: BaseException | None, *, partial: bytes = b"") -> MailboxConnectionError:
         """The error for a connection that ended in the middle of a reply."""
         detail = f": {exc}" if exc is not None else ""
-        return Pop3ConnectionError(
+        return MailboxConnectionError(
             f"The POP3 server {self.where} closed the connection in the middle of a reply{detail}",
             cause="The server or the network dropped the connection."
             + (f" Last bytes received: {show(partial)}." if partial else ""),
@@ -393,9 +393,9 @@ class Pop3Stream:
             " nothing is lost.",
         )
 
-    def not_connected(self) -> Pop3ConnectionError:
+    def not_connected(self) -> MailboxConnectionError:
         """The error for a command on a connection that is already closed."""
-        return Pop3ConnectionError(
+        return MailboxConnectionError(
             f"Not connected to the POP3 server {self.where}",
             cause="The connection was closed earlier (after an error, QUIT or close()).",
             fix="Connect again.",

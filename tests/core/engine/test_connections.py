@@ -16,7 +16,7 @@ import pytest
 
 from pop3gui.core.config.model import AccountConfig, SmtpConfig
 from pop3gui.core.engine.connections import LocalServer, open_local_server, pop3_client
-from pop3gui.core.errors import CredentialError, Pop3TlsError, SmtpAuthError, SmtpConnectionError, TlsSetupError
+from pop3gui.core.errors import CredentialError, MailboxTlsError, SmtpAuthError, SmtpConnectionError, TlsSetupError
 from pop3gui.core.state.credentials import Credentials
 from tests.core.smtp.test_submit import ScriptedSmtp, certs, server_context  # noqa: F401 - certs: a fixture
 from tests.servers.certs import TestCertificates as Certificates
@@ -50,7 +50,7 @@ async def test_the_account_s_ca_file_lets_the_client_verify_a_private_certificat
 @pytest.mark.servers
 async def test_without_a_ca_file_a_private_certificate_is_refused(dovecot: DovecotServer) -> None:
     client = pop3_client(_account(port=dovecot.pop3s_port, security="tls"))
-    with pytest.raises(Pop3TlsError):
+    with pytest.raises(MailboxTlsError):
         async with client:
             pass
 

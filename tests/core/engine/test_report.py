@@ -9,7 +9,7 @@ import pytest
 from pop3gui.core.engine.message import InFlight
 from pop3gui.core.engine.report import Reporter, server_reply
 from pop3gui.core.engine.status import AccountResult
-from pop3gui.core.errors import Pop3AuthError, Pop3TimeoutError
+from pop3gui.core.errors import MailboxAuthError, MailboxTimeoutError
 from pop3gui.core.events.model import Event, EventBus, EventId, Outcome, Reply, Severity
 from pop3gui.core.failures import Failure
 
@@ -61,8 +61,8 @@ def test_an_event_names_the_message_and_carries_the_typed_fields(tmp_path: Path)
 def test_a_failure_is_recorded_on_the_result_and_said_with_its_diagnosis() -> None:
     report, seen = reporter()
     res = AccountResult("alice")
-    login = Pop3AuthError("the POP3 server refused the login", cause="Wrong password.", fix="Set it again.")
-    stalled = Pop3TimeoutError("the POP3 server stopped answering", cause="It stalled.", fix="Wait.")
+    login = MailboxAuthError("the POP3 server refused the login", cause="Wrong password.", fix="Set it again.")
+    stalled = MailboxTimeoutError("the POP3 server stopped answering", cause="It stalled.", fix="Wait.")
 
     report.failure(res, EventId.POP3_LOGIN_FAILED, login, transcript="USER alice\n-ERR no")
     report.failure(res, EventId.POP3_TIMEOUT, stalled)

@@ -10,10 +10,10 @@ import pytest
 
 from pop3gui.core.errors import (
     ConfigError,
-    Pop3AuthError,
-    Pop3CommandError,
-    Pop3ConnectionError,
-    Pop3ProtocolError,
+    MailboxAuthError,
+    MailboxCommandError,
+    MailboxConnectionError,
+    MailboxProtocolError,
 )
 from pop3gui.core.pop3.client import Pop3Client
 from tests.core.pop3.common import MSG1, MSG2, client
@@ -53,11 +53,11 @@ async def test_sys_codes_set_temporary(code: str, temporary: bool) -> None:
     ) as srv:
         async with client(srv) as pop:
             await pop.login("user", "pass")
-            with pytest.raises(Pop3CommandError) as info:
+            with pytest.raises(MailboxCommandError) as info:
                 await pop.retr_to(1, io.BytesIO())
             assert info.value.temporary is temporary
             assert info.value.resp_code == code
-            assert not isinstance(info.value, Pop3AuthError)
+            assert not isinstance(info.value, MailboxAuthError)
             out = io.BytesIO()
             assert await pop.retr_to(1, out) == len(MSG1)  # still in step after -ERR
 
@@ -85,7 +85,7 @@ async def test_greeting_err_raises() -> None:
         [MSG1], greeting_line="-ERR [SYS/TEMP] maintenance"
     ) as srv:
         pop = client(srv)
-        with pytest.raises(Pop3CommandError) as info:
+        with pytest.raises(MailboxCommandError) as info:
             await pop.connect()
         assert info.value.temporary
 
@@ -120,7 +120,7 @@ async def test_uidl_err_with_response_code_raises() -> None:
     ) as srv:
         async with client(srv) as pop:
             await pop.login("user", "pass")
-            with pytest.raises(Pop3CommandError):
+            with pytest.raises(MailboxCommandError):
                 await pop.uidl()
 
 
@@ -152,7 +152,7 @@ async def test_malformed_answers_are_protocol_errors(
         pop = client(srv)
         await pop.connect()
         await pop.login("user", "pass")
-        with pytest.raises(Pop3ProtocolError) as info:
+        with pytest.raises(MailboxProtocolError) as info:
             await {
                 "LIST": pop.list,
                 "UIDL": pop.uidl,
@@ -160,7 +160,7 @@ async def test_malformed_answers_are_protocol_errors(
                 "NOOP": pop.noop,
             }[verb]()
         assert shown in str(info.value) and f"127.0.0.1:{srv.port}" in str(info.value)
-        with pytest.raises(Pop3ConnectionError, match="Not connected"):
+        with pytest.raises(MailboxConnectionError, match="Not connected"):
             await pop.noop()  # invalid POP3 closes the session
 
 
@@ -211,7 +211,7 @@ async def test_quit_err_raises() -> None:
         await pop.connect()
         await pop.login("user", "pass")
         await pop.dele(1)
-        with pytest.raises(Pop3CommandError, match="could not delete"):
+        with pytest.raises(MailboxCommandError, match="could not delete"):
             await pop.quit()
         await pop.quit()  # already finished: nothing left to do
 
@@ -284,11 +284,11 @@ async def test_dele_many_pipelined_reads_every_reply_and_commits_with_quit() -> 
         pop = client(srv)
         await pop.connect()
         await pop.login("user", "pass")
-        with pytest.raises(Pop3CommandError, match="busy"):
+        with pytest.raises(MailboxCommandError, match="busy"):
             await pop.dele_many([1, 2, 3], then_quit=True)
         transcript = list(pop.transcript)
         assert transcript.index("C: QUIT") < transcript.index("S: -ERR [SYS/TEMP] busy")
-        with pytest.raises(Pop3ConnectionError, match="Not connected"):
+        with pytest.raises(MailboxConnectionError, match="Not connected"):
             await pop.noop()
     assert srv.commands[-4:] == ["DELE 1", "DELE 2", "DELE 3", "QUIT"]
     assert srv.mailbox == [MSG1]  # DELE 1 was refused; 2 and 3 went with the QUIT

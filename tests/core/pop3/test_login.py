@@ -12,13 +12,13 @@ import pytest
 from pop3gui.core.errors import (
     ConfigError,
     OAuthError,
-    Pop3AuthError,
-    Pop3CommandError,
-    Pop3InsecureError,
-    Pop3InUseError,
-    Pop3ProtocolError,
-    Pop3TimeoutError,
-    Pop3TokenRefused,
+    MailboxAuthError,
+    MailboxCommandError,
+    MailboxInsecureError,
+    MailboxInUseError,
+    MailboxProtocolError,
+    MailboxTimeoutError,
+    MailboxTokenRefused,
 )
 from pop3gui.core.pop3.client import Pop3Client
 from pop3gui.core.pop3.login import MAX_COMMAND_LINE, token_challenge
@@ -58,7 +58,7 @@ async def test_apop_uses_greeting_timestamp_and_md5() -> None:
 async def test_apop_without_timestamp_is_refused_before_sending() -> None:
     async with ScriptedPop3Server([MSG1], greeting="no stamp here") as srv:
         async with client(srv) as pop:
-            with pytest.raises(Pop3CommandError, match="does not offer APOP"):
+            with pytest.raises(MailboxCommandError, match="does not offer APOP"):
                 await pop.apop("user", "pass")
         assert not any(c.startswith("APOP") for c in srv.commands)
 
@@ -66,7 +66,7 @@ async def test_apop_without_timestamp_is_refused_before_sending() -> None:
 async def test_wrong_password_is_auth_error() -> None:
     async with ScriptedPop3Server([MSG1], sasl=[]) as srv:
         async with client(srv) as pop:
-            with pytest.raises(Pop3AuthError) as info:
+            with pytest.raises(MailboxAuthError) as info:
                 await pop.login("user", "wrong")
     err = info.value
     assert err.resp_code == "AUTH" and not err.temporary
@@ -77,7 +77,7 @@ async def test_wrong_password_is_auth_error() -> None:
 async def test_any_err_at_login_is_auth_error() -> None:
     async with ScriptedPop3Server([MSG1], replies={"AUTH": "-ERR nope"}) as srv:
         async with client(srv) as pop:
-            with pytest.raises(Pop3AuthError):
+            with pytest.raises(MailboxAuthError):
                 await pop.login("user", "pass")
 
 
@@ -86,7 +86,7 @@ async def test_in_use_at_login() -> None:
         [MSG1], sasl=[], replies={"PASS": "-ERR [IN-USE] locked"}
     ) as srv:
         async with client(srv) as pop:
-            with pytest.raises(Pop3InUseError) as info:
+            with pytest.raises(MailboxInUseError) as info:
                 await pop.login("user", "pass")
     err = info.value
     assert (
@@ -95,7 +95,7 @@ async def test_in_use_at_login() -> None:
         and err.reply == "-ERR [IN-USE] locked"
     )
     assert "another" in err.cause.lower() and err.fix
-    assert not isinstance(err, Pop3AuthError)
+    assert not isinstance(err, MailboxAuthError)
 
 
 async def test_sys_temp_at_login_is_not_auth_error() -> None:
@@ -103,9 +103,9 @@ async def test_sys_temp_at_login_is_not_auth_error() -> None:
         [MSG1], replies={"AUTH": "-ERR [SYS/TEMP] db down"}
     ) as srv:
         async with client(srv) as pop:
-            with pytest.raises(Pop3CommandError) as info:
+            with pytest.raises(MailboxCommandError) as info:
                 await pop.login("user", "pass")
-    assert not isinstance(info.value, Pop3AuthError) and info.value.temporary
+    assert not isinstance(info.value, MailboxAuthError) and info.value.temporary
 
 
 async def test_capa_refused_gives_empty_caps_and_user_pass() -> None:
@@ -139,9 +139,9 @@ async def test_the_login_command_is_the_last_of_its_pipelined_group(sasl: list[s
 async def test_a_refused_login_leaves_the_session_in_step() -> None:
     async with ScriptedPop3Server([MSG1], pipelining=True, sasl=[], replies={"PASS": "-ERR [AUTH] nope"}) as srv:
         async with client(srv) as pop:
-            with pytest.raises(Pop3AuthError):
+            with pytest.raises(MailboxAuthError):
                 await pop.login("user", "pass")
-            with pytest.raises(Pop3CommandError) as info:  # NOOP's own reply
+            with pytest.raises(MailboxCommandError) as info:  # NOOP's own reply
                 await pop.noop()
             assert "not authenticated" in info.value.reply
         assert srv.commands[-2:] == ["NOOP", "QUIT"]
@@ -177,7 +177,7 @@ async def test_auth_plain_sends_the_initial_response_only_when_the_line_fits(len
 async def test_auth_plain_accepted_without_credentials_is_a_protocol_error() -> None:
     async with ScriptedPop3Server([MSG1], replies={"AUTH": "+OK come in"}) as srv:
         async with client(srv) as pop:
-            with pytest.raises(Pop3ProtocolError, match="accepted AUTH PLAIN without credentials"):
+            with pytest.raises(MailboxProtocolError, match="accepted AUTH PLAIN without credentials"):
                 await pop.login("user", "p" * 300)
         assert "AUTH PLAIN" in srv.commands
         assert not any(c.startswith("AUTH PLAIN ") for c in srv.commands)
@@ -186,7 +186,7 @@ async def test_auth_plain_accepted_without_credentials_is_a_protocol_error() -> 
 async def test_auth_plain_refused_before_the_continuation_is_a_login_error() -> None:
     async with ScriptedPop3Server([MSG1], replies={"AUTH": "-ERR [AUTH] no such user"}) as srv:
         async with client(srv) as pop:
-            with pytest.raises(Pop3AuthError, match="no such user"):
+            with pytest.raises(MailboxAuthError, match="no such user"):
                 await pop.login("user", "p" * 300)
 
 
@@ -269,11 +269,11 @@ async def test_a_refused_token_gets_its_challenge_answered_and_raises_token_refu
     """Dovecot (and Google) send the error as '+ base64(JSON)' and wait for the client's answer."""
     async with ScriptedPop3Server([MSG1], sasl=OAUTH_SASL) as srv:
         async with client(srv) as pop:
-            with pytest.raises(Pop3TokenRefused) as info:
+            with pytest.raises(MailboxTokenRefused) as info:
                 await pop.login_oauth("user", "expired-token", mechanism=mechanism)
         assert srv.oauth_logins[0]["answer"] == answer
     err = info.value
-    assert isinstance(err, Pop3AuthError) and not err.temporary
+    assert isinstance(err, MailboxAuthError) and not err.temporary
     assert (err.status, err.scope) == (status, scope)
     assert err.reply == "-ERR [AUTH] Authentication failed." and err.resp_code == "AUTH"
     assert "expired" in err.cause and "revoked" in err.cause and "scope" in err.cause
@@ -285,7 +285,7 @@ async def test_a_refused_token_gets_its_challenge_answered_and_raises_token_refu
 async def test_the_session_stays_in_step_after_a_refused_token() -> None:
     async with ScriptedPop3Server([MSG1], sasl=OAUTH_SASL) as srv:
         async with client(srv) as pop:
-            with pytest.raises(Pop3TokenRefused):
+            with pytest.raises(MailboxTokenRefused):
                 await pop.login_oauth("user", "wrong")
             await pop.login("user", "pass")  # the next exchange reads its own replies
             assert await pop.stat() == (1, len(MSG1))
@@ -311,7 +311,7 @@ async def test_the_session_stays_in_step_after_a_refused_token() -> None:
 async def test_a_garbled_error_challenge_still_ends_in_token_refused(challenge: str, status: str) -> None:
     async with ScriptedPop3Server([MSG1], sasl=OAUTH_SASL, oauth_challenge=challenge) as srv:
         async with client(srv) as pop:
-            with pytest.raises(Pop3TokenRefused) as info:
+            with pytest.raises(MailboxTokenRefused) as info:
                 await pop.login_oauth("user", "wrong")
             assert srv.oauth_logins[0]["answer"] == ""
             await pop.login("user", "pass")  # still in step
@@ -325,7 +325,7 @@ async def test_err_at_once_after_the_token_is_token_refused() -> None:
     async with ScriptedPop3Server([MSG1], sasl=["PLAIN"], unlisted_sasl=["XOAUTH2"], oauth_challenge=False,
                                   oauth_final=final) as srv:
         async with client(srv) as pop:
-            with pytest.raises(Pop3TokenRefused) as info:
+            with pytest.raises(MailboxTokenRefused) as info:
                 await pop.login_oauth("user", "wrong")
             await pop.login("user", "pass")  # still in step
         assert "answer" not in srv.oauth_logins[0]
@@ -337,12 +337,12 @@ async def test_err_at_once_after_the_token_is_token_refused() -> None:
 async def test_err_to_auth_itself_on_a_server_without_the_mechanism_says_it_may_not_offer_oauth() -> None:
     async with ScriptedPop3Server([MSG1], sasl=["PLAIN"]) as srv:
         async with client(srv) as pop:
-            with pytest.raises(Pop3AuthError) as info:
+            with pytest.raises(MailboxAuthError) as info:
                 await pop.login_oauth("user", TOKEN)
         assert srv.commands[1] == "AUTH XOAUTH2"
         assert not any(TOKEN in c or c.startswith("dXNlcj") for c in srv.commands)  # the token never went out
     err = info.value
-    assert not isinstance(err, Pop3TokenRefused)  # no token was judged: renewing one would not help
+    assert not isinstance(err, MailboxTokenRefused)  # no token was judged: renewing one would not help
     assert "may not offer OAuth2" in err.cause and "XOAUTH2" in err.cause
     assert err.reply == "-ERR unsupported mechanism"
 
@@ -350,21 +350,21 @@ async def test_err_to_auth_itself_on_a_server_without_the_mechanism_says_it_may_
 async def test_err_to_auth_itself_on_a_server_that_lists_it_is_a_login_refusal_not_a_token_one() -> None:
     async with ScriptedPop3Server([MSG1], sasl=OAUTH_SASL, replies={"AUTH": "-ERR [AUTH] not for you"}) as srv:
         async with client(srv) as pop:
-            with pytest.raises(Pop3AuthError) as info:
+            with pytest.raises(MailboxAuthError) as info:
                 await pop.login_oauth("user", "token")
-    assert "announces XOAUTH2" in info.value.cause and not isinstance(info.value, Pop3TokenRefused)
+    assert "announces XOAUTH2" in info.value.cause and not isinstance(info.value, MailboxTokenRefused)
 
 
 @pytest.mark.parametrize(
     ("reply", "kind"),
-    [("-ERR [IN-USE] locked", Pop3InUseError), ("-ERR [SYS/TEMP] introspection down", Pop3CommandError)],
+    [("-ERR [IN-USE] locked", MailboxInUseError), ("-ERR [SYS/TEMP] introspection down", MailboxCommandError)],
 )
-async def test_response_codes_keep_their_meaning_at_oauth_sign_in(reply: str, kind: type[Pop3CommandError]) -> None:
+async def test_response_codes_keep_their_meaning_at_oauth_sign_in(reply: str, kind: type[MailboxCommandError]) -> None:
     async with ScriptedPop3Server([MSG1], sasl=OAUTH_SASL, oauth_challenge=False, oauth_final=reply) as srv:
         async with client(srv) as pop:
             with pytest.raises(kind) as info:
                 await pop.login_oauth("user", "token-the-server-cannot-check")
-    assert not isinstance(info.value, Pop3TokenRefused) and info.value.temporary
+    assert not isinstance(info.value, MailboxTokenRefused) and info.value.temporary
 
 
 @contextlib.asynccontextmanager
@@ -381,7 +381,7 @@ async def _session(srv: ScriptedPop3Server, **kw: object) -> AsyncIterator[Pop3C
 async def test_auth_accepted_without_a_token_is_a_protocol_error() -> None:
     async with ScriptedPop3Server([MSG1], sasl=OAUTH_SASL, replies={"AUTH": "+OK come in"}) as srv:
         async with _session(srv) as pop:
-            with pytest.raises(Pop3ProtocolError, match="without a token"):
+            with pytest.raises(MailboxProtocolError, match="without a token"):
                 await pop.login_oauth("user", "token")
             assert not pop._stream.connected
 
@@ -390,7 +390,7 @@ async def test_auth_accepted_without_a_token_is_a_protocol_error() -> None:
 async def test_a_server_that_does_not_end_a_refusal_with_err_is_a_protocol_error(final: str) -> None:
     async with ScriptedPop3Server([MSG1], sasl=OAUTH_SASL, oauth_final=final) as srv:
         async with _session(srv) as pop:
-            with pytest.raises(Pop3ProtocolError):
+            with pytest.raises(MailboxProtocolError):
                 await pop.login_oauth("user", "wrong")
             assert not pop._stream.connected
 
@@ -399,7 +399,7 @@ async def test_a_server_that_does_not_end_a_refusal_with_err_is_a_protocol_error
 async def test_a_server_silent_after_the_token_is_a_timeout(challenge: bool) -> None:
     async with ScriptedPop3Server([MSG1], sasl=OAUTH_SASL, oauth_challenge=challenge, oauth_final=None) as srv:
         async with _session(srv, timeout=0.5) as pop:
-            with pytest.raises(Pop3TimeoutError):
+            with pytest.raises(MailboxTimeoutError):
                 await pop.login_oauth("user", "wrong")
             assert not pop._stream.connected
 
@@ -409,7 +409,7 @@ async def test_the_token_never_reaches_the_transcript(mechanism: str) -> None:
     async with ScriptedPop3Server([MSG1], token=TOKEN, sasl=OAUTH_SASL) as srv:
         async with client(srv) as pop:
             await pop.login_oauth("user", TOKEN, mechanism=mechanism)
-            with pytest.raises(Pop3TokenRefused):  # a second, refused sign-in on a fresh session
+            with pytest.raises(MailboxTokenRefused):  # a second, refused sign-in on a fresh session
                 await pop.close()
                 await pop.connect()
                 await pop.login_oauth("user", TOKEN[:-1] + "Q", mechanism=mechanism)
@@ -431,7 +431,7 @@ async def test_no_token_goes_out_before_tls(monkeypatch: pytest.MonkeyPatch) -> 
     async with ScriptedPop3Server([MSG1], sasl=OAUTH_SASL) as srv:
         async with client(srv, security="starttls") as pop:
             for mechanism in ("xoauth2", "oauthbearer"):
-                with pytest.raises(Pop3InsecureError, match="access token"):
+                with pytest.raises(MailboxInsecureError, match="access token"):
                     await pop.login_oauth("user", "token", mechanism=mechanism)
         assert not any(c.startswith("AUTH") for c in srv.commands)
 

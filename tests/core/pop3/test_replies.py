@@ -6,10 +6,10 @@ import pytest
 
 from pop3gui.core.errors import (
     ConfigError,
-    Pop3AuthError,
-    Pop3CommandError,
-    Pop3InUseError,
-    Pop3ProtocolError,
+    MailboxAuthError,
+    MailboxCommandError,
+    MailboxInUseError,
+    MailboxProtocolError,
 )
 from pop3gui.core.pop3.replies import (
     MAX_STATUS_LINE,
@@ -53,14 +53,14 @@ def test_parse_status(line: bytes, ok: bool, text: str, code: str) -> None:
     [b"OK\r\n", b"+OKAY\r\n", b"-ERROR x\r\n", b"+ok\r\n", b"\r\n", b"* 1 EXISTS\r\n"],
 )
 def test_malformed_status_is_protocol_error_naming_the_line(line: bytes) -> None:
-    with pytest.raises(Pop3ProtocolError) as info:
+    with pytest.raises(MailboxProtocolError) as info:
         parse_status(line)
     assert repr(line[:20])[2:-1].split("\\r")[0] in str(info.value)
 
 
 def test_overlong_status_line_is_refused_and_truncated_in_message() -> None:
     line = b"+OK " + b"x" * MAX_STATUS_LINE + b"\r\n"
-    with pytest.raises(Pop3ProtocolError) as info:
+    with pytest.raises(MailboxProtocolError) as info:
         parse_status(line)
     assert len(str(info.value)) < 300
     assert f"({len(line)} bytes)" in str(info.value)
@@ -81,7 +81,7 @@ def test_parse_stat() -> None:
     assert parse_stat(parse_status(b"+OK 2 320\r\n")) == (2, 320)
     assert parse_stat(parse_status(b"+OK 0 0\r\n")) == (0, 0)
     for bad in (b"+OK\r\n", b"+OK two 320\r\n", b"+OK 2 -3\r\n"):
-        with pytest.raises(Pop3ProtocolError, match="STAT"):
+        with pytest.raises(MailboxProtocolError, match="STAT"):
             parse_stat(parse_status(bad))
 
 
@@ -89,7 +89,7 @@ def test_parse_list_line() -> None:
     assert parse_list_line(b"1 120\r\n") == (1, 120)
     assert parse_list_line(b"3 0 extra\r\n") == (3, 0)
     for bad in (b"1\r\n", b"x 120\r\n", b"0 5\r\n", b"1 1.5\r\n", b"\xd9\xa1 5\r\n"):
-        with pytest.raises(Pop3ProtocolError, match="LIST"):
+        with pytest.raises(MailboxProtocolError, match="LIST"):
             parse_list_line(bad)
 
 
@@ -106,7 +106,7 @@ def test_parse_uidl_line() -> None:
         b"1 caf\xc3\xa9\r\n",
         b"1 a\x01\r\n",
     ):
-        with pytest.raises(Pop3ProtocolError, match="UIDL"):
+        with pytest.raises(MailboxProtocolError, match="UIDL"):
             parse_uidl_line(bad)
 
 
@@ -133,27 +133,27 @@ def test_check_argument_refuses_line_breaks(value: str) -> None:
 
 
 def test_error_for_maps_response_codes() -> None:
-    def err(line: bytes, login: bool = False) -> Pop3CommandError:
+    def err(line: bytes, login: bool = False) -> MailboxCommandError:
         return error_for("PASS", parse_status(line), "pop.example:995", login=login)
 
     in_use = err(b"-ERR [IN-USE] locked\r\n", login=True)
-    assert type(in_use) is Pop3InUseError and in_use.temporary
+    assert type(in_use) is MailboxInUseError and in_use.temporary
     assert "phone" in in_use.cause and in_use.resp_code == "IN-USE"
     assert in_use.reply == "-ERR [IN-USE] locked"
     auth = err(b"-ERR [AUTH] bad\r\n")
     assert (
-        type(auth) is Pop3AuthError
+        type(auth) is MailboxAuthError
         and not auth.temporary
         and "app password" in auth.fix
     )
-    assert type(err(b"-ERR no\r\n", login=True)) is Pop3AuthError
+    assert type(err(b"-ERR no\r\n", login=True)) is MailboxAuthError
     temp = err(b"-ERR [SYS/TEMP] busy\r\n", login=True)
-    assert type(temp) is Pop3CommandError and temp.temporary
+    assert type(temp) is MailboxCommandError and temp.temporary
     perm = err(b"-ERR [SYS/PERM] gone\r\n")
-    assert type(perm) is Pop3CommandError and perm.temporary is False
-    assert Pop3CommandError.temporary is True  # the instance override did not leak
+    assert type(perm) is MailboxCommandError and perm.temporary is False
+    assert MailboxCommandError.temporary is True  # the instance override did not leak
     plain = err(b"-ERR no such message\r\n")
-    assert type(plain) is Pop3CommandError and "pop.example:995" in str(plain)
+    assert type(plain) is MailboxCommandError and "pop.example:995" in str(plain)
 
 
 def test_show_truncates() -> None:

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pop3gui.core.errors import (
-    Pop3ConnectionError,
-    Pop3ProtocolError,
-    Pop3TimeoutError,
+    MailboxConnectionError,
+    MailboxProtocolError,
+    MailboxTimeoutError,
 )
 from pop3gui.core.pop3.stream import Pop3Stream, data_lines, find_end, printable
 from tests.core.pop3.common import MSG1, MSG2, client, wired
@@ -117,7 +117,7 @@ async def test_listing_lines_are_unstuffed_and_end_with_crlf() -> None:
 async def test_a_listing_line_longer_than_max_line_closes_the_connection() -> None:
     async with wired(max_line=64) as (stream, _server_in, server_out):
         server_out.write(b"+OK " + b"x" * 100 + b"\r\n")
-        with pytest.raises(Pop3ProtocolError, match="longer than 64 bytes"):
+        with pytest.raises(MailboxProtocolError, match="longer than 64 bytes"):
             await stream.read_status("NOOP")
         assert not stream.connected
 
@@ -126,7 +126,7 @@ async def test_silence_is_a_timeout_that_closes_the_connection() -> None:
     async with wired(timeout=0.2) as (stream, _server_in, server_out):
         server_out.write(b"+OK\r\npart of a message\r\n")
         assert (await stream.read_status("RETR")).ok
-        with pytest.raises(Pop3TimeoutError, match="0.2 s while reading message data"):
+        with pytest.raises(MailboxTimeoutError, match="0.2 s while reading message data"):
             await stream.read_multiline(io.BytesIO())
         assert not stream.connected
         assert stream.transcript[-1] == "-- connection closed"
@@ -137,7 +137,7 @@ async def test_a_connection_that_ends_mid_message_is_dropped_not_truncated_mail(
         server_out.write(b"line one\r\nline tw")
         server_out.close()
         out = io.BytesIO()
-        with pytest.raises(Pop3ConnectionError, match="in the middle of a reply"):
+        with pytest.raises(MailboxConnectionError, match="in the middle of a reply"):
             await stream.read_multiline(out)
         assert not stream.connected
         assert out.getvalue() == b"line one\r\n"
@@ -146,9 +146,9 @@ async def test_a_connection_that_ends_mid_message_is_dropped_not_truncated_mail(
 async def test_a_closed_stream_says_so() -> None:
     stream = Pop3Stream("pop.test:110", timeout=1, max_line=1024)
     assert not stream.connected and not stream.encrypted
-    with pytest.raises(Pop3ConnectionError, match="Not connected to the POP3 server pop.test:110"):
+    with pytest.raises(MailboxConnectionError, match="Not connected to the POP3 server pop.test:110"):
         await stream.read_status("NOOP")
-    with pytest.raises(Pop3ConnectionError, match="Not connected"):
+    with pytest.raises(MailboxConnectionError, match="Not connected"):
         stream.write("NOOP")
     await stream.close()  # closing twice is harmless
     assert list(stream.transcript) == []
@@ -160,9 +160,9 @@ async def test_only_a_protocol_error_closes_through_closing_on_protocol_error() 
             async with stream.closing_on_protocol_error():
                 raise ValueError("not about the server")
         assert stream.connected
-        with pytest.raises(Pop3ProtocolError):
+        with pytest.raises(MailboxProtocolError):
             async with stream.closing_on_protocol_error():
-                raise Pop3ProtocolError("nonsense from the server")
+                raise MailboxProtocolError("nonsense from the server")
         assert not stream.connected
 
 
@@ -220,7 +220,7 @@ async def test_overlong_status_line_is_protocol_error() -> None:
         pop = client(srv)
         await pop.connect()
         await pop.login("user", "pass")
-        with pytest.raises(Pop3ProtocolError, match="5006 bytes"):
+        with pytest.raises(MailboxProtocolError, match="5006 bytes"):
             await pop.noop()
         await pop.close()
 
@@ -230,9 +230,9 @@ async def test_malformed_status_closes_connection() -> None:
         pop = client(srv)
         await pop.connect()
         await pop.login("user", "pass")
-        with pytest.raises(Pop3ProtocolError):
+        with pytest.raises(MailboxProtocolError):
             await pop.noop()
-        with pytest.raises(Pop3ConnectionError, match="Not connected"):
+        with pytest.raises(MailboxConnectionError, match="Not connected"):
             await pop.stat()
 
 
@@ -243,13 +243,13 @@ async def test_dropped_connection_mid_retr_keeps_partial_and_rolls_back() -> Non
         await pop.login("user", "pass")
         await pop.dele(1)
         out = io.BytesIO()
-        with pytest.raises(Pop3ConnectionError) as info:
+        with pytest.raises(MailboxConnectionError) as info:
             await pop.retr_to(2, out)
         assert f"127.0.0.1:{srv.port}" in str(info.value)
         assert info.value.cause and info.value.fix
         assert 0 < len(out.getvalue()) < len(MSG2)
         assert MSG2.startswith(out.getvalue())
-        with pytest.raises(Pop3ConnectionError):
+        with pytest.raises(MailboxConnectionError):
             await pop.quit()
         await asyncio.sleep(0.05)
         assert srv.mailbox == [MSG1, MSG2]
@@ -261,10 +261,10 @@ async def test_timeout_closes_and_raises() -> None:
         await pop.connect()
         await pop.login("user", "pass")
         await pop.dele(1)
-        with pytest.raises(Pop3TimeoutError) as info:
+        with pytest.raises(MailboxTimeoutError) as info:
             await pop.retr_to(1, io.BytesIO())
         assert "0.3 s" in str(info.value) and info.value.temporary
-        with pytest.raises(Pop3ConnectionError):
+        with pytest.raises(MailboxConnectionError):
             await pop.noop()
         await asyncio.sleep(0.05)
         assert srv.mailbox == [MSG1]

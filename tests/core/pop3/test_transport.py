@@ -12,17 +12,14 @@ from pathlib import Path
 import pytest
 
 from pop3gui.core.errors import (
-    Pop3ConnectionError,
-    Pop3InsecureError,
-    Pop3TlsError,
+    MailboxConnectionError,
+    MailboxInsecureError,
+    MailboxTlsError,
 )
-from pop3gui.core.pop3 import transport
+from pop3gui.core import connect
+from pop3gui.core.connect import connect_error, tls_context
 from pop3gui.core.pop3.client import Pop3Client
-from pop3gui.core.pop3.transport import (
-    connect_error,
-    require_secure,
-    tls_context,
-)
+from pop3gui.core.pop3.transport import require_secure
 from tests.core.pop3.common import MSG1, client, wired
 from tests.support.scripted_pop3 import ScriptedPop3Server
 
@@ -107,7 +104,7 @@ def test_the_fallback_tls_context_is_the_shared_rule(monkeypatch: pytest.MonkeyP
         made.append(kwargs)
         return ctx
 
-    monkeypatch.setattr(transport, "client_context", shared)
+    monkeypatch.setattr(connect, "client_context", shared)
     assert tls_context(None, verify=False) is ctx
     assert made == [{"verify": False}]
 
@@ -122,7 +119,7 @@ def test_the_fallback_tls_context_checks_certificates_unless_told_not_to(verify:
 async def test_a_tls_failure_that_is_not_about_the_certificate_points_at_the_port() -> None:
     async with ScriptedPop3Server([MSG1]) as srv:  # speaks plain POP3 on its TLS port
         pop = client(srv, security="tls", verify_tls=False)
-        with pytest.raises(Pop3TlsError) as info:
+        with pytest.raises(MailboxTlsError) as info:
             await pop.connect()
     err = info.value
     assert f"TLS with 127.0.0.1:{srv.port} failed" in str(err)
@@ -146,11 +143,11 @@ def test_connect_errors_say_what_went_wrong(exc: OSError, cause: str) -> None:
 async def test_the_password_guard_refuses_plaintext_unless_the_account_allows_it() -> None:
     async with wired() as (stream, _server_in, _server_out):
         for security in ("tls", "starttls"):
-            with pytest.raises(Pop3InsecureError, match="pop.test:110"):
+            with pytest.raises(MailboxInsecureError, match="pop.test:110"):
                 require_secure(stream, security)
         require_secure(stream, "none")
         await stream.close()
-        with pytest.raises(Pop3ConnectionError, match="Not connected"):
+        with pytest.raises(MailboxConnectionError, match="Not connected"):
             require_secure(stream, "none")
 
 
@@ -162,7 +159,7 @@ async def test_connection_refused_names_host_and_port() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     pop = Pop3Client("127.0.0.1", port, security="none", timeout=2)
-    with pytest.raises(Pop3ConnectionError) as info:
+    with pytest.raises(MailboxConnectionError) as info:
         await pop.connect()
     assert (
         f"127.0.0.1:{port}" in str(info.value) and info.value.cause and info.value.fix
@@ -180,9 +177,9 @@ async def test_security_none_allows_plaintext_password() -> None:
 async def test_starttls_without_stls_refuses_before_password() -> None:
     async with ScriptedPop3Server([MSG1]) as srv:
         pop = client(srv, security="starttls")
-        with pytest.raises(Pop3TlsError, match="does not offer STLS"):
+        with pytest.raises(MailboxTlsError, match="does not offer STLS"):
             await pop.connect()
-        with pytest.raises(Pop3ConnectionError):
+        with pytest.raises(MailboxConnectionError):
             await pop.login("user", "pass")
         assert srv.commands == ["CAPA"]
 
@@ -198,9 +195,9 @@ async def test_password_guard_checks_the_transport(
     monkeypatch.setattr("pop3gui.core.pop3.client.starttls", no_tls)
     async with ScriptedPop3Server([MSG1]) as srv:
         async with client(srv, security="starttls") as pop:
-            with pytest.raises(Pop3InsecureError):
+            with pytest.raises(MailboxInsecureError):
                 await pop.login("user", "pass")
-            with pytest.raises(Pop3InsecureError):
+            with pytest.raises(MailboxInsecureError):
                 await pop.apop("user", "pass")
         assert not any(
             c.startswith(("USER", "PASS", "AUTH", "APOP")) for c in srv.commands
@@ -212,7 +209,7 @@ async def test_stls_refused_is_tls_error(certs: Certs) -> None:
         [MSG1], stls_context=certs.server(certs.good), replies={"STLS": "-ERR not now"}
     ) as srv:
         pop = client(srv, security="starttls", ssl_context=certs.client())
-        with pytest.raises(Pop3TlsError, match="refused STLS"):
+        with pytest.raises(MailboxTlsError, match="refused STLS"):
             await pop.connect()
         assert not pop.encrypted
 
@@ -234,7 +231,7 @@ async def test_stls_response_injection_refused(certs: Certs) -> None:
         [MSG1], stls_context=certs.server(certs.good), stls_inject=b"+OK injected\r\n"
     ) as srv:
         pop = client(srv, security="starttls", ssl_context=certs.client())
-        with pytest.raises(Pop3TlsError):
+        with pytest.raises(MailboxTlsError):
             await pop.connect()
         assert not any(c.startswith(("USER", "PASS", "AUTH")) for c in srv.commands)
 
@@ -250,7 +247,7 @@ async def test_implicit_tls(certs: Certs) -> None:
 async def test_stls_default_context_rejects_untrusted_ca(certs: Certs) -> None:
     async with ScriptedPop3Server([MSG1], stls_context=certs.server(certs.good)) as srv:
         pop = client(srv, security="starttls")  # system CAs only: ours is unknown
-        with pytest.raises(Pop3TlsError, match="did not verify"):
+        with pytest.raises(MailboxTlsError, match="did not verify"):
             await pop.connect()
         assert "STLS" in srv.commands and len(srv.commands) == 2
 
@@ -290,7 +287,7 @@ async def test_bad_certificates_are_tls_errors_with_reason(
             host, srv.port, security="tls", timeout=5,
             ssl_context=certs.client() if own_ca else None,
         )  # fmt: skip
-        with pytest.raises(Pop3TlsError) as info:
+        with pytest.raises(MailboxTlsError) as info:
             await pop.connect()
         err = info.value
         assert reason in str(err) and host in str(err)
