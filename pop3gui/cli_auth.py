@@ -20,7 +20,7 @@ from pop3gui.core.config.load import load_config
 from pop3gui.core.config.model import Config, OAuthProviderConfig
 from pop3gui.core.desktop.display import has_display
 from pop3gui.core.errors import ConfigError, OAuthConsentMissing, Pop3guiError, SignInNeeded
-from pop3gui.core.oauth.endpoints import POP3, SMTP
+from pop3gui.core.oauth.endpoints import SMTP, mailbox_purpose
 from pop3gui.core.oauth.flows import DeviceCode
 from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.oauth.store import SignIn, sign_in_key, smtp_sign_in_key
@@ -96,7 +96,8 @@ def _user(config: Config, account: str | None, *, smtp: bool, path: str) -> _Use
         raise ConfigError(f"account {account!r} logs in with a {acc.auth}, not with OAuth2", path=path,
                           key=f"account {account}.auth",
                           fix=f'Set auth = "oauth2" and oauth_provider for it, or use `pop3gui secret set {account}`.')
-    return _User(sign_in_key(acc.name), f"account {acc.name!r}", config.oauth_provider(acc.oauth_provider), POP3)
+    return _User(sign_in_key(acc.name), f"account {acc.name!r}", config.oauth_provider(acc.oauth_provider),
+                 mailbox_purpose(acc.protocol))
 
 
 def _open_browser(url: str) -> None:
@@ -111,7 +112,8 @@ def _show_code(code: DeviceCode) -> None:
 
 
 async def _status(config: Config, sign_ins: SignIns, *, as_json: bool) -> int:
-    users = [_User(sign_in_key(a.name), f"account {a.name!r}", config.oauth_provider(a.oauth_provider), POP3)
+    users = [_User(sign_in_key(a.name), f"account {a.name!r}", config.oauth_provider(a.oauth_provider),
+                   mailbox_purpose(a.protocol))
              for a in config.accounts if a.auth == "oauth2"]
     if config.smtp.username and config.smtp.auth == "oauth2":
         users.append(_User(smtp_sign_in_key(config.smtp.username), f"the SMTP login {config.smtp.username}",

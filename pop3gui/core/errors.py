@@ -137,6 +137,14 @@ class MailboxInUseError(MailboxCommandError):
     failure: ClassVar[Failure] = Failure.MAILBOX_IN_USE
 
 
+class FolderMissingError(MailboxCommandError):
+    """An IMAP folder the account fetches from (or moves to) is not on the server."""
+
+    failure: ClassVar[Failure] = Failure.FOLDER_MISSING
+
+    temporary = False
+
+
 class MailboxInsecureError(MailboxError, PermissionError):
     """A password would travel unencrypted and the account did not allow that."""
 

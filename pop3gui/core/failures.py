@@ -23,7 +23,7 @@ class Failure(StrEnum):
     TEMPORARY = "temporary"
     UNCLEAR = "unclear"  # domain or mailbox: the server's words do not say
     OTHER = "other"
-    # The POP3 server.
+    # The mailbox server (POP3 or IMAP).
     AUTH_FAILED = "auth_failed"
     MAILBOX_IN_USE = "mailbox_in_use"
     CONNECTION_FAILED = "connection_failed"
@@ -34,6 +34,10 @@ class Failure(StrEnum):
     COMMAND_FAILED = "command_failed"
     INSECURE_REFUSED = "insecure_refused"
     QUIT_FAILED = "quit_failed"
+    FOLDER_MISSING = "folder_missing"  # IMAP: a folder the account names is not on the server
+    FOLDER_RENUMBERED = "folder_renumbered"  # IMAP: UIDVALIDITY changed; messages are known by content
+    NOT_EXPUNGED = "not_expunged"  # IMAP: marked deleted, removal waits (other deleted mail in the folder)
+    NO_IDLE = "no_idle"  # IMAP: the server cannot push new mail; polled on the schedule
     # The local server's session.
     SMTP_AUTH_FAILED = "smtp_auth_failed"
     SMTP_CONNECTION_FAILED = "smtp_connection_failed"

@@ -21,7 +21,7 @@ from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.errors import Pop3guiError, StateError
 from pop3gui.core.events.model import Event, EventId, Severity
 from pop3gui.core.events.recorder import EventRecorder
-from pop3gui.core.oauth.endpoints import POP3, SMTP
+from pop3gui.core.oauth.endpoints import SMTP, mailbox_purpose
 from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.oauth.store import SignIn, sign_in_key
 from pop3gui.core.failures import Failure
@@ -188,14 +188,20 @@ class ConnectorController(QObject):
         """The keyring name of a sign-in: *who* is an account name, or already a key (``account:``/``smtp:``)."""
         return who if who.startswith(("account:", "smtp:")) else sign_in_key(who)
 
-    async def sign_in(self, who: str, provider: OAuthProviderConfig, open_page: Callable[[str], object]) -> SignIn:
+    async def sign_in(self, who: str, provider: OAuthProviderConfig, open_page: Callable[[str], object], *,
+                      protocol: str = "") -> SignIn:
         """Sign *who* (an account name or a sign-in key) in with *provider* in the browser.
 
         *open_page* shows the provider's sign-in page (the desktop's browser, or a test); the sign-in
-        is kept in the keyring.  Cancel the task to stop waiting for the browser.
+        is kept in the keyring.  *protocol* ("pop3"/"imap") is the account's, when the dialog knows it
+        better than the saved settings.  Cancel the task to stop waiting for the browser.
         """
         key = self.sign_in_key(who)
-        purpose = SMTP if key.startswith("smtp:") else POP3
+        if key.startswith("smtp:"):
+            purpose = SMTP
+        else:
+            saved = next((a.protocol for a in self.config.accounts if a.name == who), "pop3")
+            purpose = mailbox_purpose(protocol or saved)
         return await self.sign_ins.sign_in(key, provider, purpose, open_page=open_page)
 
     async def sign_out(self, who: str) -> bool:

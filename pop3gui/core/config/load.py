@@ -17,14 +17,16 @@ from typing import Any
 
 from pop3gui.core.config.model import (
     ACCOUNT_KINDS,
+    AFTER_DELIVERY,
     AUTH_METHODS,
+    IMAP_ONLY_KEYS,
+    PROTOCOLS,
     OAUTH_KINDS,
     SASL_MECHANISMS,
     SMTP_AUTH_METHODS,
     OAuthProviderConfig,
     CONFIG_VERSION,
     LOG_LEVELS,
-    POP3_PORTS,
     SECURITY_SMTP,
     AccountConfig,
     Config,
@@ -35,6 +37,7 @@ from pop3gui.core.config.model import (
     RoutingRuleConfig,
     ScheduleConfig,
     SmtpConfig,
+    default_port,
 )
 from pop3gui.core.config.table import (
     Table,
@@ -196,10 +199,18 @@ def _parse_accounts(root: Table) -> tuple[AccountConfig, ...]:
         if kind == "user" and not deliver_to:
             raise t.error("deliver_to", "is missing: a user mailbox delivers everything to one local address",
                           fix='Add deliver_to = "someone@your-domain" or set kind = "global".')
+        protocol = t.choice("protocol", PROTOCOLS)
+        auth = t.choice("auth", AUTH_METHODS)
+        if protocol == "imap":
+            folders, after_delivery, move_to = _imap_settings(t, auth)
+        else:
+            _no_imap_settings(t)
+            folders, after_delivery, move_to = t.default("folders"), "delete", ""
         accounts.append(AccountConfig(
             name=name,
             host=t.required_str("host"),
-            port=t.get("port", int, check_port, default=POP3_PORTS[security]),
+            protocol=protocol,
+            port=t.get("port", int, check_port, default=default_port(protocol, security)),
             security=security,
             verify_tls=t.get("verify_tls", bool),
             ca_file=t.get("ca_file", str),
@@ -211,11 +222,65 @@ def _parse_accounts(root: Table) -> tuple[AccountConfig, ...]:
             delete_after_days=t.get("delete_after_days", int, check_range(0, 36500)),
             enabled=t.get("enabled", bool),
             timeout_s=t.get("timeout_s", float, check_timeout),
-            auth=t.choice("auth", AUTH_METHODS),
+            auth=auth,
             oauth_provider=t.get("oauth_provider", str),
             sasl=t.choice("sasl", SASL_MECHANISMS),
+            folders=folders,
+            after_delivery=after_delivery,
+            move_to=move_to,
+            idle=t.get("idle", bool),
         ))
     return tuple(accounts)
+
+
+def _imap_settings(t: Table, auth: str) -> tuple[tuple[str, ...], str, str]:
+    """An IMAP account's folders, what becomes of a handled message, and where "move" puts it."""
+    if auth == "apop":
+        raise t.error("auth", "apop is a POP3 login; an IMAP account logs in with a password or OAuth2",
+                      fix='Set auth = "password" (or "oauth2" for a hosted mailbox).')
+    folders = t.strings("folders")
+    if not folders:
+        raise t.error("folders", "is empty: an IMAP account fetches from at least one folder",
+                      fix='Set folders = ["INBOX"], or the folders to fetch from.')
+    for folder in folders:
+        if problem := check_folder(folder):
+            raise t.error("folders", f"{folder!r} {problem}", fix="Use the folder names the server lists (Test "
+                          "in the account dialog shows them).")
+    if len({f.casefold() for f in folders}) != len(folders):
+        raise t.error("folders", "names a folder twice", fix="List every folder once.")
+    after_delivery = t.choice("after_delivery", AFTER_DELIVERY)
+    move_to = t.get("move_to", str)
+    if after_delivery == "move":
+        if not move_to.strip():
+            raise t.error("move_to", 'is missing: after_delivery = "move" needs the folder to move handled mail to',
+                          fix='Add move_to = "Delivered" (it is created if missing), or use after_delivery = '
+                          '"delete" or "keep".')
+        if problem := check_folder(move_to):
+            raise t.error("move_to", f"{move_to!r} {problem}")
+        if move_to.casefold() in {f.casefold() for f in folders}:
+            raise t.error("move_to", f"{move_to!r} is also one of the folders fetched from, so moved mail would "
+                          "be fetched again", fix="Move handled mail to a folder that is not in folders.")
+    return folders, after_delivery, move_to
+
+
+def _no_imap_settings(t: Table) -> None:
+    """IMAP-only keys on a POP3 account are a mistake worth saying, unless they keep their defaults."""
+    for key in IMAP_ONLY_KEYS:
+        default = t.default(key)
+        if key != "idle" and key in t.data and t.data[key] != (list(default) if isinstance(default, tuple) else default):
+            raise t.error(key, "applies only to IMAP accounts; this account uses POP3",
+                          fix='Set protocol = "imap" (POP3 has no folders) or remove the key.')
+
+
+def check_folder(name: str) -> str:
+    """What is wrong with an IMAP folder name, or ""."""
+    if not name.strip():
+        return "is empty"
+    if any(ch in name for ch in "\r\n\0"):
+        return "holds a line break or NUL"
+    if len(name.encode()) > 512:
+        return "is longer than 512 bytes"
+    return ""
 
 
 def _parse_rules(root: Table, accounts: tuple[AccountConfig, ...]) -> tuple[RoutingRuleConfig, ...]:

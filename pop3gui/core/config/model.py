@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pop3gui.core.mail.local_domains import LocalDomains
 
 __all__ = [
-    "ACCOUNT_KINDS", "CONFIG_VERSION", "DEFAULT_ENVELOPE_HEADERS", "LOG_LEVELS", "POP3_PORTS", "SECURITY_SMTP",
+    "ACCOUNT_KINDS", "AFTER_DELIVERY", "CONFIG_VERSION", "DEFAULT_ENVELOPE_HEADERS", "IMAP_ONLY_KEYS", "IMAP_PORTS",
+    "LOG_LEVELS", "POP3_PORTS", "PROTOCOLS", "SECURITY_SMTP", "default_port",
     "AccountConfig", "Config", "DeliveryConfig", "LoggingConfig", "PerformanceConfig",
     "RecipientPolicy", "RoutingRuleConfig", "ScheduleConfig", "SmtpConfig",
     "AUTH_METHODS", "SMTP_AUTH_METHODS", "OAUTH_KINDS", "SASL_MECHANISMS", "OAuthProviderConfig",
@@ -31,6 +32,20 @@ SASL_MECHANISMS = ("xoauth2", "oauthbearer")  # how a bearer token is presented 
 
 POP3_PORTS = {"tls": 995, "starttls": 110, "none": 110}
 """The usual POP3 port of each security mode: an account's port when none is given."""
+
+IMAP_PORTS = {"tls": 993, "starttls": 143, "none": 143}
+"""The usual IMAP port of each security mode."""
+
+PROTOCOLS = ("pop3", "imap")  # how an account's mailbox is reached
+AFTER_DELIVERY = ("delete", "move", "keep")  # what becomes of an IMAP message once it is handled
+
+IMAP_ONLY_KEYS = ("folders", "after_delivery", "move_to", "idle")
+"""Account keys that mean something only for protocol = "imap"."""
+
+
+def default_port(protocol: str, security: str) -> int:
+    """The usual port of a protocol and security mode."""
+    return (IMAP_PORTS if protocol == "imap" else POP3_PORTS)[security]
 
 
 @dataclass(frozen=True)
@@ -93,12 +108,17 @@ class AccountConfig:
     """One ISP mailbox: a user mailbox (one recipient) or a global catch-all.
 
     The port given here goes with the default security; an account in the
-    file without a port gets the usual one of its security (POP3_PORTS).
+    file without a port gets the usual one of its protocol and security
+    (:func:`default_port`).  An IMAP account fetches from ``folders``; what
+    becomes of a handled message is ``after_delivery`` ("delete", "move" to
+    ``move_to``, or "keep"), and *when* is what ``leave_on_server`` and
+    ``delete_after_days`` say, as for POP3.
     """
 
     name: str
     host: str
     username: str
+    protocol: str = "pop3"
     port: int = POP3_PORTS["tls"]
     security: str = "tls"
     verify_tls: bool = True
@@ -113,6 +133,10 @@ class AccountConfig:
     auth: str = "password"  # "password", "apop" or "oauth2"
     oauth_provider: str = ""  # with auth = "oauth2": the [[oauth_provider]] that signs in
     sasl: str = "xoauth2"  # with auth = "oauth2": how the token is presented
+    folders: tuple[str, ...] = ("INBOX",)  # IMAP: the folders fetched from
+    after_delivery: str = "delete"  # IMAP: "delete", "move" or "keep"
+    move_to: str = ""  # IMAP, with after_delivery = "move": created if missing
+    idle: bool = True  # IMAP: wait for new mail with IDLE between cycles (run and the tray)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 import tomli_w
 
 from pop3gui.core.config.load import parse_config
-from pop3gui.core.config.model import Config
+from pop3gui.core.config.model import IMAP_ONLY_KEYS, AccountConfig, Config
 from pop3gui.core.state.paths import ensure_private_dir
 
 __all__ = ["config_to_dict", "save_config"]
@@ -40,10 +40,18 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         "logging": plain(config.logging),
         "performance": plain(config.performance),
         "recipient_policy": [plain(p) for p in config.policies],
-        "account": [plain(a) for a in config.accounts],
+        "account": [_account(plain(a), a) for a in config.accounts],
         "routing_rule": [plain(r) for r in config.rules],
         "oauth_provider": [plain(o) for o in config.oauth_providers],
     }
+
+
+def _account(table: dict[str, Any], account: AccountConfig) -> dict[str, Any]:
+    """A POP3 account's table without the keys only IMAP reads."""
+    if account.protocol != "imap":
+        for key in IMAP_ONLY_KEYS:
+            del table[key]
+    return table
 
 
 def save_config(config: Config, path: Path) -> None:

@@ -1,6 +1,6 @@
 """Where the configuration becomes protocol clients.
 
-The POP3 client and the SMTP submitter take plain values (host, port, security,
+The POP3 and IMAP clients and the SMTP submitter take plain values (host, port, security,
 a TLS context); this module is the one place that reads them out of an
 :class:`AccountConfig` or :class:`SmtpConfig`, for a run and for the
 connection check alike.  What a session to the local server needs (password,
@@ -14,6 +14,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from pop3gui.core.config.model import AccountConfig, Config, SmtpConfig
+from pop3gui.core.imap.client import ImapClient
 from pop3gui.core.oauth.endpoints import SMTP
 from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.oauth.store import smtp_sign_in_key
@@ -26,6 +27,14 @@ from pop3gui.core.tls import client_context
 def pop3_client(account: AccountConfig) -> Pop3Client:
     """A client for *account*'s mailbox, not yet connected; raises TlsSetupError for a bad ca_file."""
     return Pop3Client(account.host, account.port, security=account.security, verify_tls=account.verify_tls,
+                      timeout=account.timeout_s,
+                      ssl_context=client_context(verify=account.verify_tls, ca_file=account.ca_file)
+                      if account.security != "none" else None)
+
+
+def imap_client(account: AccountConfig) -> ImapClient:
+    """A client for *account*'s IMAP mailbox, not yet connected; raises TlsSetupError for a bad ca_file."""
+    return ImapClient(account.host, account.port, security=account.security, verify_tls=account.verify_tls,
                       timeout=account.timeout_s,
                       ssl_context=client_context(verify=account.verify_tls, ca_file=account.ca_file)
                       if account.security != "none" else None)

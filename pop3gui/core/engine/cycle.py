@@ -19,6 +19,7 @@ from pop3gui.core.config.policies import policy_warnings
 from pop3gui.core.engine.connections import LocalServer, open_local_server
 from pop3gui.core.engine.delivery import AbortAccount, Deliverer
 from pop3gui.core.engine.login import AccountLogin
+from pop3gui.core.engine.imap_mailbox import ImapMailboxSession
 from pop3gui.core.engine.mailbox import MailboxSession
 from pop3gui.core.engine.message import InFlight
 from pop3gui.core.engine.report import Reporter
@@ -154,7 +155,8 @@ class Connector:
                           f"Connecting to {account.host}:{account.port} as {account.username}.", account=account.name)
         # The keyring lookup or the token refresh runs while the connection is set up.
         login = AccountLogin(account, self.config, self.credentials, self.sign_ins)
-        session = MailboxSession(account, config=self.config, journal=self.journal, spool=self.spool,
+        kind = ImapMailboxSession if account.protocol == "imap" else MailboxSession
+        session = kind(account, config=self.config, journal=self.journal, spool=self.spool,
                                  deliverer=self.deliverer, report=self.report, local=local,
                                  stopping=lambda: self.stopping)
         try:

@@ -1,4 +1,4 @@
-"""How an account logs in to its POP3 server: password, APOP, or an OAuth2 access token.
+"""How an account logs in to its POP3 or IMAP server: password, APOP (POP3), or an OAuth2 access token.
 
 The secret is fetched while the connection is set up (the keyring, or the
 sign-in service, can be slower than a nearby POP3 server).  A refused access
@@ -12,7 +12,8 @@ import asyncio
 
 from pop3gui.core.config.model import AccountConfig, Config
 from pop3gui.core.errors import MailboxConnectionError, MailboxTokenRefused
-from pop3gui.core.oauth.endpoints import POP3
+from pop3gui.core.imap.client import ImapClient
+from pop3gui.core.oauth.endpoints import mailbox_purpose
 from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.oauth.store import login_command, sign_in_key
 from pop3gui.core.pop3.client import Pop3Client
@@ -28,14 +29,15 @@ class AccountLogin:
         self._key = sign_in_key(account.name)
         if account.auth == "oauth2":
             self._provider = config.oauth_provider(account.oauth_provider)
-            self._secret = asyncio.ensure_future(sign_ins.access_token(self._key, self._provider, POP3))
+            self._purpose = mailbox_purpose(account.protocol)
+            self._secret = asyncio.ensure_future(sign_ins.access_token(self._key, self._provider, self._purpose))
         else:
             self._secret = asyncio.ensure_future(asyncio.to_thread(credentials.pop3_password, account.name))
 
-    async def log_in(self, client: Pop3Client) -> None:
+    async def log_in(self, client: Pop3Client | ImapClient) -> None:
         account = self.account
         secret = await self._secret
-        if account.auth == "apop":
+        if account.auth == "apop" and isinstance(client, Pop3Client):
             await client.apop(account.username, secret)
         elif account.auth != "oauth2":
             await client.login(account.username, secret)
@@ -43,7 +45,7 @@ class AccountLogin:
             try:
                 await client.login_oauth(account.username, secret, mechanism=account.sasl)
             except MailboxTokenRefused as refused:
-                renewed = await self._sign_ins.access_token(self._key, self._provider, POP3, renew=True)
+                renewed = await self._sign_ins.access_token(self._key, self._provider, self._purpose, renew=True)
                 try:
                     await client.login_oauth(account.username, renewed, mechanism=account.sasl)
                 except MailboxConnectionError:
@@ -51,11 +53,12 @@ class AccountLogin:
                     # kept and tried at the next cycle.
                     raise refused from None
                 except MailboxTokenRefused as exc:
+                    permission = "IMAP" if account.protocol == "imap" else "POP"
                     exc.cause = (f"{exc.cause} A freshly renewed token was refused too, so the sign-in itself "
                                  "lacks access to this mailbox.").strip()
                     exc.fix = (f"Check that {account.username} is the mailbox the signed-in user may open (for a "
-                               f"shared mailbox: FullAccess) and that the app has the POP permission; then sign "
-                               f"in again: {login_command(self._key)}.")
+                               f"shared mailbox: FullAccess) and that the app has the {permission} permission; then "
+                               f"sign in again: {login_command(self._key)}.")
                     raise
 
     def close(self) -> None:

@@ -9,51 +9,24 @@ and the journal stops the next cycle from delivering those messages twice.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
-from collections.abc import Callable
-from typing import BinaryIO
+from collections.abc import AsyncGenerator, Callable
 
 from pop3gui.core.config.model import AccountConfig, Config
 from pop3gui.core.engine.connections import LocalServer, pop3_client
-from pop3gui.core.engine.delivery import AbortAccount, Deliverer
+from pop3gui.core.engine.delivery import Deliverer
 from pop3gui.core.engine.login import AccountLogin
-from pop3gui.core.engine.message import InFlight
 from pop3gui.core.engine.report import Reporter
 from pop3gui.core.engine.status import AccountResult, Progress
-from pop3gui.core.errors import (
-    MailboxAuthError,
-    MailboxCommandError,
-    MailboxConnectionError,
-    MailboxError,
-    MailboxInsecureError,
-    MailboxInUseError,
-    MailboxProtocolError,
-    MailboxTimeoutError,
-    MailboxTlsError,
-    StateError,
-    TlsSetupError,
-)
+from pop3gui.core.engine.transfer import OpenSink, Transfer, event_for
+from pop3gui.core.errors import MailboxError, TlsSetupError
 from pop3gui.core.events.model import EventId, Outcome, Severity
 from pop3gui.core.failures import Failure
 from pop3gui.core.pop3.client import Pop3Client
-from pop3gui.core.state.journal import HANDLED, OVERSIZE, SUBMITTING, Journal
-from pop3gui.core.state.paths import open_private
-from pop3gui.core.state.spool import Spool, SpoolWriter
+from pop3gui.core.state.journal import Journal
+from pop3gui.core.state.spool import Spool
 
-_DAY = 86400.0
-
-_POP3_EVENT_IDS: list[tuple[type[MailboxError], EventId]] = [
-    (MailboxInsecureError, EventId.POP3_INSECURE_REFUSED),
-    (MailboxAuthError, EventId.POP3_LOGIN_FAILED),
-    (MailboxInUseError, EventId.POP3_MAILBOX_IN_USE),
-    (MailboxTlsError, EventId.POP3_TLS_FAILED),
-    (MailboxTimeoutError, EventId.POP3_TIMEOUT),
-    (MailboxConnectionError, EventId.POP3_CONNECTION_FAILED),
-    (MailboxProtocolError, EventId.POP3_PROTOCOL_ERROR),
-    (MailboxCommandError, EventId.POP3_COMMAND_FAILED),
-]
 
 
 class MailboxSession:
@@ -70,6 +43,8 @@ class MailboxSession:
         self.report = report
         self.local = local
         self.stopping = stopping
+        self.transfer = Transfer(account, config=config, journal=journal, spool=spool, deliverer=deliverer,
+                                 report=report, local=local, stopping=stopping)
 
     def _event(self, eid: EventId, severity: Severity, text: str, *, cause: str = "", fix: str = "",
                diagnosis: Failure | None = None, outcome: Outcome | None = None) -> None:
@@ -101,10 +76,15 @@ class MailboxSession:
             sizes, listed = await client.listing()
             uids = await self._uids(client, sizes, listed)
             self.journal.forget_absent(account.name, uids.values())
-            to_delete, wanted = self._plan(sizes, uids, res)
+            to_delete, wanted = self.transfer.plan(sizes, uids, self.journal.records(account.name), res)
             progress = Progress(account.name, len(wanted), self.report.observer)
             if wanted:
-                await self._download_and_deliver(client, wanted, res, to_delete, progress)
+                window = self.config.performance.pop3_pipeline
+
+                def fetch(open_sink: OpenSink) -> AsyncGenerator[int, None]:
+                    return _numbers(client.retr_many([m.number for m in wanted], open_sink, window=window))
+
+                await self.transfer.download_and_deliver(fetch, wanted, res, to_delete, progress)
             if to_delete:
                 self.journal.mark_deleting(account.name, [uids[number] for number in to_delete])
             if to_delete or self.journal.unsynced:  # an idle poll costs no fsync
@@ -115,7 +95,7 @@ class MailboxSession:
                 self.journal.forget(account.name, [uids[number] for number in to_delete])
         except MailboxError as exc:
             await client.close()
-            eid = next((e for cls, e in _POP3_EVENT_IDS if isinstance(exc, cls)), EventId.POP3_COMMAND_FAILED)
+            eid = event_for(exc)
             self.report.failure(res, eid, exc, transcript="\n".join(client.transcript))
             if deleting and to_delete:
                 self._event(EventId.POP3_QUIT_FAILED, Severity.WARNING,
@@ -155,135 +135,9 @@ class MailboxSession:
             uids[number] = listed
         return uids
 
-    def _plan(self, sizes: dict[int, int], uids: dict[int, str],
-              res: AccountResult) -> tuple[list[int], list[InFlight]]:
-        """Sort the listing: handled (maybe due for DELE), too big (stays), and to download."""
-        account = self.account
-        limit = self.config.delivery.max_message_kb * 1024
-        records = self.journal.records(account.name)
-        to_delete: list[int] = []
-        wanted: list[InFlight] = []
-        for number in sorted(sizes):
-            uid, size = uids[number], sizes[number]
-            record = records.get(uid)
-            if record is not None and record.state == HANDLED:
-                if self._due_for_deletion(record.handled_at):
-                    to_delete.append(number)
-                continue
-            if size > limit:
-                res.too_big += 1
-                if record is None or record.state != OVERSIZE:
-                    self.journal.note_oversize(account.name, uid, size)
-                    self._event(EventId.MESSAGE_TOO_BIG, Severity.WARNING,
-                                f"Message {uid} is {size // 1024} KB, over the {limit // 1024} KB limit; "
-                                "it stays on the POP3 server.",
-                                cause="delivery.max_message_kb is smaller than this message.",
-                                fix="Raise delivery.max_message_kb (and the local server's size limit) or "
-                                "fetch the message with a mail client.", diagnosis=Failure.OVER_SIZE_LIMIT,
-                                outcome=Outcome.LEFT_ON_SERVER)
-                continue
-            msg = InFlight(number, uid, size, self.spool.path_for(account.name, uid))
-            msg.interrupted = record is not None and record.state == SUBMITTING
-            wanted.append(msg)
-        return to_delete, wanted
 
-    async def _download_and_deliver(self, client: Pop3Client, wanted: list[InFlight], res: AccountResult,
-                                    to_delete: list[int], progress: Progress) -> None:
-        """One downloader feeds a few submitters through a small queue.
-
-        Downloading (pipelined RETRs) overlaps with submission on several SMTP
-        connections; the queue bounds how many messages wait on disk.  A POP3
-        failure stops the downloads, but what is already on disk is still
-        submitted and recorded; an SMTP session failure stops everything, and
-        the messages not yet submitted stay on the server.
-        """
-        account = self.account
-        perf = self.config.performance
-        workers = max(1, min(perf.smtp_connections, len(wanted)))
-        queue: asyncio.Queue[InFlight | None] = asyncio.Queue(maxsize=perf.queue_messages)
-        abort = asyncio.Event()
-        failures: list[BaseException] = []
-        by_number = {m.number: m for m in wanted}
-
-        async def download() -> None:
-            try:
-                stream = client.retr_many([m.number for m in wanted], self._spool_writer(by_number),
-                                          window=perf.pop3_pipeline)
-                async with contextlib.aclosing(stream):
-                    async for number, _size in stream:
-                        res.downloaded += 1
-                        progress.one_downloaded()
-                        await queue.put(by_number[number])
-                        if self.stopping() or abort.is_set():
-                            break
-            except (MailboxError, StateError) as exc:
-                failures.append(exc)
-            finally:
-                for _ in range(workers):
-                    await queue.put(None)
-
-        async def submit() -> None:
-            smtp = self.local.session()
-            try:
-                while (msg := await queue.get()) is not None:
-                    if abort.is_set() or self.stopping():  # not started yet: it stays on the server
-                        msg.discard()
-                        continue
-                    try:
-                        handled = await self.deliverer.handle(account, msg, smtp, res)
-                    except (AbortAccount, StateError) as exc:
-                        abort.set()
-                        failures.append(exc)
-                        continue
-                    progress.one_done(msg.size)
-                    if handled:
-                        if self._due_for_deletion(None):
-                            to_delete.append(msg.number)
-                        elif account.leave_on_server:
-                            self.report.event(EventId.MESSAGE_KEPT, Severity.DEBUG,
-                                              "Left on the server (leave_on_server).", account=account.name, msg=msg)
-            finally:
-                await smtp.close()
-
-        await asyncio.gather(download(), *(submit() for _ in range(workers)))
-        to_delete.sort()
-        for failure in failures:
-            if isinstance(failure, AbortAccount):
-                raise failure
-        for failure in failures:
-            raise failure
-
-    def _spool_writer(self, by_number: dict[int, InFlight]) -> Callable[[int], SpoolWriter]:
-        """Where each message is downloaded to; a disk problem becomes a StateError that says so.
-
-        No fsync: until the journal records an outcome, the POP3 server's copy is
-        the one that counts, and a spool file left by a crash is thrown away unread.
-        """
-        def open_spool(number: int) -> SpoolWriter:
-            msg = by_number[number]
-
-            def open_file() -> BinaryIO:
-                try:
-                    return open_private(msg.spool)
-                except OSError as exc:
-                    raise StateError(
-                        f"cannot write message {msg.uid} to the spool folder: {exc.strerror}",
-                        cause="The disk is full or the state folder is not writable.",
-                        fix="Free disk space or fix the folder's permissions; the message stays on the POP3 "
-                        "server and is retried next cycle.",
-                    ) from exc
-
-            def keep(data: bytes) -> None:
-                msg.data = data
-
-            return SpoolWriter(msg.size, open_file, keep)
-
-        return open_spool
-
-    def _due_for_deletion(self, handled_at: float | None) -> bool:
-        account = self.account
-        if not account.leave_on_server:
-            return True
-        if account.delete_after_days <= 0 or handled_at is None:
-            return False
-        return self.journal.now() - handled_at >= account.delete_after_days * _DAY
+async def _numbers(retrieved: AsyncGenerator[tuple[int, int], None]) -> AsyncGenerator[int, None]:
+    """RETR's (number, size) pairs as the message numbers the transfer waits for."""
+    async with contextlib.aclosing(retrieved):
+        async for number, _size in retrieved:
+            yield number

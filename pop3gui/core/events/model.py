@@ -46,7 +46,7 @@ class EventId(enum.IntEnum):
     CREDENTIAL_MISSING = 1101
     POLICY_WARNING = 1102
     SIGN_IN_FAILED = 1103
-    # POP3
+    # The mailbox server (POP3 or IMAP; the POP3_ names are kept: ids are a contract)
     POP3_CONNECTED = 2001
     POP3_LOGIN_FAILED = 2002
     POP3_MAILBOX_IN_USE = 2003
@@ -59,6 +59,13 @@ class EventId(enum.IntEnum):
     POP3_INSECURE_REFUSED = 2010
     POP3_COMMAND_FAILED = 2011
     TLS_NOT_VERIFIED = 2012
+    # IMAP
+    IMAP_FOLDER_RENUMBERED = 2013
+    IMAP_NOT_EXPUNGED = 2014
+    IMAP_IDLE_STARTED = 2015
+    IMAP_NEW_MAIL = 2016
+    IMAP_NO_IDLE = 2017
+    IMAP_IDLE_FAILED = 2018
     # Messages
     MESSAGE_DOWNLOADED = 3001
     MESSAGE_DELIVERED = 3002
@@ -72,6 +79,7 @@ class EventId(enum.IntEnum):
     MESSAGE_FAILED = 3010
     SPOOL_FAILED = 3011
     MAIL_LOOP = 3012
+    MESSAGE_MOVED = 3013
     # SMTP
     RECIPIENT_REFUSED = 4001
     RECIPIENT_DEFERRED = 4002
@@ -89,7 +97,7 @@ class Outcome(StrEnum):
     DELIVERED = "delivered"  # every intended recipient took it
     DIVERTED = "diverted"  # sent to the undeliverable mailbox with a notice
     QUARANTINED = "quarantined"  # kept here for the admin
-    DEFERRED = "deferred"  # stays on the POP3 server; retried next cycle
+    DEFERRED = "deferred"  # stays on the mail server; retried next cycle
     LEFT_ON_SERVER = "left_on_server"  # not downloaded (too big) or kept by rule
     SUPPRESSED = "suppressed"  # a copy already delivered: not sent again
 

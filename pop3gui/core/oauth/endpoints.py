@@ -12,16 +12,23 @@ from dataclasses import dataclass, field
 from pop3gui.core.config.model import OAuthProviderConfig
 
 POP3 = "pop3"
+IMAP = "imap"
 SMTP = "smtp"
 
 _MICROSOFT = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/"
 _MICROSOFT_SCOPES = {
     POP3: ("https://outlook.office.com/POP.AccessAsUser.All", "offline_access", "openid", "email"),
+    IMAP: ("https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access", "openid", "email"),
     SMTP: ("https://outlook.office.com/SMTP.Send", "offline_access", "openid", "email"),
 }
 # An app without a user asks for the application permissions granted to it (POP.AccessAsApp).
 _MICROSOFT_APP_SCOPE = ("https://outlook.office365.com/.default",)
 _GOOGLE_SCOPES = ("https://mail.google.com/", "openid", "email")
+
+
+def mailbox_purpose(protocol: str) -> str:
+    """What an account's sign-in is for: reading mail over POP3 or over IMAP (Microsoft scopes differ)."""
+    return IMAP if protocol == "imap" else POP3
 
 
 @dataclass(frozen=True)

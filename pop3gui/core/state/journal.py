@@ -45,6 +45,7 @@ HANDLED = "handled"  # outcome recorded; may be deleted on the server
 DEFERRED = "deferred"  # the local server said "later": retried next cycle, not an interruption
 OVERSIZE = "oversize"  # bigger than the limit; stays on the server, event emitted once
 DELETING = "deleting"  # DELE sent; the QUIT that commits it may not have been answered
+FLAGGED = "flagged"  # IMAP: \Deleted set (and copied, when moving); only the expunge remains
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -309,6 +310,14 @@ class Journal:
         """
         self._write([("UPDATE messages SET state=? WHERE account=? AND uid=? AND state=?",
                       (DELETING, account, uid, HANDLED)) for uid in uids], durable=False)
+
+    def mark_flagged(self, account: str, uids: Iterable[str]) -> None:
+        """IMAP: these messages carry \\Deleted (and were copied, when moving); only their expunge remains.
+
+        Made durable at once: a copy made must not be made again.
+        """
+        self._write([("UPDATE messages SET state=? WHERE account=? AND uid=? AND state IN (?, ?)",
+                      (FLAGGED, account, uid, HANDLED, DELETING)) for uid in uids])
 
     def restore_handled(self, account: str, uid: str) -> None:
         """The message listed again after a DELE is the one already handled: due for DELE again."""

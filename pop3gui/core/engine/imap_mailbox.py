@@ -1,0 +1,192 @@
+"""One IMAP session: every folder of an account, downloaded, delivered, then deleted or moved.
+
+The order is the POP3 session's: UID FETCH (into memory, or a spool file
+when big) -> deliver -> the outcome is in the journal -> the journal is on
+disk -> only then ``\\Deleted`` and UID EXPUNGE (or MOVE).  A message is known
+by its folder, the folder's UIDVALIDITY and its UID
+(``imap:<uidvalidity>:<uid>:<folder>``); when a server renumbers a folder
+(a new UIDVALIDITY) the old names are forgotten and each message is
+recognised by its content, so nothing is delivered twice.
+
+Without UIDPLUS an EXPUNGE removes every ``\\Deleted`` message of the folder,
+so it is sent only when all of them are ours; until then ours stay flagged
+(journal state ``flagged``) and are expunged by a later cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+
+from pop3gui.core.config.model import AccountConfig, Config
+from pop3gui.core.engine.connections import LocalServer, imap_client
+from pop3gui.core.engine.delivery import Deliverer
+from pop3gui.core.engine.login import AccountLogin
+from pop3gui.core.engine.report import Reporter
+from pop3gui.core.engine.status import AccountResult, Progress
+from pop3gui.core.engine.transfer import OpenSink, Transfer, event_for
+from pop3gui.core.errors import FolderMissingError, MailboxError, TlsSetupError
+from pop3gui.core.events.model import EventId, Severity
+from pop3gui.core.failures import Failure
+from pop3gui.core.imap.client import FolderState, ImapClient
+from pop3gui.core.state.journal import FLAGGED, Journal, MessageRecord
+from pop3gui.core.state.spool import Spool
+
+#: Room over the size limit a body literal may take (servers' RFC822.SIZE may differ slightly from the body).
+_BODY_SLACK = 1024 * 1024
+
+
+def journal_uid(folder: str, uidvalidity: int, uid: int) -> str:
+    """A message's name in the journal: unique across folders and renumberings."""
+    return f"imap:{uidvalidity}:{uid}:{folder}"
+
+
+def parse_journal_uid(name: str) -> tuple[str, int, int] | None:
+    """(folder, uidvalidity, uid) of a journal name made by :func:`journal_uid`; None for another kind."""
+    parts = name.split(":", 3)
+    if len(parts) != 4 or parts[0] != "imap" or not parts[1].isdigit() or not parts[2].isdigit():
+        return None
+    return parts[3], int(parts[1]), int(parts[2])
+
+
+class ImapMailboxSession:
+    """Works one IMAP account's folders once; made afresh for every account and cycle."""
+
+    def __init__(self, account: AccountConfig, *, config: Config, journal: Journal, spool: Spool,
+                 deliverer: Deliverer, report: Reporter, local: LocalServer,
+                 stopping: Callable[[], bool]) -> None:
+        self.account = account
+        self.config = config
+        self.journal = journal
+        self.report = report
+        self.stopping = stopping
+        self.transfer = Transfer(account, config=config, journal=journal, spool=spool, deliverer=deliverer,
+                                 report=report, local=local, stopping=stopping)
+
+    def _event(self, eid: EventId, severity: Severity, text: str, *, cause: str = "", fix: str = "",
+               diagnosis: Failure | None = None) -> None:
+        self.report.event(eid, severity, text, account=self.account.name, cause=cause, fix=fix,
+                          diagnosis=diagnosis)
+
+    async def run(self, login: AccountLogin, res: AccountResult) -> None:
+        """The whole session; an IMAP failure is reported on *res*, never raised."""
+        account = self.account
+        try:
+            client = imap_client(account)
+        except TlsSetupError as exc:
+            self.report.failure(res, EventId.POP3_TLS_FAILED, exc)
+            return
+        try:
+            await client.connect()
+            if account.security != "none" and not account.verify_tls:
+                self._event(EventId.TLS_NOT_VERIFIED, Severity.WARNING,
+                            f"The certificate of {account.host} is not checked (verify_tls = false).",
+                            cause="Certificate checking is turned off for this account, so an attacker on the "
+                            "network could pose as the server and read the password.",
+                            fix="Turn certificate checking back on; if the server has a private certificate, set "
+                            "ca_file to its CA instead.", diagnosis=Failure.TLS_NOT_VERIFIED)
+            await login.log_in(client)
+            self._event(EventId.POP3_CONNECTED, Severity.DEBUG,
+                        f"Logged in to {account.host} (IMAP); capabilities: "
+                        f"{' '.join(sorted(client.capabilities)) or 'none'}.")
+            for folder in account.folders:
+                if self.stopping():
+                    break
+                try:
+                    await self._folder(client, folder, res)
+                except FolderMissingError as exc:  # the other folders are still worth fetching
+                    self.report.failure(res, EventId.POP3_COMMAND_FAILED, exc)
+            await client.logout()
+        except MailboxError as exc:
+            await client.close()
+            self.report.failure(res, event_for(exc), exc, transcript="\n".join(client.transcript))
+        except BaseException:
+            await client.close()
+            raise
+
+    async def _folder(self, client: ImapClient, folder: str, res: AccountResult) -> None:
+        """One folder: list, download and deliver what is new, then remove what is due."""
+        account = self.account
+        state = await client.select(folder)
+        sizes = await client.sizes()
+        uids = {uid: journal_uid(folder, state.uidvalidity, uid) for uid in sizes}
+        records = self._forget_gone(folder, state, set(uids.values()))
+        flagged = [uid for uid, name in uids.items() if (r := records.get(name)) is not None and r.state == FLAGGED]
+        only_expunge = set(flagged)
+        listed = {uid: size for uid, size in sizes.items() if uid not in only_expunge}
+        due, wanted = self.transfer.plan(listed, uids, records, res)
+        progress = Progress(account.name, len(wanted), self.report.observer)
+        if wanted:
+            max_body = self.config.delivery.max_message_kb * 1024 + _BODY_SLACK
+
+            def fetch(open_sink: OpenSink) -> AsyncGenerator[int, None]:
+                return client.fetch_many([m.number for m in wanted], open_sink, max_body=max_body)
+
+            await self.transfer.download_and_deliver(fetch, wanted, res, due, progress)
+        await self._remove(client, folder, uids, due, flagged, res)
+
+    def _forget_gone(self, folder: str, state: FolderState, present: set[str]) -> dict[str, MessageRecord]:
+        """Forget this folder's messages the server no longer lists; say so once when it renumbered them."""
+        records = self.journal.records(self.account.name)
+        gone: list[str] = []
+        renumbered = False
+        for name in records:
+            parsed = parse_journal_uid(name)
+            if parsed is None or parsed[0] != folder or name in present:
+                continue
+            gone.append(name)
+            renumbered = renumbered or parsed[1] != state.uidvalidity
+        if gone:
+            self.journal.forget(self.account.name, gone)
+        if renumbered:
+            self._event(EventId.IMAP_FOLDER_RENUMBERED, Severity.WARNING,
+                        f"The server renumbered folder {folder!r} (its UIDVALIDITY is now {state.uidvalidity}); "
+                        "its messages are recognised by their content.",
+                        cause="The server rebuilt the folder's index (a restore, a migration, or the folder was "
+                        "deleted and made again), so the message numbers this connector knew mean nothing now.",
+                        fix="Nothing to do: messages already delivered are not delivered again; they are "
+                        "downloaded once more to be recognised, then handled as after_delivery says.",
+                        diagnosis=Failure.FOLDER_RENUMBERED)
+        return {name: r for name, r in records.items() if name not in gone}
+
+    async def _remove(self, client: ImapClient, folder: str, uids: dict[int, str], due: list[int],
+                      flagged: list[int], res: AccountResult) -> None:
+        """Delete or move the handled messages that are due; only ever after their outcomes are on disk."""
+        account = self.account
+        if not due and not flagged:
+            return
+        names = [uids[uid] for uid in due]
+        self.journal.mark_deleting(account.name, names)
+        self.journal.make_durable()  # the outcomes behind these removals reach the disk first
+        moving = account.after_delivery == "move"
+        if moving and due and client.has_move:
+            await client.transfer(due, account.move_to, move=True)
+            self.journal.forget(account.name, names)
+            res.deleted += len(due)
+            self._moved(len(due), folder)
+            return
+        if moving and due:
+            await client.transfer(due, account.move_to, move=False)
+        await client.flag_deleted(due)
+        self.journal.mark_flagged(account.name, names)  # a copy made is never made again
+        everything = sorted({*due, *flagged})
+        if await client.expunge(everything):
+            self.journal.forget(account.name, [uids[uid] for uid in everything])
+            res.deleted += len(everything)
+            if moving:
+                self._moved(len(everything), folder)
+            else:
+                self._event(EventId.MESSAGE_DELETED, Severity.INFO,
+                            f"Deleted {len(everything)} handled message(s) in {folder}.")
+            return
+        self._event(EventId.IMAP_NOT_EXPUNGED, Severity.WARNING,
+                    f"{len(everything)} handled message(s) in {folder} are marked deleted but not yet removed: "
+                    "the folder holds other messages marked deleted.",
+                    cause="The server lacks UIDPLUS, so removing ours (EXPUNGE) would also remove messages "
+                    "another mail program marked deleted but still wants to undo.",
+                    fix="Nothing is lost: ours are removed in a later cycle once the folder's other deleted "
+                    "messages are gone (empty the deleted items in the other program), or set after_delivery "
+                    '= "keep".', diagnosis=Failure.NOT_EXPUNGED)
+
+    def _moved(self, count: int, folder: str) -> None:
+        self._event(EventId.MESSAGE_MOVED, Severity.INFO,
+                    f"Moved {count} handled message(s) from {folder} to {self.account.move_to}.")
