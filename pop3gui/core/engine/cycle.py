@@ -22,6 +22,7 @@ from pop3gui.core.engine.login import AccountLogin
 from pop3gui.core.engine.imap_mailbox import ImapMailboxSession
 from pop3gui.core.engine.mailbox import MailboxSession
 from pop3gui.core.engine.message import InFlight
+from pop3gui.core.engine.push import PushWatchers
 from pop3gui.core.engine.report import Reporter
 from pop3gui.core.engine.status import AccountResult, CycleResult, Phase, StatusObserver
 from pop3gui.core.errors import ConfigError, CredentialError, OAuthError, SmtpError, StateError, TlsSetupError
@@ -51,6 +52,8 @@ class Connector:
         self.report = Reporter(bus, debug=config.logging.level == "debug", observer=observer)
         self.deliverer = Deliverer(config, self.journal, self.quarantine, self.report)
         self._stop = asyncio.Event()
+        self._woken = asyncio.Event()  # set by a stop or a push, to end run_forever's wait early
+        self._pushed: set[str] = set()
         self._warned_policies = False
         self._mailbox_locks: dict[tuple[str, int, str], asyncio.Lock] = {}
         self._parallel = asyncio.Semaphore(config.performance.max_parallel_accounts)
@@ -67,6 +70,7 @@ class Connector:
         """Finish the message in flight, QUIT the servers, and return from the cycle."""
         if not self._stop.is_set():
             self._stop.set()
+            self._woken.set()
             self.report.event(EventId.RUNNER_STOPPING, Severity.INFO,
                               "Stopping: finishing the message in flight, then closing the sessions.")
 
@@ -75,23 +79,49 @@ class Connector:
         return self._stop.is_set()
 
     async def run_forever(self) -> None:
-        """Cycle on the schedule until :meth:`request_stop`."""
-        while not self.stopping:
-            await self.run_cycle()
-            try:
-                await asyncio.wait_for(self._stop.wait(), self.config.schedule.interval_min * 60)
-            except TimeoutError:
-                pass
+        """Cycle on the schedule until :meth:`request_stop`; IMAP accounts with IDLE also run when mail arrives.
+
+        A push runs only the account it came for; the scheduled cycle keeps
+        its own rhythm.  Pushes that arrive while a run is going are kept and
+        run right after it.
+        """
+        loop = asyncio.get_running_loop()
+        push = PushWatchers(self.config, credentials=self.credentials, sign_ins=self.sign_ins, report=self.report,
+                            on_mail=self.push_arrived)
+        push.start()
+        try:
+            next_cycle = loop.time()
+            while not self.stopping:
+                if loop.time() >= next_cycle:
+                    self._pushed.clear()  # the whole cycle covers them
+                    await self.run_cycle()
+                    next_cycle = loop.time() + self.config.schedule.interval_min * 60
+                elif self._pushed:
+                    accounts, self._pushed = set(self._pushed), set()
+                    await self.run_cycle(only=accounts)
+                if self._pushed or self.stopping:
+                    continue
+                self._woken.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._woken.wait(), max(0.0, next_cycle - loop.time()))
+        finally:
+            await push.stop()
+
+    def push_arrived(self, account: str) -> None:
+        """New mail was announced for *account* (IMAP IDLE): run it as soon as the current run is done."""
+        self._pushed.add(account)
+        self._woken.set()
 
     def close(self) -> None:
         self.journal.close()
 
     # --- the cycle --------------------------------------------------------------
 
-    async def run_cycle(self) -> CycleResult:
+    async def run_cycle(self, only: set[str] | None = None) -> CycleResult:
+        """One run over every enabled account, or over the accounts named in *only* (a push)."""
         result = CycleResult()
         self.deliverer.new_cycle()
-        accounts = [a for a in self.config.accounts if a.enabled]
+        accounts = [a for a in self.config.accounts if a.enabled and (only is None or a.name in only)]
         self.report.event(EventId.CYCLE_STARTED, Severity.INFO, f"Retrieving mail from {len(accounts)} account(s).")
         if not self._warned_policies:
             self._warned_policies = True

@@ -3,7 +3,9 @@
 It validates what the config alone can tell (the KB's failure: a target in a
 domain no recipient policy covers), then asks the real servers: each POP3
 account logs in (STAT, CAPA, UIDL), and each local target is probed on the SMTP
-server with MAIL FROM + RCPT TO + RSET, so nothing is sent.
+server with MAIL FROM + RCPT TO + RSET, so nothing is sent.  An IMAP account
+logs in, lists the server's folders and opens each folder it fetches from
+read-only (EXAMINE), so no flag changes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pop3gui.core.smtp.diagnose import (
 )
 from pop3gui.core.errors import CredentialError, OAuthError, MailboxError, SmtpError, TlsSetupError
 from pop3gui.core.smtp.submit import RecipientReply, SmtpSubmitter
-from pop3gui.core.engine.connections import open_local_server, pop3_client
+from pop3gui.core.engine.connections import imap_client, open_local_server, pop3_client
 from pop3gui.core.engine.login import AccountLogin
 from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.state.paths import default_paths
@@ -35,6 +37,7 @@ class Finding:
     text: str
     cause: str = ""
     fix: str = ""
+    folders: tuple[str, ...] = ()  # an IMAP account's folders on the server, for the dialog's folder picker
 
 
 @dataclass
@@ -77,6 +80,11 @@ async def check_account(account: AccountConfig, credentials: Credentials, *, con
         return Finding(False, subject, f"oauth_provider {account.oauth_provider!r} is not configured",
                        "The account signs in with OAuth2 through a provider the configuration does not have.",
                        "Add the [[oauth_provider]] this account names, or choose another one.")
+    if account.protocol == "imap":
+        try:
+            return await _check_imap(account, login)
+        finally:
+            login.close()
     try:
         client = pop3_client(account)
         async with client:
@@ -92,6 +100,34 @@ async def check_account(account: AccountConfig, credentials: Credentials, *, con
     if uidl is None:
         return Finding(True, subject, text + "; no UIDL (messages are identified by a header hash)")
     return Finding(True, subject, text)
+
+
+async def _check_imap(account: AccountConfig, login: AccountLogin) -> Finding:
+    """Log in, LIST, and EXAMINE every folder the account fetches from; change nothing."""
+    subject = f"account '{account.name}'"
+    found: tuple[str, ...] = ()
+    try:
+        async with imap_client(account) as client:
+            await login.log_in(client)
+            listed = await client.list_folders()
+            found = tuple(f.name for f in listed if f.selectable)
+            counts = []
+            for folder in account.folders:
+                state = await client.select(folder, readonly=True)
+                counts.append(f"{folder}: {state.exists} message(s)")
+            caps = client.capabilities
+    except (CredentialError, MailboxError, TlsSetupError, OAuthError) as exc:
+        return Finding(False, subject, str(exc), exc.cause, exc.fix, folders=found)
+    notes = [f"logged in to {account.host}:{account.port} (IMAP); " + "; ".join(counts)]
+    if account.after_delivery == "move":
+        exists = account.move_to.casefold() in {f.casefold() for f in found}
+        notes.append(f"handled mail moves to {account.move_to}" + ("" if exists else " (created at the first move)"))
+    if account.after_delivery != "keep" and "UIDPLUS" not in caps:
+        notes.append("no UIDPLUS: handled mail is removed only when no other message of the folder is marked "
+                     "deleted")
+    if account.idle:
+        notes.append("new mail is pushed (IDLE)" if "IDLE" in caps else "no IDLE: polled on the schedule")
+    return Finding(True, subject, "; ".join(notes), folders=found)
 
 
 async def run_preflight(config: Config, credentials: Credentials | None = None, *,

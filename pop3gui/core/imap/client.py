@@ -354,8 +354,8 @@ class ImapClient:
         await self._ok('LIST "" "*"', "LIST", take)
         return folders
 
-    async def select(self, folder: str) -> FolderState:
-        """SELECT a folder (read-write: \\Deleted and MOVE need it); its UIDVALIDITY and size."""
+    async def select(self, folder: str, *, readonly: bool = False) -> FolderState:
+        """SELECT a folder (read-write: \\Deleted and MOVE need it), or EXAMINE it; its UIDVALIDITY and size."""
         state: dict[str, int] = {}
         self.selected = None
 
@@ -367,7 +367,8 @@ class ImapClient:
             elif response.code == "UIDNEXT":
                 state["uidnext"] = number_of(response.code_args.strip(), self.where, "UIDNEXT")
 
-        response = await self._simple(f"SELECT {quoted(encode_folder(folder))}", "SELECT", take)
+        verb = "EXAMINE" if readonly else "SELECT"
+        response = await self._simple(f"{verb} {quoted(encode_folder(folder))}", verb, take)
         if response.kind == "NO" and response.code in ("NONEXISTENT", ""):
             said = f"NO {response.text}" if not response.code else f"NO [{response.code}] {response.text}"
             raise FolderMissingError(
@@ -377,7 +378,7 @@ class ImapClient:
                 fix="Open the account, press Test, and pick the folder from the server's list.",
                 reply=said, resp_code=response.code)
         if response.kind != "OK":
-            raise self.refused(f"SELECT {folder}", response)
+            raise self.refused(f"{verb} {folder}", response)
         if "uidvalidity" not in state:
             raise MailboxProtocolError(
                 f"The IMAP server {self.where} did not give folder {folder!r} a UIDVALIDITY",
