@@ -29,6 +29,8 @@ from pop3gui.core.state.lock import RunnerLock
 from pop3gui.core.state.paths import Paths
 from pop3gui.core.engine.preflight import Finding, check_account, probe_targets
 from pop3gui.core.engine.cycle import Connector
+from pop3gui.core.engine.push import PushWatchers, push_folders
+from pop3gui.core.engine.report import Reporter
 from pop3gui.core.engine.status import CycleResult
 from pop3gui.gui.bridge import EngineBridge
 
@@ -65,6 +67,9 @@ class ConnectorController(QObject):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.retrieve_now)
+        self._push: PushWatchers | None = None  # the tray runner's IMAP IDLE watchers
+        self._stopping_push: set[asyncio.Future[None]] = set()
+        self._pushed: set[str] = set()  # accounts with announced mail, waiting for the run in flight
         self._reschedule()
 
     # --- config ---------------------------------------------------------------
@@ -75,12 +80,14 @@ class ConnectorController(QObject):
         self.config = config
         self.config_saved.emit(config)
         self._reschedule()
+        self._restart_push()
 
     # --- schedule -------------------------------------------------------------
 
     def set_paused(self, paused: bool) -> None:
         self.paused = paused
         self._reschedule()
+        self._restart_push()
 
     def _reschedule(self) -> None:
         self._timer.stop()
@@ -104,19 +111,50 @@ class ConnectorController(QObject):
         lock = RunnerLock(self.paths.lock_file)
         lock.acquire()
         self._held_lock = lock
+        self._restart_push()
+
+    # --- push (IMAP IDLE) -------------------------------------------------------
+
+    def _restart_push(self) -> None:
+        """The runner listens for new IMAP mail while it runs on a schedule; settings changes restart it."""
+        if self._push is None and (self._held_lock is None or not push_folders(self.config)):
+            return
+        old, self._push = self._push, None
+        if old is not None:
+            stopping = asyncio.ensure_future(old.stop())
+            self._stopping_push.add(stopping)
+            stopping.add_done_callback(self._stopping_push.discard)
+        if self._held_lock is None or self.paused or not self.config.schedule.enabled:
+            return
+        self._push = PushWatchers(self.config, credentials=self.credentials, sign_ins=self.sign_ins,
+                                  report=Reporter(self.bus, debug=self.config.logging.level == "debug"),
+                                  on_mail=self._push_arrived)
+        self._push.start()
+
+    def _push_arrived(self, account: str) -> None:
+        """New mail announced for *account*: run it now, or right after the run in flight."""
+        self._pushed.add(account)
+        if not self.running:
+            self.retrieve_now(only=self._take_pushed())
+
+    def _take_pushed(self) -> set[str]:
+        pushed, self._pushed = self._pushed, set()
+        return pushed
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def retrieve_now(self) -> asyncio.Task[CycleResult | None] | None:
-        """Start a cycle now unless one is running; returns its task."""
+    def retrieve_now(self, only: set[str] | None = None) -> asyncio.Task[CycleResult | None] | None:
+        """Start a cycle now unless one is running (of the accounts in *only*: a push); returns its task."""
         if self.running:
             return self._task
-        self._task = asyncio.ensure_future(self._run())
+        if only is None:
+            self._pushed.clear()  # the whole cycle covers them
+        self._task = asyncio.ensure_future(self._run(only))
         return self._task
 
-    async def _run(self) -> CycleResult | None:
+    async def _run(self, only: set[str] | None = None) -> CycleResult | None:
         self.run_started.emit()
         result: CycleResult | None = None
         lock = RunnerLock(self.paths.lock_file)
@@ -133,7 +171,7 @@ class ConnectorController(QObject):
                                   observer=self.bridge, sign_ins=self.sign_ins)
             self._connector = connector
             try:
-                result = await connector.run_cycle()
+                result = await connector.run_cycle(only)
             finally:
                 connector.close()
                 self._connector = None
@@ -144,7 +182,10 @@ class ConnectorController(QObject):
             self.last_result = result
             self.last_run_at = datetime.now()
             self.run_finished.emit(result)
-            self._reschedule()
+            if only is None:
+                self._reschedule()
+            if self._pushed:  # mail announced during this run
+                asyncio.get_running_loop().call_soon(lambda: self.retrieve_now(only=self._take_pushed()))
         return result
 
     def _emit_error(self, exc: Pop3guiError, event_id: EventId, diagnosis: Failure | None = None) -> None:
@@ -152,7 +193,12 @@ class ConnectorController(QObject):
                             diagnosis=diagnosis or exc.failure))
 
     async def stop(self) -> None:
-        """Finish the message in flight, QUIT, and wait for the run to end."""
+        """Finish the message in flight, QUIT, and wait for the run (and the IDLE watchers) to end."""
+        push, self._push = self._push, None
+        if push is not None:
+            await push.stop()
+        if self._stopping_push:
+            await asyncio.gather(*self._stopping_push, return_exceptions=True)
         if self._connector is not None:
             self._connector.request_stop()
         if self._task is not None:
