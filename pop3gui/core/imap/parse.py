@@ -198,7 +198,7 @@ class _Reader:
                 items.append(self.value(depth + 1))
         if c == 34:  # "
             return self._quoted()
-        if c in b"{~":
+        if c == 123 or (c == 126 and text[self.pos + 1:self.pos + 2] == b"{"):  # { or ~{ ("~" alone is an atom)
             raise self.error("a literal in the middle of a line")
         return self._atom()
 
@@ -283,7 +283,8 @@ def fetch_items(response: Response, where: str) -> dict[str, Value]:
 
 def number_of(value: Value, where: str, what: str) -> int:
     """A value that must be a non-negative 32-bit number (UID, size, UIDVALIDITY)."""
-    if not isinstance(value, str) or not value.isdigit() or len(value) > 10 or int(value) > 0xFFFFFFFF:
+    if (not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > 10
+            or int(value) > 0xFFFFFFFF):
         raise protocol_error(where, f"{what} is not a number", str(value).encode()[:40])
     return int(value)
 
