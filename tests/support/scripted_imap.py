@@ -44,7 +44,8 @@ Knobs (all keyword arguments):
 ``oauth_challenge``, ``oauth_final``
     What a refused token gets: ``True`` the base64 JSON error challenge, a
     string that text after ``"+ "``, ``False`` none; then ``oauth_final``
-    (``None``: never answers).
+    after the tag (one starting with ``+`` or ``*`` goes as it is; ``None``:
+    never answers).
 ``replies``
     ``{"SELECT": "NO [NONEXISTENT] gone"}``: sent after the command's tag
     instead of doing it; commands are named like ``"UID FETCH"``. A list is
@@ -493,7 +494,8 @@ class _Session:
         if self.srv.oauth_final is None:
             await self.reader.read()
             return False
-        await self.send(f"{tag} {self.srv.oauth_final}")
+        final = self.srv.oauth_final
+        await self.send(final if final.startswith(("+", "*")) else f"{tag} {final}")
         return None
 
     # -------------------------------------------------------- authenticated
