@@ -166,9 +166,9 @@ class ImapMailboxSession:
             return
         if moving and due:
             await client.transfer(due, account.move_to, move=False)
-        await client.flag_deleted(due)
-        self.journal.mark_flagged(account.name, names)  # a copy made is never made again
         everything = sorted({*due, *flagged})
+        await client.flag_deleted(everything)  # again for the flagged: another program may have undeleted them
+        self.journal.mark_flagged(account.name, names)  # a copy made is never made again
         if await client.expunge(everything):
             self.journal.forget(account.name, [uids[uid] for uid in everything])
             res.deleted += len(everything)
