@@ -117,10 +117,10 @@ def parse_bearer(mechanism: str, text: str) -> _Bearer | None:
     return _Bearer(user, token)
 
 
-def error_challenge(mechanism: str) -> str:
+def error_challenge(mechanism: str, scope: str = "pop") -> str:
     """The ``+`` continuation's base64 JSON for a refused token (RFC 7628 §3.2.2; XOAUTH2 as Google words it)."""
     status = "invalid_token" if mechanism == "OAUTHBEARER" else "401"
-    data = json.dumps({"status": status, "schemes": "bearer", "scope": "pop"}, separators=(",", ":"))
+    data = json.dumps({"status": status, "schemes": "bearer", "scope": scope}, separators=(",", ":"))
     return base64.b64encode(data.encode()).decode("ascii")
 
 
