@@ -4,27 +4,32 @@
 reads the fake Exchange's Maildirs and RCPT log, the quarantine, what is
 left on the fake ISP and the run's events, and checks them against the
 outcome the sample is built for (KB Q325464's refusal explained and the
-message kept; the OAuth2 mailbox signed in and delivered).
+message kept; the OAuth2 mailbox signed in and delivered; the IMAP mailbox's
+folders delivered and their mail moved to Delivered).
 :meth:`DemoReport.summary` is the "What happened" text of
-``pop3gui demo --headless``; :class:`OAuthStory` tells the OAuth2 mailbox's part.
+``pop3gui demo --headless``; :class:`OAuthStory` tells the OAuth2 mailbox's
+part, :class:`ImapStory` the IMAP mailbox's.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
+from email.policy import default
 from pathlib import Path
+from typing import Protocol
 
 from pop3gui.core.engine.preflight import Report
 from pop3gui.core.errors import Pop3guiError
 from pop3gui.core.events.model import Event, EventId
+from pop3gui.core.mail.messages import trace_count
 from pop3gui.core.oauth.store import SignInStore, sign_in_key
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.state.spool import Quarantine, QuarantineRecord
 from pop3gui.core.state.paths import Paths
 from pop3gui.demo.exchange import DemoExchange, StoredMessage
+from pop3gui.demo.imap_server import DemoImapServer
 from pop3gui.demo.pop3_server import DemoPop3Server
 from pop3gui.demo.sign_in import DemoSignIn
 from pop3gui.demo.story import (
@@ -32,8 +37,14 @@ from pop3gui.demo.story import (
     DELIVERED,
     ERIN,
     FOREIGN_CC,
+    IMAP_ACCOUNT,
+    IMAP_FOLDERS,
+    IMAP_SUBJECT,
+    IMAP_USER,
+    INVOICE_SUBJECT,
     KB_SUBJECT,
     MISSING_DOMAIN,
+    MOVE_TO,
     OAUTH_ACCOUNT,
     UNDELIVERABLE,
 )
@@ -50,13 +61,16 @@ class Sandbox(Protocol):
     def pop3(self) -> DemoPop3Server: ...
 
     @property
+    def imap(self) -> DemoImapServer: ...
+
+    @property
     def paths(self) -> Paths: ...
 
     @property
     def sign_in_page(self) -> DemoSignIn: ...
 
 
-__all__ = ["DemoReport", "OAuthStory", "Refusal", "build_report", "oauth_story"]
+__all__ = ["DemoReport", "ImapStory", "OAuthStory", "Refusal", "build_report", "imap_story", "oauth_story"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,41 @@ class OAuthStory:
         return out
 
 
+@dataclass(frozen=True)
+class ImapStory:
+    """What happened to the mailbox reached over IMAP, read from the fake ISP's IMAP server and the Exchange."""
+
+    account: str
+    user: str  # the ISP user name
+    server: str  # host:port of the fake ISP's IMAP server
+    folders: tuple[str, ...]  # fetched from
+    move_to: str  # where handled mail goes
+    logins: list[str]  # how each IMAP login of the mailbox presented its password
+    left: dict[str, list[str]]  # folder fetched from -> subjects still in it
+    moved: list[str]  # subjects in the move_to folder
+    delivered: list[StoredMessage]  # what the Exchange holds from this account (by the connector's Received line)
+
+    def lines(self) -> list[str]:
+        out = [f"IMAP mailbox {self.user} (account {self.account}, a global mailbox on the fake ISP's IMAP server "
+               f"{self.server}):"]
+        if self.logins:
+            methods = ", ".join(sorted(set(self.logins)))
+            out.append(f"  logged in to the IMAP server {len(self.logins)} time(s) with {methods}")
+        else:
+            out.append("  never logged in to the IMAP server")
+        folders = " and ".join(self.folders)
+        out.append(f"  delivered from {folders}:" if self.delivered else f"  delivered from {folders}: nothing")
+        out += [f"    {m.recipient:<26} <- {m.subject}" for m in self.delivered]
+        out.append(f"  moved to the folder {self.move_to} after delivery, where the ISP keeps it (after_delivery = "
+                   f"\"move\"): " + (", ".join(self.moved) if self.moved else "nothing"))
+        left = {folder: subjects for folder, subjects in self.left.items() if subjects}
+        if left:
+            out += [f"  still in {folder}: {', '.join(subjects)}" for folder, subjects in left.items()]
+        else:
+            out.append(f"  still in {folders}: nothing")
+        return out
+
+
 @dataclass
 class DemoReport:
     """What a demo run did, read from the Exchange, the quarantine, the POP3 server and the events."""
@@ -112,6 +161,7 @@ class DemoReport:
     maildir_root: Path
     relay_attempts: list[str]  # RCPTs for foreign addresses other than the designed one
     oauth: OAuthStory | None = None
+    imap: ImapStory | None = None
     problems: list[str] = field(default_factory=list)  # how the run differs from the designed outcome
 
     @property
@@ -138,6 +188,8 @@ class DemoReport:
         out.append("Still on the POP3 server:" if left else "Still on the POP3 server: nothing (every message "
                    "was handled, then deleted)")
         out += [f"  {name}: {', '.join(subjects)}" for name, subjects in left.items()]
+        if self.imap is not None:
+            out += self.imap.lines()
         if self.oauth is not None:
             out += self.oauth.lines(self.delivered)
         out.append(f"Maildirs of the Exchange: {self.maildir_root}")
@@ -159,6 +211,18 @@ def oauth_story(sandbox: Sandbox) -> OAuthStory:
         logins=[login.method for login in sandbox.pop3.logins if login.user == DANA])
 
 
+def imap_story(sandbox: Sandbox) -> ImapStory:
+    """*sandbox*'s IMAP mailbox so far: its logins, what is left in its folders, what moved, what was delivered."""
+    imap = sandbox.imap
+    folders = imap.folders(IMAP_USER)
+    return ImapStory(
+        account=IMAP_ACCOUNT, user=IMAP_USER, server=f"{imap.host}:{imap.port}", folders=IMAP_FOLDERS,
+        move_to=MOVE_TO, logins=[login.method for login in imap.logins if login.user == IMAP_USER],
+        left={f: [_subject(m) for m in imap.messages(IMAP_USER, f)] for f in IMAP_FOLDERS if f in folders},
+        moved=[_subject(m) for m in imap.messages(IMAP_USER, MOVE_TO)] if MOVE_TO in folders else [],
+        delivered=[m for m in sandbox.exchange.messages() if _traced_to(m, IMAP_ACCOUNT)])
+
+
 def build_report(sandbox: Sandbox, events: Iterable[Event], preflight: Report | None = None) -> DemoReport:
     """Summarise a first run on *sandbox*'s fresh sample, and check it against the designed outcome."""
     events = list(events)
@@ -173,9 +237,16 @@ def build_report(sandbox: Sandbox, events: Iterable[Event], preflight: Report | 
         relay_attempts=[a.address for a in sandbox.exchange.rcpt_log
                         if a.address.rpartition("@")[2].lower() not in accepted_domains | {MISSING_DOMAIN}],
         oauth=oauth_story(sandbox),
+        imap=imap_story(sandbox),
     )
     if report.oauth is not None and not report.oauth.sign_ins:
         report.problems.append(f"{DANA} was not signed in at the demo sign-in page")
+    if report.imap is not None:
+        for subject in (IMAP_SUBJECT, INVOICE_SUBJECT):
+            if subject not in report.imap.moved:
+                report.problems.append(f"{subject!r} of the IMAP mailbox was not moved to {MOVE_TO}")
+        if any(report.imap.left.values()):
+            report.problems.append("messages stayed in the IMAP mailbox's folders")
     got = {m.recipient for m in delivered}
     for wanted in DELIVERED:
         if wanted not in got:
@@ -226,7 +297,10 @@ def _refusal(event: Event) -> Refusal:
 
 
 def _subject(data: bytes) -> str:
-    from email.parser import BytesHeaderParser
-    from email.policy import default
-
     return str(BytesHeaderParser(policy=default).parsebytes(data).get("Subject", ""))
+
+
+def _traced_to(message: StoredMessage, account: str) -> bool:
+    """Whether the connector's own Received line names *account*: the message came from its mailbox."""
+    received = BytesHeaderParser(policy=default).parsebytes(message.data).get_all("Received") or []
+    return trace_count([str(value) for value in received], account) > 0

@@ -1,8 +1,10 @@
 """The demo sandbox: a fake ISP, a fake Exchange and a sample configuration on loopback.
 
 :class:`Sandbox` makes a throw-away ``POP3GUI_HOME`` (or uses a given folder),
-starts :class:`~pop3gui.demo.pop3_server.DemoPop3Server` (the ISP's mailboxes)
-and :class:`~pop3gui.demo.exchange.DemoExchange` (the office's server), seeds
+starts :class:`~pop3gui.demo.pop3_server.DemoPop3Server` and
+:class:`~pop3gui.demo.imap_server.DemoImapServer` (the ISP's mailboxes, over
+POP3 and IMAP) and :class:`~pop3gui.demo.exchange.DemoExchange` (the office's
+server), seeds
 sample mail, writes a sample config with
 :func:`~pop3gui.core.config.model.save_config`, and puts the sample passwords in an
 in-memory keyring.  The real connector (:class:`~pop3gui.core.engine.cycle.Connector`)
@@ -30,6 +32,15 @@ signs dana in through the connector's real sign-in path, playing the user who
 presses Allow, and the sign-in (a refresh token) lands in the sandbox's
 in-memory keyring.  From there the connector renews its access tokens as it
 would with a real provider.
+
+One more mailbox shows IMAP: the office's shared mailbox ``info@contoso.com``
+at the ISP, which the staff also read on their phones.  It is a global
+mailbox fetched from two folders - INBOX, and Invoices, where the ISP's
+filter files the suppliers' invoices - so each message goes to whoever it is
+addressed to (``info@``, ``accounts@``), through the same checks as POP3 mail.
+Handled mail is not deleted but moved to the folder Delivered (the connector
+creates it at its first move), where the phones still show it.  The fake
+ISP's IMAP server announces new mail to a connector waiting with IDLE.
 
 :meth:`Sandbox.report` checks a run against this design
 (:mod:`pop3gui.demo.report`).
@@ -67,18 +78,27 @@ from pop3gui.core.engine.preflight import Report
 from pop3gui.core.engine.cycle import Connector
 from pop3gui.demo import keyring_backend
 from pop3gui.demo.exchange import DemoExchange
+from pop3gui.demo.imap_server import DemoImapServer
 from pop3gui.demo.pop3_server import DemoPop3Server
-from pop3gui.demo.report import DemoReport, OAuthStory, build_report, oauth_story
+from pop3gui.demo.report import DemoReport, ImapStory, OAuthStory, build_report, imap_story, oauth_story
 from pop3gui.demo.sign_in import CLIENT_ID, SCOPES, DemoSignIn, press_allow
 from pop3gui.demo.story import (
+    ACCOUNTS,
     DANA,
     ERIN,
     FOREIGN_CC,
+    IMAP_ACCOUNT,
+    IMAP_FOLDERS,
+    IMAP_SUBJECT,
+    IMAP_USER,
+    INVOICE_SUBJECT,
+    INVOICES_FOLDER,
     KB_SUBJECT,
     LOCAL_DOMAIN,
     MISSING_DOMAIN,
     OAUTH_ACCOUNT,
     OAUTH_PROVIDER,
+    MOVE_TO,
     OAUTH_SUBJECT,
     PASSWORDS,
     UNDELIVERABLE,
@@ -138,7 +158,25 @@ def sample_oauth_mail() -> list[bytes]:
     ]
 
 
-def sample_config(pop3_port: int, smtp_port: int, sign_in_url: str = "") -> Config:
+def sample_imap_mail() -> dict[str, list[bytes]]:
+    """The mail waiting in the shared mailbox reached over IMAP, by folder."""
+    return {
+        "INBOX": [
+            sample_message(subject=IMAP_SUBJECT, to=IMAP_USER, sender="Jane Doe <jane@adatum.example>",
+                           body="Are you open between Christmas and New Year?\n\nThe shared mailbox info@ is "
+                           "reached over IMAP: pop3gui fetches its folders INBOX and Invoices and moves what it "
+                           "delivered to the folder Delivered, so the office's phones still show it.\n"),
+        ],
+        INVOICES_FOLDER: [
+            sample_message(subject=INVOICE_SUBJECT, to=ACCOUNTS, sender="Northwind Billing <billing@northwind.example>",
+                           body="Invoice 2024-117 for your order 4711.\n\nThe ISP's filter put this message "
+                           "in the folder Invoices; it is a global mailbox, so it goes to accounts@, to whom it "
+                           "is addressed.\n"),
+        ],
+    }
+
+
+def sample_config(pop3_port: int, smtp_port: int, sign_in_url: str = "", *, imap_port: int) -> Config:
     """The sample configuration; *sign_in_url* is the base URL of the demo sign-in server."""
     def account(name: str, kind: str, deliver_to: str = "") -> AccountConfig:
         # security = "none" is the explicit opt-in to a plaintext login: fine on loopback only.
@@ -147,13 +185,15 @@ def sample_config(pop3_port: int, smtp_port: int, sign_in_url: str = "") -> Conf
 
     dana = replace(account(OAUTH_ACCOUNT, "user", DANA), username=DANA, auth="oauth2",
                    oauth_provider=OAUTH_PROVIDER, sasl="xoauth2")
+    info = replace(account(IMAP_ACCOUNT, "global"), protocol="imap", port=imap_port, username=IMAP_USER,
+                   folders=IMAP_FOLDERS, after_delivery="move", move_to=MOVE_TO)
     return Config(
         smtp=SmtpConfig(host="127.0.0.1", port=smtp_port, security="none", timeout_s=10),
         schedule=ScheduleConfig(interval_min=1),
         delivery=DeliveryConfig(undeliverable_to=UNDELIVERABLE),
         policies=(RecipientPolicy(name="Default Policy", domains=(LOCAL_DOMAIN,), primary=LOCAL_DOMAIN),),
         accounts=(account("alice", "user", "alice@contoso.com"), account("office", "global"),
-                  account("erin", "user", ERIN), dana),
+                  account("erin", "user", ERIN), dana, info),
         rules=(RoutingRuleConfig(account="office", contains="sales@", deliver_to="sales-team@contoso.com"),),
         oauth_providers=(OAuthProviderConfig(name=OAUTH_PROVIDER, client_id=CLIENT_ID, kind="generic",
                                              authorize_url=f"{sign_in_url}/authorize",
@@ -181,6 +221,8 @@ class Sandbox:
         self.sign_in_page = DemoSignIn(DANA)
         self.pop3 = DemoPop3Server(sample_mailboxes(), token_check=self.sign_in_page.is_valid)
         self.pop3.add_mailbox(DANA, "", sample_oauth_mail(), oauth=True)
+        self.imap = DemoImapServer()
+        self.imap.add_mailbox(IMAP_USER, PASSWORDS[IMAP_ACCOUNT], sample_imap_mail())
         self.exchange = DemoExchange(self.folder / "exchange", [LOCAL_DOMAIN])
         self.keyring = keyring_backend.MemoryKeyring()
         self.config = Config()
@@ -196,8 +238,10 @@ class Sandbox:
             self.keyring.set_password(POP3_SERVICE, name, password)
         self.sign_in_page.start()
         await self.pop3.start()
+        await self.imap.start()
         await self.exchange.start()
-        self.config = sample_config(self.pop3.port, self.exchange.port, self.sign_in_page.base_url)
+        self.config = sample_config(self.pop3.port, self.exchange.port, self.sign_in_page.base_url,
+                                    imap_port=self.imap.port)
         save_config(self.config, self.paths.config_file)
 
     async def sign_in(self, sign_ins: SignIns | None = None) -> SignIn:
@@ -215,6 +259,7 @@ class Sandbox:
 
     async def stop(self) -> None:
         await self.pop3.stop()
+        await self.imap.stop()
         await self.exchange.stop()
         await asyncio.to_thread(self.sign_in_page.stop)
         if self._restore_keyring is not None:
@@ -273,10 +318,20 @@ class Sandbox:
         self.accept_policy_domains(config)
         return self.config
 
-    def send_to_isp(self, account: str, subject: str, body: str = "") -> str:
-        """Drop one more message into an ISP mailbox (addressed to the account's target); returns its UIDL."""
+    def send_to_isp(self, account: str, subject: str, body: str = "", *, folder: str = "INBOX",
+                    to: str = "") -> str:
+        """Drop one more message into an ISP mailbox; returns its UIDL (POP3) or UID (IMAP).
+
+        It is addressed to *to*, else to the account's target (a global
+        mailbox: ``account@contoso.com``, or its IMAP user name).  An IMAP
+        mailbox gets it in *folder*, and a connector waiting there with IDLE
+        hears of it at once.
+        """
         acc = self.config.account(account)
-        to = acc.deliver_to or f"{account}@{LOCAL_DOMAIN}"
+        if acc.protocol == "imap":
+            data = sample_message(subject=subject, to=to or acc.deliver_to or acc.username, body=body)
+            return str(self.imap.add_message(acc.username, data, folder))
+        to = to or acc.deliver_to or f"{account}@{LOCAL_DOMAIN}"
         return self.pop3.add_message(acc.username, sample_message(subject=subject, to=to, body=body))
 
     # --- what happened ---------------------------------------------------------------
@@ -285,6 +340,11 @@ class Sandbox:
         """The OAuth2 mailbox so far: its sign-ins, token renewals and POP3 logins."""
 
         return oauth_story(self)
+
+    def imap_story(self) -> ImapStory:
+        """The mailbox reached over IMAP so far: its logins, folders and what moved to Delivered."""
+
+        return imap_story(self)
 
     def report(self, events: Iterable[Event], preflight: Report | None = None) -> DemoReport:
         """Summarise a first run on the fresh sample, and check it against the designed outcome."""
