@@ -32,6 +32,7 @@ from pop3gui.core.errors import (
     MailboxCommandError,
     MailboxConnectionError,
     MailboxError,
+    MailboxInUseError,
     MailboxProtocolError,
     MailboxTlsError,
 )
@@ -272,6 +273,12 @@ class ImapClient:
 
     def refused(self, command: str, response: Response) -> MailboxCommandError:
         said = f"{response.kind} " + (f"[{response.code}] " if response.code else "") + response.text
+        if response.code == "INUSE":  # RFC 5530: another session holds the folder
+            return MailboxInUseError(
+                f"The IMAP server {self.where} says the folder is in use: {command}: {said}",
+                cause="Another program or session holds the folder, or an earlier session has not ended yet.",
+                fix="Nothing to do if it happens once; the next cycle retries. Otherwise close the other program.",
+                reply=said, resp_code=response.code)
         return MailboxCommandError(
             f"The IMAP server {self.where} refused {command}: {said}",
             cause="The server answered NO (it cannot do it now) or BAD (it did not understand the command).",
@@ -600,7 +607,13 @@ class ImapClient:
                     break
             await self._stream.send("DONE")
             while True:
-                response = await read if read is not None else await self._stream.read_response("ending IDLE")
+                if read is None:
+                    response = await self._stream.read_response("ending IDLE")
+                else:  # a read started without a time limit: DONE's answer is bounded like any other
+                    await asyncio.wait({read}, timeout=self.timeout)
+                    if not read.done():
+                        raise await self._stream.timeout_error("ending IDLE")
+                    response = read.result()
                 read = None
                 if response.tag == tag:
                     break

@@ -8,6 +8,8 @@ import io
 import socket
 from collections.abc import AsyncIterator, Iterator
 
+import pytest
+
 from pop3gui.core.errors import MailboxError
 from pop3gui.core.imap.client import ImapClient
 from pop3gui.core.imap.stream import ImapStream
@@ -20,11 +22,24 @@ BIG = (b"Subject: big\r\n\r\n" + b"x" * 70_000 + b"\r\n\0\0\xff\xfe\r\n" + bytes
        + b"\r\n" + b"y" * 200_000)
 
 
+_clients: list[ImapClient] = []
+
+
 def client(srv: ScriptedImapServer, **kw: object) -> ImapClient:
     """A client for *srv*, plaintext and quick to give up unless the test says otherwise."""
     kw.setdefault("security", "none")
     kw.setdefault("timeout", 5.0)
-    return ImapClient("127.0.0.1", srv.port, **kw)  # type: ignore[arg-type]
+    imap = ImapClient("127.0.0.1", srv.port, **kw)  # type: ignore[arg-type]
+    _clients.append(imap)
+    return imap
+
+
+@pytest.fixture(autouse=True)
+async def close_clients() -> AsyncIterator[None]:
+    """Every client a test made is closed after it (a test module imports this fixture)."""
+    yield
+    while _clients:
+        await _clients.pop().close()
 
 
 async def ready(srv: ScriptedImapServer, folder: str = "INBOX", **kw: object) -> ImapClient:

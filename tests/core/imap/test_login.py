@@ -23,9 +23,11 @@ from pop3gui.core.errors import (
     OAuthError,
 )
 from pop3gui.core.imap.client import ImapClient
-from tests.core.imap import MSG1, client, explained
+from tests.core.imap import close_clients, MSG1, client, explained
 from tests.servers import certs as test_certs
 from tests.support.scripted_imap import ScriptedImapServer
+
+__all__ = ["close_clients"]  # the fixture closes every client a test made
 
 OAUTH = ["PLAIN", "XOAUTH2", "OAUTHBEARER"]
 TOKEN = "ya29.a0AfH6SMBx-secret-token_value.0123456789"
