@@ -1,4 +1,4 @@
-"""The table of POP3 accounts on the Mail Accounts page, with each one's live state.
+"""The table of mail accounts (POP3 and IMAP) on the Mail Accounts page, with each one's live state.
 
 The model holds the accounts being edited (a list of frozen
 :class:`~pop3gui.core.config.model.AccountConfig`) and, by account name, what the
@@ -7,7 +7,8 @@ or the last result (time, count, ok / warning / failed).  It learns that from
 the engine's account status on ``controller.bridge.account_status`` (and keeps
 the first error event of a run to explain it); it never asks the engine itself.
 An OAuth2 account whose run failed because it must be signed in (again) says
-"needs sign-in" until it is signed in from its dialog.
+"needs sign-in" until it is signed in from its dialog.  The server column
+says "(IMAP)" after an IMAP account's server; its tooltip names the folders.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def format_bytes(count: int) -> str:
 
 
 class AccountTableModel(QAbstractTableModel):
-    """Accounts (rows) with Name, POP3 server, User name, Mailbox type, Delivers to, Last result."""
+    """Accounts (rows) with Name, Server, User name, Mailbox type, Delivers to, Last result."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -247,7 +248,7 @@ class AccountTableModel(QAbstractTableModel):
             return None
         if not 0 <= section < len(Column):
             return None
-        return (self.tr("Name"), self.tr("POP3 server"), self.tr("User name"), self.tr("Mailbox type"),
+        return (self.tr("Name"), self.tr("Server"), self.tr("User name"), self.tr("Mailbox type"),
                 self.tr("Delivers to"), self.tr("Last result"))[section]
 
     def flags(self, index: _Index) -> Qt.ItemFlag:
@@ -280,7 +281,7 @@ class AccountTableModel(QAbstractTableModel):
         if column is Column.NAME:
             return acc.name if acc.enabled else self.tr("%1 (disabled)").replace("%1", acc.name)
         if column is Column.SERVER:
-            return f"{acc.host}:{acc.port}"
+            return f"{acc.host}:{acc.port} (IMAP)" if acc.protocol == "imap" else f"{acc.host}:{acc.port}"
         if column is Column.USERNAME:
             return acc.username
         if column is Column.KIND:
@@ -336,9 +337,23 @@ class AccountTableModel(QAbstractTableModel):
             if status is not None and status.error:
                 return status.error
         if column is Column.SERVER:
-            security = {"tls": self.tr("TLS"), "starttls": self.tr("STARTTLS"), "none": self.tr("no encryption")}
-            return security.get(acc.security, acc.security)
+            return self._server_tooltip(acc)
         return None
+
+    def _server_tooltip(self, acc: AccountConfig) -> str:
+        security = {"tls": self.tr("TLS"), "starttls": self.tr("STARTTLS"), "none": self.tr("no encryption")}
+        text = security.get(acc.security, acc.security)
+        if acc.protocol != "imap":
+            return self.tr("POP3, %1").replace("%1", text)
+        after = {"delete": self.tr("deleted from the server"),
+                 "move": self.tr("moved to %1").replace("%1", acc.move_to),
+                 "keep": self.tr("kept on the server")}.get(acc.after_delivery, acc.after_delivery)
+        lines = [self.tr("IMAP, %1").replace("%1", text),
+                 self.tr("Folders: %1").replace("%1", ", ".join(acc.folders)),
+                 self.tr("Delivered mail is %1.").replace("%1", after)]
+        if acc.idle:
+            lines.append(self.tr("New mail is delivered at once (IDLE)."))
+        return "\n".join(lines)
 
     def _policy_warning(self, acc: AccountConfig) -> str:
         """The deliver_to domain when no recipient policy covers it (user mailboxes only)."""

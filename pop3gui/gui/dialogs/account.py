@@ -1,19 +1,20 @@
-"""The properties of one POP3 account: server, sign-in, where its mail goes.
+"""The properties of one mail account (POP3 or IMAP): server, sign-in, folders, where its mail goes.
 
 Every input is checked as it is typed and the reason is shown under the
 field; OK stays disabled while anything is invalid.  The dialog is made of
-its sections: the name, the POP3 server
+its sections: the name, the server and its protocol
 (:class:`~pop3gui.gui.dialogs.server_section.ServerSection`), the sign-in
 (:class:`~pop3gui.gui.dialogs.sign_in_section.SignInSection`: the password,
-or the OAuth2 provider and the sign-in in the browser), the delivery and the
-options.  The password is never read back from the keyring; an OAuth2 sign-in
-is kept in the keyring under the account's name.
+or the OAuth2 provider and the sign-in in the browser), for an IMAP account
+its folders (:class:`~pop3gui.gui.dialogs.imap_section.ImapSection`), the
+delivery and the options.  The password is never read back from the keyring;
+an OAuth2 sign-in is kept in the keyring under the account's name.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 
 from PySide6.QtCore import Signal
@@ -36,10 +37,12 @@ from PySide6.QtWidgets import (
 )
 
 from pop3gui.core.config.model import AccountConfig, OAuthProviderConfig, RoutingRuleConfig
+from pop3gui.core.engine.preflight import Finding
 from pop3gui.core.oauth.store import SignIn
 from pop3gui.core.mail.local_domains import LocalDomains
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.gui.dialogs.fields import address_problem, buddy, field_warning_label, policy_warning, with_messages
+from pop3gui.gui.dialogs.imap_section import ImapSection
 from pop3gui.gui.dialogs.server_section import ServerSection
 from pop3gui.gui.dialogs.sign_in import PageOpener, Signer
 from pop3gui.gui.dialogs.sign_in_section import SignInSection
@@ -47,6 +50,10 @@ from pop3gui.gui.icons import icon
 from pop3gui.gui.tabs.base import field_error_label, show_error
 
 _HEADER_CHARS = frozenset(chr(c) for c in range(33, 127)) - {":"}
+
+MailboxCheck = Callable[[AccountConfig, "str | None"], Awaitable[Finding]]
+"""Logs in to an account as entered (the password typed in, or None for the stored one) as the Test does;
+returns the account's finding (an IMAP account's carries the server's folders)."""
 
 
 class AccountDialog(QDialog):
@@ -58,6 +65,9 @@ class AccountDialog(QDialog):
     returns them as added and edited here.  ``signer`` signs the account in
     (the connector's controller; without one the Sign in button is disabled)
     and ``open_page`` shows the sign-in page (the desktop's browser by default).
+    ``check`` logs in to the account as entered, for **List Server Folders**
+    (without one that button is disabled); ``server_folders`` are the folders
+    the server listed at the last Test, if any.
     """
 
     signed_in = Signal(str, object)  # the account name it is stored under, SignIn
@@ -67,15 +77,20 @@ class AccountDialog(QDialog):
                  local_domains: Iterable[str] = (), rules: Sequence[RoutingRuleConfig] = (),
                  credentials: Credentials | None = None, providers: Sequence[OAuthProviderConfig] = (),
                  signer: Signer | None = None, open_page: PageOpener | None = None,
+                 check: MailboxCheck | None = None, server_folders: Sequence[str] = (),
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._original = account
         self._other_names = {n.casefold() for n in other_names}
         self._local_domains = LocalDomains(local_domains, skip_invalid=True)
         self._rules = list(rules)
+        self._check = check
+        self._shown = False
         self.setWindowTitle(self.tr("Account Properties") if account else self.tr("New Account"))
         self._build(account, credentials, providers, signer, open_page)
         self._fill(account)
+        if server_folders:
+            self.imap_section.show_server_folders(server_folders)
         self._connect()
         self._validate()
         self.sign_in_section.start()
@@ -96,6 +111,7 @@ class AccountDialog(QDialog):
 
         self.server_section = server = ServerSection(account)
         # The server's fields, as the dialog's own (callers and tests use them).
+        self.protocol_combo = server.protocol_combo
         self.host_edit = server.host_edit
         self.host_error = server.host_error
         self.security_combo = server.security_combo
@@ -120,6 +136,19 @@ class AccountDialog(QDialog):
         self.provider_error = signin.provider_error
         self.sign_in_box = signin.sign_in_box
         outer.addWidget(signin)
+
+        self.imap_section = imap = ImapSection(account, check=self._check_mailbox if self._check else None)
+        # The IMAP fields, as the dialog's own (callers and tests use them).
+        self.folder_list = imap.folder_list
+        self.folders_view = imap.folders_view
+        self.folders_error = imap.folders_error
+        self.folders_status = imap.folders_status
+        self.list_folders_button = imap.list_button
+        self.after_combo = imap.after_combo
+        self.move_combo = imap.move_combo
+        self.move_error = imap.move_error
+        self.idle_check = imap.idle_check
+        outer.addWidget(imap)
 
         delivery = QGroupBox(self.tr("Delivery"))
         form = QFormLayout(delivery)
@@ -174,20 +203,25 @@ class AccountDialog(QDialog):
         self.setMinimumWidth(540)
         self.resize(560, self.sizeHint().height())
 
-    def _fit_height(self) -> None:
-        """Grow (never squeeze) when message labels appear: word-wrapped text needs height-for-width."""
+    def _fit_height(self, *, shrink: bool = False) -> None:
+        """Grow when message labels appear: word-wrapped text needs height-for-width.
+
+        Only with *shrink* (the dialog is built, a section came or went) does it also lose height it no
+        longer needs; otherwise a height the user gave it stays.
+        """
         layout = self.layout()
         if layout is None:
             return
         layout.activate()
         needed = layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth() else \
             layout.totalMinimumSize().height()
-        if self.height() < needed:
+        if self.height() < needed or (shrink and self.height() > needed):
             self.resize(self.width(), needed)
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        self._fit_height()
+        first, self._shown = not self._shown, True
+        self._fit_height(shrink=first)  # the height the shown sections need (they are sized for real only now)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -204,6 +238,7 @@ class AccountDialog(QDialog):
         self.leave_check.setChecked(acc.leave_on_server)
         self.delete_days_spin.setValue(acc.delete_after_days)
         self.enabled_check.setChecked(acc.enabled)
+        self.imap_section.setVisible(self.protocol() == "imap")
         self._update_kind()
         self._update_leave()
         self._update_rules_summary()
@@ -212,6 +247,9 @@ class AccountDialog(QDialog):
         for edit in (self.name_edit, self.deliver_edit, self.headers_edit):
             edit.textChanged.connect(self._validate)
         self.server_section.changed.connect(self._validate)
+        self.server_section.protocol_changed.connect(self._protocol_changed)
+        self.imap_section.changed.connect(self._validate)
+        self.imap_section.after_delivery_changed.connect(self._update_leave)
         self.kind_combo.currentIndexChanged.connect(self._update_kind)
         self.kind_combo.currentIndexChanged.connect(self._validate)
         self.kind_combo.currentIndexChanged.connect(self._fit_height)
@@ -223,6 +261,7 @@ class AccountDialog(QDialog):
         self.sign_in_section.signed_out.connect(self.signed_out)
         self.sign_in_box.changed.connect(self._fit_height)
         self.finished.connect(self.sign_in_box.cancel)  # a sign-in still waiting for the browser ends with the dialog
+        self.finished.connect(self.imap_section.cancel)  # so does a listing of the server's folders
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
 
@@ -236,9 +275,35 @@ class AccountDialog(QDialog):
         self.headers_row.setVisible(is_global)
         self.rules_button.setVisible(is_global)
 
+    def protocol(self) -> str:
+        """pop3 or imap."""
+        return self.server_section.protocol()
+
+    def is_imap(self) -> bool:
+        return self.protocol() == "imap"
+
+    def _protocol_changed(self, protocol: str) -> None:
+        self.sign_in_section.set_protocol(protocol)
+        self.imap_section.setVisible(protocol == "imap")
+        self._update_leave()
+        self._validate()
+        self._fit_height(shrink=True)
+
     def _update_leave(self) -> None:
-        self.delete_days_spin.setEnabled(self.leave_check.isChecked())
-        self.delete_days_label.setEnabled(self.leave_check.isChecked())
+        """The options say *when* handled mail leaves the server; for IMAP, after delivery says how (or never)."""
+        after = self.imap_section.after_delivery() if self.is_imap() else "delete"
+        if after == "move":
+            self.leave_check.setText(self.tr("&Leave delivered messages in their folder for a while"))
+            self.delete_days_label.setText(self.tr("   Move them to the folder &after:"))
+        else:
+            self.leave_check.setText(self.tr("&Leave a copy of the messages on the server"))
+            self.delete_days_label.setText(self.tr("   Delete from the server &after:"))
+        kept = after == "keep"
+        self.leave_check.setEnabled(not kept)
+        self.leave_check.setToolTip(self.tr("After delivery is Keep on the server: delivered mail is never "
+                                            "deleted or moved.") if kept else "")
+        self.delete_days_spin.setEnabled(self.leave_check.isChecked() and not kept)
+        self.delete_days_label.setEnabled(self.leave_check.isChecked() and not kept)
 
     def _update_rules_summary(self) -> None:
         count = len(self._rules)
@@ -258,7 +323,7 @@ class AccountDialog(QDialog):
 
     def _error_labels(self) -> list[QLabel]:
         return [self.name_error, *self.server_section.error_labels(), *self.sign_in_section.error_labels(),
-                self.deliver_error, self.headers_error]
+                *self.imap_section.error_labels(), self.deliver_error, self.headers_error]
 
     def _validate(self) -> None:
         name = self.name_edit.text()
@@ -273,6 +338,11 @@ class AccountDialog(QDialog):
         show_error(self.name_error, problem)
         self.server_section.validate()
         self.sign_in_section.validate()
+        if self.is_imap():
+            self.imap_section.validate()
+        else:
+            for label in self.imap_section.error_labels():
+                show_error(label, "")
 
         if self.is_global():
             show_error(self.deliver_error, "")
@@ -367,7 +437,23 @@ class AccountDialog(QDialog):
             delete_after_days=self.delete_days_spin.value() if self.leave_check.isChecked() else 0,
             enabled=self.enabled_check.isChecked(),
         )
-        return self.sign_in_section.apply_to(self.server_section.apply_to(account))
+        account = self.sign_in_section.apply_to(self.server_section.apply_to(account))
+        if self.is_imap():
+            return self.imap_section.apply_to(account)
+        defaults = AccountConfig(name="", host="", username="")  # a POP3 account has no folders
+        return replace(account, folders=defaults.folders, after_delivery=defaults.after_delivery,
+                       move_to=defaults.move_to, idle=defaults.idle)
+
+    def _check_mailbox(self) -> Awaitable[Finding]:
+        """Log in to the account as entered (List Server Folders); the stored secrets go by the saved name."""
+        assert self._check is not None
+        original = self._original.name if self._original is not None else ""
+        name = self.sign_in_owner() or original or self.name_edit.text().strip() or "new account"
+        return self._check(replace(self.account(), name=name), self.new_password())
+
+    def list_server_folders(self) -> asyncio.Future[Finding | None] | None:
+        """Log in as the Test does and show the server's folders (the List Server Folders button)."""
+        return self.imap_section.list_server_folders()
 
     def new_password(self) -> str | None:
         """The password typed in, or None to keep the stored one (an OAuth2 account has none)."""

@@ -1,10 +1,12 @@
-"""The POP3 server of an account: host, security, port, certificate check.
+"""The mail server of an account: protocol, host, security, port, certificate check.
 
-The port follows the security (995 for TLS, 110 otherwise) until someone
-types another one; a hosted mailbox service's server is filled in at once
-when its sign-in method is chosen (:meth:`ServerSection.use_preset`).
-Without encryption, or without checking the certificate, an amber warning
-says what that exposes.
+The protocol is POP3 or IMAP.  The port follows the protocol and the security
+(POP3 995 for TLS, 110 otherwise; IMAP 993 and 143) until someone types
+another one: switching the protocol moves a port that was the other
+protocol's usual one to this protocol's, and never touches a port typed in.
+A hosted mailbox service's server is filled in at once when its sign-in
+method is chosen (:meth:`ServerSection.use_preset`).  Without encryption, or
+without checking the certificate, an amber warning says what that exposes.
 """
 
 from __future__ import annotations
@@ -14,28 +16,34 @@ from dataclasses import replace
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QLabel, QLineEdit, QSpinBox, QWidget
 
-from pop3gui.core.config.model import POP3_PORTS, AccountConfig
+from pop3gui.core.config.model import AccountConfig, default_port
 from pop3gui.gui.dialogs.fields import buddy, field_warning_label, with_messages
 from pop3gui.gui.tabs.base import field_error_label, show_error
 
-__all__ = ["PRESETS", "ServerSection"]
+__all__ = ["PRESETS", "PROTOCOL_NAMES", "ServerSection"]
 
-# The POP3 server of a hosted mailbox service: host, port, security (keyed by the sign-in method).
-PRESETS = {"microsoft": ("outlook.office365.com", 995, "tls"), "google": ("pop.gmail.com", 995, "tls")}
+# The server of a hosted mailbox service: host, port, security (keyed by protocol, then the sign-in method).
+PRESETS = {
+    "pop3": {"microsoft": ("outlook.office365.com", 995, "tls"), "google": ("pop.gmail.com", 995, "tls")},
+    "imap": {"microsoft": ("outlook.office365.com", 993, "tls"), "google": ("imap.gmail.com", 993, "tls")},
+}
+
+PROTOCOL_NAMES = {"pop3": "POP3", "imap": "IMAP"}
 
 
 class ServerSection(QGroupBox):
-    """The "POP3 server" group of the account dialog.
+    """The "POP3 server" (or "IMAP server") group of the account dialog.
 
     ``changed`` is emitted whenever what it shows changes (the dialog then
-    checks its fields again and grows to fit the messages).
+    checks its fields again and grows to fit the messages);
+    ``protocol_changed`` when POP3 or IMAP is chosen.
     """
 
     changed = Signal()
+    protocol_changed = Signal(str)
 
     def __init__(self, account: AccountConfig | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setTitle(self.tr("POP3 server"))
         self._port_typed = False
         self._setting_port = False
         self._build()
@@ -44,8 +52,13 @@ class ServerSection(QGroupBox):
 
     def _build(self) -> None:
         form = QFormLayout(self)
+        self.protocol_combo = QComboBox()
+        self.protocol_combo.addItem(self.tr("POP3"), "pop3")
+        self.protocol_combo.addItem(self.tr("IMAP"), "imap")
+        self.protocol_combo.setToolTip(self.tr("POP3 fetches the inbox; IMAP fetches the folders you choose and can "
+                                               "move handled mail to another folder."))
+        form.addRow(buddy(self.tr("Mailbo&x protocol:"), self.protocol_combo), self.protocol_combo)
         self.host_edit = QLineEdit()
-        self.host_edit.setPlaceholderText(self.tr("pop.example.com"))
         self.host_error = field_error_label()
         form.addRow(buddy(self.tr("&Server:"), self.host_edit), with_messages(self.host_edit, self.host_error))
         self.security_combo = QComboBox()
@@ -64,15 +77,18 @@ class ServerSection(QGroupBox):
 
     def _fill(self, account: AccountConfig | None) -> None:
         acc = account or AccountConfig(name="", host="", username="")
+        self.protocol_combo.setCurrentIndex(max(0, self.protocol_combo.findData(acc.protocol)))
         self.host_edit.setText(acc.host)
         self.security_combo.setCurrentIndex(max(0, self.security_combo.findData(acc.security)))
         self._set_port(acc.port)
-        # A port other than the usual one for the security was chosen by someone: keep it.
-        self._port_typed = account is not None and acc.port != POP3_PORTS.get(acc.security)
+        # A port other than the usual one for the protocol and security was chosen by someone: keep it.
+        self._port_typed = account is not None and acc.port != default_port(acc.protocol, acc.security)
         self.verify_check.setChecked(acc.verify_tls)
+        self._update_protocol()
         self._update_security()
 
     def _connect(self) -> None:
+        self.protocol_combo.currentIndexChanged.connect(self._protocol_changed)
         self.host_edit.textChanged.connect(self.changed)
         self.security_combo.currentIndexChanged.connect(self._security_changed)
         self.security_combo.currentIndexChanged.connect(self.changed)
@@ -81,6 +97,10 @@ class ServerSection(QGroupBox):
         self.verify_check.toggled.connect(self._update_security)
 
     # --- behaviour ----------------------------------------------------------------
+
+    def protocol(self) -> str:
+        """pop3 or imap."""
+        return str(self.protocol_combo.currentData())
 
     def _set_port(self, port: int) -> None:
         self._setting_port = True
@@ -93,10 +113,33 @@ class ServerSection(QGroupBox):
         if not self._setting_port:
             self._port_typed = True
 
+    def _protocol_changed(self) -> None:
+        protocol = self.protocol()
+        other = "pop3" if protocol == "imap" else "imap"
+        security = self.security_combo.currentData()
+        if self.port_spin.value() == default_port(other, security):
+            self._set_port(default_port(protocol, security))
+            self._port_typed = False
+        host = self.host_edit.text().strip()
+        for method, (preset_host, _port, _security) in PRESETS[other].items():
+            if host == preset_host and method in PRESETS[protocol]:  # e.g. pop.gmail.com -> imap.gmail.com
+                self.host_edit.setText(PRESETS[protocol][method][0])
+                break
+        self._update_protocol()
+        self.protocol_changed.emit(protocol)
+        self.changed.emit()
+
+    def _update_protocol(self) -> None:
+        imap = self.protocol() == "imap"
+        self.setTitle(self.tr("IMAP server") if imap else self.tr("POP3 server"))
+        self.host_edit.setPlaceholderText(self.tr("imap.example.com") if imap else self.tr("pop.example.com"))
+        self.security_combo.setItemText(self.security_combo.findData("tls"),
+                                        self.tr("TLS (IMAPS)") if imap else self.tr("TLS (POP3S)"))
+
     def _security_changed(self) -> None:
         security = self.security_combo.currentData()
         if not self._port_typed:
-            self._set_port(POP3_PORTS[security])
+            self._set_port(default_port(self.protocol(), security))
         self._update_security()
 
     def _update_security(self) -> None:
@@ -111,8 +154,8 @@ class ServerSection(QGroupBox):
                    if security != "none" and not self.verify_check.isChecked() else "")
 
     def use_preset(self, method: str) -> None:
-        """A hosted service's sign-in method was chosen: its POP3 server is known (other methods keep the fields)."""
-        preset = PRESETS.get(method)
+        """A hosted service's sign-in method was chosen: its server is known (other methods keep the fields)."""
+        preset = PRESETS[self.protocol()].get(method)
         if preset is None:
             return
         host, port, security = preset
@@ -126,8 +169,10 @@ class ServerSection(QGroupBox):
 
     def validate(self) -> None:
         host = self.host_edit.text().strip()
+        imap = self.protocol() == "imap"
         show_error(self.host_error,
-                   self.tr("Enter the POP3 server's host name, e.g. pop.example.com.") if not host else
+                   (self.tr("Enter the IMAP server's host name, e.g. imap.example.com.") if imap else
+                    self.tr("Enter the POP3 server's host name, e.g. pop.example.com.")) if not host else
                    self.tr("A host name has no spaces.") if any(c.isspace() for c in host) else "")
 
     def error_labels(self) -> list[QLabel]:
@@ -135,5 +180,6 @@ class ServerSection(QGroupBox):
 
     def apply_to(self, account: AccountConfig) -> AccountConfig:
         """*account* with the server as entered."""
-        return replace(account, host=self.host_edit.text().strip(), port=self.port_spin.value(),
-                       security=self.security_combo.currentData(), verify_tls=self.verify_check.isChecked())
+        return replace(account, protocol=self.protocol(), host=self.host_edit.text().strip(),
+                       port=self.port_spin.value(), security=self.security_combo.currentData(),
+                       verify_tls=self.verify_check.isChecked())

@@ -32,7 +32,8 @@ PageOpener = Callable[[str], object]
 class Signer(Protocol):
     """What signs accounts in (the :class:`~pop3gui.gui.controller.ConnectorController`)."""
 
-    def sign_in(self, who: str, provider: OAuthProviderConfig, open_page: PageOpener) -> Awaitable[SignIn]: ...
+    def sign_in(self, who: str, provider: OAuthProviderConfig, open_page: PageOpener, *,
+                protocol: str = "") -> Awaitable[SignIn]: ...
 
     def sign_out(self, who: str) -> Awaitable[bool]: ...
 
@@ -165,8 +166,11 @@ class SignInBox(QWidget):
 
     # --- signing in and out -------------------------------------------------------------
 
-    def start(self, who: str, provider: OAuthProviderConfig) -> asyncio.Future[SignIn | None]:
-        """Sign *who* in with *provider*; the future ends with the sign-in, or None when it failed."""
+    def start(self, who: str, provider: OAuthProviderConfig, *, protocol: str = "") -> asyncio.Future[SignIn | None]:
+        """Sign *who* in with *provider*; the future ends with the sign-in, or None when it failed.
+
+        *protocol* ("pop3" or "imap") is the account's as chosen now: the access asked for depends on it.
+        """
         if self.busy:
             assert self.task is not None
             return self.task
@@ -179,7 +183,7 @@ class SignInBox(QWidget):
 
         async def run() -> SignIn | None:
             try:
-                record = await signer.sign_in(who, provider, self._opened)
+                record = await signer.sign_in(who, provider, self._opened, protocol=protocol)
             except asyncio.CancelledError:
                 self.hint_label.hide()
                 self.status_label.setText(self.tr("Sign-in cancelled. ") + describe(self.record))

@@ -36,7 +36,7 @@ from pop3gui.gui.dialogs.provider_picker import ProviderPicker, has_running_loop
 from pop3gui.gui.dialogs.sign_in import PageOpener, SignInBox, Signer
 from pop3gui.gui.tabs.base import field_error_label, show_error
 
-__all__ = ["ADVANCED_METHODS", "METHODS", "METHOD_NOTES", "OAUTH_METHODS", "SignInSection"]
+__all__ = ["ADVANCED_METHODS", "IMAP_METHOD_NOTES", "METHODS", "METHOD_NOTES", "OAUTH_METHODS", "SignInSection"]
 
 # How an account signs in: the key is the OAuth2 provider kind for the OAuth2 methods.
 METHODS = (("password", "Password"), ("microsoft", "Microsoft 365 or Outlook.com"), ("google", "Google"),
@@ -53,6 +53,11 @@ METHOD_NOTES = {
                "scopes of mail access (docs/oauth.md).",
     "apop": "The server must offer APOP; the password is stored in the keyring as for Password.",
 }
+IMAP_METHOD_NOTES = {
+    "microsoft": "Your Entra ID admin must register an app with IMAP.AccessAsUser.All and offline_access "
+                 "(docs/oauth.md).",
+}
+"""The notes that differ for an IMAP account (APOP is a POP3 login: IMAP accounts do not offer it)."""
 
 
 class SignInSection(QGroupBox):
@@ -83,6 +88,7 @@ class SignInSection(QGroupBox):
         self._signer = signer
         self._open_page = open_page
         self._typed_name = typed_name
+        self._protocol = account.protocol if account is not None else "pop3"
         self._sign_in_owner: str | None = account.name if account is not None else None
         self.password_check: asyncio.Future[bool] | None = None
         self.status_check: asyncio.Future[SignIn | None] | None = None
@@ -97,9 +103,7 @@ class SignInSection(QGroupBox):
         self.method_combo = QComboBox()
         for key, label in METHODS:
             self.method_combo.addItem(self.tr(label), key)
-        self.method_combo.insertSeparator(self.method_combo.count())
-        for key, label in ADVANCED_METHODS:
-            self.method_combo.addItem(self.tr(label), key)
+        self._add_advanced_methods()
         self.method_combo.setToolTip(self.tr("Microsoft 365, Outlook.com and Google mailboxes sign in with OAuth2 "
                                              "in the browser; other mailboxes usually with a password."))
         self.method_note = QLabel()
@@ -134,8 +138,16 @@ class SignInSection(QGroupBox):
         self.sign_in_label = QLabel(self.tr("Status:"))
         form.addRow(self.sign_in_label, self.sign_in_box)
 
+    def _add_advanced_methods(self) -> None:
+        """The POP3-only methods (APOP), after a separator."""
+        self.method_combo.insertSeparator(self.method_combo.count())
+        for key, label in ADVANCED_METHODS:
+            self.method_combo.addItem(self.tr(label), key)
+
     def _fill(self, account: AccountConfig | None) -> None:
         acc = account or AccountConfig(name="", host="", username="")
+        if self._protocol == "imap":
+            self._remove_advanced_methods()
         self.method_combo.setCurrentIndex(max(0, self.method_combo.findData(self._method_of(acc))))
         self.username_edit.setText(acc.username)
         self._fill_providers(acc.oauth_provider)
@@ -168,6 +180,23 @@ class SignInSection(QGroupBox):
     def uses_oauth(self) -> bool:
         return self.method() in OAUTH_METHODS
 
+    def set_protocol(self, protocol: str) -> None:
+        """The account's protocol was chosen: IMAP has no APOP (an APOP account turns to Password)."""
+        if protocol == self._protocol:
+            return
+        self._protocol = protocol
+        if protocol == "imap":
+            if self.method() in dict(ADVANCED_METHODS):
+                self.method_combo.setCurrentIndex(self.method_combo.findData("password"))
+            self._remove_advanced_methods()
+        else:
+            self._add_advanced_methods()
+        self._update_method()
+
+    def _remove_advanced_methods(self) -> None:
+        while self.method_combo.count() > len(METHODS):
+            self.method_combo.removeItem(self.method_combo.count() - 1)
+
     def _method_changed(self) -> None:
         self.method_chosen.emit(self.method())
         self._fill_providers("")  # each OAuth2 method has providers of its own kind: the first is chosen
@@ -176,7 +205,8 @@ class SignInSection(QGroupBox):
     def _update_method(self) -> None:
         method = self.method()
         oauth = method in OAUTH_METHODS
-        note = METHOD_NOTES.get(method, "")
+        notes = {**METHOD_NOTES, **IMAP_METHOD_NOTES} if self._protocol == "imap" else METHOD_NOTES
+        note = notes.get(method, "")
         self.method_note.setText(self.tr(note) if note else "")
         self.method_note.setVisible(bool(note))
         for widget in (self.password_label, self.password_row):
@@ -229,7 +259,7 @@ class SignInSection(QGroupBox):
         if provider is None or not who:
             self.sign_in_box.show_error(self.tr("Enter the account's name and choose its provider first."))
             return None
-        task = self.sign_in_box.start(who, provider)
+        task = self.sign_in_box.start(who, provider, protocol=self._protocol)
 
         def done(fut: asyncio.Future[SignIn | None]) -> None:
             if not fut.cancelled() and fut.exception() is None and (record := fut.result()) is not None:

@@ -1,4 +1,4 @@
-"""The "Mail Accounts" page: the POP3 mailboxes, their routing rules, and a Test button.
+"""The "Mail Accounts" page: the POP3 and IMAP mailboxes, their routing rules, and a Test button.
 
 Buttons open dialogs; what a dialog returns is applied by plain methods
 (:meth:`AccountsTab.add_account`, :meth:`AccountsTab.replace_account`,
@@ -7,7 +7,9 @@ tests and other code call directly.  Passwords go to the keyring at once (in a
 worker thread); accounts, rules and the OAuth2 providers the account dialogs
 add go into the window's draft config through :meth:`AccountsTab.apply`.
 An OAuth2 account is signed in from its dialog (the sign-in is kept in the
-keyring at once, under the account's name).
+keyring at once, under the account's name).  An IMAP account's dialog lists
+the server's folders: those of the last Test of the account, or of its
+**List Server Folders** button (:meth:`AccountsTab.check_mailbox`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from pop3gui.core.config.model import AccountConfig, Config, OAuthProviderConfig, RoutingRuleConfig
-from pop3gui.core.engine.preflight import Finding
+from pop3gui.core.engine.preflight import Finding, check_account
+from pop3gui.core.state.credentials import Credentials
 from pop3gui.gui.account_model import AccountRole, AccountTableModel, Column
 from pop3gui.gui.dialogs.account import AccountDialog
 from pop3gui.gui.dialogs.sign_in import PageOpener
@@ -58,6 +61,7 @@ class AccountsTab(ConfigTab):
         self.dialog: AccountDialog | None = None  # the account dialog open now
         self._tasks: set[asyncio.Future[Any]] = set()
         self._testing = False
+        self._server_folders: dict[str, tuple[str, ...]] = {}  # an IMAP account's folders at its last Test
         self.keyring = AccountKeyring(controller, self)
         self.model = AccountTableModel(self)
         self.model.connect_controller(controller)
@@ -100,7 +104,7 @@ class AccountsTab(ConfigTab):
         self.remove_button.setAccessibleName(self.tr("Remove account"))
         self.test_button = QPushButton(icon("test"), self.tr("&Test"))
         self.test_button.setAccessibleName(self.tr("Test account"))
-        self.test_button.setToolTip(self.tr("Log in to the POP3 server and ask the local server whether it "
+        self.test_button.setToolTip(self.tr("Log in to the mail server and ask the local server whether it "
                                             "accepts this account's recipients; nothing is downloaded or sent."))
         for button in (self.add_button, self.edit_button, self.remove_button, self.test_button):
             buttons.addWidget(button)
@@ -236,6 +240,10 @@ class AccountsTab(ConfigTab):
         else:
             stored = True
         row = self.model.replace_account(old_name, account)
+        if old_name in self._server_folders:
+            folders = self._server_folders.pop(old_name)
+            if account.protocol == "imap":
+                self._server_folders[account.name] = folders
         if rules is None:
             rules = [replace(r, account=account.name) for r in self._rules if r.account == old_name]
         self._set_rules(old_name, account, rules)
@@ -247,6 +255,7 @@ class AccountsTab(ConfigTab):
     def remove_account(self, name: str) -> None:
         """Remove the account and its rules (its keyring entry stays until the config is saved)."""
         self.model.remove_account(name)
+        self._server_folders.pop(name, None)
         self._rules = [r for r in self._rules if r.account != name]
         if self.model.rowCount():
             self.table.selectRow(min(self.table.currentIndex().row(), self.model.rowCount() - 1)
@@ -273,8 +282,26 @@ class AccountsTab(ConfigTab):
             self.test_button.setText(self.tr("&Test"))
             self._update_buttons()
             self.show_findings(account, findings)
+        if account.protocol == "imap" and findings and findings[0].folders:
+            self._server_folders[account.name] = findings[0].folders
         self.test_finished.emit(findings)
         return findings
+
+    async def check_mailbox(self, account: AccountConfig, password: str | None = None) -> Finding:
+        """Log in to *account* as an account dialog has it, as the Test does, and probe nothing else.
+
+        *password* is one typed in the dialog and not stored yet (None: the keyring's).  An IMAP
+        account's finding lists the server's folders; the account's dialog offers them from then on.
+        """
+        credentials = (self.controller.credentials if password is None else
+                       _TypedPassword(self.controller.credentials, account.name, password))
+        config = Config(smtp=self.controller.config.smtp, accounts=(account,),
+                        oauth_providers=tuple(self._providers))
+        finding: Finding = await check_account(account, credentials, config=config,
+                                               sign_ins=self.controller.sign_ins)
+        if finding.folders:
+            self._server_folders[account.name] = finding.folders
+        return finding
 
     def _begin_test(self, account: AccountConfig) -> None:
         self._testing = True
@@ -308,9 +335,11 @@ class AccountsTab(ConfigTab):
         """The dialog Add… (``account`` None) or Edit… opens, not shown yet."""
         others = [a.name for a in self.model.accounts() if account is None or a.name != account.name]
         rules = [r for r in self._rules if account is not None and r.account == account.name]
+        folders = self._server_folders.get(account.name, ()) if account is not None else ()
         dialog = AccountDialog(account, other_names=others, local_domains=self._local_domains, rules=rules,
                                credentials=self.controller.credentials, providers=self._providers,
-                               signer=self.controller, open_page=self.open_page, parent=self)
+                               signer=self.controller, open_page=self.open_page, check=self.check_mailbox,
+                               server_folders=folders, parent=self)
         dialog.signed_in.connect(lambda name, _record: self.model.signed_in(name))
         return dialog
 
@@ -381,7 +410,7 @@ class AccountsTab(ConfigTab):
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.setDefaultButton(QMessageBox.StandardButton.No)
         box.setInformativeText(self.tr("Mail already delivered is not affected. Nothing is deleted on the "
-                                       "POP3 server."))
+                                       "mail server."))
         yes = box.button(QMessageBox.StandardButton.Yes)
 
         def clicked(button: object) -> None:
@@ -411,6 +440,21 @@ class AccountsTab(ConfigTab):
 
         task.add_done_callback(done)
         return task
+
+
+class _TypedPassword(Credentials):
+    """The keyring, except that *account*'s password is the one typed in its dialog (not stored yet)."""
+
+    def __init__(self, keyring: Credentials, account: str, password: str) -> None:
+        self._keyring = keyring
+        self._account = account
+        self._password = password
+
+    def pop3_password(self, account: str) -> str:
+        return self._password if account == self._account else self._keyring.pop3_password(account)
+
+    def has_pop3_password(self, account: str) -> bool:
+        return account == self._account or self._keyring.has_pop3_password(account)
 
 
 __all__ = ["AccountsTab", "Column"]

@@ -1,0 +1,234 @@
+"""The folders an IMAP account fetches from: a list of names with checkboxes.
+
+Before the server was asked, the list holds the account's folders, ticked,
+and the admin types others in (**Add**, or Insert; F2 renames one; **Remove**
+or Delete drops it).  Once a Test has listed the server's folders
+(:meth:`FolderList.show_server_folders`), the list holds every folder of the
+server in the server's order, the account's ones ticked; a ticked folder
+the server does not have stays at the end with a warning icon.  The
+account fetches from the ticked folders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QIcon, QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemDelegate,
+    QAbstractItemView,
+    QHBoxLayout,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from pop3gui.core.config.load import check_folder
+from pop3gui.gui.icons import icon
+
+__all__ = ["FolderList", "same_folder"]
+
+_ON_SERVER = Qt.ItemDataRole.UserRole + 1  # True: the server listed this folder (its name is not edited here)
+
+
+def same_folder(a: str, b: str) -> bool:
+    """Whether two folder names are one folder: names are exact, except INBOX in any case (RFC 3501)."""
+    return a == b or (a.upper() == "INBOX" and b.upper() == "INBOX")
+
+
+class FolderList(QWidget):
+    """The folder names with checkboxes, and the buttons that add and remove names.
+
+    ``changed`` is emitted whenever the ticked folders (or the names) change.
+    ``list_button`` (List Server Folders) is connected by the owner, who knows
+    how to ask the server.
+    """
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._server: tuple[str, ...] = ()
+        self._filling = False
+
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.list = QListWidget()
+        self.list.setAccessibleName(self.tr("Folders to fetch mail from"))
+        self.list.setToolTip(self.tr("Mail is fetched from the ticked folders. Space ticks, F2 renames, Insert adds "
+                                     "a folder, Delete removes one."))
+        self.list.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                                  | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.list.setUniformItemSizes(True)
+        rows = 4
+        row_height = self.list.fontMetrics().height() + 6
+        self.list.setFixedHeight(rows * row_height + 2 * self.list.frameWidth() + 4)
+        layout.addWidget(self.list, 1)
+
+        buttons = QVBoxLayout()
+        buttons.setContentsMargins(0, 0, 0, 0)
+        self.add_button = QPushButton(icon("add"), self.tr("Add"))
+        self.add_button.setAccessibleName(self.tr("Add folder"))
+        self.add_button.setToolTip(self.tr("Type the name of a folder to fetch from (Insert)."))
+        self.remove_button = QPushButton(icon("remove"), self.tr("Remove"))
+        self.remove_button.setAccessibleName(self.tr("Remove folder"))
+        self.list_button = QPushButton(icon("test"), self.tr("List Server Folders"))
+        self.list_button.setToolTip(self.tr("Log in to the IMAP server, as the Test does, and list its folders "
+                                            "here; nothing is changed on the server."))
+        for button in (self.add_button, self.remove_button, self.list_button):
+            button.setAutoDefault(False)
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+
+        self.add_button.clicked.connect(self.add_folder)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.list.itemChanged.connect(self._item_changed)
+        self.list.currentItemChanged.connect(self._update_buttons)
+        self.list.itemDelegate().closeEditor.connect(self._editor_closed)
+        self.list.installEventFilter(self)
+        self._update_buttons()
+
+    # --- what is shown ------------------------------------------------------------------
+
+    def set_folders(self, folders: Iterable[str]) -> None:
+        """The account's folders, ticked (the server's are not known yet)."""
+        self._server = ()
+        self._fill([(name, True, False) for name in folders])
+
+    def show_server_folders(self, server: Iterable[str]) -> None:
+        """The server's folders in its order, the ones ticked now still ticked; unknown ticked ones at the end."""
+        self._server = tuple(server)
+        ticked = self.folders()
+        rows = [(name, any(same_folder(name, t) for t in ticked), True) for name in self._server]
+        rows += [(name, True, False) for name in ticked if not any(same_folder(name, s) for s in self._server)]
+        self._fill(rows)
+
+    def server_folders(self) -> tuple[str, ...]:
+        """The folders the server listed at the last Test (none before one)."""
+        return self._server
+
+    def _fill(self, rows: Iterable[tuple[str, bool, bool]]) -> None:
+        self._filling = True
+        try:
+            self.list.clear()
+            for name, ticked, on_server in rows:
+                self._append(name, ticked, on_server)
+        finally:
+            self._filling = False
+        if self.list.count():
+            self.list.setCurrentRow(0)
+        self._update_buttons()
+        self.changed.emit()
+
+    def _append(self, name: str, ticked: bool, on_server: bool) -> QListWidgetItem:
+        item = QListWidgetItem(name)
+        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsUserCheckable
+        if not on_server:
+            flags |= Qt.ItemFlag.ItemIsEditable
+        item.setFlags(flags)
+        item.setData(_ON_SERVER, on_server)
+        item.setCheckState(Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked)
+        self.list.addItem(item)
+        self._mark(item)
+        return item
+
+    def _mark(self, item: QListWidgetItem) -> None:
+        """A folder typed in while the server's list is known, and not on it, gets a warning."""
+        unknown = bool(self._server) and not item.data(_ON_SERVER) and bool(item.text())
+        item.setIcon(icon("warning") if unknown else QIcon())
+        item.setToolTip(self.tr("The server did not list this folder: check its name.") if unknown else "")
+
+    # --- editing ------------------------------------------------------------------------
+
+    def add_folder(self) -> QListWidgetItem:
+        """A new, ticked name, being typed in (an empty name goes away when typing ends)."""
+        self._filling = True
+        try:
+            item = self._append("", True, False)
+        finally:
+            self._filling = False
+        self.list.setCurrentItem(item)
+        self.list.setFocus()
+        self.list.editItem(item)
+        return item
+
+    def remove_selected(self) -> None:
+        """Drop the selected name (a folder the server listed is unticked instead: it stays on the server)."""
+        item = self.list.currentItem()
+        if item is None:
+            return
+        if item.data(_ON_SERVER):
+            item.setCheckState(Qt.CheckState.Unchecked)
+            return
+        self.list.takeItem(self.list.row(item))
+        self._update_buttons()
+        self.changed.emit()
+
+    def _editor_closed(self, _editor: QWidget, _hint: QAbstractItemDelegate.EndEditHint) -> None:
+        for row in reversed(range(self.list.count())):
+            item = self.list.item(row)
+            if not item.text().strip() and not item.data(_ON_SERVER):
+                self.list.takeItem(row)
+        self._update_buttons()
+        self.changed.emit()
+
+    def _item_changed(self, item: QListWidgetItem) -> None:
+        if self._filling:
+            return
+        self._filling = True
+        try:
+            self._mark(item)
+        finally:
+            self._filling = False
+        self.changed.emit()
+
+    def _update_buttons(self, *_args: object) -> None:
+        item = self.list.currentItem()
+        self.remove_button.setEnabled(item is not None)
+        self.remove_button.setToolTip(
+            self.tr("The server's folders stay on the server: Remove unticks it.") if item is not None
+            and item.data(_ON_SERVER) else self.tr("Remove the selected folder from the list (Delete)."))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Insert adds a folder and Delete removes the selected one, as the buttons do."""
+        if (watched is self.list and event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent)
+                and self.list.state() != QAbstractItemView.State.EditingState):
+            if event.key() == Qt.Key.Key_Insert:
+                self.add_folder()
+                return True
+            if event.key() == Qt.Key.Key_Delete and self.list.currentItem() is not None:
+                self.remove_selected()
+                return True
+        return super().eventFilter(watched, event)
+
+    # --- results ------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """Every name in the list, ticked or not."""
+        return [self.list.item(row).text() for row in range(self.list.count())]
+
+    def folders(self) -> tuple[str, ...]:
+        """The ticked folders, in the list's order."""
+        return tuple(item.text() for item in self._items() if item.checkState() == Qt.CheckState.Checked
+                     and item.text().strip())
+
+    def _items(self) -> list[QListWidgetItem]:
+        return [self.list.item(row) for row in range(self.list.count())]
+
+    def problem(self) -> str:
+        """Why the ticked folders cannot be saved ('' when they can)."""
+        folders = self.folders()
+        if not folders:
+            return self.tr("Tick at least one folder to fetch mail from.")
+        for name in folders:
+            if check_folder(name):
+                return self.tr("Not a usable folder name: %1 (a name holds no line break and is at most 512 "
+                               "bytes long).").replace("%1", name)
+        for i, name in enumerate(folders):
+            if any(same_folder(name, other) or name.casefold() == other.casefold() for other in folders[:i]):
+                return self.tr("%1 is in the list twice.").replace("%1", name)
+        return ""
