@@ -1,9 +1,16 @@
-"""A real Dovecot POP3 server on loopback, private to one test session.
+"""A real Dovecot POP3 and IMAP server on loopback, private to one test session.
 
 Started with its own configuration file in a temporary directory; it serves
-plain POP3 (with STLS) on ``pop3_port`` and implicit TLS on ``pop3s_port``, both
-on 127.0.0.1. Mail is stored as Maildirs owned by the ``mail`` user, because
+plain POP3 (with STLS) on ``pop3_port`` and implicit TLS on ``pop3s_port``, and,
+when dovecot-imapd is installed, plain IMAP (with STARTTLS) on ``imap_port`` and
+implicit TLS on ``imaps_port``, all on 127.0.0.1, to the same users with the
+same certificate. Mail is stored as Maildirs owned by the ``mail`` user, because
 Dovecot refuses uid 0 for mail access.
+
+IMAP folders are Maildir++ subfolders (``.Archive.2024`` on disk) named with
+the hierarchy separator ``/`` over IMAP (``Archive/2024``), with UTF-8 names on
+disk; a folder name cannot hold a ``.``. Mail put into a Maildir while a client
+IDLEs is announced within about a second (inotify, and a 1 s re-check).
 """
 
 from __future__ import annotations
@@ -25,6 +32,12 @@ from tests.servers.certs import TestCertificates, make_certificates
 from tests.servers.maildir_copies import mailbox_messages
 
 MAIL_USER = "mail"
+
+IMAP_SEPARATOR = "/"
+"""The IMAP hierarchy separator of the test Dovecot (Maildir++ stores it as '.')."""
+
+IDLE_CHECK_SECONDS = 1
+"""mailbox_idle_check_interval: how often an IDLE session re-checks its mailbox at the latest."""
 
 
 def free_port() -> int:
@@ -72,6 +85,18 @@ def process_gone(pid: int) -> bool:
     return False
 
 
+def imap_binary(dovecot: str | None = None) -> Path | None:
+    """Dovecot's imap program (package dovecot-imapd), or None when it is not installed."""
+    dovecot = dovecot or shutil.which("dovecot")
+    if dovecot is None:
+        return None
+    prefix = Path(dovecot).resolve().parent.parent
+    for candidate in (prefix / "lib" / "dovecot" / "imap", prefix / "libexec" / "dovecot" / "imap"):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 def mail_ids() -> tuple[int, int]:
     entry = pwd.getpwnam(MAIL_USER)
     return entry.pw_uid, entry.pw_gid
@@ -90,7 +115,7 @@ state_dir = {base}/state
 log_path = {base}/dovecot.log
 info_log_path = {base}/dovecot.log
 listen = 127.0.0.1
-protocols = pop3
+protocols = {protocols}
 ssl = yes
 ssl_cert = <{cert}
 ssl_key = <{key}
@@ -102,9 +127,14 @@ mail_uid = {uid}
 mail_gid = {gid}
 first_valid_uid = 1
 first_valid_gid = 1
-mail_location = maildir:{mail}/%u
+mail_location = maildir:{mail}/%u:UTF-8
+mailbox_idle_check_interval = {idle_check} secs
 pop3_uidl_format = %08Xu%08Xv
 login_greeting = pop3gui test Dovecot ready.
+namespace inbox {{
+  inbox = yes
+  separator = {separator}
+}}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN {users}/%u
@@ -126,6 +156,21 @@ service pop3-login {{
 }}
 service anvil {{
   chroot =
+}}
+"""
+
+# Added to _CONFIG when the server also speaks IMAP.
+_IMAP_CONFIG = """\
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
+  }}
 }}
 """
 
@@ -160,11 +205,26 @@ force_introspection = yes
 """
 
 
+def _distinct_free_ports(count: int) -> list[int]:
+    """*count* different TCP ports on 127.0.0.1 that are free right now."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 class DovecotServer:
-    """A running Dovecot POP3 server; use :meth:`start` or the context manager."""
+    """A running Dovecot POP3 (and IMAP) server; use :meth:`start` or the context manager.
+
+    *imap*: True runs IMAP too (FileNotFoundError without dovecot-imapd), False
+    POP3 only, None (the default) IMAP whenever dovecot-imapd is installed.
+    ``imap_port`` and ``imaps_port`` stay 0 when IMAP does not run.
+    """
 
     def __init__(self, root: Path | None = None, *, auth_failure_delay: int = 0,
-                 oauth_introspection_url: str | None = None) -> None:
+                 oauth_introspection_url: str | None = None, imap: bool | None = None) -> None:
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="pop3gui-dovecot-"))
         self.root.chmod(0o755)
@@ -174,6 +234,10 @@ class DovecotServer:
         self.log_path = self.root / "dovecot.log"
         self.pop3_port = 0
         self.pop3s_port = 0
+        self.imap_port = 0
+        self.imaps_port = 0
+        self.imap = imap
+        self.imap_separator = IMAP_SEPARATOR
         self.certs: TestCertificates | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._uid, self._gid = mail_ids()
@@ -206,10 +270,14 @@ class DovecotServer:
         self.users_dir.mkdir(exist_ok=True)
         self.users_dir.chmod(0o755)
         dh = Path("/usr/share/dovecot/dh.pem")
-        self.pop3_port = free_port()
-        self.pop3s_port = free_port()
-        while self.pop3s_port == self.pop3_port:
-            self.pop3s_port = free_port()
+        with_imap = self.imap
+        if with_imap is None:
+            with_imap = imap_binary(dovecot) is not None
+        elif with_imap and imap_binary(dovecot) is None:
+            raise FileNotFoundError("Dovecot's imap is not installed (apt-get install dovecot-imapd)")
+        ports = _distinct_free_ports(4 if with_imap else 2)
+        self.pop3_port, self.pop3s_port = ports[0], ports[1]
+        self.imap_port, self.imaps_port = (ports[2], ports[3]) if with_imap else (0, 0)
         config = _CONFIG.format(
             base=self.root,
             cert=self.certs.cert_path,
@@ -222,7 +290,12 @@ class DovecotServer:
             pop3_port=self.pop3_port,
             pop3s_port=self.pop3s_port,
             auth_failure_delay=self.auth_failure_delay,
+            protocols="pop3 imap" if with_imap else "pop3",
+            idle_check=IDLE_CHECK_SECONDS,
+            separator=IMAP_SEPARATOR,
         )
+        if with_imap:
+            config += _IMAP_CONFIG.format(imap_port=self.imap_port, imaps_port=self.imaps_port)
         if not dh.exists():
             config = config.replace(f"ssl_dh = <{dh}\n", "")
         if self.oauth_introspection_url is not None:
@@ -237,7 +310,9 @@ class DovecotServer:
             stderr=subprocess.DEVNULL,
         )
         try:
-            for port in (self.pop3_port, self.pop3s_port):
+            for port in (self.pop3_port, self.pop3s_port, self.imap_port, self.imaps_port):
+                if port == 0:
+                    continue
                 wait_for_port(port, timeout, self._describe, alive=self._alive)
         except BaseException:
             self.stop()
@@ -336,11 +411,55 @@ class DovecotServer:
         chown_tree(path, self._uid, self._gid)
         return path
 
-    def deliver(self, user: str, message: bytes) -> str:
-        """Put *message* into *user*'s Maildir new/ (owned by mail); return its key."""
-        path = self.maildir_path(user)
-        if not path.is_dir():
+    def folder_path(self, user: str, folder: str = "INBOX") -> Path:
+        """The Maildir of *user*'s IMAP *folder* ("INBOX" is the user's Maildir itself).
+
+        A nested folder "Archive/2024" is the Maildir++ subfolder ".Archive.2024".
+        """
+        if folder.upper() == "INBOX":
+            return self.maildir_path(user)
+        parts = folder.split(IMAP_SEPARATOR)
+        if any(part in ("", "~") or any(c in part for c in "./\n\r\0") for part in parts):
+            raise ValueError(f"folder name not usable in the test Dovecot (Maildir++): {folder!r}")
+        return self.maildir_path(user) / ("." + ".".join(parts))
+
+    def create_folder(self, user: str, name: str) -> Path:
+        """Create the IMAP folder *name* ("Archive/2024": separator "/") of *user*; return its Maildir.
+
+        Works while the server runs: Dovecot finds the folder at the next LIST or SELECT.
+        Creating an existing folder is no error.
+        """
+        root = self.maildir_path(user)
+        if not root.is_dir():
             raise KeyError(f"no such user {user!r}")
+        path = self.folder_path(user, name)
+        if path == root:
+            return path
+        box = mailbox.Maildir(str(path), create=True)
+        box.close()
+        (path / "maildirfolder").touch()
+        chown_tree(path, self._uid, self._gid)
+        return path
+
+    def folders(self, user: str) -> list[str]:
+        """*user*'s IMAP folders as a client names them: "INBOX" first, then the others sorted."""
+        root = self.maildir_path(user)
+        if not root.is_dir():
+            raise KeyError(f"no such user {user!r}")
+        names = [entry.name[1:].replace(".", IMAP_SEPARATOR) for entry in os.scandir(root)
+                 if entry.is_dir() and entry.name.startswith(".") and entry.name not in (".", "..")]
+        return ["INBOX", *sorted(names)]
+
+    def deliver(self, user: str, message: bytes, folder: str = "INBOX") -> str:
+        """Put *message* into new/ of *user*'s *folder* (owned by mail); return its key.
+
+        The folder must exist (:meth:`create_folder`); an IDLE session on it hears of the message.
+        """
+        if not self.maildir_path(user).is_dir():
+            raise KeyError(f"no such user {user!r}")
+        path = self.folder_path(user, folder)
+        if not path.is_dir():
+            raise KeyError(f"no folder {folder!r} for user {user!r} (create_folder first)")
         box = mailbox.Maildir(str(path), factory=None, create=False)
         try:
             key = box.add(message)
@@ -350,6 +469,6 @@ class DovecotServer:
             box.close()
         return key
 
-    def messages(self, user: str) -> list[bytes]:
-        """The messages still in *user*'s mailbox, oldest first."""
-        return mailbox_messages(self.maildir_path(user))
+    def messages(self, user: str, folder: str = "INBOX") -> list[bytes]:
+        """The messages still in *user*'s *folder*, oldest first."""
+        return mailbox_messages(self.folder_path(user, folder))

@@ -12,6 +12,13 @@ OAuth2: ``oauth_server`` is a fresh fake provider for one test
 Dovecot of the session whose POP3 takes XOAUTH2 and OAUTHBEARER tokens, asking
 this test's ``oauth_server`` about each one, with an empty Maildir for the
 provider's user.
+
+IMAP: the ``dovecot`` of the session (tests/conftest.py) and ``dovecot_oauth``
+also speak IMAP to the same users (``imap_port`` with STARTTLS, ``imaps_port``)
+when dovecot-imapd is installed. A test needing IMAP asks for ``dovecot_imap``
+(the session's ``dovecot``) or ``imap_user`` (the test's ``pop3_user`` with the
+IMAP ports), or calls :func:`require_imap`: without dovecot-imapd such a test
+is skipped with the fix, except under CI, where it fails.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
@@ -31,10 +38,13 @@ from tests.servers.dovecot import DovecotServer
 from tests.servers.mailutils import MailutilsServer
 from tests.servers.privroot import PrivateRootError
 from tests.support.oauth_server import FakeAuthServer, IntrospectionRelay
-from tests.support.requirements import in_ci, require
+from tests.support.requirements import INSTALL_HINT, in_ci, require
 
-__all__ = ["_dovecot_oauth_session", "courier", "courier_user", "dovecot_oauth", "mailutils", "mailutils_user", "oauth_server",
-           "OAuthDovecot"]
+if TYPE_CHECKING:
+    from tests.conftest import Pop3User
+
+__all__ = ["_dovecot_oauth_session", "courier", "courier_user", "dovecot_imap", "dovecot_oauth", "imap_user",
+           "mailutils", "mailutils_user", "oauth_server", "ImapUser", "OAuthDovecot", "require_imap"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,46 @@ def mailutils_user(mailutils: MailutilsServer) -> ExtraPop3User:
     return _new_user(mailutils)
 
 
+# -- IMAP (the same Dovecot) ------------------------------------------------
+
+
+def require_imap(server: DovecotServer) -> DovecotServer:
+    """*server* when it speaks IMAP; else skip the test with the fix (under CI: fail it)."""
+    if not server.imap_port:
+        problem = "Dovecot runs without IMAP (its imap program comes with dovecot-imapd); "
+        problem += INSTALL_HINT.format(packages="dovecot-imapd")
+        if in_ci():
+            pytest.fail(f"CI=true: {problem}", pytrace=False)
+        pytest.skip(problem)
+    return server
+
+
+@pytest.fixture
+def dovecot_imap(dovecot: DovecotServer) -> DovecotServer:
+    """The session's ``dovecot``, which speaks IMAP: ``imap_port`` (plain + STARTTLS), ``imaps_port``."""
+    return require_imap(dovecot)
+
+
+@dataclass(frozen=True)
+class ImapUser:
+    """The test's ``pop3_user`` (same name, password, Maildir) with where its IMAP is."""
+
+    name: str
+    password: str
+    maildir: Path
+    imap_port: int
+    imaps_port: int
+    ca_path: Path
+
+
+@pytest.fixture
+def imap_user(dovecot_imap: DovecotServer, pop3_user: Pop3User) -> ImapUser:
+    """A fresh mailbox on the session's Dovecot, reached over IMAP (and POP3: it is ``pop3_user``)."""
+    return ImapUser(name=pop3_user.name, password=pop3_user.password, maildir=pop3_user.maildir,
+                    imap_port=dovecot_imap.imap_port, imaps_port=dovecot_imap.imaps_port,
+                    ca_path=dovecot_imap.ca_path)
+
+
 # -- OAuth2 ------------------------------------------------------------------
 
 
@@ -132,6 +182,15 @@ class OAuthDovecot:
         return self.server.pop3s_port
 
     @property
+    def imap_port(self) -> int:
+        """Plain IMAP with STARTTLS (0 without dovecot-imapd: see :func:`require_imap`)."""
+        return self.server.imap_port
+
+    @property
+    def imaps_port(self) -> int:
+        return self.server.imaps_port
+
+    @property
     def ca_path(self) -> Path:
         return self.server.ca_path
 
@@ -144,17 +203,24 @@ class OAuthDovecot:
         """An empty Maildir for another OAuth2 user (set ``auth.user`` to sign in as them)."""
         return self.server.add_mailbox(user)
 
-    def deliver(self, message: bytes, user: str | None = None) -> str:
-        """Put *message* into the Maildir of *user* (default: the provider's user)."""
-        return self.server.deliver((user or self.user).lower(), message)
+    def deliver(self, message: bytes, user: str | None = None, folder: str = "INBOX") -> str:
+        """Put *message* into *folder* of *user* (default: the provider's user)."""
+        return self.server.deliver((user or self.user).lower(), message, folder)
 
-    def messages(self, user: str | None = None) -> list[bytes]:
-        return self.server.messages((user or self.user).lower())
+    def messages(self, user: str | None = None, folder: str = "INBOX") -> list[bytes]:
+        return self.server.messages((user or self.user).lower(), folder)
+
+    def create_folder(self, name: str, user: str | None = None) -> Path:
+        """Create the IMAP folder *name* ("Archive/2024") of *user* (default: the provider's user)."""
+        return self.server.create_folder((user or self.user).lower(), name)
+
+    def folders(self, user: str | None = None) -> list[str]:
+        return self.server.folders((user or self.user).lower())
 
 
 @pytest.fixture(scope="session")
 def _dovecot_oauth_session() -> Iterator[tuple[DovecotServer, IntrospectionRelay]]:
-    """One Dovecot for the session's OAuth2 tests; its introspection URL is a relay each test aims."""
+    """One Dovecot (POP3 and IMAP) for the session's OAuth2 tests; its introspection URL is a relay each test aims."""
     require("Dovecot", ["dovecot", "openssl"], "dovecot-pop3d")
     relay = IntrospectionRelay().start()
     server = DovecotServer(oauth_introspection_url=relay.url)

@@ -6,6 +6,10 @@ Mailutils in the ISP's place and Exim or OpenSMTPD in the local server's.
 The ``office`` fixture (tests/conftest.py) builds a config for a temporary ``POP3GUI_HOME``, stores the POP3
 passwords in the real (gnome-keyring) Secret Service, and runs cycles of the
 real :class:`Connector` in-process, collecting its events.
+
+The office's Dovecot also speaks IMAP (``office.isp.imap_port``, ``imaps_port``,
+``create_folder``, ``deliver(user, message, folder)``: :class:`ImapServer`);
+:meth:`Office.imap_account_for` makes an IMAPS account on it.
 """
 
 from __future__ import annotations
@@ -65,6 +69,19 @@ class IspServer(Protocol):
     def messages(self, user: str) -> list[bytes]: ...
 
 
+class ImapServer(IspServer, Protocol):
+    """What the tests need of an ISP server that also speaks IMAP (Dovecot)."""
+
+    @property
+    def imap_port(self) -> int: ...
+    @property
+    def imaps_port(self) -> int: ...
+    def deliver(self, user: str, message: bytes, folder: str = "INBOX") -> str: ...
+    def messages(self, user: str, folder: str = "INBOX") -> list[bytes]: ...
+    def create_folder(self, user: str, name: str) -> Path: ...
+    def folders(self, user: str) -> list[str]: ...
+
+
 class LocalServer(Protocol):
     """What the tests need of the office's SMTP server (Postfix, Exim, OpenSMTPD)."""
 
@@ -100,6 +117,20 @@ class Office:
         values.update(kw)
         Credentials().set_pop3_password(name, user.password)
         return AccountConfig(**values)  # type: ignore[arg-type]
+
+    @property
+    def imap(self) -> ImapServer:
+        """The ISP's server as an IMAP server (AttributeError for one that speaks only POP3)."""
+        port = getattr(self.isp, "imaps_port", 0)
+        if not port:
+            raise AttributeError(f"the office's ISP server ({type(self.isp).__name__}) does not speak IMAP")
+        return self.isp  # type: ignore[return-value]
+
+    def imap_account_for(self, user: Pop3User, name: str, **kw: object) -> AccountConfig:
+        """An IMAPS account (protocol "imap") on the ISP's server, trusting its CA; *kw* as for :meth:`account_for`."""
+        values: dict[str, object] = dict(protocol="imap", port=self.imap.imaps_port)
+        values.update(kw)
+        return self.account_for(user, name, **values)
 
     def use(self, *accounts: AccountConfig, **config_changes: object) -> Config:
         self.config = replace(self.config, accounts=tuple(accounts), **config_changes)  # type: ignore[arg-type]
