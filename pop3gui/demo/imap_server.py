@@ -310,6 +310,8 @@ class DemoImapServer:
             await session.run()
         except (OSError, TimeoutError, _Gone):
             pass  # the client went away, idled out, or its folder went away
+        except asyncio.CancelledError:
+            pass  # stop(): the session ends here (asyncio would log a cancelled connection task as an error)
         finally:
             self._sessions.discard(session)
             self._tasks.discard(task)

@@ -190,6 +190,8 @@ class DemoPop3Server:
             await session.run()
         except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # the client went away or idled out: nothing is deleted
+        except asyncio.CancelledError:
+            pass  # stop(): the session ends here (asyncio would log a cancelled connection task as an error)
         finally:
             session.unlock()
             self._tasks.discard(task)
