@@ -18,9 +18,21 @@ os.environ.setdefault("QT_API", "pyside6")
 from pop3gui.core.config.load import load_config  # noqa: E402
 from pop3gui.core.events.model import EventId  # noqa: E402
 from pop3gui.demo.sandbox import Sandbox  # noqa: E402
-from pop3gui.demo.story import DANA, ERIN, KB_SUBJECT, OAUTH_SUBJECT, UNDELIVERABLE  # noqa: E402
+from pop3gui.demo.story import (  # noqa: E402
+    ACCOUNTS,
+    DANA,
+    ERIN,
+    IMAP_ACCOUNT,
+    IMAP_USER,
+    INVOICE_SUBJECT,
+    KB_SUBJECT,
+    MOVE_TO,
+    OAUTH_SUBJECT,
+    UNDELIVERABLE,
+)
 from pop3gui.demo.sign_in import press_allow  # noqa: E402
 from pop3gui.gui.demo_window import DemoSession, open_demo, tray_for  # noqa: E402
+from pop3gui.gui.account_model import Column, State  # noqa: E402
 from pop3gui.gui.dialogs.account import AccountDialog  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -136,6 +148,26 @@ def test_the_oauth_mailbox_is_listed_and_signed_in_when_the_window_opens(session
     note = window.banner.oauth_note.text()
     assert window.banner.oauth_note.isVisibleTo(window) and "Mail Accounts" in note and DANA in note
     assert "Sign in again…" in note  # the button the account editor offers (see the next test)
+
+
+def test_the_imap_mailbox_is_listed_and_retrieve_now_delivers_and_moves_its_mail(
+        qtbot: Any, loop: asyncio.AbstractEventLoop, session: DemoSession) -> None:
+    window, controller, sandbox = session.window, session.controller, session.sandbox
+    model = window.accounts.model
+    row = model.row_of(IMAP_ACCOUNT)
+    assert row >= 0 and model.account_at(row).protocol == "imap" and model.account_at(row).username == IMAP_USER
+    assert f"127.0.0.1:{sandbox.imap.port}" in model.data(model.index(row, Column.SERVER))
+    task = controller.retrieve_now()
+    assert task is not None
+    result = loop.run_until_complete(task)
+    assert result is not None
+    [info] = [a for a in result.accounts if a.account == IMAP_ACCOUNT]
+    assert not info.failed and info.delivered == 2
+    assert [m.subject for m in sandbox.exchange.messages(ACCOUNTS)] == [INVOICE_SUBJECT]
+    assert sandbox.imap.messages(IMAP_USER) == [] and len(sandbox.imap.messages(IMAP_USER, MOVE_TO)) == 2
+    qtbot.waitUntil(lambda: (status := model.status(IMAP_ACCOUNT)) is not None and status.state is State.OK,
+                    timeout=3000)
+    assert "2 delivered" in model.data(model.index(row, Column.LAST_RESULT))
 
 
 def test_sign_in_again_in_the_account_editor_goes_through_the_demo_sign_in_page(
