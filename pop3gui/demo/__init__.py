@@ -3,6 +3,9 @@
 - :mod:`pop3gui.demo.pop3_server` - the fake ISP: an asyncio POP3 server with
   in-memory mailboxes, one of them signing in with OAuth2 (XOAUTH2,
   OAUTHBEARER);
+- :mod:`pop3gui.demo.imap_server` - the fake ISP's IMAP side: an asyncio
+  IMAP4rev1 server with in-memory folders (UIDPLUS, MOVE, IDLE), where the
+  office's shared mailbox lives;
 - :mod:`pop3gui.demo.sign_in` - the demo's own sign-in page: a tiny OAuth2
   authorization server (PKCE, refresh-token rotation) that issues the tokens
   the fake ISP accepts;
