@@ -403,6 +403,19 @@ async def test_renumbering_a_folder_gives_a_new_uidvalidity_and_ends_sessions_on
                                                                           2: len(srv.messages("u")[1])}
 
 
+async def test_lines_without_a_tag_and_overlong_lines() -> None:
+    async with serving(sample()) as srv:
+        raw = await Raw.open(srv)
+        try:
+            raw.writer.write(b"\r\n(NOOP)\r\n")
+            assert [await raw.response(), await raw.response()] == [b"* BAD a command starts with a tag\r\n"] * 2
+            raw.writer.write(b"A1 NOOP " + b"x" * 20_000 + b"\r\n")
+            assert await raw.response() == b"* BYE command line too long\r\n"
+            assert await raw.reader.read() == b""
+        finally:
+            await raw.close()
+
+
 async def test_a_client_idle_for_too_long_is_logged_out() -> None:
     async with serving(DemoImapServer({"u": ("pw", {})}, idle_timeout=0.2)) as srv:
         raw = await Raw.open(srv)
