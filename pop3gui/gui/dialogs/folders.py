@@ -4,7 +4,7 @@ Before the server was asked, the list holds the account's folders, ticked,
 and the admin types others in (**Add**, or Insert; F2 renames one; **Remove**
 or Delete drops it).  Once a Test has listed the server's folders
 (:meth:`FolderList.show_server_folders`), the list holds every folder of the
-server in the server's order, the account's ones ticked; a ticked folder
+server, INBOX first and the others by name, the account's ones ticked; a ticked folder
 the server does not have stays at the end with a warning icon.  The
 account fetches from the ticked folders.
 """
@@ -29,9 +29,14 @@ from PySide6.QtWidgets import (
 from pop3gui.core.config.load import check_folder
 from pop3gui.gui.icons import icon
 
-__all__ = ["FolderList", "same_folder"]
+__all__ = ["FolderList", "in_order", "same_folder"]
 
 _ON_SERVER = Qt.ItemDataRole.UserRole + 1  # True: the server listed this folder (its name is not edited here)
+
+
+def in_order(folders: Iterable[str]) -> tuple[str, ...]:
+    """INBOX first, then the others by name (servers list them in any order; a subfolder follows its parent)."""
+    return tuple(sorted(folders, key=lambda name: (name.upper() != "INBOX", name.casefold(), name)))
 
 
 def same_folder(a: str, b: str) -> bool:
@@ -100,8 +105,9 @@ class FolderList(QWidget):
         self._fill([(name, True, False) for name in folders])
 
     def show_server_folders(self, server: Iterable[str]) -> None:
-        """The server's folders in its order, the ones ticked now still ticked; unknown ticked ones at the end."""
-        self._server = tuple(server)
+        """The server's folders (INBOX first, then by name), the ones ticked now still ticked; unknown ticked ones
+        at the end."""
+        self._server = in_order(server)
         ticked = self.folders()
         rows = [(name, any(same_folder(name, t) for t in ticked), True) for name in self._server]
         rows += [(name, True, False) for name in ticked if not any(same_folder(name, s) for s in self._server)]

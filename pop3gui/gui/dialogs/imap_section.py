@@ -145,8 +145,8 @@ class ImapSection(QGroupBox):
 
     def show_server_folders(self, folders: Iterable[str]) -> None:
         """The server's folders (from a Test): the list offers them, and so does the folder to move to."""
-        folders = tuple(folders)
         self.folder_list.show_server_folders(folders)
+        folders = self.folder_list.server_folders()
         text = self.move_combo.currentText()
         self.move_combo.blockSignals(True)
         try:
