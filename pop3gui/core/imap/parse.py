@@ -98,6 +98,8 @@ def parse_response(pieces: list[bytes], literals: list[bytes | LiteralBody], whe
         kind_text = kind.upper().decode("ascii", errors="replace")
         if not kind_text or not kind_text.isalpha():
             raise protocol_error(where, "untagged data without a name", first)
+        if kind_text in _STATUS:  # "* 3 OK": neither a status nor message data
+            raise protocol_error(where, "a status after a message number", first)
         data: list[Value] = []
         if tail or len(pieces) > 1:
             data = values([tail, *pieces[1:]], literals, where)

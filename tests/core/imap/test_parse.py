@@ -50,7 +50,8 @@ def test_untagged_ok_with_a_response_code() -> None:
         (b"P0001 BAD\r\n", "P0001", "BAD", "", "", ""),
         (b"* OK [CAPABILITY IMAP4rev1 IDLE AUTH=PLAIN] ready\r\n", "*", "OK", "CAPABILITY",
          "IMAP4rev1 IDLE AUTH=PLAIN", "ready"),
-        (b"* PREAUTH IMAP4rev1 server logged in as Smith\n", "*", "PREAUTH", "", "", "IMAP4rev1 server logged in as Smith"),
+        (b"* PREAUTH IMAP4rev1 server logged in as Smith\n", "*", "PREAUTH", "", "",
+         "IMAP4rev1 server logged in as Smith"),
         (b"* BYE Autologout; idle for too long\r\n", "*", "BYE", "", "", "Autologout; idle for too long"),
         (b"P1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", "P1", "NO", "AUTHENTICATIONFAILED", "",
          "Authentication failed."),
@@ -168,6 +169,8 @@ def test_values_of_pieces_and_literals_in_order() -> None:
         ((b"* 1 FETCH (UID {1}\r\n",), (), "closing parenthesis"),
         ((b"* 1 FETCH (UID 1)\r\n", b")\r\n"), (), "out of step"),
         ((b"* <> x\r\n",), (), "without a name"),
+        ((b"* 3 OK [ALERT] x\r\n",), (), "status after a message number"),
+        ((b"* 1 bye\r\n",), (), "status after a message number"),
     ],
 )
 def test_what_is_not_imap_is_a_protocol_error(pieces: tuple[bytes, ...], literals: tuple[bytes, ...],
