@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 
 import pytest
 
 from pop3gui.core.errors import (
     ConfigError,
     FolderMissingError,
+    MailboxAuthError,
     MailboxCommandError,
     MailboxConnectionError,
     MailboxInUseError,
@@ -17,7 +19,9 @@ from pop3gui.core.errors import (
     MailboxTimeoutError,
 )
 from pop3gui.core.imap.client import Folder, FolderState, ImapClient
-from tests.core.imap import close_clients, BIG, MSG1, MSG2, Sinks, client, explained, ready
+from tests.core.imap import _clients, close_clients, BIG, MSG1, MSG2, Sinks, client, explained, ready
+from tests.servers.dovecot import DovecotServer
+from tests.servers.pop3_fixtures import ImapUser
 from tests.support.scripted_imap import ImapMessage, ScriptedImapServer
 
 __all__ = ["close_clients"]  # the fixture closes every client a test made
@@ -610,3 +614,93 @@ async def _logged_in(srv: ScriptedImapServer, **kw: object) -> ImapClient:
     await imap.connect()
     await imap.login("user", "pass")
     return imap
+
+
+# ------------------------------------------------------------------ the real Dovecot
+
+#: What a real server keeps as it is: CRLF lines (one of 70,000 octets), 8-bit bytes; no NUL (Dovecot sends 0x80).
+DOVECOT_BIG = b"Subject: big\r\n\r\n" + b"x" * 70_000 + b"\r\n\xc3\xa9\xff 8-bit\r\n" + b"y" * 100_000 + b"\r\nend\r\n"
+DOVECOT_MSG3 = b"Subject: three\r\n\r\n.\r\n..\r\n) UID 9)\r\n"
+
+
+def dovecot(user: ImapUser, *, security: str = "starttls") -> ImapClient:
+    port = user.imap_port if security == "starttls" else user.imaps_port
+    ctx = ssl.create_default_context(cafile=str(user.ca_path))
+    imap = ImapClient("127.0.0.1", port, security=security, ssl_context=ctx, timeout=10)
+    _clients.append(imap)
+    return imap
+
+
+async def test_dovecot_download_move_and_expunge(dovecot_imap: DovecotServer, imap_user: ImapUser) -> None:
+    for data in (MSG1, DOVECOT_BIG, DOVECOT_MSG3):
+        dovecot_imap.deliver(imap_user.name, data)
+    dovecot_imap.create_folder(imap_user.name, "Entw\u00fcrfe")
+    async with dovecot(imap_user) as imap:
+        assert imap.encrypted
+        await imap.login(imap_user.name, imap_user.password)
+        assert imap.has_uidplus and imap.has_move and imap.has_idle
+        assert {f.name for f in await imap.list_folders()} >= {"INBOX", "Entw\u00fcrfe"}
+        state = await imap.select("INBOX")
+        sizes = await imap.sizes()
+        uids = sorted(sizes)
+        assert state.exists == 3 and [sizes[u] for u in uids] == [len(MSG1), len(DOVECOT_BIG), len(DOVECOT_MSG3)]
+        sinks = Sinks()
+        assert await fetch_all(imap, uids, sinks, batch=2) == uids
+        assert [sinks.data[u] for u in uids] == [MSG1, DOVECOT_BIG, DOVECOT_MSG3]
+        await imap.transfer([uids[0]], "Erledigt", move=True)  # Dovecot says NO [TRYCREATE] first
+        await imap.transfer([uids[2]], "Entw\u00fcrfe", move=False)
+        await imap.flag_deleted([uids[1]])
+        assert await imap.expunge([uids[1]]) is True
+        assert await imap.sizes() == {uids[2]: len(DOVECOT_MSG3)}
+        assert imap_user.password not in "\n".join(imap.transcript)
+    assert dovecot_imap.messages(imap_user.name) == [DOVECOT_MSG3]
+    maildir = dovecot_imap.folder_path(imap_user.name)
+    assert not [p.name for p in maildir.glob("*/*:2,*S*")]  # BODY.PEEK[]: nothing was marked \Seen
+    assert dovecot_imap.messages(imap_user.name, "Erledigt") == [MSG1]
+    assert dovecot_imap.messages(imap_user.name, "Entw\u00fcrfe") == [DOVECOT_MSG3]
+
+
+async def test_dovecot_expunge_without_uidplus_spares_a_foreign_deleted_message(
+        dovecot_imap: DovecotServer, imap_user: ImapUser) -> None:
+    for data in (MSG1, DOVECOT_MSG3, MSG1):
+        dovecot_imap.deliver(imap_user.name, data)
+    async with dovecot(imap_user, security="tls") as imap:
+        await imap.login(imap_user.name, imap_user.password)
+        await imap.select("INBOX")
+        uids = sorted(await imap.sizes())
+        imap.capabilities.discard("UIDPLUS")  # as on a server without it: EXPUNGE removes every \Deleted message
+        await imap.flag_deleted([uids[1]])  # another client's
+        await imap.flag_deleted([uids[0]])
+        assert await imap.expunge([uids[0]]) is False
+        assert sorted(await imap.sizes()) == uids
+        assert await imap.expunge([uids[0], uids[1]]) is True
+        assert sorted(await imap.sizes()) == [uids[2]]
+
+
+async def test_dovecot_missing_folder_and_wrong_password(dovecot_imap: DovecotServer, imap_user: ImapUser) -> None:
+    async with dovecot(imap_user) as imap:
+        with pytest.raises(MailboxAuthError) as info:
+            await imap.login(imap_user.name, "wrong")
+        assert info.value.resp_code == "AUTHENTICATIONFAILED"
+        await imap.login(imap_user.name, imap_user.password)
+        with pytest.raises(FolderMissingError) as missing:
+            await imap.select("Archiv")
+        assert "Archiv" in missing.value.reply and missing.value.resp_code in ("", "NONEXISTENT")
+        assert (await imap.select("INBOX")).exists == 0
+
+
+async def test_dovecot_idle(dovecot_imap: DovecotServer, imap_user: ImapUser) -> None:
+    async with dovecot(imap_user, security="tls") as imap:
+        await imap.login(imap_user.name, imap_user.password)
+        await imap.select("INBOX")
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.3, dovecot_imap.deliver, imap_user.name, MSG1)
+        assert await imap.idle(stop=asyncio.Event(), wait=15) is True
+        assert list((await imap.sizes()).values()) == [len(MSG1)]
+        assert await imap.idle(stop=asyncio.Event(), wait=0.5) is False
+        stop = asyncio.Event()
+        loop.call_later(0.2, stop.set)
+        started = loop.time()
+        assert await imap.idle(stop=stop, wait=600) is False
+        assert loop.time() - started < 3
+        await imap.noop()
