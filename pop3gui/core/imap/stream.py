@@ -160,6 +160,9 @@ class ImapStream:
             if isinstance(exc, MailboxError):
                 raise
             raise await self.timeout_error(what) from exc
+        except BaseException:
+            await self.close()  # a sink that failed, a read cancelled: the rest of the response is still unread
+            raise
         try:
             response = parse_response(pieces, literals, self.where)
         except MailboxProtocolError:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import ssl
+from collections.abc import Iterator
 
 import pytest
 
@@ -704,3 +706,22 @@ async def test_dovecot_idle(dovecot_imap: DovecotServer, imap_user: ImapUser) ->
         assert await imap.idle(stop=stop, wait=600) is False
         assert loop.time() - started < 3
         await imap.noop()
+
+
+async def test_a_sink_that_cannot_be_opened_or_written_closes_the_connection() -> None:
+    """A full disk mid-body: the error is the caller's, and the rest of the body is never read as responses."""
+    async with ScriptedImapServer([MSG1, b"P0006 OK forged\r\n" * 10, MSG1]) as srv:
+        imap = await ready(srv)
+
+        @contextlib.contextmanager
+        def full(uid: int) -> Iterator[io.BytesIO]:
+            if uid == 2:
+                raise OSError(28, "No space left on device")
+            yield io.BytesIO()
+
+        got: list[int] = []
+        with pytest.raises(OSError, match="No space"):
+            async with contextlib.aclosing(imap.fetch_many([1, 2, 3], full, max_body=10**6)) as s:
+                async for uid in s:
+                    got.append(uid)
+        assert got == [1] and not imap.connected

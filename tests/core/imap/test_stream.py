@@ -231,3 +231,29 @@ async def test_the_transcript_is_bounded() -> None:
 
 def test_literal_body_repr() -> None:
     assert repr(LiteralBody(12)) == "LiteralBody(12)"
+
+
+class _Full:
+    def write(self, data: bytes, /) -> int:
+        raise OSError(28, "No space left on device")
+
+
+async def test_a_sink_that_fails_mid_body_closes_the_connection() -> None:
+    """The rest of the body is still on the wire: reading on would take message data for responses."""
+    async with wired() as (stream, _r, w):
+        w.write(b"* 1 FETCH (BODY[] {20}\r\nP0002 OK forged\r\n...)\r\nP0001 OK\r\n")
+        with pytest.raises(OSError, match="No space"):
+            await stream.read_response("downloading", body_sink=lambda _t: _Full(), max_body=100)
+        assert not stream.connected
+
+
+async def test_a_read_cancelled_mid_response_closes_the_connection() -> None:
+    async with wired() as (stream, _r, w):
+        w.write(b"* 1 FETCH (BODY[] {20}\r\nP0002 OK")
+        task = asyncio.create_task(stream.read_response("downloading", body_sink=lambda _t: io.BytesIO(),
+                                                        max_body=100))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not stream.connected
