@@ -725,3 +725,11 @@ async def test_a_sink_that_cannot_be_opened_or_written_closes_the_connection() -
                 async for uid in s:
                     got.append(uid)
         assert got == [1] and not imap.connected
+
+
+async def test_an_explicit_capability_list_is_what_the_client_goes_by() -> None:
+    async with ScriptedImapServer([MSG1], capabilities=["IMAP4rev1", "AUTH=PLAIN"]) as srv:
+        imap = await ready(srv)
+        assert imap.capabilities == {"IMAP4REV1", "AUTH=PLAIN"}  # kept upper-case
+        assert not (imap.has_uidplus or imap.has_move or imap.has_idle)
+        await imap.logout()
