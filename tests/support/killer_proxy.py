@@ -16,9 +16,19 @@ when to kill:
     the reply reaches it - the message is accepted by the server but the
     connector never gets to write the journal (a kill between SMTP acceptance
     and the journal write).
+:class:`ImapCommandTrigger`
+    The client sends an IMAP command (``UID STORE ... (\\Deleted)``,
+    ``UID EXPUNGE``, ``UID MOVE``): the client is killed either *before* the
+    command is forwarded (the server never sees it) or once the server's
+    tagged reply to it arrives, before the client reads it (the server did
+    it; the connector never learns).  On plaintext connections only, like
+    the others: the account talks to the proxy with ``security = "none"``.
 
 A trigger fires once (``fired`` is set); afterwards the proxy is a plain
 pass-through, so the restarted client can use the same port.
+
+:class:`RewritingProxy` is a man in the middle too: it rewrites the lines the
+server sends (to strip a capability, say) and records what the client got.
 
 Usage::
 
@@ -34,6 +44,7 @@ import contextlib
 import os
 import signal
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -133,6 +144,64 @@ class SmtpDataAcceptedTrigger(Trigger):
                     return True
         return False
 
+
+
+class ImapCommandTrigger(Trigger):
+    """Kill an IMAP client at one command: before the server sees it, or once the server has done it.
+
+    *command* is the command's name after the tag (``b"UID STORE"``), matched
+    case-insensitively at the start of a client line; *contains* narrows the
+    match (``b"\\Deleted"``).  *when* is ``"sent"`` (killed before the
+    command is forwarded) or ``"done"`` (the command is forwarded; the client
+    is killed when the server's tagged reply to it arrives, before that reply
+    is forwarded).  ``line`` is the command line that matched, ``reply`` the
+    server's tagged reply (``"done"`` only).
+    """
+
+    def __init__(self, command: bytes, *, when: str = "sent", contains: bytes = b"") -> None:
+        super().__init__()
+        if when not in ("sent", "done"):
+            raise ValueError(f"when must be 'sent' or 'done', not {when!r}")
+        self.command = command.upper()
+        self.contains = contains.upper()
+        self.when = when
+        self.line = b""
+        self.reply = b""
+        self._client_line: dict[int, bytes] = {}
+        self._server_line: dict[int, bytes] = {}
+        self._tag: dict[int, bytes] = {}  # conn -> tag of the matched command awaiting its reply
+
+    def _matches(self, line: bytes) -> bytes | None:
+        """The tag of *line* when it is the command looked for."""
+        tag, _, rest = line.partition(b" ")
+        upper = rest.upper()
+        if tag and upper.startswith(self.command) and self.contains in upper:
+            return tag
+        return None
+
+    def before_forward(self, conn: int, direction: str, data: bytes) -> bool:
+        if self.fired.is_set():
+            return False
+        if direction == CLIENT:
+            *lines, self._client_line[conn] = (self._client_line.get(conn, b"") + data).split(b"\r\n")
+            for line in lines:
+                tag = self._matches(line)
+                if tag is None:
+                    continue
+                self.line = line
+                if self.when == "sent":
+                    return True
+                self._tag[conn] = tag
+            return False
+        tag = self._tag.get(conn)
+        if tag is None:
+            return False
+        *lines, self._server_line[conn] = (self._server_line.get(conn, b"") + data).split(b"\r\n")
+        for line in lines:
+            if line.startswith(tag + b" "):
+                self.reply = line
+                return True
+        return False
 
 class KillerProxy:
     """A recording TCP proxy on 127.0.0.1 in front of ``target_host:target_port``."""
@@ -277,3 +346,82 @@ class KillerProxy:
                 kill_now = self.trigger.after_forward(conn, direction, data)
             if kill_now:
                 self._kill()
+
+
+class RewritingProxy(KillerProxy):
+    """A :class:`KillerProxy` that rewrites each line the server sends before the client reads it.
+
+    *rewrite* gets one line without its CRLF and returns what the client
+    gets instead (``server_bytes`` records the rewritten stream).  A short
+    unfinished line of text waits for the rest; anything else (a TLS record,
+    a long literal) passes on at once, unchanged.
+    """
+
+    HELD_MAX = 4096
+
+    def __init__(self, target_host: str, target_port: int, rewrite: Callable[[bytes], bytes],
+                 trigger: Trigger | None = None) -> None:
+        super().__init__(target_host, target_port, trigger)
+        self.rewrite = rewrite
+
+    def _rewritten(self, held: bytes, data: bytes) -> tuple[bytes, bytes]:
+        """(what to forward now, what to hold back) of the held bytes and a new chunk."""
+        *lines, tail = (held + data).split(b"\r\n")
+        out = b"".join(self.rewrite(line) + b"\r\n" for line in lines)
+        if len(tail) > self.HELD_MAX or not all(32 <= b < 127 or b == 9 for b in tail):
+            return out + tail, b""
+        return out, tail
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: str,
+                    conn: int) -> None:
+        if direction == CLIENT:
+            return await super()._pump(reader, writer, direction, conn)
+        held = b""
+        while True:
+            try:
+                data = await reader.read(65536)
+            except OSError:
+                return
+            if not data:
+                with contextlib.suppress(OSError):
+                    if held:
+                        writer.write(held)
+                    if writer.can_write_eof():
+                        writer.write_eof()
+                return
+            data, held = self._rewritten(held, data)
+            if not data:
+                continue
+            with self._lock:
+                self.server_bytes.extend(data)
+                self.sessions.setdefault(conn, {CLIENT: bytearray(), SERVER: bytearray()})[direction].extend(data)
+                kill_first = self.trigger.before_forward(conn, direction, data)
+            if kill_first:
+                self._kill()
+                return
+            try:
+                writer.write(data)
+                await writer.drain()
+            except OSError:
+                return
+            with self._lock:
+                kill_now = self.trigger.after_forward(conn, direction, data)
+            if kill_now:
+                self._kill()
+
+
+def without_capabilities(*names: bytes) -> Callable[[bytes], bytes]:
+    """A :class:`RewritingProxy` rewrite that removes IMAP capabilities (``b"MOVE"``, ``b"STARTTLS"``)
+    from every line that lists them (``* CAPABILITY ...`` and ``[CAPABILITY ...]`` codes)."""
+    wanted = {name.upper() for name in names}
+
+    def rewrite(line: bytes) -> bytes:
+        if b"CAPABILITY" not in line.upper():
+            return line
+        head, sep, rest = line.partition(b"CAPABILITY")
+        code_end = rest.find(b"]")
+        listed, after = (rest[:code_end], rest[code_end:]) if code_end >= 0 else (rest, b"")
+        kept = [word for word in listed.split(b" ") if word.upper() not in wanted]
+        return head + sep + b" ".join(kept) + after
+
+    return rewrite
