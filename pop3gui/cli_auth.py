@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import threading
 import time
 import webbrowser
 from dataclasses import dataclass
@@ -101,8 +102,10 @@ def _user(config: Config, account: str | None, *, smtp: bool, path: str) -> _Use
 
 
 def _open_browser(url: str) -> None:
+    """Open the page without waiting: a browser command that runs until closed (a text browser over SSH)
+    must not hold up the loopback server that receives the sign-in's answer."""
     print("Opening the sign-in page in your browser. If none opens, visit:\n  " + url, flush=True)
-    webbrowser.open(url)
+    threading.Thread(target=webbrowser.open, args=(url,), name="open sign-in page", daemon=True).start()
 
 
 def _show_code(code: DeviceCode) -> None:

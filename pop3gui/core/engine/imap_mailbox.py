@@ -166,9 +166,11 @@ class ImapMailboxSession:
             return
         if moving and due:
             await client.transfer(due, account.move_to, move=False)
+        # From here only the removal is left: on disk before \Deleted goes out, so a copy made is never made
+        # again (a kill between the server's COPY and its answer can still leave one extra copy in move_to).
+        self.journal.mark_flagged(account.name, names)
         everything = sorted({*due, *flagged})
         await client.flag_deleted(everything)  # again for the flagged: another program may have undeleted them
-        self.journal.mark_flagged(account.name, names)  # a copy made is never made again
         if await client.expunge(everything):
             self.journal.forget(account.name, [uids[uid] for uid in everything])
             res.deleted += len(everything)
