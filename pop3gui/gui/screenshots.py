@@ -1,9 +1,11 @@
 """Render every page of the properties window with sample data, offscreen.
 
 ``python -m pop3gui.gui.screenshots OUTDIR`` writes ``OUTDIR/<page>.png`` for
-each tab, ``OUTDIR/account-editor.png`` (a global mailbox with a password) and
-``OUTDIR/account-oauth.png`` (a Microsoft 365 mailbox, signed in with OAuth2);
-README.md shows them.  The sample office has the KB's problem on purpose: an
+each tab, ``OUTDIR/account-editor.png`` (a global mailbox with a password),
+``OUTDIR/account-oauth.png`` (a Microsoft 365 mailbox, signed in with OAuth2)
+and ``OUTDIR/account-imap.png`` (a shared mailbox fetched over IMAP from two
+folders, its mail moved to Delivered, after List Server Folders); README.md
+shows them.  The sample office has the KB's problem on purpose: an
 account mapped to a domain no recipient policy covers; and its Microsoft 365
 mailbox's sign-in has expired, as the Mail Accounts page says.
 """
@@ -27,6 +29,7 @@ from pop3gui.core.config.model import (  # noqa: E402
     RoutingRuleConfig,
     SmtpConfig,
 )
+from pop3gui.core.engine.preflight import Finding  # noqa: E402
 from pop3gui.core.engine.status import AccountResult, AccountStatus, Phase  # noqa: E402
 from pop3gui.core.failures import Failure  # noqa: E402
 from pop3gui.core.oauth.store import SignIn  # noqa: E402
@@ -36,7 +39,7 @@ from pop3gui.core.state.paths import Paths  # noqa: E402
 from pop3gui.core.state.spool import Quarantine, QuarantineRecord  # noqa: E402
 
 PAGES = ("accounts", "policies", "scheduling", "delivery", "events", "quarantine")
-DIALOGS = ("account-editor", "account-oauth")
+DIALOGS = ("account-editor", "account-oauth", "account-imap")
 
 SAMPLE_PROVIDER = OAuthProviderConfig(name="contoso-entra", client_id="11111111-2222-3333-4444-555555555555",
                                       kind="microsoft", tenant="contoso.onmicrosoft.com")
@@ -54,6 +57,9 @@ SAMPLE_CONFIG = Config(
                       deliver_to="erin@contoso.eu"),
         AccountConfig(name="dave-m365", host="outlook.office365.com", username="dave@contoso.com",
                       deliver_to="dave@contoso.com", auth="oauth2", oauth_provider=SAMPLE_PROVIDER.name),
+        AccountConfig(name="orders", host="imap.isp.example", protocol="imap", port=993,
+                      username="orders@isp.example", deliver_to="orders@contoso.com", folders=("INBOX", "Orders"),
+                      after_delivery="move", move_to="Delivered"),
     ),
     rules=(RoutingRuleConfig("office", "sales@", "sales-team@contoso.com"),),
     oauth_providers=(SAMPLE_PROVIDER,),
@@ -80,7 +86,7 @@ def sample_events() -> list[Event]:
     refusal = diagnose_recipient(550, "5.7.1 Unable to relay", "erin@contoso.eu")  # what a run would say
 
     return [
-        Event(EventId.CYCLE_STARTED, Severity.INFO, "Retrieving mail from 4 account(s).", time=at(0)),
+        Event(EventId.CYCLE_STARTED, Severity.INFO, "Retrieving mail from 5 account(s).", time=at(0)),
         Event(EventId.POLICY_WARNING, Severity.WARNING,
               "The local recipient of account 'erin' is erin@contoso.eu, but no recipient policy covers the domain "
               "contoso.eu",
@@ -102,9 +108,12 @@ def sample_events() -> list[Event]:
               "Sent to the undeliverable mailbox administrator@contoso.com with a notice.", account="erin",
               subject="Invoice 4711", recipient="erin@contoso.eu", diagnosis=refusal.kind,
               outcome=Outcome.DIVERTED, time=at(4)),
+        Event(EventId.MESSAGE_DELIVERED, Severity.INFO, "Delivered to orders@contoso.com.", account="orders",
+              subject="Order 10342", uid="imap:1712000000:7:Orders", recipient="orders@contoso.com", outcome=Outcome.DELIVERED,
+              time=at(4)),
         Event(EventId.SIGN_IN_FAILED, Severity.ERROR, SIGN_IN_EXPIRED[0], account="dave-m365",
               cause=SIGN_IN_EXPIRED[1], fix=SIGN_IN_EXPIRED[2], diagnosis=Failure.SIGN_IN_NEEDED, time=at(4)),
-        Event(EventId.CYCLE_FINISHED, Severity.WARNING, "Cycle finished: 2 message(s) delivered, 1 need attention; "
+        Event(EventId.CYCLE_FINISHED, Severity.WARNING, "Cycle finished: 3 message(s) delivered, 1 need attention; "
               "failed account(s): dave-m365.", time=at(5)),
     ]
 
@@ -127,7 +136,19 @@ def sample_statuses() -> list[AccountStatus]:
         AccountStatus("office", Phase.DONE, result=AccountResult("office", delivered=1), time=moment),
         AccountStatus("erin", Phase.DONE, result=AccountResult("erin", diverted=1), time=moment),
         AccountStatus("dave-m365", Phase.FAILED, result=expired, time=moment),
+        AccountStatus("orders", Phase.DONE, result=AccountResult("orders", delivered=1), time=moment),
     ]
+
+# What List Server Folders found for the IMAP account (the folders of a small shop's mailbox).
+SAMPLE_FOLDERS = ("INBOX", "Drafts", "Sent", "Trash", "Junk", "Orders", "Orders/Returns", "Delivered")
+SAMPLE_FINDING = Finding(True, "account 'orders'", "logged in to imap.isp.example:993 (IMAP); INBOX: 3 message(s); "
+                         "Orders: 1 message(s); handled mail moves to Delivered; new mail is pushed (IDLE)",
+                         folders=SAMPLE_FOLDERS)
+
+
+async def _never_called(account: AccountConfig, password: str | None) -> Finding:
+    """What List Server Folders would run: the screenshot shows its result (SAMPLE_FINDING) without a server."""
+    return SAMPLE_FINDING
 
 
 def seed(home: Path) -> Paths:
@@ -203,6 +224,16 @@ def render(outdir: Path) -> list[Path]:
         dialog.show()
         QApplication.processEvents()
         target = outdir / "account-oauth.png"
+        dialog.grab().save(str(target))
+        written.append(target)
+        dialog.close()
+        dialog = AccountDialog(SAMPLE_CONFIG.accounts[4], other_names=["alice", "office", "erin", "dave-m365"],
+                               local_domains=SAMPLE_CONFIG.local_domains(), providers=SAMPLE_CONFIG.oauth_providers,
+                               check=_never_called)
+        dialog.imap_section.show_finding(SAMPLE_FINDING)
+        dialog.show()
+        QApplication.processEvents()
+        target = outdir / "account-imap.png"
         dialog.grab().save(str(target))
         written.append(target)
         dialog.close()

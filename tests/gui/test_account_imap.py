@@ -393,7 +393,7 @@ def test_list_server_folders_fills_the_picker_from_dovecot(qtbot: Any, loop: asy
         assert finding is not None and finding.ok, finding
         assert set(finding.folders) == {"INBOX", "Orders", "Archive/2024"}
         assert listed(dlg) == [("INBOX", True), ("Archive/2024", False), ("Orders", False)]
-        assert dlg.folders_status.text().startswith("The server has 3 folders; tick the ones to fetch from. Test: "
+        assert dlg.folders_status.text().startswith("The server has 3 folders; tick the ones to fetch from.\nTest: "
                                                     "logged in to 127.0.0.1:")
         tick(dlg, "Orders")
         choose(dlg.after_combo, "move")

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QIcon, QKeyEvent
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtGui import QIcon, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemDelegate,
     QAbstractItemView,
-    QHBoxLayout,
+    QGridLayout,
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -44,6 +43,21 @@ def same_folder(a: str, b: str) -> bool:
     return a == b or (a.upper() == "INBOX" and b.upper() == "INBOX")
 
 
+class _FolderView(QListWidget):
+    """The list itself: Insert and Delete (while no name is being typed) are the Add and Remove buttons."""
+
+    insert_pressed = Signal()
+    delete_pressed = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Insert and event.modifiers() == Qt.KeyboardModifier.NoModifier:
+            self.insert_pressed.emit()
+        elif event.key() == Qt.Key.Key_Delete and event.modifiers() == Qt.KeyboardModifier.NoModifier:
+            self.delete_pressed.emit()
+        else:
+            super().keyPressEvent(event)
+
+
 class FolderList(QWidget):
     """The folder names with checkboxes, and the buttons that add and remove names.
 
@@ -59,22 +73,18 @@ class FolderList(QWidget):
         self._server: tuple[str, ...] = ()
         self._filling = False
 
-        layout = QHBoxLayout(self)
+        layout = QGridLayout(self)  # the list, and the buttons in a column beside it
         layout.setContentsMargins(0, 0, 0, 0)
-        self.list = QListWidget()
+        self.list = _FolderView()
         self.list.setAccessibleName(self.tr("Folders to fetch mail from"))
         self.list.setToolTip(self.tr("Mail is fetched from the ticked folders. Space ticks, F2 renames, Insert adds "
                                      "a folder, Delete removes one."))
         self.list.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
                                   | QAbstractItemView.EditTrigger.EditKeyPressed)
         self.list.setUniformItemSizes(True)
-        rows = 4
-        row_height = self.list.fontMetrics().height() + 6
-        self.list.setFixedHeight(rows * row_height + 2 * self.list.frameWidth() + 4)
-        layout.addWidget(self.list, 1)
+        self.list.setSpacing(1)
+        self.list.setFixedHeight(self._height_of_rows(5))
 
-        buttons = QVBoxLayout()
-        buttons.setContentsMargins(0, 0, 0, 0)
         self.add_button = QPushButton(icon("add"), self.tr("Add"))
         self.add_button.setAccessibleName(self.tr("Add folder"))
         self.add_button.setToolTip(self.tr("Type the name of a folder to fetch from (Insert)."))
@@ -83,19 +93,40 @@ class FolderList(QWidget):
         self.list_button = QPushButton(icon("test"), self.tr("List Server Folders"))
         self.list_button.setToolTip(self.tr("Log in to the IMAP server, as the Test does, and list its folders "
                                             "here; nothing is changed on the server."))
-        for button in (self.add_button, self.remove_button, self.list_button):
+        for row, button in enumerate((self.add_button, self.remove_button, self.list_button)):
             button.setAutoDefault(False)
-            buttons.addWidget(button)
-        buttons.addStretch(1)
-        layout.addLayout(buttons)
+            layout.addWidget(button, row, 1)
+        layout.addWidget(self.list, 0, 0, 4, 1, Qt.AlignmentFlag.AlignTop)
+        layout.setRowStretch(3, 1)
+        layout.setColumnStretch(0, 1)
 
         self.add_button.clicked.connect(self.add_folder)
         self.remove_button.clicked.connect(self.remove_selected)
         self.list.itemChanged.connect(self._item_changed)
         self.list.currentItemChanged.connect(self._update_buttons)
         self.list.itemDelegate().closeEditor.connect(self._editor_closed)
-        self.list.installEventFilter(self)
+        self.list.insert_pressed.connect(self.add_folder)
+        self.list.delete_pressed.connect(self.remove_selected)
         self._update_buttons()
+
+    def _height_of_rows(self, rows: int) -> int:
+        """The list's height that shows *rows* whole rows with checkboxes (measured on a row, or a sample one)."""
+        sample = None
+        if not self.list.count():
+            sample = QListWidgetItem("INBOX")
+            sample.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
+            sample.setCheckState(Qt.CheckState.Checked)
+            self.list.addItem(sample)
+        row = self.list.sizeHintForRow(0)
+        if sample is not None:
+            self.list.takeItem(0)
+        spacing = self.list.spacing()
+        return rows * (row + 2 * spacing) + 2 * self.list.frameWidth()  # spacing is around each row
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Measure the rows again once the style and font are the ones shown."""
+        super().showEvent(event)
+        self.list.setFixedHeight(self._height_of_rows(5))
 
     # --- what is shown ------------------------------------------------------------------
 
@@ -125,8 +156,8 @@ class FolderList(QWidget):
                 self._append(name, ticked, on_server)
         finally:
             self._filling = False
-        if self.list.count():
-            self.list.setCurrentRow(0)
+        if self.list.count():  # the keyboard starts at the top; nothing looks selected yet
+            self.list.setCurrentRow(0, QItemSelectionModel.SelectionFlag.NoUpdate)
         self._update_buttons()
         self.changed.emit()
 
@@ -198,18 +229,6 @@ class FolderList(QWidget):
         self.remove_button.setToolTip(
             self.tr("The server's folders stay on the server: Remove unticks it.") if item is not None
             and item.data(_ON_SERVER) else self.tr("Remove the selected folder from the list (Delete)."))
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Insert adds a folder and Delete removes the selected one, as the buttons do."""
-        if (watched is self.list and event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent)
-                and self.list.state() != QAbstractItemView.State.EditingState):
-            if event.key() == Qt.Key.Key_Insert:
-                self.add_folder()
-                return True
-            if event.key() == Qt.Key.Key_Delete and self.list.currentItem() is not None:
-                self.remove_selected()
-                return True
-        return super().eventFilter(watched, event)
 
     # --- results ------------------------------------------------------------------------
 

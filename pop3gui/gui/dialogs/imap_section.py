@@ -180,22 +180,23 @@ class ImapSection(QGroupBox):
                 return None
             finally:
                 self.list_button.setEnabled(True)
-            if finding.folders:
-                self.show_server_folders(finding.folders)
-            self._show_finding(finding)
+            self.show_finding(finding)
             return finding
 
         self.check_task = asyncio.ensure_future(run())
         return self.check_task
 
-    def _show_finding(self, finding: Finding) -> None:
+    def show_finding(self, finding: Finding) -> None:
+        """What logging in found: the server's folders in the list, and the outcome under it."""
+        if finding.folders:
+            self.show_server_folders(finding.folders)
         count = len(finding.folders)
         listed = (self.tr("The server has 1 folder; tick the ones to fetch from.") if count == 1 else
                   self.tr("The server has %1 folders; tick the ones to fetch from.").replace("%1", str(count))
                   if count else "")
         if finding.ok:
-            self._show_status(" ".join(part for part in (listed, self.tr("Test: %1.").replace("%1", finding.text))
-                                       if part), error=False)
+            self._show_status("\n".join(part for part in (listed, self.tr("Test: %1.").replace("%1", finding.text))
+                                        if part), error=False)
             return
         lines = [self.tr("Test failed: %1").replace("%1", finding.text)]
         if finding.cause:
