@@ -164,6 +164,16 @@ def test_labels_have_buddies_and_the_folder_list_works_by_keyboard(qtbot: Any) -
     keys = [label.text()[label.text().index("&") + 1].lower() for label in labels]
     assert len(keys) == len(set(keys)), [label.text() for label in labels]
 
+    chain, widget = [], dlg.folders_view
+    while len(chain) < 7:
+        chain.append(widget)
+        widget = widget.nextInFocusChain()
+        while (not widget.focusPolicy() & Qt.FocusPolicy.TabFocus or not widget.isVisibleTo(dlg)
+               or widget.parent() is dlg.move_combo):  # the combo box's line edit has the focus it gets
+            widget = widget.nextInFocusChain()
+    assert chain == [dlg.folders_view, dlg.folder_list.add_button, dlg.folder_list.remove_button,
+                     dlg.list_folders_button, dlg.after_combo, dlg.move_combo, dlg.idle_check]
+
     view = dlg.folders_view
     view.setFocus()
     qtbot.keyClick(view, Qt.Key.Key_Insert)  # a new name, being typed

@@ -4,9 +4,9 @@ Before the server was asked, the list holds the account's folders, ticked,
 and the admin types others in (**Add**, or Insert; F2 renames one; **Remove**
 or Delete drops it).  Once a Test has listed the server's folders
 (:meth:`FolderList.show_server_folders`), the list holds every folder of the
-server, INBOX first and the others by name, the account's ones ticked; a ticked folder
-the server does not have stays at the end with a warning icon.  The
-account fetches from the ticked folders.
+server, INBOX first and the others by name, the account's ones ticked; a
+ticked folder the server does not have stays at the end with a warning
+icon.  The account fetches from the ticked folders.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ class FolderList(QWidget):
         self.list.setUniformItemSizes(True)
         self.list.setSpacing(1)
         self.list.setFixedHeight(self._height_of_rows(5))
+        layout.addWidget(self.list, 0, 0, 4, 1, Qt.AlignmentFlag.AlignTop)  # first: Tab reaches it before the buttons
 
         self.add_button = QPushButton(icon("add"), self.tr("Add"))
         self.add_button.setAccessibleName(self.tr("Add folder"))
@@ -96,7 +97,6 @@ class FolderList(QWidget):
         for row, button in enumerate((self.add_button, self.remove_button, self.list_button)):
             button.setAutoDefault(False)
             layout.addWidget(button, row, 1)
-        layout.addWidget(self.list, 0, 0, 4, 1, Qt.AlignmentFlag.AlignTop)
         layout.setRowStretch(3, 1)
         layout.setColumnStretch(0, 1)
 
@@ -231,10 +231,6 @@ class FolderList(QWidget):
             and item.data(_ON_SERVER) else self.tr("Remove the selected folder from the list (Delete)."))
 
     # --- results ------------------------------------------------------------------------
-
-    def names(self) -> list[str]:
-        """Every name in the list, ticked or not."""
-        return [self.list.item(row).text() for row in range(self.list.count())]
 
     def folders(self) -> tuple[str, ...]:
         """The ticked folders, in the list's order."""
