@@ -6,10 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from pop3gui.core.config.model import LoggingConfig
 from tests.conftest import Pop3User
 from tests.support.office import Office, make_message
 
@@ -139,3 +142,64 @@ def test_window_commands_without_a_screen_explain_instead_of_crashing(tmp_path: 
     demo = pop3gui("demo", "--once", env=dict(env, PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring"))
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "running the demo in the terminal" in demo.stdout and "The demo ran as designed" in demo.stdout
+
+
+@pytest.mark.servers
+def test_check_examines_an_imap_account_and_changes_nothing(office: Office, pop3_user: Pop3User) -> None:
+    office.imap.create_folder(pop3_user.name, "Sales")
+    office.imap.deliver(pop3_user.name, make_message(to="x@isp.example"), "Sales")
+    office.use(office.imap_account_for(pop3_user, "shared", folders=("INBOX", "Sales"), after_delivery="move",
+                                       move_to="Delivered"))
+    out = pop3gui("check")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "[ok] account 'shared': logged in" in out.stdout and "(IMAP)" in out.stdout
+    assert "Sales: 1 message(s)" in out.stdout and "INBOX: 0 message(s)" in out.stdout
+    assert "handled mail moves to Delivered (created at the first move)" in out.stdout
+    assert len(office.imap.messages(pop3_user.name, "Sales")) == 1
+    assert office.imap.folders(pop3_user.name) == ["INBOX", "Sales"]  # nothing created by a check
+
+
+@pytest.mark.servers
+def test_check_names_a_missing_imap_folder_with_the_fix(office: Office, pop3_user: Pop3User) -> None:
+    office.use(office.imap_account_for(pop3_user, "shared", folders=("Archiv",)))
+    out = pop3gui("check")
+    assert out.returncode == 1
+    assert "[PROBLEM] account 'shared'" in out.stdout and "no folder 'Archiv'" in out.stdout
+    assert "press Test" in out.stdout
+
+
+@pytest.mark.servers
+def test_run_once_fetches_an_imap_folder_and_does_not_wait_for_push(office: Office, pop3_user: Pop3User) -> None:
+    office.imap.deliver(pop3_user.name, make_message(to="x@isp.example", subject="over imap"))
+    office.use(office.imap_account_for(pop3_user, "shared", idle=True))
+    out = pop3gui("run", "--once")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Delivered to alice@contoso.com" in out.stdout
+    assert "Waiting for new mail" not in out.stdout and "IDLE" not in out.stdout
+    assert office.imap.messages(pop3_user.name) == []
+    assert office.local.wait_for_delivered(1)[0]["Subject"] == "over imap"
+
+
+@pytest.mark.servers
+def test_run_delivers_pushed_imap_mail_within_seconds(office: Office, pop3_user: Pop3User) -> None:
+    office.use(office.imap_account_for(pop3_user, "shared", idle=True), logging=LoggingConfig(level="debug"))
+    runner = subprocess.Popen([sys.executable, "-m", "pop3gui", "run", "--verbose"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(runner.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not any("Waiting for new mail in INBOX" in line for line in list(lines)):  # first cycle done
+            assert time.monotonic() < deadline and runner.poll() is None, "".join(lines)
+            time.sleep(0.05)
+        office.imap.deliver(pop3_user.name, make_message(to="x@isp.example", subject="pushed"))
+        delivered = office.local.wait_for_delivered(1, timeout=10)  # the schedule's interval is 15 minutes
+        assert delivered[0]["Subject"] == "pushed"
+    finally:
+        runner.terminate()
+        runner.wait(timeout=30)
+        reader.join(timeout=10)
+        assert runner.stdout is not None
+        runner.stdout.close()
+    assert runner.returncode == 0, "".join(lines)
