@@ -17,6 +17,7 @@ from pop3gui.core.errors import (
     Pop3guiError,
     MailboxInsecureError,
     MailboxInUseError,
+    FolderMissingError,
     MailboxProtocolError,
     MailboxTimeoutError,
     MailboxTlsError,
@@ -52,6 +53,7 @@ BUILTIN: dict[type[Pop3guiError], type[Exception]] = {
     MailboxCommandError: Exception,
     MailboxAuthError: PermissionError,
     MailboxInUseError: Exception,
+    FolderMissingError: Exception,
     MailboxInsecureError: PermissionError,
     SmtpError: Exception,
     SmtpConnectionError: ConnectionError,
@@ -68,7 +70,7 @@ BUILTIN: dict[type[Pop3guiError], type[Exception]] = {
 }
 
 # Errors a later attempt cannot cure: retrying them only repeats the failure.
-PERMANENT = {MailboxTlsError, MailboxAuthError, MailboxInsecureError, SmtpAuthError, MailboxTokenRefused, SmtpTokenRefused}
+PERMANENT = {MailboxTlsError, MailboxAuthError, MailboxInsecureError, FolderMissingError, SmtpAuthError, MailboxTokenRefused, SmtpTokenRefused}
 
 
 def _error_classes() -> list[type[Pop3guiError]]:

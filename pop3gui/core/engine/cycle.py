@@ -204,10 +204,12 @@ class Connector:
             login.close()
             with contextlib.suppress(OSError, StateError):
                 self.spool.clear(account.name)  # downloaded but never submitted: still on the server
+        moving = account.protocol == "imap" and account.after_delivery == "move"
+        removed = f"moved to {account.move_to}" if moving else "deleted on the server"
         self.report.event(EventId.ACCOUNT_FINISHED, Severity.INFO if res.clean else Severity.WARNING,
                           f"{res.delivered} delivered, {res.diverted} diverted to the undeliverable mailbox, "
                           f"{res.quarantined} quarantined, {res.deferred} left for retry, {res.too_big} too big, "
-                          f"{res.deleted} deleted on the server.", account=account.name)
+                          f"{res.deleted} {removed}.", account=account.name)
         self.report.status(account.name, Phase.FAILED if res.failed else Phase.DONE, res)
         return res
 

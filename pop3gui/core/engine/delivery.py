@@ -141,7 +141,8 @@ class Deliverer:
             self.journal.finish(account.name, msg.uid, msg.key, msg.size, "duplicate", message_id=msg.message_id)
             return True
 
-        body = msg.source(trace_header(pop3_host=account.host, account=account.name, uid=msg.uid))
+        body = msg.source(trace_header(pop3_host=account.host, account=account.name, uid=msg.uid,
+                                              protocol=account.protocol.upper()))
         sub = await smtp.submit(msg.sender, wanted, body)
         delivered = list(sub.accepted)
         if sub.deferred:

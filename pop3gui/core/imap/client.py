@@ -601,8 +601,9 @@ class ImapClient:
                 response, read = read.result(), None
                 if response.tag == tag:  # the server ended the IDLE itself
                     return arrived
+                known = self._exists
                 self._note(response)
-                if response.kind in ("EXISTS", "RECENT") and (response.number or 0) > 0:
+                if response.kind == "EXISTS" and (response.number or 0) > known:  # more than before: new mail
                     arrived = True
                     break
             await self._stream.send("DONE")
@@ -617,8 +618,9 @@ class ImapClient:
                 read = None
                 if response.tag == tag:
                     break
+                known = self._exists
                 self._note(response)
-                if response.kind == "EXISTS" and (response.number or 0) > 0:
+                if response.kind == "EXISTS" and (response.number or 0) > known:
                     arrived = True
         except BaseException:
             if read is not None:

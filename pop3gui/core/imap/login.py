@@ -155,7 +155,7 @@ async def _authenticate(stream: ImapStream, send: Sender, finish: Finisher, name
                         capabilities: set[str], redacted: str, *, user: str = "", listed: bool = True) -> Response:
     """One AUTHENTICATE exchange: initial response inline (SASL-IR) or after the server's "+"."""
     bearer = name in _CHALLENGE_ANSWER
-    if "SASL-IR" in capabilities:
+    if "SASL-IR" in capabilities and listed:  # an unannounced mechanism gets no token until it says "+"
         tag = await send(f"AUTHENTICATE {name} {secret}", redacted)
     else:
         tag = await send(f"AUTHENTICATE {name}", None)

@@ -51,12 +51,13 @@ def trace_count(headers: Iterable[str], account: str) -> int:
     return sum(1 for value in headers if "(pop3gui " in value and marker in " ".join(value.split()))
 
 
-def trace_header(*, pop3_host: str, account: str, uid: str, local_host: str | None = None) -> bytes:
-    """A ``Received:`` line so the admin can follow a message back to its mailbox."""
+def trace_header(*, pop3_host: str, account: str, uid: str, local_host: str | None = None,
+                 protocol: str = "POP3") -> bytes:
+    """A ``Received:`` line so the admin can follow a message back to its mailbox (POP3 or IMAP)."""
     local = local_host or socket.gethostname() or "localhost"
     value = (
         f"from {_clean(pop3_host)} by {_clean(local)} (pop3gui {__version__}, account "
-        f"\"{_clean(account).replace(chr(34), '')}\") with POP3 id {_clean(uid)}; {email.utils.formatdate()}"
+        f"\"{_clean(account).replace(chr(34), '')}\") with {_clean(protocol)} id {_clean(uid)}; {email.utils.formatdate()}"
     )
     return f"Received: {value}\r\n".encode("utf-8")
 
