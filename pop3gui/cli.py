@@ -387,6 +387,7 @@ async def _demo_headless(sandbox: Sandbox, once: bool) -> int:
         print(f"pop3gui demo sandbox in {sandbox.folder}\n"
               f"  fake ISP (POP3):      127.0.0.1:{sandbox.pop3.port}, mailboxes "
               f"{', '.join(sandbox.pop3.mailboxes)}\n"
+              f"  fake ISP (IMAP):      127.0.0.1:{sandbox.imap.port}, with push (IDLE)\n"
               f"  fake Exchange (SMTP): 127.0.0.1:{sandbox.exchange.port}, accepts "
               f"{', '.join(sorted(sandbox.exchange.accepted_domains))}\n"
               f"  demo sign-in page:    {sandbox.sign_in_page.authorize_url} (OAuth2 for {DANA})\n"
