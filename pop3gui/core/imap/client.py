@@ -136,11 +136,13 @@ class ImapClient:
 
     @property
     def has_uidplus(self) -> bool:
-        return "UIDPLUS" in self.capabilities
+        """UID EXPUNGE: UIDPLUS (RFC 4315), part of IMAP4rev2 (RFC 9051) itself."""
+        return "UIDPLUS" in self.capabilities or "IMAP4REV2" in self.capabilities
 
     @property
     def has_move(self) -> bool:
-        return "MOVE" in self.capabilities
+        """UID MOVE: MOVE (RFC 6851), part of IMAP4rev2 itself."""
+        return "MOVE" in self.capabilities or "IMAP4REV2" in self.capabilities
 
     @property
     def has_idle(self) -> bool:
@@ -529,13 +531,16 @@ class ImapClient:
             await self._ok(f"UID EXPUNGE {sequence_set(ordered)}", "UID EXPUNGE")
             return True
         flagged: set[int] = set()
+        answered = False
 
         def take(response: Response) -> None:
+            nonlocal answered
             if response.kind == "SEARCH":
+                answered = True
                 flagged.update(number_of(v, self.where, "UID") for v in response.data)
 
         await self._ok("UID SEARCH DELETED", "UID SEARCH", take)
-        if not flagged <= set(ordered):
+        if not answered or not flagged <= set(ordered):  # not knowing which are marked is not "none"
             return False
         await self._ok("EXPUNGE")
         return True

@@ -462,6 +462,31 @@ async def test_without_uidplus_expunge_when_all_deleted_are_ours_even_if_some_al
         assert srv.folder("INBOX").uids == [3]
 
 
+async def test_without_uidplus_expunge_waits_when_the_search_gives_no_answer() -> None:
+    """A UID SEARCH answered without a SEARCH line does not mean "nothing is marked": no EXPUNGE."""
+    foreign = ImapMessage(b"someone else's", {"\\Deleted"})
+    async with ScriptedImapServer([MSG1, foreign], uidplus=False, replies={"UID SEARCH": "OK done"}) as srv:
+        imap = await ready(srv)
+        await imap.flag_deleted([1])
+        assert await imap.expunge([1]) is False
+        assert "EXPUNGE" not in verbs(srv)
+        assert srv.folder("INBOX").uids == [1, 2]
+
+
+async def test_an_imap4rev2_server_has_uid_expunge_and_move_without_listing_them() -> None:
+    caps = ["IMAP4rev2", "AUTH=PLAIN", "IDLE"]
+    async with ScriptedImapServer([MSG1, MSG2], capabilities=caps) as srv:
+        imap = await ready(srv)
+        assert imap.has_uidplus and imap.has_move
+        await imap.flag_deleted([1])
+        assert await imap.expunge([1]) is True
+        await imap.transfer([2], "Done", move=True)
+        sent = [line.split(" ", 1)[1] for line in srv.commands if " " in line]
+        assert "UID EXPUNGE 1" in sent and 'UID MOVE 2 "Done"' in sent
+        assert not any(line.startswith(("UID SEARCH", "UID COPY", "EXPUNGE")) for line in sent)
+        assert srv.folder("INBOX").uids == []
+
+
 # ------------------------------------------------------------------ moving
 
 
