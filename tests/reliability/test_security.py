@@ -12,7 +12,9 @@ tested, not repeated here:
 from __future__ import annotations
 
 import base64
+import email
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -28,9 +30,9 @@ from pop3gui.core.config.save import save_config
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.state.spool import Quarantine
 from tests.servers.dovecot import DovecotServer
-from tests.servers.pop3_fixtures import OAuthDovecot
+from tests.servers.pop3_fixtures import OAuthDovecot, require_imap
 from tests.support.crash import cli_env, files_under, run_cli
-from tests.support.killer_proxy import KillerProxy, Trigger
+from tests.support.killer_proxy import KillerProxy, RewritingProxy, Trigger, without_capabilities
 from tests.support.office import ADMIN, Office, make_message
 from tests.support.recording_smtp import RecordingSmtp
 
@@ -38,6 +40,7 @@ pytestmark = pytest.mark.servers
 
 ALICE = "alice@contoso.com"
 GHOST = "ghost@contoso.com"  # the office server refuses this one
+INBOUND = "Inbound"  # an IMAP account's folder
 
 
 def _b64(data: str) -> str:
@@ -51,6 +54,18 @@ def secret_forms(user: str, password: str) -> set[str]:
         encoded = _b64(blob)
         forms |= {encoded, encoded.rstrip("=")}
     return forms
+
+
+def imap_quoted(text: str) -> str:
+    """*text* as an IMAP quoted string (RFC 3501): in double quotes, backslash and quote escaped."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def imap_secret_forms(user: str, password: str) -> set[str]:
+    """An IMAP password as it could leak: as :func:`secret_forms` (AUTHENTICATE PLAIN sends the SASL PLAIN
+    string in base64), and as LOGIN sends it, a quoted string, with and without its quotes."""
+    quoted = imap_quoted(password)
+    return secret_forms(user, password) | {quoted, quoted[1:-1]}
 
 
 def _user(dovecot: DovecotServer, password: str) -> str:
@@ -75,27 +90,58 @@ class Places:
                     yield name, needle
 
 
-def test_no_secret_leaves_the_keyring(office: Office, tmp_path: Path, record_property: Any) -> None:
+def test_no_secret_leaves_the_keyring(office: Office, dovecot_oauth: OAuthDovecot, tmp_path: Path,
+                                      record_property: Any) -> None:
+    """Check, run, refuse, divert, quarantine, set a password: no password in any file, output or transcript.
+
+    Besides the POP3S account: IMAP accounts with STARTTLS (AUTHENTICATE PLAIN),
+    in plaintext through a proxy that hides AUTH=PLAIN (so the password goes as
+    LOGIN's quoted string), and one of each with a wrong password, whose failed
+    logins leave transcripts too.  The IMAP passwords hold a quote and a
+    backslash, so their quoted form differs from the raw one.  The IMAP accounts
+    use the OAuth2 test's Dovecot (password users log in there as anywhere):
+    it keeps no per-address penalty, so the refused passwords hold up no later
+    login from 127.0.0.1, in this test or the next.
+    """
+    imap_server = require_imap(dovecot_oauth.server)
     tag = uuid.uuid4().hex[:10]
     pop3_password = f"Pop3-Canary-{tag}-p@ss w0rd!"
     smtp_user, smtp_password = "relay@contoso.com", f"Smtp-Canary-{tag}-%s&"
     other_password = f"Other-Canary-{tag}"
+    imap_password = f'Imap-Canary-{tag}-"q\\u" w0rd'
+    login_password = f'Login-Canary-{tag}-\\"l"\\ w0rd'
+    wrong_passwords = {"imap-wrong": f'Wrong-Canary-{tag}-"w\\', "imap-wrong-login": f'Wrong-Login-Canary-{tag}-\\"'}
     pop3_user = _user(office.isp, pop3_password)
+    imap_user = _user(imap_server, imap_password)
+    login_user = _user(imap_server, login_password)
     places = Places()
     with RecordingSmtp(auth=(smtp_user, smtp_password), refuse={GHOST: "550 5.1.1 <ghost@contoso.com>: User unknown"}
-                       ) as smtp:
+                       ) as smtp, RewritingProxy("127.0.0.1", imap_server.imap_port,
+                                                 without_capabilities(b"AUTH=PLAIN")) as proxy:
         alice = AccountConfig(name="alice", host="127.0.0.1", port=office.isp.pop3s_port, security="tls",
                               ca_file=str(office.isp.ca_path), username=pop3_user, kind="global", timeout_s=20)
         other = AccountConfig(name="other", host="127.0.0.1", port=office.isp.pop3s_port, security="tls",
                               ca_file=str(office.isp.ca_path), username="other-user", kind="user",
                               deliver_to=ALICE, enabled=False)
-        config = replace(office.config, accounts=(alice, other),
+        imap = AccountConfig(name="imap-starttls", protocol="imap", host="127.0.0.1", port=imap_server.imap_port,
+                             security="starttls", ca_file=str(imap_server.ca_path), username=imap_user,
+                             kind="user", deliver_to=ALICE, timeout_s=20)
+        login = replace(imap, name="imap-login", port=proxy.port, security="none", ca_file="", username=login_user)
+        wrong = replace(imap, name="imap-wrong")
+        wrong_login = replace(login, name="imap-wrong-login")
+        config = replace(office.config, accounts=(alice, other, imap, login, wrong, wrong_login),
                          smtp=SmtpConfig(host="127.0.0.1", port=smtp.port, username=smtp_user, timeout_s=20))
         save_config(config, office.paths.config_file)
         Credentials().set_pop3_password("alice", pop3_password)
         Credentials().set_smtp_password(smtp_user, smtp_password)
+        Credentials().set_pop3_password("imap-starttls", imap_password)
+        Credentials().set_pop3_password("imap-login", login_password)
+        for name, password in wrong_passwords.items():
+            Credentials().set_pop3_password(name, password)
         office.isp.deliver(pop3_user, make_message(to=ALICE, subject="for alice"))
         office.isp.deliver(pop3_user, make_message(to=GHOST, subject="for the ghost"))
+        imap_server.deliver(imap_user, make_message(to=ALICE, subject="over IMAP with STARTTLS"))
+        imap_server.deliver(login_user, make_message(to=ALICE, subject="over IMAP with LOGIN"))
 
         def cli(*args: str, stdin: str = "") -> int:
             out = run_cli(office.home, *args, stdin=stdin)
@@ -104,8 +150,8 @@ def test_no_secret_leaves_the_keyring(office: Office, tmp_path: Path, record_pro
             places.add(f"stderr of `pop3gui {label}` #{len(places.items)}", out.stderr)
             return out.returncode
 
-        assert cli("check") == 0
-        assert cli("run", "--once") == 1  # the ghost is refused: diverted to the admin with a notice
+        assert cli("check") == 1  # the two wrong passwords
+        assert cli("run", "--once") == 1  # those, and the ghost is refused: diverted to the admin with a notice
         assert cli("events") == 0
         assert cli("events", "--json") == 0
         assert cli("secret", "set", "other", stdin=other_password + "\n") == 0
@@ -120,10 +166,20 @@ def test_no_secret_leaves_the_keyring(office: Office, tmp_path: Path, record_pro
 
     # The cycle really did log in everywhere, refuse, divert and quarantine.
     assert any(ok for _, ok in smtp.logins) and all(ok for _, ok in smtp.logins)
-    assert [a.rcpt_tos for a in smtp.accepted][:2] == [(ALICE,), (ADMIN,)]
+    subjects = {str(email.message_from_bytes(a.content)["Subject"]): a.rcpt_tos for a in smtp.accepted}
+    assert subjects["for alice"] == (ALICE,)
+    assert subjects["over IMAP with STARTTLS"] == subjects["over IMAP with LOGIN"] == (ALICE,)
+    assert [a.rcpt_tos for a in smtp.accepted].count((ADMIN,)) == 1  # the ghost's, diverted
+    assert imap_server.messages(imap_user) == [] and imap_server.messages(login_user) == []
     assert len(list(Quarantine(office.paths.quarantine_dir).records())) == 1
     transcripts = [e["transcript"] for e in events if e["transcript"]]
     assert transcripts and any("AUTH" in t for t in transcripts)
+    # The IMAP logins took both ways, and the wrong passwords were refused with a transcript each.
+    sent = bytes(proxy.client_bytes)
+    assert b" LOGIN " in sent and b"AUTHENTICATE" not in sent.upper()
+    for name, shown in (("imap-wrong", "AUTHENTICATE PLAIN ****"), ("imap-wrong-login", f'LOGIN "{login_user}" ****')):
+        refused = [e for e in events if e["account"] == name and e["transcript"] and shown in e["transcript"]]
+        assert refused, f"no failed login of {name} with its transcript: {[e for e in events if e['account'] == name]}"
 
     for path in files_under(office.home):
         places.add(str(path.relative_to(office.home)), path.read_bytes())
@@ -133,14 +189,19 @@ def test_no_secret_leaves_the_keyring(office: Office, tmp_path: Path, record_pro
     for i, message in enumerate(smtp.accepted):  # what the connector sent to the office server (notices)
         places.add(f"message #{i} submitted to the office server", message.content)
     needles = (secret_forms(pop3_user, pop3_password) | secret_forms(smtp_user, smtp_password)
-               | secret_forms("other-user", other_password))
+               | secret_forms("other-user", other_password) | imap_secret_forms(imap_user, imap_password)
+               | imap_secret_forms(login_user, login_password)
+               | imap_secret_forms(imap_user, wrong_passwords["imap-wrong"])
+               | imap_secret_forms(login_user, wrong_passwords["imap-wrong-login"]))
+    # LOGIN sent the very quoted form searched for (so the search would find it, had it leaked).
+    assert f"LOGIN {imap_quoted(login_user)} {imap_quoted(login_password)}\r\n".encode() in sent
     kinds = {"config.toml", "journal.sqlite3", "events.sqlite3", "pop3gui.log", ".eml", ".json"}
     searched = " ".join(places.items)
     assert all(k in searched for k in kinds), f"expected files missing: {sorted(places.items)}"
 
     hits = sorted(set(places.hits(needles)))
     print(f"\nsecrets: searched {len(places.items)} places ({sum(map(len, places.items.values()))} bytes) "
-          f"for {len(needles)} forms of 3 passwords: {len(hits)} hit(s)")
+          f"for {len(needles)} forms of 7 passwords: {len(hits)} hit(s)")
     record_property("secret_places_searched", len(places.items))
     record_property("secret_hits", len(hits))
     assert hits == []
@@ -157,7 +218,11 @@ def token_forms(user: str, token: str) -> set[str]:
 
 
 def test_no_oauth_token_leaves_the_keyring(office: Office, dovecot_oauth: OAuthDovecot, record_property: Any) -> None:
-    """Sign in, check, run twice (a token refused and renewed), status: no token in any file or output."""
+    """Sign in, check, run twice (a token refused and renewed), status: no token in any file or output.
+
+    Two accounts sign in with the same provider: POP3S and IMAPS, both XOAUTH2
+    (the IMAP one reads its own folder of the same mailbox).
+    """
     idp = dovecot_oauth.auth
     provider = OAuthProviderConfig(name="lab", client_id=idp.client_id, kind="generic",
                                    authorize_url=idp.authorize_url, token_url=idp.token_url,
@@ -165,8 +230,12 @@ def test_no_oauth_token_leaves_the_keyring(office: Office, dovecot_oauth: OAuthD
     account = AccountConfig(name="m365", host="127.0.0.1", port=dovecot_oauth.pop3s_port, security="tls",
                             ca_file=str(dovecot_oauth.ca_path), username=dovecot_oauth.user, kind="user",
                             deliver_to=ALICE, timeout_s=20, auth="oauth2", oauth_provider="lab")
-    office.use(account, oauth_providers=(provider,))
+    imap = replace(account, name="m365-imap", protocol="imap", port=dovecot_oauth.imaps_port, folders=(INBOUND,),
+                   sasl="xoauth2")
+    dovecot_oauth.create_folder(INBOUND)
+    office.use(account, imap, oauth_providers=(provider,))
     dovecot_oauth.deliver(make_message(to=ALICE, subject="first"))
+    dovecot_oauth.deliver(make_message(to=ALICE, subject="first over IMAP"), folder=INBOUND)
     places = Places()
     browser = dict(cli_env(office.home), BROWSER=f"{sys.executable} -m tests.support.browser %s",
                    PYTHONPATH=str(Path(__file__).resolve().parents[2]))
@@ -179,19 +248,23 @@ def test_no_oauth_token_leaves_the_keyring(office: Office, dovecot_oauth: OAuthD
         return out.returncode
 
     assert cli("auth", "login", "m365", env=browser) == 0
+    assert cli("auth", "login", "m365-imap", env=browser) == 0
     assert cli("check") == 0
     assert cli("run", "--once") == 0
     idp.expire_access_tokens()
     dovecot_oauth.deliver(make_message(to=ALICE, subject="second"))
+    dovecot_oauth.deliver(make_message(to=ALICE, subject="second over IMAP"), folder=INBOUND)
     assert cli("run", "--once") == 0
     assert cli("auth", "status") == 0 and cli("auth", "status", "--json") == 0
     assert cli("events", "--json", "--limit", "100000") == 0
-    assert dovecot_oauth.messages() == [] and len(office.local.wait_for_delivered(2)) == 2
+    assert dovecot_oauth.messages() == [] and dovecot_oauth.messages(folder=INBOUND) == []
+    assert sorted(str(m["Subject"]) for m in office.local.wait_for_delivered(4)) == [
+        "first", "first over IMAP", "second", "second over IMAP"]
 
     for path in files_under(office.home):
         places.add(str(path.relative_to(office.home)), path.read_bytes())
     tokens = list(idp._tokens)  # every access and refresh token the provider ever issued
-    assert len(tokens) >= 4
+    assert len(tokens) >= 8  # two sign-ins, each an access and a refresh token, each renewed once
     needles = set().union(*(token_forms(dovecot_oauth.user, token) for token in tokens))
     hits = sorted({(place, needle[:10]) for place, needle in places.hits(needles)})
     record_property("token_places_searched", len(places.items))
@@ -321,3 +394,64 @@ def test_a_stripped_stls_offer_stops_the_login(office: Office) -> None:
     for needle in secret_forms(user, password):
         assert needle.encode() not in sent
     assert len(office.isp.messages(user)) == 1
+
+
+# --- no password in clear over IMAP ---------------------------------------------
+
+
+def _imap_starttls_session(office: Office, dovecot: DovecotServer, port: int, password: str,
+                           user: str) -> tuple[int, str]:
+    account = AccountConfig(name="starttls-imap", protocol="imap", host="127.0.0.1", port=port, security="starttls",
+                            ca_file=str(dovecot.ca_path), username=user, kind="user", deliver_to=ALICE,
+                            timeout_s=20)
+    Credentials().set_pop3_password("starttls-imap", password)
+    office.use(account)
+    out = run_cli(office.home, "run", "--once")
+    return out.returncode, out.stdout + out.stderr
+
+
+def _imap_plaintext_part(stream: bytes) -> bytes:
+    """What an IMAP client sent before TLS started: everything up to its STARTTLS command line, or all of it."""
+    starttls = re.search(rb"(?m)^[^ \r\n]+ STARTTLS\r\n", stream)
+    return stream[:starttls.end()] if starttls else stream
+
+
+def test_imap_starttls_sends_no_credentials_before_tls(office: Office, dovecot_imap: DovecotServer) -> None:
+    password = 'Imap-Stls-Canary-"' + uuid.uuid4().hex[:12]
+    user = _user(dovecot_imap, password)
+    dovecot_imap.deliver(user, make_message(to="x@isp.example"))
+    with KillerProxy("127.0.0.1", dovecot_imap.imap_port, Trigger()) as proxy:
+        code, output = _imap_starttls_session(office, dovecot_imap, proxy.port, password, user)
+    assert code == 0, output
+    sent, received = bytes(proxy.client_bytes), bytes(proxy.server_bytes)
+    clear = _imap_plaintext_part(sent)
+    assert clear.endswith(b" STARTTLS\r\n"), clear
+    for command in (b"LOGIN", b"AUTHENTICATE", user.encode()):
+        assert command.upper() not in clear.upper()
+    after = sent[len(clear):]
+    assert after[:1] == b"\x16", "the bytes after STARTTLS must be a TLS handshake"
+    tag = clear.rsplit(b"\r\n", 2)[-2].split(b" ")[0]
+    assert re.search(rb"(?m)^" + re.escape(tag) + rb" OK", received), received[:2000]  # the server agreed
+    for needle in imap_secret_forms(user, password):
+        assert needle.encode() not in sent
+    assert dovecot_imap.messages(user) == []  # it did log in (over TLS) and fetched
+
+
+def test_a_stripped_starttls_offer_stops_the_imap_login(office: Office, dovecot_imap: DovecotServer) -> None:
+    """A man in the middle removes STARTTLS from the capabilities (the greeting's and CAPABILITY's)."""
+    password = 'Imap-Strip-Canary-"' + uuid.uuid4().hex[:12]
+    user = _user(dovecot_imap, password)
+    dovecot_imap.deliver(user, make_message(to="x@isp.example"))
+    with RewritingProxy("127.0.0.1", dovecot_imap.imap_port, without_capabilities(b"STARTTLS")) as proxy:
+        code, output = _imap_starttls_session(office, dovecot_imap, proxy.port, password, user)
+    assert code == 1, output
+    assert " 2005 " in output and "does not offer STARTTLS" in output, output  # POP3_TLS_FAILED, as for STLS
+    assert "cause: " in output and "fix: " in output
+    received = bytes(proxy.server_bytes)
+    assert b"CAPABILITY" in received and b"STARTTLS" not in received.upper()  # the offer really was stripped
+    sent = bytes(proxy.client_bytes)
+    for command in (b"LOGIN", b"AUTHENTICATE", b"STARTTLS", user.encode()):
+        assert command.upper() not in sent.upper(), sent
+    for needle in imap_secret_forms(user, password):
+        assert needle.encode() not in sent
+    assert len(dovecot_imap.messages(user)) == 1
