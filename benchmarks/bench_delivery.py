@@ -12,12 +12,20 @@ Dovecot Maildirs, and measures, one after the other in one run:
   feeding one aiosmtplib connection that sends sequentially; no journal, no
   spool, no events.
 
+The IMAP cases (``imap-loopback``, ``imap-wan``, only when named) read the
+same Dovecot over IMAP: pop3gui with ``protocol = "imap"`` on INBOX and
+``after_delivery = "delete"``, fetchmail with ``protocol imap`` deleting too
+(``expunge 0``: one EXPUNGE at the end), the floor with one pipelined
+``FETCH 1:* (BODY.PEEK[])``.
+
 Before every peer the mailboxes are reseeded with the same messages and
 Postfix's Maildir is cleared. The clock ("wall") starts when the peer starts
 and stops when its process exits (the floor: when the last message is
 accepted by Postfix); "until delivered" keeps the same start and stops when
 Postfix has written all N messages to its Maildir. The delivered count is
-then verified exactly.
+then verified exactly; a run fails unless the mailbox held every message at
+its start, Postfix delivered every one, and the server keeps what the peer
+should leave (nothing for pop3gui, and for fetchmail over IMAP).
 
 CPU and peak RSS of subprocess peers are the peer's own process's, reported by
 ``/usr/bin/time`` wrapped around it (the figures ``getrusage(RUSAGE_CHILDREN)``
@@ -31,6 +39,7 @@ Run as root (Dovecot and Postfix need it)::
     python3 benchmarks/bench_delivery.py --quick
     python3 benchmarks/bench_delivery.py                 # all cases
     python3 benchmarks/bench_delivery.py --case wan --case big --markdown
+    python3 benchmarks/bench_delivery.py --case imap-loopback --case imap-wan --repeat 3
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ import asyncio
 import base64
 import compileall
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -51,6 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,6 +127,7 @@ class Workload:
     per_account: int
     size: int  # bytes per message
     delay_ms: float = 0.0
+    protocol: str = "pop3"  # how every peer reads Dovecot: "pop3" or "imap" (INBOX)
 
     @property
     def total(self) -> int:
@@ -124,7 +136,7 @@ class Workload:
     def describe(self) -> str:
         size = f"{self.size // MIB} MiB" if self.size >= MIB else f"{self.size // KIB} KiB"
         acc = f"{self.accounts} accounts × {self.per_account}" if self.accounts > 1 else f"{self.per_account}"
-        return f"{acc} × {size}, {self.delay_ms:g} ms one-way delay to POP3"
+        return f"{acc} × {size}, {self.delay_ms:g} ms one-way delay to {self.protocol.upper()}"
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,11 @@ CASES: dict[str, Case] = {
                      (Workload("1 acct×100", 1, 100, 10 * KIB), Workload("10 accts×100", 10, 100, 10 * KIB))),
     "big": Case("big", "one 100 MiB message on loopback",
                 (Workload("1×100MiB", 1, 1, 100 * MIB),)),
+    "imap-loopback": Case("imap-loopback", "IMAP: 1000 × 10 KiB from INBOX on loopback",
+                          (Workload("IMAP 1000×10KiB", 1, 1000, 10 * KIB, protocol="imap"),)),
+    "imap-wan": Case("imap-wan", "IMAP: 1000 × 10 KiB from INBOX with 10 ms one-way delay (20 ms RTT) to the "
+                     "IMAP server",
+                     (Workload("IMAP 1000×10KiB@10ms", 1, 1000, 10 * KIB, 10.0, protocol="imap"),)),
 }
 QUICK = Case("quick", "quick smoke run: 100 × 10 KiB on loopback", (Workload("100×10KiB", 1, 100, 10 * KIB),))
 DEFAULT_CASES = ("loopback", "wan", "accounts", "big")
@@ -289,10 +306,20 @@ class Corpus:
         return cls(folder, files, total)
 
 
+_seeds = itertools.count(1)
+
+
 def seed(dovecot: DovecotServer, corpus: Corpus) -> None:
-    """Empty each user's Maildir and copy the corpus into new/ (owned by mail), oldest first."""
+    """Empty each user's Maildir and copy the corpus into new/ (owned by mail), oldest first.
+
+    Every file gets a name never used before in this process (the seed's number is part of it):
+    two seeds within one second would otherwise reuse the names of messages a peer has just
+    expunged, which Dovecot's IMAP index may still remember, and a session then sees only part of
+    the mailbox.
+    """
     uid, gid = mail_ids()
     host = platform.node() or "bench"
+    round_no = next(_seeds)
     for user, paths in corpus.files.items():
         box = dovecot.maildir_path(user)
         for sub in ("new", "cur", "tmp"):
@@ -300,7 +327,7 @@ def seed(dovecot: DovecotServer, corpus: Corpus) -> None:
                 os.unlink(entry.path)
         stamp = int(time.time())
         for i, src in enumerate(paths):
-            name = f"{stamp}.B{i:06d}.{host}"
+            name = f"{stamp}.R{round_no}B{i:06d}.{host}"
             tmp = box / "tmp" / name
             shutil.copyfile(src, tmp)
             os.chown(tmp, uid, gid)
@@ -442,7 +469,7 @@ def run_measured(cmd: list[str], *, env: dict[str, str], log: Path, cwd: Path) -
 class Setup:
     dovecot: DovecotServer
     postfix: PostfixServer
-    pop3_port: int  # Dovecot's port or the delay proxy's
+    port: int  # Dovecot's POP3 or IMAP port (the workload's protocol), or the delay proxy's in front of it
     work: Path
 
 
@@ -455,8 +482,9 @@ def pop3gui_home(setup: Setup, workload: Workload, name: str) -> tuple[Path, dic
         shutil.rmtree(home)
     home.mkdir(parents=True)
     accounts = tuple(
-        AccountConfig(name=f"bench{a}", host="127.0.0.1", port=setup.pop3_port, security="none",
-                      username=f"bench{a}", kind="user", deliver_to=RECIPIENT, timeout_s=600)
+        AccountConfig(name=f"bench{a}", host="127.0.0.1", protocol=workload.protocol, port=setup.port,
+                      security="none", username=f"bench{a}", kind="user", deliver_to=RECIPIENT, timeout_s=600,
+                      folders=("INBOX",), after_delivery="delete")  # both dropped from a POP3 account's table
         for a in range(workload.accounts)
     )
     config = Config(
@@ -500,12 +528,17 @@ def pop3gui_startup(setup: Setup) -> str:
 
 
 def fetchmail_rc(setup: Setup, workload: Workload) -> str:
+    """POP3: keep (no DELE). IMAP: INBOX, deleted after delivery as pop3gui does, with one EXPUNGE at the end
+    (expunge 0) instead of fetchmail's default EXPUNGE after every message."""
     lines = ["set no bouncemail", "set no spambounce", ""]
+    imap = workload.protocol == "imap"
     for a in range(workload.accounts):
         lines += [
-            f"poll bench{a} via 127.0.0.1 protocol pop3 service {setup.pop3_port} auth password timeout 600",
-            f'  user "bench{a}" there with password "{PASSWORD}" is "alice" here',
-            '  options keep fetchall no rewrite sslproto "" limit 0',
+            f"poll bench{a} via 127.0.0.1 protocol {workload.protocol} service {setup.port} auth password "
+            "timeout 600",
+            f'  user "bench{a}" there with password "{PASSWORD}" is "alice" here'
+            + (' folder "INBOX"' if imap else ""),
+            '  options fetchall no rewrite sslproto "" limit 0' + (" expunge 0" if imap else " keep"),
             f'  smtphost "{setup.postfix.host}/{setup.postfix.port}" smtpname "{RECIPIENT}"',
             "",
         ]
@@ -573,13 +606,59 @@ async def _floor_reader(port: int, user: str, queue: asyncio.Queue[bytes | None]
             await writer.wait_closed()
 
 
+async def _floor_imap_reader(port: int, user: str, queue: asyncio.Queue[bytes | None]) -> int:
+    """IMAP: LOGIN, then SELECT INBOX and one FETCH 1:* (BODY.PEEK[]) sent together; nothing deleted."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=512 * MIB)
+    try:
+        async def tagged(tag: bytes, on_line: Callable[[bytes], Awaitable[None]] | None = None) -> None:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    raise RuntimeError(f"IMAP {user}: connection closed")
+                if line.startswith(tag + b" "):
+                    if not line.startswith(tag + b" OK"):
+                        raise RuntimeError(f"IMAP {user}: {line!r}")
+                    return
+                if on_line is not None:
+                    await on_line(line)
+
+        greeting = await reader.readline()
+        if not greeting.startswith(b"* OK"):
+            raise RuntimeError(f"IMAP {user}: {greeting!r}")
+        writer.write(f"a1 LOGIN {user} {PASSWORD}\r\n".encode())
+        await tagged(b"a1")
+        writer.write(b"a2 SELECT INBOX\r\na3 FETCH 1:* (BODY.PEEK[])\r\n")
+        await tagged(b"a2")
+        count = 0
+
+        async def body(line: bytes) -> None:
+            nonlocal count
+            if line.endswith(b"}\r\n") and b"{" in line:
+                size = int(line[line.rindex(b"{") + 1:-3])
+                await queue.put(await reader.readexactly(size))
+                count += 1
+                await reader.readline()  # the rest of the FETCH response: ")"
+
+        await tagged(b"a3", body)
+        writer.write(b"a4 LOGOUT\r\n")
+        await writer.drain()
+        await tagged(b"a4")
+        return count
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
 async def floor(setup: Setup, workload: Workload) -> int:
-    """Pipelined RETR on every account at once, one SMTP connection sending sequentially; no journal."""
+    """Pipelined RETR (IMAP: one FETCH of all) on every account at once, one SMTP connection sending
+    sequentially; no journal."""
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
 
     async def readers() -> None:
         try:
-            await asyncio.gather(*(_floor_reader(setup.pop3_port, f"bench{a}", queue)
+            reader = _floor_imap_reader if workload.protocol == "imap" else _floor_reader
+            await asyncio.gather(*(reader(setup.port, f"bench{a}", queue)
                                    for a in range(workload.accounts)))
         finally:
             await queue.put(None)
@@ -608,8 +687,14 @@ async def floor(setup: Setup, workload: Workload) -> int:
 def measure(peer: str, setup: Setup, corpus: Corpus, workload: Workload, fetchmail: str | None) -> Result:
     reset(setup.dovecot, setup.postfix, corpus)
     res = Result(peer, workload, nbytes=corpus.total_bytes, load=(loadavg(), 0.0))
-    ticks0 = cpu_ticks()
     n = workload.total
+    seeded = remaining_on_server(setup.dovecot, corpus)
+    if seeded != n or delivered_count(setup.postfix) != 0:
+        res.ok = False
+        res.notes.append(f"not started: {seeded} of {n} messages seeded, {delivered_count(setup.postfix)} in "
+                         "Postfix's Maildir")
+        return res
+    ticks0 = cpu_ticks()
     log: Path | None = None
     if peer == "floor":
         cpu0 = time.process_time()
@@ -650,19 +735,40 @@ def measure(peer: str, setup: Setup, corpus: Corpus, workload: Workload, fetchma
         res.notes.append(f"Postfix delivered {res.delivered} of {n}")
     res.load = (res.load[0], loadavg())
     left = remaining_on_server(setup.dovecot, corpus)
-    expect_left = n if peer == "fetchmail" else 0 if peer == "pop3gui" else n
+    # what each peer leaves: pop3gui deletes (POP3 DELE; IMAP \Deleted + EXPUNGE), fetchmail keeps over POP3
+    # and deletes over IMAP, the floor never deletes
+    deletes = peer == "pop3gui" or (peer == "fetchmail" and workload.protocol == "imap")
+    expect_left = 0 if deletes else n
     if left != expect_left:
-        res.notes.append(f"{left} message(s) left on the POP3 server (expected {expect_left})")
+        res.ok = False
+        res.notes.append(f"{left} message(s) left on the {workload.protocol.upper()} server "
+                         f"(expected {expect_left})")
     if not res.ok and log is not None and log.exists():
         tail = log.read_text(errors="replace")[-1500:]
         res.notes.append("log tail: " + tail.replace("\n", " | "))
     return res
 
 
-def measure_repeated(peer: str, setup: Setup, corpus: Corpus, workload: Workload, fetchmail: str | None,
-                     repeat: int) -> Result:
-    results = [measure(peer, setup, corpus, workload, fetchmail) for _ in range(repeat)]
-    results.sort(key=lambda r: r.wall)
+def measure_interleaved(peers: list[str], setup: Setup, corpus: Corpus, workload: Workload,
+                        fetchmail: str | None, repeat: int, case: str) -> list[list[Result]]:
+    """*repeat* rounds of one run of every peer, the order rotated each round, so that a slow spell of the
+    machine spreads over the peers instead of landing on one of them; the runs by round."""
+    rounds: list[list[Result]] = []
+    for i in range(repeat):
+        order = peers[i % len(peers):] + peers[:i % len(peers)]
+        runs: dict[str, Result] = {}
+        for peer in order:
+            r = runs[peer] = measure(peer, setup, corpus, workload, fetchmail)
+            if repeat > 1:
+                print(f"[{case}]   {peer} run {i + 1}/{repeat}: wall {r.wall:.2f} s, CPU {r.cpu:.2f} s"
+                      + ("" if r.ok else "  FAILED: " + "; ".join(r.notes)), flush=True)
+        rounds.append([runs[peer] for peer in peers])
+    return rounds
+
+
+def median_run(results: list[Result]) -> Result:
+    """The run with the median wall time, carrying every run's wall time and every failure."""
+    results = sorted(results, key=lambda r: r.wall)
     chosen = results[len(results) // 2]  # the median run
     chosen.runs = [r.wall for r in results]
     for r in results:
@@ -713,7 +819,7 @@ def case_ratios(case: Case, results: list[Result]) -> list[str]:
             o = by.get((other, w.label))
             if o is not None:
                 lines.append(f"{w.label}: pop3gui/{other} wall {ratio(p.wall, o.wall)}, "
-                             f"CPU {ratio(p.cpu, o.cpu)}")
+                             f"CPU {ratio(p.cpu, o.cpu)}; {other}/pop3gui wall {ratio(o.wall, p.wall)}")
     if case.name == "accounts" and len(case.workloads) == 2:
         one, ten = case.workloads
         for peer in ("pop3gui", "fetchmail", "floor"):
@@ -767,7 +873,10 @@ METHOD = (
     "until delivered = same start, until Postfix has written all messages to its Maildir; "
     "CPU and peak RSS = the peer's own process (/usr/bin/time), floor = this benchmark process "
     "(process_time delta, ru_maxrss of the whole process); servers' CPU not counted. "
-    "pop3gui deletes what it delivered (DELE before QUIT, its default); fetchmail runs with keep. "
+    "pop3gui deletes what it delivered (POP3: DELE before QUIT, its default; IMAP: after_delivery = delete, "
+    "UID STORE \\Deleted + UID EXPUNGE); fetchmail runs with keep over POP3 and deletes over IMAP (expunge 0: "
+    "one EXPUNGE at the end), so every pop3gui run and every fetchmail IMAP run ends with the mailbox empty "
+    "(checked, as is the delivered count). "
     "load = the machine's 1-minute load average before → after the measurement (other work on the machine "
     "makes figures noisy when it is well above 0). "
     "machine busy = share of all cores busy with anything (connector, Dovecot, Postfix, this script) from "
@@ -841,6 +950,26 @@ def profile_pop3gui(setup: Setup, corpus: Corpus, workload: Workload, top: int =
 # --- main ---------------------------------------------------------------------------
 
 
+def spread_lines(workload: Workload, peers: list[str], rounds: list[list[Result]]) -> list[str]:
+    """Every run's wall time per peer (the table shows the median), and pop3gui's ratios round by round."""
+    lines = []
+    for k, peer in enumerate(peers):
+        walls = sorted(runs[k].wall for runs in rounds)
+        lines.append(f"{workload.label}: {peer} wall of the {len(walls)} runs "
+                     + ", ".join(f"{w:.2f}" for w in walls) + f" s (spread {walls[-1] - walls[0]:.2f} s)")
+    if "pop3gui" in peers:
+        p = peers.index("pop3gui")
+        for k, other in enumerate(peers):
+            if other == "pop3gui":
+                continue
+            ratios = sorted(runs[k].wall / runs[p].wall for runs in rounds if runs[p].wall)
+            if ratios:
+                lines.append(f"{workload.label}: {other}/pop3gui wall round by round "
+                             + ", ".join(f"{x:.2f}×" for x in ratios)
+                             + f" (median {ratios[len(ratios) // 2]:.2f}×)")
+    return lines
+
+
 def run_case(case: Case, setup_base: tuple[DovecotServer, PostfixServer, Path], peers: list[str],
              fetchmail: str | None, repeat: int, profile: bool) -> tuple[list[Result], list[str], str]:
     dovecot, postfix, work = setup_base
@@ -853,18 +982,22 @@ def run_case(case: Case, setup_base: tuple[DovecotServer, PostfixServer, Path], 
         for a in range(workload.accounts):
             if not dovecot.maildir_path(f"bench{a}").exists():
                 dovecot.add_user(f"bench{a}", PASSWORD)
-        proxy = ProxyProcess(dovecot.pop3_port, workload.delay_ms) if workload.delay_ms else None
+        port = mailbox_port(dovecot, workload)
+        proxy = ProxyProcess(port, workload.delay_ms) if workload.delay_ms else None
         try:
-            setup = Setup(dovecot, postfix, proxy.port if proxy else dovecot.pop3_port, work)
-            for peer in peers:
-                if peer == "fetchmail" and fetchmail is None:
-                    continue
-                print(f"[{case.name}] {peer}: {workload.describe()} ...", flush=True)
-                r = measure_repeated(peer, setup, corpus, workload, fetchmail, repeat)
+            setup = Setup(dovecot, postfix, proxy.port if proxy else port, work)
+            active = [peer for peer in peers if peer != "fetchmail" or fetchmail is not None]
+            print(f"[{case.name}] {', '.join(active)}: {workload.describe()}"
+                  + (f", {repeat} interleaved rounds" if repeat > 1 else "") + " ...", flush=True)
+            rounds = measure_interleaved(active, setup, corpus, workload, fetchmail, repeat, case.name)
+            for k, peer in enumerate(active):
+                r = median_run([runs[k] for runs in rounds])
                 print(f"[{case.name}] {peer}: wall {r.wall:.2f} s, {r.msgs_per_s:.1f} msg/s, CPU {r.cpu:.2f} s, "
                       f"peak RSS {r.maxrss_kb / 1024:.0f} MiB, delivered {r.delivered}/{workload.total}"
                       + ("" if r.ok else "  FAILED: " + "; ".join(r.notes)), flush=True)
                 results.append(r)
+            if repeat > 1:
+                extra += spread_lines(workload, active, rounds)
             if profile and "pop3gui" in peers and not profile_text:
                 print(f"[{case.name}] profiling pop3gui under cProfile ...", flush=True)
                 profile_text = profile_pop3gui(setup, corpus, workload)
@@ -877,28 +1010,35 @@ def run_case(case: Case, setup_base: tuple[DovecotServer, PostfixServer, Path], 
     return results, extra, profile_text
 
 
+def mailbox_port(dovecot: DovecotServer, workload: Workload) -> int:
+    return dovecot.imap_port if workload.protocol == "imap" else dovecot.pop3_port
+
+
 def warm_up(dovecot: DovecotServer, postfix: PostfixServer, work: Path, peers: list[str],
-            fetchmail: str | None) -> None:
-    """One small unreported run of each peer: .pyc files, page cache, Postfix's first delivery agents."""
-    workload = Workload("warm-up", 1, 10, 10 * KIB)
-    corpus = Corpus.build(work / "corpus" / "warm-up", workload)
+            fetchmail: str | None, protocols: list[str]) -> None:
+    """One small unreported run of each peer and protocol: .pyc files, page cache, Postfix's first delivery
+    agents, Dovecot's first imap process."""
     if not dovecot.maildir_path("bench0").exists():
         dovecot.add_user("bench0", PASSWORD)
-    setup = Setup(dovecot, postfix, dovecot.pop3_port, work)
-    for peer in peers:
-        if peer == "fetchmail" and fetchmail is None:
-            continue
-        r = measure(peer, setup, corpus, workload, fetchmail)
-        if not r.ok:
-            print(f"warm-up of {peer} failed: {'; '.join(r.notes)}", flush=True)
-    shutil.rmtree(corpus.folder, ignore_errors=True)
+    for protocol in protocols:
+        workload = Workload(f"warm-up {protocol}", 1, 10, 10 * KIB, protocol=protocol)
+        corpus = Corpus.build(work / "corpus" / f"warm-up-{protocol}", workload)
+        setup = Setup(dovecot, postfix, mailbox_port(dovecot, workload), work)
+        for peer in peers:
+            if peer == "fetchmail" and fetchmail is None:
+                continue
+            r = measure(peer, setup, corpus, workload, fetchmail)
+            if not r.ok:
+                print(f"warm-up of {peer} ({protocol}) failed: {'; '.join(r.notes)}", flush=True)
+        shutil.rmtree(corpus.folder, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="End-to-end delivery benchmark: pop3gui vs fetchmail vs a floor "
                                      "(real Dovecot and Postfix on loopback; needs root).")
     parser.add_argument("--case", action="append", choices=sorted(CASES),
-                        help="run this case (repeatable; default: all of " + ", ".join(DEFAULT_CASES) + ")")
+                        help="run this case (repeatable; default: all of " + ", ".join(DEFAULT_CASES) + "; the "
+                        "IMAP cases only when named)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 100 × 10 KiB on loopback only")
     parser.add_argument("--peer", action="append", choices=["pop3gui", "fetchmail", "floor"],
                         help="measure only this peer (repeatable; default: all three)")
@@ -936,10 +1076,12 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     began = time.monotonic()
     try:
-        with DovecotServer() as dovecot, PostfixServer(message_size_limit=POSTFIX_SIZE_LIMIT) as postfix:
+        protocols = sorted({w.protocol for case in cases for w in case.workloads}, reverse=True)  # pop3 first
+        dovecot_server = DovecotServer(imap=True) if "imap" in protocols else DovecotServer()
+        with dovecot_server as dovecot, PostfixServer(message_size_limit=POSTFIX_SIZE_LIMIT) as postfix:
             if not args.no_warm_up:
                 print("warming up (unreported) ...", flush=True)
-                warm_up(dovecot, postfix, work, peers, fetchmail)
+                warm_up(dovecot, postfix, work, peers, fetchmail, protocols)
             if "pop3gui" in peers:
                 machine["pop3gui start-up"] = pop3gui_startup(
                     Setup(dovecot, postfix, dovecot.pop3_port, work)).split(": ", 1)[1]
