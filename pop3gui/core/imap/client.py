@@ -310,15 +310,12 @@ class ImapClient:
         return self.capabilities
 
     async def _drain_owed(self) -> None:
-        """Read and drop the responses of commands sent ahead but no longer wanted."""
-        while self._owed:
-            tag = self._owed.pop(0)
-            while True:
-                response = await self._stream.read_response("skipping unwanted data",
-                                                             body_sink=lambda _text: _Discard(),
-                                                             max_body=1 << 40)
-                if response.tag == tag:
-                    break
+        """Read and drop the responses of commands sent ahead but no longer wanted (completed in any order)."""
+        owed, self._owed = set(self._owed), []
+        while owed:
+            response = await self._stream.read_response("skipping unwanted data",
+                                                         body_sink=lambda _text: _Discard(), max_body=1 << 40)
+            owed.discard(response.tag)
 
     # ------------------------------------------------------------------ logging in
 
@@ -446,7 +443,6 @@ class ImapClient:
                     in_flight.append(await self._send(f"UID FETCH {sequence_set(chunks[next_chunk])} "
                                                       "(UID BODY.PEEK[])"))
                     next_chunk += 1
-                tag = in_flight[0]
                 while True:
                     opened: list[tuple[int, AbstractContextManager[DataSink]]] = []
 
@@ -482,8 +478,8 @@ class ImapClient:
                         continue
                     for _uid, cm in opened:
                         cm.__exit__(None, None, None)
-                    if response.tag == tag:
-                        in_flight.popleft()
+                    if response.tag in in_flight:  # pipelined commands may complete in any order (RFC 3501, 5.5)
+                        in_flight.remove(response.tag)
                         if response.kind != "OK":
                             raise self.refused("UID FETCH", response)
                         break

@@ -758,3 +758,52 @@ async def test_an_explicit_capability_list_is_what_the_client_goes_by() -> None:
         assert imap.capabilities == {"IMAP4REV1", "AUTH=PLAIN"}  # kept upper-case
         assert not (imap.has_uidplus or imap.has_move or imap.has_idle)
         await imap.logout()
+
+
+async def test_pipelined_fetches_may_complete_in_any_order() -> None:
+    """RFC 3501 lets a server finish pipelined commands in any order; a later fetch is not held up either."""
+    bodies = {uid: f"Subject: {uid}\r\n\r\nbody {uid}\r\n".encode() for uid in range(1, 5)}
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n")
+        fetches: list[tuple[str, list[int]]] = []
+        while line := await reader.readline():
+            tag, command = line.decode().split(" ", 1)
+            if command.startswith("UID FETCH"):
+                uids = [int(u) for u in command.split()[2].replace(":", ",").split(",")]
+                fetches.append((tag, list(range(uids[0], uids[-1] + 1))))
+                if len(fetches) < 2:
+                    continue
+                for _tag, batch in fetches:
+                    for uid in batch:
+                        body = bodies[uid]
+                        writer.write(b"* %d FETCH (UID %d BODY[] {%d}\r\n%s)\r\n" % (uid, uid, len(body), body))
+                for done_tag, _batch in reversed(fetches):  # the later command answers first
+                    writer.write(f"{done_tag} OK done\r\n".encode())
+                fetches.clear()
+            elif command.startswith("SELECT"):
+                writer.write(f"* 4 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n{tag} OK [READ-WRITE] done\r\n".encode())
+            elif command.startswith("LOGOUT"):
+                writer.write(f"* BYE bye\r\n{tag} OK done\r\n".encode())
+                break
+            else:
+                writer.write(f"{tag} OK done\r\n".encode())
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        imap = ImapClient("127.0.0.1", port, security="none", timeout=5)
+        await imap.connect()
+        await imap.login("user", "pass")
+        await imap.select("INBOX")
+        sinks = Sinks()
+        got = [uid async for uid in imap.fetch_many([1, 2, 3, 4], sinks, max_body=1000, batch=2)]
+        assert got == [1, 2, 3, 4]
+        assert sinks.data == bodies
+        await imap.noop()  # nothing left on the wire out of step
+        await imap.logout()
+    finally:
+        server.close()
+        await server.wait_closed()
