@@ -591,11 +591,13 @@ def test_imap_kill_between_the_durable_outcome_and_the_removal_delivers_each_mes
 #  and how many copies of each message move_to holds in the end)
 IMAP_COPY_KILLS = [
     (b"UID COPY", "sent", DELETING, "kept", 0, 1),
-    # The one window left open: Dovecot made the copies, the connector never read its OK,
-    # so its journal still says 'deleting' and the restart copies again. The cost is a
-    # second copy in the archive folder; never a message lost or delivered twice. (Closing
-    # it would need the server's COPYUID remembered before the COPY goes out, which no
-    # journal write can do.)
+    # The one window left open: Dovecot made the copies, but the runner died before it
+    # recorded so (here before it read the OK; a kill between the OK and the 'flagged'
+    # row just after it is the same), so its journal still says 'deleting' and the
+    # restart copies again. The cost is a second copy in the archive folder, never a
+    # message lost or delivered twice: the source folder is only touched once a copy
+    # is known to exist. (No journal write can close it: only the server knows the
+    # copy was made until its answer arrives.)
     (b"UID COPY", "done", DELETING, "kept", 3, 2),
     # From the COPY's OK on, the journal says 'flagged' (on disk before \Deleted goes
     # out): the restart only flags and expunges, it never copies again.
