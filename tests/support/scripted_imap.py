@@ -55,6 +55,9 @@ Knobs (all keyword arguments):
 ``drop_fetch``
     ``(uid, k)``: in a UID FETCH of bodies, send that message's FETCH line and
     the first k bytes of its body, then drop the connection.
+``fetch_refusal``
+    ``(uid, reply)``: a UID FETCH of bodies sends the messages before that
+    one, then ends with ``reply`` after its tag (``"NO [UNAVAILABLE] ..."``).
 ``literal_overrun``
     ``(uid, extra)``: that message's body literal announces its true size but
     ``extra`` bytes more follow.
@@ -71,7 +74,8 @@ Knobs (all keyword arguments):
     server says ``* n EXPUNGE`` instead of sending them.
 
 What it records: ``commands`` (every line, secrets included), ``sessions``
-and ``oauth_logins`` (as in ``scripted_pop3``).
+and ``oauth_logins`` (as in ``scripted_pop3``).  ``hang_up()`` drops every
+open connection at once, as a network outage does.
 """
 
 from __future__ import annotations
@@ -150,6 +154,7 @@ class ScriptedImapServer:
         stall: Iterable[str] = (),
         drop_fetch: tuple[int, int] | None = None,
         literal_overrun: tuple[int, bytes] | None = None,
+        fetch_refusal: tuple[int, str] | None = None,
         long_line: tuple[str, int] | None = None,
         idle_mode: str = "normal",
         idle_end_after: float = 0.05,
@@ -180,6 +185,7 @@ class ScriptedImapServer:
         self.stall = {s.upper() for s in stall}
         self.drop_fetch = drop_fetch
         self.literal_overrun = literal_overrun
+        self.fetch_refusal = fetch_refusal
         self.long_line = (long_line[0].upper(), long_line[1]) if long_line else None
         self.idle_mode = idle_mode
         self.idle_end_after = idle_end_after
@@ -224,6 +230,11 @@ class ScriptedImapServer:
         return caps
 
     # ----------------------------------------------------------- lifecycle
+
+    def hang_up(self) -> None:
+        """Drop every open connection without a word (the server keeps listening for new ones)."""
+        for writer in list(self._writers):
+            writer.transport.abort()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0, ssl=self.tls_context)
@@ -611,6 +622,9 @@ class _Session:
                 self.reported -= 1
                 await self.send(f"* {seq} EXPUNGE")
                 continue
+            if body and srv.fetch_refusal is not None and srv.fetch_refusal[0] == message.uid:
+                await self.send(f"{tag} {srv.fetch_refusal[1]}")
+                return None
             seq = folder.messages.index(message) + 1
             head = [f"UID {message.uid}"] if not (body and srv.uid_after_body) else []
             if "RFC822.SIZE" in items:
