@@ -387,7 +387,8 @@ def test_a_stripped_stls_offer_stops_the_login(office: Office) -> None:
     with StrippingProxy("127.0.0.1", office.isp.pop3_port) as proxy:
         code, output = _stls_session(office, proxy, password, user)
     assert code == 1
-    assert "2010" in output or "STLS" in output  # POP3_INSECURE_REFUSED, with cause and fix
+    assert " 2005 " in output and "does not offer STLS" in output, output  # POP3_TLS_FAILED
+    assert "cause: " in output and "fix: " in output
     sent = bytes(proxy.client_bytes)
     for command in (b"USER", b"PASS", b"AUTH", b"APOP"):
         assert command not in sent.upper()
