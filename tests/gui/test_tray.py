@@ -28,7 +28,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QLabel
 
-from pop3gui.core.config.model import AccountConfig, Config, OAuthProviderConfig, SmtpConfig
+from pop3gui.core.config.model import AccountConfig, Config, LoggingConfig, OAuthProviderConfig, SmtpConfig
 from pop3gui.core.config.save import save_config
 from pop3gui.core.events.model import Event, EventId, Reply, Severity
 from pop3gui.core.failures import Failure
@@ -51,6 +51,7 @@ from pop3gui.gui.tray import (
     run_summary,
 )
 from tests.conftest import Pop3User
+from tests.gui.test_controller_push import wait_for_imap_sessions
 from tests.support.requirements import in_ci
 from tests.servers.dovecot import free_port
 from tests.support.office import Office, make_message
@@ -498,6 +499,77 @@ def test_tray_icon_menu_runs_and_notifications_under_x(
     assert out["selected_event_id"] == int(EventId.SMTP_CONNECTION_FAILED)
     assert len(office.isp.messages("bobtray")) == 1  # nothing lost when the SMTP port was closed
     assert out["screenshot_saved"] and shot.stat().st_size > 1000
+
+
+def _wait_for_log(office: Office, proc: subprocess.Popen[bytes], out: Path, *needles: str,
+                  timeout: float = 60) -> str:
+    """The runner's log file once it holds every one of *needles* (fails if the runner ends first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = office.paths.log_file.read_text(errors="replace") if office.paths.log_file.exists() else ""
+        if all(needle in log for needle in needles):
+            return log
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the tray runner's log never said {needles!r} (exit code {proc.poll()}):\n{log[-3000:]}\n"
+                        f"{out.read_text(errors='replace')[-3000:]}", pytrace=False)
+        time.sleep(0.05)
+
+
+@pytest.mark.servers
+def test_the_tray_delivers_pushed_imap_mail_within_seconds_and_quit_stops_listening(
+        x_display: dict[str, str], office: Office, pop3_user: Pop3User, dovecot_imap: Any, tmp_path: Path) -> None:
+    """The real tray runner in a real tray: it listens on the IMAP INBOX (IDLE) and delivers mail put
+    there within seconds, though its schedule runs every 15 minutes; Quit ends every IDLE session."""
+    office.use(office.imap_account_for(pop3_user, "shared", idle=True),
+               schedule=replace(office.config.schedule, enabled=True, interval_min=15),
+               logging=LoggingConfig(level="debug"))
+    control = tmp_path / "control"
+    control.mkdir()
+    out_path = tmp_path / "push.out"
+    env = dict(os.environ, **x_display, POP3GUI_HOME=str(office.home), PYTHONUNBUFFERED="1")
+    with out_path.open("wb") as out_file:
+        proc = subprocess.Popen([sys.executable, str(SCENARIOS), "push", str(office.home), str(control)], env=env,
+                                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out_file, stderr=subprocess.STDOUT)
+    try:
+        # Idling (event 2015, logged at level debug) and the start-up run over: new mail now comes by push only.
+        _wait_for_log(office, proc, out_path, f" {int(EventId.IMAP_IDLE_STARTED)} [shared] Waiting for new mail in INBOX",
+                      f" {int(EventId.CYCLE_FINISHED)} ")
+        assert "running in the system tray" in out_path.read_text(errors="replace")
+        wait_for_imap_sessions(dovecot_imap, pop3_user.name, 1)  # the watcher's, in IDLE
+        assert office.local.delivered() == []
+
+        office.imap.deliver(pop3_user.name, make_message(to="x@isp.example", subject="pushed to the tray"))
+        put = time.monotonic()
+        delivered = office.local.wait_for_delivered(1, timeout=10)  # the schedule's next run is 15 minutes away
+        latency = time.monotonic() - put
+        assert [m["Subject"] for m in delivered] == ["pushed to the tray"]
+        assert delivered[0]["Delivered-To"] == "alice@contoso.com"
+        print(f"pushed IMAP mail reached Postfix {latency:.2f} s after it was put into the INBOX")
+        log = _wait_for_log(office, proc, out_path, f" {int(EventId.IMAP_NEW_MAIL)} [shared] New mail in INBOX")
+        assert log.count(f" {int(EventId.CYCLE_FINISHED)} ") >= 1
+
+        deadline = time.monotonic() + 30  # the push run deletes it on the ISP's server once delivered
+        while office.imap.messages(pop3_user.name):
+            assert time.monotonic() < deadline, "the pushed message stayed on the ISP's server"
+            time.sleep(0.05)
+        (control / "quit").touch()  # Quit from the tray's menu
+        code = proc.wait(timeout=60)
+    finally:
+        stop_process(proc)
+    text = out_path.read_text(errors="replace")
+    assert code == 0, text[-3000:]
+    assert "pop3gui: stopped cleanly" in text
+    out = json.loads(text.strip().splitlines()[-1])
+    assert out["in_tray"] and out["listening"], out
+    assert out["listening_before_quit"] == [["shared", "INBOX"]] and out["running_before_quit"] is False
+    assert out["runs"] == [[["shared", 0, False]], [["shared", 1, False]]]  # the start-up run, then the push's
+    assert out["exit_code"] == 0
+    assert out["push_after_quit"] == "None" and out["listening_after_quit"] == []
+    assert out["watchers"] == 1 and out["watchers_done"] and out["running_after_quit"] is False
+    assert out["driver_done"] and out["tasks_left"] == []
+    assert ERROR not in out["states"]
+    wait_for_imap_sessions(dovecot_imap, pop3_user.name, 0)  # no IDLE left open after Quit
+    assert len(office.local.delivered()) == 1  # delivered once
 
 
 # --- pop3gui tray as a process: single instance, clean shutdown -----------------------------

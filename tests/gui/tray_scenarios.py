@@ -5,9 +5,16 @@ process), so the xcb part runs here and prints one JSON object on stdout:
 
     python tests/gui/tray_scenarios.py probe
     python tests/gui/tray_scenarios.py live OK_HOME FAIL_HOME [SCREENSHOT.png]
+    python tests/gui/tray_scenarios.py push HOME CONTROL_DIR
 
 OK_HOME and FAIL_HOME are POP3GUI_HOME folders with a config.toml: one whose
 run works, one whose run fails (the SMTP port is closed).
+
+``push`` runs the real tray runner (``pop3gui tray``: :func:`run_tray`) on HOME
+and prints its progress as JSON lines: ``{"listening": [...]}`` once its IMAP
+IDLE watchers listen, and at the end everything it saw.  The test delivers
+mail meanwhile; creating CONTROL_DIR/quit makes it choose Quit from the tray's
+menu.  Its exit code is run_tray's.
 """
 
 from __future__ import annotations
@@ -142,6 +149,57 @@ async def live(ok_home: str, fail_home: str, screenshot: str | None) -> dict[str
     return out
 
 
+def push(home: str, control: str) -> int:
+    """The real tray runner with IMAP push; Quit when CONTROL_DIR/quit appears (see the module docstring)."""
+    import pop3gui.gui.tray as tray_module
+    from pop3gui.gui.app import run_tray
+
+    out: dict[str, Any] = {"runs": [], "states": []}
+    seen: dict[str, Any] = {}  # live objects, looked at once run_tray has returned
+    quit_file = Path(control) / "quit"
+
+    async def drive(tray: Any) -> None:
+        controller = tray.controller
+        seen["loop"] = asyncio.get_running_loop()
+        seen["controller"] = controller
+        controller.run_finished.connect(lambda result: out["runs"].append(
+            None if result is None else [[a.account, a.delivered, a.failed] for a in result.accounts]))
+        tray.state_changed.connect(out["states"].append)
+        out["in_tray"] = await await_until(lambda: tray.isVisible() and not tray.geometry().isEmpty(), 30)
+        out["listening"] = await await_until(
+            lambda: controller._push is not None and bool(controller._push.listening), 30)
+        if controller._push is not None:
+            seen["push"] = controller._push
+            seen["watchers"] = list(controller._push._tasks)
+            print(json.dumps({"listening": sorted(map(list, controller._push.listening))}), flush=True)
+        out["quit_asked"] = await await_until(quit_file.exists, 120)
+        push = seen.get("push")
+        out["listening_before_quit"] = [] if push is None else sorted(map(list, push.listening))
+        out["running_before_quit"] = controller.running
+        tray.action("quit").trigger()
+
+    class WatchedTray(tray_module.TrayRunner):
+        """The tray runner that run_tray makes, driven by this scenario."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            seen["driver"] = asyncio.ensure_future(drive(self))
+
+    tray_module.TrayRunner = WatchedTray  # type: ignore[misc]
+    code = run_tray(home_paths(home))
+    out["exit_code"] = code
+    controller, push, loop = seen.get("controller"), seen.get("push"), seen.get("loop")
+    out["push_after_quit"] = None if controller is None else repr(controller._push)
+    out["listening_after_quit"] = None if push is None else sorted(map(list, push.listening))
+    out["watchers"] = len(seen.get("watchers", []))
+    out["watchers_done"] = all(task.done() for task in seen.get("watchers", []))
+    out["running_after_quit"] = None if controller is None else controller.running
+    out["driver_done"] = "driver" in seen and seen["driver"].done()
+    out["tasks_left"] = [] if loop is None else sorted(t.get_name() for t in asyncio.all_tasks(loop) if not t.done())
+    print(json.dumps(out), flush=True)
+    return code
+
+
 def main(argv: list[str]) -> int:
     if argv[0] == "probe":
         print(json.dumps(probe()), flush=True)
@@ -159,6 +217,8 @@ def main(argv: list[str]) -> int:
             result = loop.run_until_complete(live(argv[1], argv[2], argv[3] if len(argv) > 3 else None))
         print(json.dumps(result), flush=True)
         return 0
+    if argv[0] == "push":
+        return push(argv[1], argv[2])
     raise SystemExit(f"unknown scenario {argv[0]!r}")
 
 
