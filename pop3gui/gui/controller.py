@@ -69,6 +69,7 @@ class ConnectorController(QObject):
         self._timer.timeout.connect(self.retrieve_now)
         self._push: PushWatchers | None = None  # the tray runner's IMAP IDLE watchers
         self._stopping_push: set[asyncio.Future[None]] = set()
+        self._stopped = False
         self._pushed: set[str] = set()  # accounts with announced mail, waiting for the run in flight
         self._reschedule()
 
@@ -146,8 +147,11 @@ class ConnectorController(QObject):
         return self._task is not None and not self._task.done()
 
     def retrieve_now(self, only: set[str] | None = None) -> asyncio.Task[CycleResult | None] | None:
-        """Start a cycle now unless one is running (of the accounts in *only*: a push); returns its task."""
-        if self.running:
+        """Start a cycle now unless one is running (of the accounts in *only*: a push); returns its task.
+
+        Once :meth:`stop` has begun, no new run starts.
+        """
+        if self.running or self._stopped:
             return self._task
         if only is None:
             self._pushed.clear()  # the whole cycle covers them
@@ -194,13 +198,16 @@ class ConnectorController(QObject):
 
     async def stop(self) -> None:
         """Finish the message in flight, QUIT, and wait for the run (and the IDLE watchers) to end."""
+        self._stopped = True  # a push announced now, or one waiting for the run in flight, starts no run
+        self._pushed.clear()
+        self._timer.stop()
+        if self._connector is not None:
+            self._connector.request_stop()
         push, self._push = self._push, None
         if push is not None:
             await push.stop()
         if self._stopping_push:
             await asyncio.gather(*self._stopping_push, return_exceptions=True)
-        if self._connector is not None:
-            self._connector.request_stop()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
 

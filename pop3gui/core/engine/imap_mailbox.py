@@ -28,7 +28,7 @@ from pop3gui.core.errors import FolderMissingError, MailboxError, TlsSetupError
 from pop3gui.core.events.model import EventId, Severity
 from pop3gui.core.failures import Failure
 from pop3gui.core.imap.client import FolderState, ImapClient
-from pop3gui.core.state.journal import FLAGGED, Journal, MessageRecord
+from pop3gui.core.state.journal import DELETING, FLAGGED, Journal, MessageRecord
 from pop3gui.core.state.spool import Spool
 
 #: Room over the size limit a body literal may take (servers' RFC822.SIZE may differ slightly from the body).
@@ -110,9 +110,11 @@ class ImapMailboxSession:
         sizes = await client.sizes()
         uids = {uid: journal_uid(folder, state.uidvalidity, uid) for uid in sizes}
         records = self._forget_gone(folder, state, set(uids.values()))
-        flagged = [uid for uid, name in uids.items() if (r := records.get(name)) is not None and r.state == FLAGGED]
-        only_expunge = set(flagged)
-        listed = {uid: size for uid, size in sizes.items() if uid not in only_expunge}
+        flagged = [uid for uid, name in uids.items() if (r := records.get(name)) is not None and
+                   (r.state == FLAGGED or (r.state == DELETING and uid in client.marked_deleted))]
+        # Ours only wait for their expunge; another program's deleted mail is neither delivered nor removed.
+        skipped = set(flagged) | client.marked_deleted
+        listed = {uid: size for uid, size in sizes.items() if uid not in skipped}
         due, wanted = self.transfer.plan(listed, uids, records, res)
         progress = Progress(account.name, len(wanted), self.report.observer)
         if wanted:

@@ -81,6 +81,8 @@ class PushWatchers:
                     return
                 failures = 0
             except (MailboxError, CredentialError, OAuthError, TlsSetupError, ConfigError) as exc:
+                if (account.name, folder) in self.listening:  # it was listening: a new outage begins
+                    failures = 0
                 if failures == 0:
                     self.report.event(
                         EventId.IMAP_IDLE_FAILED, Severity.WARNING,

@@ -114,6 +114,7 @@ class ImapClient:
         self.selected: FolderState | None = None
         self._exists = 0
         self._uid_of_seq: list[int] = []  # the selected folder's UIDs by sequence number - 1, as last listed
+        self.marked_deleted: set[int] = set()  # UIDs the last listing (sizes) found marked \\Deleted
         self._logged_in = False
 
     # ------------------------------------------------------------------ basics
@@ -404,7 +405,12 @@ class ImapClient:
     # ------------------------------------------------------------------ messages
 
     async def sizes(self) -> dict[int, int]:
-        """UID -> RFC822.SIZE of every message in the selected folder."""
+        """UID -> RFC822.SIZE of every message in the selected folder.
+
+        The UIDs of those marked ``\\Deleted`` (by us, or by another program
+        that may still undo it) are left in :attr:`marked_deleted`.
+        """
+        self.marked_deleted = set()
         if not self._exists:
             return {}
         sizes: dict[int, int] = {}
@@ -417,10 +423,13 @@ class ImapClient:
             if "UID" in items and "RFC822.SIZE" in items:
                 uid = number_of(items["UID"], self.where, "UID")
                 sizes[uid] = number_of(items["RFC822.SIZE"], self.where, "RFC822.SIZE")
+                flags = items.get("FLAGS")
+                if isinstance(flags, list) and any(isinstance(f, str) and f.upper() == "\\DELETED" for f in flags):
+                    self.marked_deleted.add(uid)
                 if response.number:
                     by_seq[response.number] = uid
 
-        await self._ok("UID FETCH 1:* (UID RFC822.SIZE)", "UID FETCH", take)
+        await self._ok("UID FETCH 1:* (UID RFC822.SIZE FLAGS)", "UID FETCH", take)
         self._uid_of_seq = [by_seq.get(n, 0) for n in range(1, max(by_seq, default=0) + 1)]
         return sizes
 
