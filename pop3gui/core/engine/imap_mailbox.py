@@ -77,13 +77,7 @@ class ImapMailboxSession:
             return
         try:
             await client.connect()
-            if account.security != "none" and not account.verify_tls:
-                self._event(EventId.TLS_NOT_VERIFIED, Severity.WARNING,
-                            f"The certificate of {account.host} is not checked (verify_tls = false).",
-                            cause="Certificate checking is turned off for this account, so an attacker on the "
-                            "network could pose as the server and read the password.",
-                            fix="Turn certificate checking back on; if the server has a private certificate, set "
-                            "ca_file to its CA instead.", diagnosis=Failure.TLS_NOT_VERIFIED)
+            self.transfer.warn_if_unverified()
             await login.log_in(client)
             self._event(EventId.POP3_CONNECTED, Severity.DEBUG,
                         f"Logged in to {account.host} (IMAP); capabilities: "

@@ -77,6 +77,18 @@ class Transfer:
         self.local = local
         self.stopping = stopping
 
+    def warn_if_unverified(self) -> None:
+        """Said on every connection while the account does not check the server's certificate."""
+        account = self.account
+        if account.security != "none" and not account.verify_tls:
+            self.report.event(EventId.TLS_NOT_VERIFIED, Severity.WARNING,
+                              f"The certificate of {account.host} is not checked (verify_tls = false).",
+                              account=account.name,
+                              cause="Certificate checking is turned off for this account, so an attacker on the "
+                              "network could pose as the server and read the password.",
+                              fix="Turn certificate checking back on; if the server has a private certificate, "
+                              "set ca_file to its CA instead.", diagnosis=Failure.TLS_NOT_VERIFIED)
+
     def due_for_removal(self, handled_at: float | None) -> bool:
         """Whether a handled message is to leave the server now (leave_on_server, delete_after_days)."""
         account = self.account

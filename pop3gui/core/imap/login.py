@@ -46,7 +46,7 @@ def check_secret_text(what: str, value: str) -> None:
     """A user name or password must not hold a line break or NUL: it could not be sent as one argument."""
     if any(c in value for c in "\r\n\0"):
         raise ConfigError(
-            f"contains a line break or NUL and cannot be sent to the IMAP server",
+            "contains a line break or NUL and cannot be sent to the IMAP server",
             key=what,
             cause="IMAP sends the user name and password as arguments of one command line.",
             fix=f"Re-enter the {what} without line breaks.",

@@ -35,7 +35,7 @@ from pop3gui.core.engine.status import CycleResult
 from pop3gui.core.events.model import Event, EventBus, EventId
 from pop3gui.core.failures import Failure
 from pop3gui.core.oauth.session import SignIns
-from pop3gui.core.state.journal import FLAGGED, HANDLED, OVERSIZE, Journal
+from pop3gui.core.state.journal import FLAGGED, HANDLED, Journal
 from pop3gui.core.state.paths import Paths
 from pop3gui.core.state.spool import Spool
 from tests.support.rig import ADMIN, ALICE, StaticPasswords, message

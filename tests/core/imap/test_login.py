@@ -13,7 +13,6 @@ from pop3gui.core.errors import (
     ConfigError,
     MailboxAuthError,
     MailboxCommandError,
-    MailboxConnectionError,
     MailboxInsecureError,
     MailboxInUseError,
     MailboxProtocolError,
