@@ -16,6 +16,7 @@ so it is sent only when all of them are ours; until then ours stay flagged
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import replace
 
 from pop3gui.core.config.model import AccountConfig, Config
 from pop3gui.core.engine.connections import LocalServer, imap_client
@@ -25,19 +26,16 @@ from pop3gui.core.engine.report import Reporter
 from pop3gui.core.engine.status import AccountResult, Progress
 from pop3gui.core.engine.transfer import OpenSink, Transfer, event_for
 from pop3gui.core.errors import FolderMissingError, MailboxError, TlsSetupError
-from pop3gui.core.events.model import EventId, Severity
+from pop3gui.core.events.model import EventId, Outcome, Severity
 from pop3gui.core.failures import Failure
 from pop3gui.core.imap.client import FolderState, ImapClient
-from pop3gui.core.state.journal import DELETING, FLAGGED, Journal, MessageRecord
+from pop3gui.core.state.journal import DELETING, FLAGGED, HANDLED, OVERSIZE, Journal, MessageRecord
 from pop3gui.core.state.spool import Spool
-
-#: Room over the size limit a body literal may take (servers' RFC822.SIZE may differ slightly from the body).
-_BODY_SLACK = 1024 * 1024
 
 
 def journal_uid(folder: str, uidvalidity: int, uid: int) -> str:
     """A message's name in the journal: unique across folders and renumberings."""
-    return f"imap:{uidvalidity}:{uid}:{folder}"
+    return f"imap:{uidvalidity}:{uid}:{'INBOX' if folder.upper() == 'INBOX' else folder}"
 
 
 def parse_journal_uid(name: str) -> tuple[str, int, int] | None:
@@ -83,7 +81,7 @@ class ImapMailboxSession:
                         f"Logged in to {account.host} (IMAP); capabilities: "
                         f"{' '.join(sorted(client.capabilities)) or 'none'}.")
             for folder in account.folders:
-                if self.stopping():
+                if self.stopping() or not client.connected:
                     break
                 try:
                     await self._folder(client, folder, res)
@@ -104,21 +102,50 @@ class ImapMailboxSession:
         sizes = await client.sizes()
         uids = {uid: journal_uid(folder, state.uidvalidity, uid) for uid in sizes}
         records = self._forget_gone(folder, state, set(uids.values()))
-        flagged = [uid for uid, name in uids.items() if (r := records.get(name)) is not None and
-                   (r.state == FLAGGED or (r.state == DELETING and uid in client.marked_deleted))]
+        flagged: list[int] = []
+        for uid, name in uids.items():
+            record = records.get(name)
+            if record is None:
+                continue
+            if record.state == FLAGGED or (record.state == DELETING and uid in client.marked_deleted):
+                flagged.append(uid)
+            elif record.state == DELETING:  # its removal was refused or cut short; a UID is never reused
+                self.journal.restore_handled(account.name, name)
+                records[name] = replace(record, state=HANDLED)
+            elif record.state == OVERSIZE:  # its data was larger than the size the server listed
+                sizes[uid] = max(sizes[uid], record.size)
         # Ours only wait for their expunge; another program's deleted mail is neither delivered nor removed.
         skipped = set(flagged) | client.marked_deleted
         listed = {uid: size for uid, size in sizes.items() if uid not in skipped}
         due, wanted = self.transfer.plan(listed, uids, records, res)
         progress = Progress(account.name, len(wanted), self.report.observer)
         if wanted:
-            max_body = self.config.delivery.max_message_kb * 1024 + _BODY_SLACK
+            max_body = self.config.delivery.max_message_kb * 1024
 
             def fetch(open_sink: OpenSink) -> AsyncGenerator[int, None]:
                 return client.fetch_many([m.number for m in wanted], open_sink, max_body=max_body)
 
-            await self.transfer.download_and_deliver(fetch, wanted, res, due, progress)
-        await self._remove(client, folder, uids, due, flagged, res)
+            try:
+                await self.transfer.download_and_deliver(fetch, wanted, res, due, progress)
+            finally:
+                self._oversized(client, uids, res)
+        if client.connected:  # a run stopped in the middle drops the connection: removal waits for next cycle
+            await self._remove(client, folder, uids, due, flagged, res)
+
+    def _oversized(self, client: ImapClient, uids: dict[int, str], res: AccountResult) -> None:
+        """Messages whose data outgrew the size the server listed: left on the server, said once."""
+        limit = self.config.delivery.max_message_kb * 1024
+        for uid in client.oversized:
+            res.too_big += 1
+            if self.journal.note_oversize(self.account.name, uids[uid], limit + 1):
+                self.report.event(EventId.MESSAGE_TOO_BIG, Severity.WARNING,
+                                  f"Message {uids[uid]} is over the {limit // 1024} KB limit, though the server "
+                                  "listed it as smaller; it stays on the IMAP server.", account=self.account.name,
+                                  cause="delivery.max_message_kb is smaller than this message (the server's listed "
+                                  "size was an estimate).",
+                                  fix="Raise delivery.max_message_kb (and the local server's size limit) or fetch "
+                                  "the message with a mail client.", diagnosis=Failure.OVER_SIZE_LIMIT,
+                                  outcome=Outcome.LEFT_ON_SERVER)
 
     def _forget_gone(self, folder: str, state: FolderState, present: set[str]) -> dict[str, MessageRecord]:
         """Forget this folder's messages the server no longer lists; say so once when it renumbered them."""
@@ -131,8 +158,12 @@ class ImapMailboxSession:
                 continue
             gone.append(name)
             renumbered = renumbered or parsed[1] != state.uidvalidity
+        if renumbered:  # what was delivered is known by content, whatever its age: not delivered again
+            self.journal.renew_deliveries(self.account.name,
+                                          [n for n in gone if (p := parse_journal_uid(n)) and p[1] != state.uidvalidity])
         if gone:
             self.journal.forget(self.account.name, gone)
+        self.journal.prune_deliveries()
         if renumbered:
             self._event(EventId.IMAP_FOLDER_RENUMBERED, Severity.WARNING,
                         f"The server renumbered folder {folder!r} (its UIDVALIDITY is now {state.uidvalidity}); "

@@ -38,6 +38,7 @@ from pop3gui.core.errors import (
 )
 from pop3gui.core.imap.login import login_refused, oauth_login, password_login
 from pop3gui.core.imap.parse import (
+    LITERAL_AT_END,
     Response,
     decode_folder,
     encode_folder,
@@ -56,6 +57,9 @@ FETCH_BATCH = 50
 
 #: An IDLE is ended and issued again before this many seconds (RFC 2177: servers may drop it after 30 min).
 IDLE_RENEW_S = 25 * 60.0
+
+#: A body literal read past (to a discarding sink) may be of any size: nothing of it is kept.
+_UNBOUNDED = 1 << 62
 
 _BODY_AT_END = re.compile(rb"BODY\[\]\s*~?\{\d+\+?\}\r?\n$", re.IGNORECASE)
 _FETCH_HEAD = re.compile(rb"^\* (\d+) FETCH \(", re.IGNORECASE)
@@ -110,11 +114,11 @@ class ImapClient:
         self._stream = ImapStream(f"{host}:{port}", timeout=timeout, max_line=max_line)
         self.transcript: collections.deque[str] = self._stream.transcript
         self._tags = 0
-        self._owed: list[str] = []  # tags whose responses are still on the wire (a fetch stopped early)
         self.selected: FolderState | None = None
         self._exists = 0
         self._uid_of_seq: list[int] = []  # the selected folder's UIDs by sequence number - 1, as last listed
         self.marked_deleted: set[int] = set()  # UIDs the last listing (sizes) found marked \\Deleted
+        self.oversized: list[int] = []  # UIDs the last fetch_many read past: larger than its max_body
         self._logged_in = False
 
     # ------------------------------------------------------------------ basics
@@ -162,7 +166,6 @@ class ImapClient:
 
     async def close(self) -> None:
         """Drop the connection without a word (nothing is committed that was not already)."""
-        self._owed.clear()
         self.selected = None
         await self._stream.close()
 
@@ -175,7 +178,6 @@ class ImapClient:
                                                max_line=self._stream.max_line, service=IMAP)
         stream = self._stream
         stream.attach(reader, writer)
-        self._owed.clear()
         self._logged_in = False
         self.selected = None
         try:
@@ -242,7 +244,6 @@ class ImapClient:
 
     async def _send(self, line: str, redacted: str | None = None) -> str:
         """Send a tagged command line; its tag."""
-        await self._drain_owed()
         self._tags += 1
         tag = f"P{self._tags:04d}"
         await self._stream.send(f"{tag} {line}", redacted=None if redacted is None else f"{tag} {redacted}")
@@ -309,14 +310,6 @@ class ImapClient:
     async def capability(self) -> set[str]:
         await self._ok("CAPABILITY")
         return self.capabilities
-
-    async def _drain_owed(self) -> None:
-        """Read and drop the responses of commands sent ahead but no longer wanted (completed in any order)."""
-        owed, self._owed = set(self._owed), []
-        while owed:
-            response = await self._stream.read_response("skipping unwanted data",
-                                                         body_sink=lambda _text: _Discard(), max_body=1 << 40)
-            owed.discard(response.tag)
 
     # ------------------------------------------------------------------ logging in
 
@@ -420,14 +413,17 @@ class ImapClient:
             if response.kind != "FETCH":
                 return
             items = fetch_items(response, self.where)
-            if "UID" in items and "RFC822.SIZE" in items:
-                uid = number_of(items["UID"], self.where, "UID")
-                sizes[uid] = number_of(items["RFC822.SIZE"], self.where, "RFC822.SIZE")
-                flags = items.get("FLAGS")
-                if isinstance(flags, list) and any(isinstance(f, str) and f.upper() == "\\DELETED" for f in flags):
-                    self.marked_deleted.add(uid)
-                if response.number:
-                    by_seq[response.number] = uid
+            if "RFC822.SIZE" not in items:
+                return  # a flag change another session made, told on the side
+            if "UID" not in items:  # a listing with holes would make the journal forget messages
+                raise protocol_error(self.where, "a message listed without its UID")
+            uid = number_of(items["UID"], self.where, "UID")
+            sizes[uid] = number_of(items["RFC822.SIZE"], self.where, "RFC822.SIZE")
+            flags = items.get("FLAGS")
+            if isinstance(flags, list) and any(isinstance(f, str) and f.upper() == "\\DELETED" for f in flags):
+                self.marked_deleted.add(uid)
+            if response.number:
+                by_seq[response.number] = uid
 
         await self._ok("UID FETCH 1:* (UID RFC822.SIZE FLAGS)", "UID FETCH", take)
         self._uid_of_seq = [by_seq.get(n, 0) for n in range(1, max(by_seq, default=0) + 1)]
@@ -439,9 +435,13 @@ class ImapClient:
         body is whole in its sink.
 
         Two UID FETCH commands of *batch* UIDs are in flight at a time.  A UID
-        the server no longer has is simply not yielded.  Leaving early leaves
-        the remaining responses to be read and dropped before the next command.
+        the server no longer has is simply not yielded, nor is one whose data
+        turns out larger than *max_body* (its RFC822.SIZE was an estimate): it
+        is read past and left in :attr:`oversized`.  Leaving early with
+        commands still on the wire drops the connection rather than read (and
+        throw away) up to two batches of messages.
         """
+        self.oversized = []
         chunks = [sorted(uids)[i:i + batch] for i in range(0, len(uids), batch)]
         in_flight: collections.deque[str] = collections.deque()
         wanted = set(uids)
@@ -459,6 +459,11 @@ class ImapClient:
                         uid = self._body_uid(text)
                         if uid is None or uid not in wanted or opened:
                             return _Discard()
+                        announced = LITERAL_AT_END.search(text)
+                        if announced is not None and int(announced.group(1)) > max_body:
+                            self.oversized.append(uid)
+                            wanted.discard(uid)
+                            return _Discard()
                         cm = open_sink(uid)
                         sink = cm.__enter__()
                         opened.append((uid, cm))
@@ -466,7 +471,7 @@ class ImapClient:
 
                     try:
                         response = await self._stream.read_response("downloading messages", body_sink=body_sink,
-                                                                     max_body=max_body)
+                                                                     max_body=_UNBOUNDED)
                     except BaseException as exc:
                         for _uid, cm in opened:
                             cm.__exit__(type(exc), exc, exc.__traceback__)
@@ -498,7 +503,8 @@ class ImapClient:
                     await self._stream.close()
                     raise protocol_error(self.where, "a response with a tag no command had", response.text.encode())
         finally:
-            self._owed.extend(in_flight)
+            if in_flight:
+                await self._stream.close()
 
     def _body_uid(self, text: bytes) -> int | None:
         """The UID of a FETCH response whose text so far ends with its body literal's announcement.
@@ -518,9 +524,8 @@ class ImapClient:
 
     async def flag_deleted(self, uids: Iterable[int]) -> None:
         """UID STORE +FLAGS.SILENT (\\Deleted): marked, not yet removed."""
-        ordered = sorted(uids)
-        if ordered:
-            await self._ok(f"UID STORE {sequence_set(ordered)} +FLAGS.SILENT (\\Deleted)", "UID STORE")
+        for part in _parts(sorted(uids)):
+            await self._ok(f"UID STORE {sequence_set(part)} +FLAGS.SILENT (\\Deleted)", "UID STORE")
 
     async def expunge(self, uids: Iterable[int]) -> bool:
         """Remove *uids* (already flagged \\Deleted) for good; False when that would remove others' messages too.
@@ -533,7 +538,8 @@ class ImapClient:
         if not ordered:
             return True
         if self.has_uidplus:
-            await self._ok(f"UID EXPUNGE {sequence_set(ordered)}", "UID EXPUNGE")
+            for part in _parts(ordered):
+                await self._ok(f"UID EXPUNGE {sequence_set(part)}", "UID EXPUNGE")
             return True
         flagged: set[int] = set()
         answered = False
@@ -560,13 +566,14 @@ class ImapClient:
         if not ordered:
             return
         command = "UID MOVE" if move else "UID COPY"
-        line = f"{command} {sequence_set(ordered)} {quoted(encode_folder(folder))}"
-        response = await self._simple(line, command)
-        if response.kind == "NO" and response.code == "TRYCREATE":
-            await self.create(folder)
+        for part in _parts(ordered):
+            line = f"{command} {sequence_set(part)} {quoted(encode_folder(folder))}"
             response = await self._simple(line, command)
-        if response.kind != "OK":
-            raise self.refused(f"{command} to {folder}", response)
+            if response.kind == "NO" and response.code == "TRYCREATE":
+                await self.create(folder)
+                response = await self._simple(line, command)
+            if response.kind != "OK":
+                raise self.refused(f"{command} to {folder}", response)
 
     # ------------------------------------------------------------------ push
 
@@ -656,6 +663,11 @@ class ImapClient:
             await self.close()
 
 
+
+
+def _parts(uids: list[int], size: int = 500) -> list[list[int]]:
+    """UIDs in groups, so no command line outgrows what servers take (scattered UIDs make long sets)."""
+    return [uids[i:i + size] for i in range(0, len(uids), size)]
 
 
 __all__ = ["FETCH_BATCH", "IDLE_RENEW_S", "Folder", "FolderState", "ImapClient", "login_refused"]

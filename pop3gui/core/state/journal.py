@@ -311,6 +311,13 @@ class Journal:
         self._write([("UPDATE messages SET state=? WHERE account=? AND uid=? AND state=?",
                       (DELETING, account, uid, HANDLED)) for uid in uids], durable=False)
 
+    def renew_deliveries(self, account: str, uids: Iterable[str]) -> None:
+        """The deliveries of these messages count as made now: an IMAP folder renumbered them, and each will
+        be downloaded once more and must be known by its content, however long ago it was delivered."""
+        now = self.now()
+        self._write([("UPDATE deliveries SET delivered_at=? WHERE message_key=(SELECT message_key FROM messages"
+                      " WHERE account=? AND uid=?)", (now, account, uid)) for uid in uids], durable=False)
+
     def mark_flagged(self, account: str, uids: Iterable[str]) -> None:
         """IMAP: these messages carry \\Deleted (and were copied, when moving); only their expunge remains.
 
@@ -331,7 +338,14 @@ class Journal:
         """
         keep = set(present)
         gone = [uid for uid in self.records(account) if uid not in keep]
-        self._write(self._forgetting(account, gone)
-                    + [("DELETE FROM deliveries WHERE delivered_at<?",
-                        (self.now() - 2 * DUPLICATE_WINDOW_DAYS * _DAY,))], durable=False)  # forgetting can wait
+        self._write(self._forgetting(account, gone) + self._pruning(), durable=False)  # forgetting can wait
         return len(gone)
+
+    def prune_deliveries(self) -> None:
+        """Drop delivery rows past twice the duplicate window (an IMAP session's share of forget_absent)."""
+        self._write(self._pruning(), durable=False)
+
+    def _pruning(self) -> list[tuple[str, tuple[object, ...]]]:
+        """Old delivery rows go, except those of messages still on a server (kept mail may be renumbered)."""
+        return [("DELETE FROM deliveries WHERE delivered_at<? AND message_key NOT IN"
+                 " (SELECT message_key FROM messages)", (self.now() - 2 * DUPLICATE_WINDOW_DAYS * _DAY,))]

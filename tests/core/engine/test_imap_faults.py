@@ -258,6 +258,23 @@ async def test_without_move_a_move_is_copy_then_delete_and_copies_once(
         assert rig.left() == [] and rig.left("Delivered") == [*bodies, later]  # each copied exactly once
 
 
+async def test_a_refused_move_is_retried_without_downloading_the_messages_again(
+        tmp_path: Path, sink: SmtpSink) -> None:
+    """A UID is never reused within a UIDVALIDITY: a message whose removal failed is still the handled one."""
+    async with ScriptedImapServer([message("a"), message("b")],
+                                  replies={"UID MOVE": ["NO [OVERQUOTA] full", "NO [OVERQUOTA] full"]}) as srv:
+        rig = make_rig(tmp_path, srv, sink, after_delivery="move", move_to="Delivered")
+        first = await rig.cycle()
+        assert first.accounts[0].failed and rig.subjects() == ["a", "b"]
+        assert downloads(rig) == 2 and len(rig.left()) == 2
+        await rig.cycle()
+        assert downloads(rig) == 0 and rig.subjects() == ["a", "b"]
+        assert len(rig.left()) == 2
+        await rig.cycle()  # the server takes the move now
+        assert downloads(rig) == 0 and rig.left() == [] and len(rig.left("Delivered")) == 2
+        assert rig.subjects() == ["a", "b"]
+
+
 # -- (d) the folder is renumbered between cycles --------------------------------------------------------------
 
 

@@ -167,6 +167,25 @@ async def test_a_renumbered_folder_delivers_nothing_twice_and_new_mail_once(rig:
     assert len(rig.of(EventId.DUPLICATE_SUPPRESSED)) == 2
 
 
+async def test_a_folder_renumbered_long_after_delivery_delivers_nothing_twice(rig: ImapRig) -> None:
+    """The duplicate window is 14 days; mail kept on the server for longer is still known by its content."""
+    use(rig, after_delivery="keep")
+    rig.deliver(message("old one"))
+    await rig.cycle()
+    await asyncio.sleep(1.1)  # Dovecot's UIDVALIDITY is a time stamp
+    for index in rig.user.maildir.glob("dovecot*"):
+        index.unlink()
+    connector = rig.connector()
+    real_now = connector.journal.now
+    connector.journal.now = lambda: real_now() + 40 * 86400  # type: ignore[method-assign]
+    try:
+        await connector.run_cycle()
+    finally:
+        connector.close()
+    assert rig.subjects() == ["old one"]
+    assert rig.of(EventId.IMAP_FOLDER_RENUMBERED) and rig.of(EventId.DUPLICATE_SUPPRESSED)
+
+
 async def test_the_same_message_in_two_folders_is_delivered_once(rig: ImapRig) -> None:
     rig.server.create_folder(rig.user.name, "Copies")
     use(rig, folders=("INBOX", "Copies"))
