@@ -174,6 +174,8 @@ class ConnectorController(QObject):
             connector = Connector(self.config, self.paths, self.bus, credentials=self.credentials,
                                   observer=self.bridge, sign_ins=self.sign_ins)
             self._connector = connector
+            if self._stopped:  # stop() came while this run was starting
+                connector.request_stop()
             try:
                 result = await connector.run_cycle(only)
             finally:

@@ -2,7 +2,8 @@
 
 Every account is isolated (one failing mailbox does not stop the others) and
 every step emits an :class:`~pop3gui.core.events.model.Event`.  A cycle works
-each mailbox through :class:`~pop3gui.core.engine.mailbox.MailboxSession`;
+each mailbox through :class:`~pop3gui.core.engine.mailbox.MailboxSession` (POP3) or
+:class:`~pop3gui.core.engine.imap_mailbox.ImapMailboxSession` (IMAP);
 each downloaded message meets its fate in
 :class:`~pop3gui.core.engine.delivery.Deliverer`.  The GUI and the command
 line both drive a :class:`Connector`.
@@ -187,8 +188,7 @@ class Connector:
         login = AccountLogin(account, self.config, self.credentials, self.sign_ins)
         kind = ImapMailboxSession if account.protocol == "imap" else MailboxSession
         session = kind(account, config=self.config, journal=self.journal, spool=self.spool,
-                                 deliverer=self.deliverer, report=self.report, local=local,
-                                 stopping=lambda: self.stopping)
+                       deliverer=self.deliverer, report=self.report, local=local, stopping=lambda: self.stopping)
         try:
             self._clear_spool(account.name)
             await session.run(login, res)
@@ -198,6 +198,8 @@ class Connector:
             self.report.failure(res, EventId.SIGN_IN_FAILED, exc)
         except StateError as exc:
             self.report.failure(res, EventId.SPOOL_FAILED, exc)
+        except ConfigError as exc:  # a stored secret that cannot be sent (a line break in it): this account only
+            self.report.failure(res, EventId.CREDENTIAL_MISSING, exc)
         except AbortAccount:
             pass  # recorded on res where it was raised
         finally:

@@ -33,9 +33,15 @@ log = logging.getLogger(__name__)
 RETRY_PAUSES_S = (5.0, 30.0, 120.0, 600.0)
 
 
+#: Folders of one account that get a watcher of their own; the others are fetched on the schedule.  Servers
+#: limit the connections of one user (Dovecot 10 per address, Gmail 15), and the runs need one too.
+MAX_WATCHED_FOLDERS = 3
+
+
 def push_folders(config: Config) -> list[tuple[AccountConfig, str]]:
-    """(account, folder) of every folder a watcher listens on."""
-    return [(a, f) for a in config.accounts if a.enabled and a.protocol == "imap" and a.idle for f in a.folders]
+    """(account, folder) of every folder a watcher listens on: an account's first few folders."""
+    return [(a, f) for a in config.accounts if a.enabled and a.protocol == "imap" and a.idle
+            for f in a.folders[:MAX_WATCHED_FOLDERS]]
 
 
 class PushWatchers:
@@ -66,9 +72,9 @@ class PushWatchers:
         """End every IDLE (DONE, LOGOUT) and wait for the watchers to finish."""
         self._stop.set()
         tasks, self._tasks = self._tasks, []
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)  # all at once: a server that does not answer DONE costs 10 s
         for task in tasks:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(task), 10)
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 

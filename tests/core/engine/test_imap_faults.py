@@ -29,7 +29,7 @@ from pop3gui.core.config.model import (
     SmtpConfig,
 )
 from pop3gui.core.engine.cycle import Connector
-from pop3gui.core.engine.push import PushWatchers
+from pop3gui.core.engine.push import MAX_WATCHED_FOLDERS, PushWatchers, push_folders
 from pop3gui.core.engine.report import Reporter
 from pop3gui.core.engine.status import CycleResult
 from pop3gui.core.events.model import Event, EventBus, EventId
@@ -511,3 +511,32 @@ async def test_a_body_longer_than_announced_is_a_protocol_error_delivering_nothi
         assert rig.subjects() == ["m1", "m2", "m3"]
         assert downloads(rig) == 3 - len(delivered)
         assert rig.left() == [] and rig.journal() == {}
+
+
+# -- settings that reach the engine ---------------------------------------------------------------------------
+
+async def test_a_password_that_cannot_be_sent_fails_its_account_and_the_cycle_goes_on(
+        tmp_path: Path, sink: SmtpSink) -> None:
+    async with ScriptedImapServer([message("waits")]) as srv:
+        rig = make_rig(tmp_path, srv, sink)
+        bus = EventBus()
+        bus.subscribe(rig.events.append)
+        connector = Connector(rig.config, rig.paths, bus,
+                              credentials=StaticPasswords("line\nbreak"))  # type: ignore[arg-type]
+        try:
+            result = await connector.run_cycle()
+        finally:
+            connector.close()
+        assert result.accounts[0].failed and result.accounts[0].diagnosis is Failure.CONFIG_INVALID
+        [said] = rig.of(EventId.CREDENTIAL_MISSING)
+        assert "line break" in said.text and said.fix
+        assert len(rig.left()) == 1 and rig.subjects() == []
+
+
+def test_only_an_accounts_first_folders_are_watched() -> None:
+    account = AccountConfig(name="many", host="imap.example", username="u", deliver_to=ALICE, protocol="imap",
+                            folders=("INBOX", "A", "B", "C", "D"))
+    quiet = replace(account, name="quiet", idle=False)
+    watched = push_folders(Config(accounts=(account, quiet)))
+    assert [(a.name, f) for a, f in watched] == [("many", "INBOX"), ("many", "A"), ("many", "B")]
+    assert len(watched) == MAX_WATCHED_FOLDERS
