@@ -115,18 +115,18 @@ async def _check_imap(account: AccountConfig, login: AccountLogin) -> Finding:
             for folder in account.folders:
                 state = await client.select(folder, readonly=True)
                 counts.append(f"{folder}: {state.exists} message(s)")
-            caps = client.capabilities
+            uidplus, idle = client.has_uidplus, client.has_idle
     except (CredentialError, MailboxError, TlsSetupError, OAuthError) as exc:
         return Finding(False, subject, str(exc), exc.cause, exc.fix, folders=found)
     notes = [f"logged in to {account.host}:{account.port} (IMAP); " + "; ".join(counts)]
     if account.after_delivery == "move":
         exists = account.move_to.casefold() in {f.casefold() for f in found}
         notes.append(f"handled mail moves to {account.move_to}" + ("" if exists else " (created at the first move)"))
-    if account.after_delivery != "keep" and "UIDPLUS" not in caps:
+    if account.after_delivery != "keep" and not uidplus:
         notes.append("no UIDPLUS: handled mail is removed only when no other message of the folder is marked "
                      "deleted")
     if account.idle:
-        notes.append("new mail is pushed (IDLE)" if "IDLE" in caps else "no IDLE: polled on the schedule")
+        notes.append("new mail is pushed (IDLE)" if idle else "no IDLE: polled on the schedule")
     return Finding(True, subject, "; ".join(notes), folders=found)
 
 

@@ -125,8 +125,13 @@ class PushWatchers:
             self.listening.add((account.name, folder))
             self.report.event(EventId.IMAP_IDLE_STARTED, Severity.DEBUG, f"Waiting for new mail in {folder} (IDLE).",
                               account=account.name)
+            loop = asyncio.get_running_loop()
             while not self._stop.is_set():
-                if await client.idle(stop=self._stop, wait=self.renew_s):
+                began = loop.time()
+                arrived = await client.idle(stop=self._stop, wait=self.renew_s)
+                if not arrived and loop.time() - began < 1.0 and not self._stop.is_set():
+                    await asyncio.sleep(1.0)  # a server that ends every IDLE at once must not make us spin
+                if arrived:
                     self.report.event(EventId.IMAP_NEW_MAIL, Severity.INFO, f"New mail in {folder}; fetching it now.",
                                       account=account.name)
                     self.on_mail(account.name)
