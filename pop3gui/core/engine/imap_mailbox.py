@@ -33,9 +33,14 @@ from pop3gui.core.state.journal import DELETING, FLAGGED, HANDLED, OVERSIZE, Jou
 from pop3gui.core.state.spool import Spool
 
 
+def folder_key(folder: str) -> str:
+    """A folder as the journal names it: INBOX is INBOX however it is spelt (RFC 3501), other names as they are."""
+    return "INBOX" if folder.upper() == "INBOX" else folder
+
+
 def journal_uid(folder: str, uidvalidity: int, uid: int) -> str:
     """A message's name in the journal: unique across folders and renumberings."""
-    return f"imap:{uidvalidity}:{uid}:{'INBOX' if folder.upper() == 'INBOX' else folder}"
+    return f"imap:{uidvalidity}:{uid}:{folder_key(folder)}"
 
 
 def parse_journal_uid(name: str) -> tuple[str, int, int] | None:
@@ -135,9 +140,9 @@ class ImapMailboxSession:
     def _oversized(self, client: ImapClient, uids: dict[int, str], res: AccountResult) -> None:
         """Messages whose data outgrew the size the server listed: left on the server, said once."""
         limit = self.config.delivery.max_message_kb * 1024
-        for uid in client.oversized:
+        for uid, size in client.oversized.items():
             res.too_big += 1
-            if self.journal.note_oversize(self.account.name, uids[uid], limit + 1):
+            if self.journal.note_oversize(self.account.name, uids[uid], size):
                 self.report.event(EventId.MESSAGE_TOO_BIG, Severity.WARNING,
                                   f"Message {uids[uid]} is over the {limit // 1024} KB limit, though the server "
                                   "listed it as smaller; it stays on the IMAP server.", account=self.account.name,
@@ -154,7 +159,7 @@ class ImapMailboxSession:
         renumbered = False
         for name in records:
             parsed = parse_journal_uid(name)
-            if parsed is None or parsed[0] != folder or name in present:
+            if parsed is None or parsed[0] != folder_key(folder) or name in present:
                 continue
             gone.append(name)
             renumbered = renumbered or parsed[1] != state.uidvalidity
@@ -190,7 +195,9 @@ class ImapMailboxSession:
             self.journal.forget(account.name, names)
             res.deleted += len(due)
             self._moved(len(due), folder)
-            return
+            if not flagged:
+                return
+            due, names = [], []  # moved; what is left are earlier messages waiting for their expunge
         if moving and due:
             await client.transfer(due, account.move_to, move=False)
         # From here only the removal is left: on disk before \Deleted goes out, so a copy made is never made

@@ -118,7 +118,7 @@ class ImapClient:
         self._exists = 0
         self._uid_of_seq: list[int] = []  # the selected folder's UIDs by sequence number - 1, as last listed
         self.marked_deleted: set[int] = set()  # UIDs the last listing (sizes) found marked \\Deleted
-        self.oversized: list[int] = []  # UIDs the last fetch_many read past: larger than its max_body
+        self.oversized: dict[int, int] = {}  # UID -> size of what the last fetch_many read past (over max_body)
         self._logged_in = False
 
     # ------------------------------------------------------------------ basics
@@ -441,7 +441,7 @@ class ImapClient:
         commands still on the wire drops the connection rather than read (and
         throw away) up to two batches of messages.
         """
-        self.oversized = []
+        self.oversized = {}
         chunks = [sorted(uids)[i:i + batch] for i in range(0, len(uids), batch)]
         in_flight: collections.deque[str] = collections.deque()
         wanted = set(uids)
@@ -461,7 +461,7 @@ class ImapClient:
                             return _Discard()
                         announced = LITERAL_AT_END.search(text)
                         if announced is not None and int(announced.group(1)) > max_body:
-                            self.oversized.append(uid)
+                            self.oversized[uid] = int(announced.group(1))
                             wanted.discard(uid)
                             return _Discard()
                         cm = open_sink(uid)

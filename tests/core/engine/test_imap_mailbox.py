@@ -186,6 +186,19 @@ async def test_a_folder_renumbered_long_after_delivery_delivers_nothing_twice(ri
     assert rig.of(EventId.IMAP_FOLDER_RENUMBERED) and rig.of(EventId.DUPLICATE_SUPPRESSED)
 
 
+async def test_inbox_spelt_in_lower_case_is_the_same_folder_to_the_journal(rig: ImapRig) -> None:
+    use(rig, after_delivery="keep")
+    rig.deliver(message("once"))
+    await rig.cycle()
+    use(rig, folders=("inbox",))
+    await rig.cycle()
+    assert rig.subjects() == ["once"]
+    assert not rig.of(EventId.DUPLICATE_SUPPRESSED)  # known by name, not downloaded again
+    assert len(rig.of(EventId.MESSAGE_DOWNLOADED)) == 1
+    names = list(Journal(rig.paths.journal_db).records("office"))
+    assert len(names) == 1 and names[0].endswith(":INBOX")
+
+
 async def test_the_same_message_in_two_folders_is_delivered_once(rig: ImapRig) -> None:
     rig.server.create_folder(rig.user.name, "Copies")
     use(rig, folders=("INBOX", "Copies"))
