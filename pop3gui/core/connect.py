@@ -8,6 +8,7 @@ differ, so the explanations live here once and name the protocol they are for.
 from __future__ import annotations
 
 import asyncio
+import collections
 import socket
 import ssl
 from dataclasses import dataclass
@@ -117,3 +118,73 @@ def connect_error(exc: OSError, host: str, port: int, service: Service = POP3) -
         cause=cause,
         fix=f"Check the host name and port ({service.ports_hint()}) and the internet connection.",
     )
+
+
+#: How many lines of a session the transcript keeps (shown with a failure's event).
+TRANSCRIPT_LINES = 200
+
+
+class ServerConnection:
+    """The reader and writer of one mailbox-server connection, and the transcript of what went over it.
+
+    What the POP3 and IMAP byte streams share: attaching a freshly opened
+    connection, asking the live transport whether it is encrypted, and
+    dropping it without a word.
+    """
+
+    service = POP3
+    ending = "QUIT"  # the command that ends a session politely, for the not-connected error
+
+    def __init__(self, where: str, *, timeout: float, max_line: int) -> None:
+        self.where = where
+        self.timeout = timeout
+        self.max_line = max_line
+        self.transcript: collections.deque[str] = collections.deque(maxlen=TRANSCRIPT_LINES)
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    def attach(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Start using a freshly opened connection."""
+        self._reader, self._writer = reader, writer
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open (not yet closed by an error, the session's end or close())."""
+        return self._writer is not None
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the live connection runs over TLS (asked of the transport itself)."""
+        if self._writer is None:
+            return False
+        return self._writer.get_extra_info("ssl_object") is not None
+
+    def buffered_bytes(self) -> int:
+        """How many received bytes the reader holds that nobody has read yet."""
+        return len(getattr(self._reader, "_buffer", b""))
+
+    def live_writer(self) -> asyncio.StreamWriter:
+        """The writer of the open connection; not being connected is an error."""
+        if self._writer is None:
+            raise self.not_connected()
+        return self._writer
+
+    async def close(self) -> None:
+        """Drop the connection at once, without a word to the server."""
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is None:
+            return
+        self.transcript.append("-- connection closed")
+        writer.transport.abort()
+        try:
+            await asyncio.wait_for(writer.wait_closed(), 5)
+        except (OSError, TimeoutError, ssl.SSLError):
+            pass
+
+    def not_connected(self) -> MailboxConnectionError:
+        """The error for a command on a connection that is already closed."""
+        return MailboxConnectionError(
+            f"Not connected to the {self.service.name} server {self.where}",
+            cause=f"The connection was closed earlier (after an error, {self.ending} or close()).",
+            fix="Connect again.",
+        )

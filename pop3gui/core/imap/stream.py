@@ -10,15 +10,13 @@ connection instead of guessing.
 from __future__ import annotations
 
 import asyncio
-import collections
 import ssl
 from collections.abc import Callable
 from typing import Protocol
 
+from pop3gui.core.connect import IMAP, ServerConnection
 from pop3gui.core.errors import MailboxConnectionError, MailboxError, MailboxProtocolError, MailboxTimeoutError
 from pop3gui.core.imap.parse import LITERAL_AT_END, LiteralBody, Response, parse_response, protocol_error
-
-TRANSCRIPT_LINES = 200
 
 #: The most one read takes from the socket while a message body streams in.
 CHUNK_SIZE = 256 * 1024
@@ -44,52 +42,23 @@ def printable(line: bytes) -> str:
     return text if len(text) <= 500 else text[:500] + "..."
 
 
-class ImapStream:
+class ImapStream(ServerConnection):
     """The reader and writer of one connection, and the transcript of what went over it."""
 
+    service = IMAP
+    ending = "LOGOUT"
+
     def __init__(self, where: str, *, timeout: float, max_line: int) -> None:
-        self.where = where
-        self.timeout = timeout
-        self.max_line = max_line
-        self.transcript: collections.deque[str] = collections.deque(maxlen=TRANSCRIPT_LINES)
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        super().__init__(where, timeout=timeout, max_line=max_line)
         self.bye = ""  # what the server said with * BYE, if it did
 
     def attach(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader, self._writer = reader, writer
+        super().attach(reader, writer)
         self.bye = ""
 
-    @property
-    def connected(self) -> bool:
-        return self._writer is not None
-
-    @property
-    def encrypted(self) -> bool:
-        """Whether the live connection runs over TLS (asked of the transport itself)."""
-        if self._writer is None:
-            return False
-        return self._writer.get_extra_info("ssl_object") is not None
-
     def unread_bytes(self) -> int:
-        return len(getattr(self._reader, "_buffer", b""))
-
-    def live_writer(self) -> asyncio.StreamWriter:
-        if self._writer is None:
-            raise self.not_connected()
-        return self._writer
-
-    async def close(self) -> None:
-        """Drop the connection at once, without a word to the server."""
-        writer, self._writer, self._reader = self._writer, None, None
-        if writer is None:
-            return
-        self.transcript.append("-- connection closed")
-        writer.transport.abort()
-        try:
-            await asyncio.wait_for(writer.wait_closed(), 5)
-        except (OSError, TimeoutError, ssl.SSLError):
-            pass
+        """How many received bytes no response has consumed yet."""
+        return self.buffered_bytes()
 
     # ------------------------------------------------------------- sending
 
@@ -249,11 +218,4 @@ class ImapStream:
             cause="The server or the network dropped the connection." + said
             + (f" Last bytes received: {printable(partial)!r}." if partial else ""),
             fix="Nothing to do if it happens rarely: nothing is lost, and the download is retried later.",
-        )
-
-    def not_connected(self) -> MailboxConnectionError:
-        return MailboxConnectionError(
-            f"Not connected to the IMAP server {self.where}",
-            cause="The connection was closed earlier (after an error, LOGOUT or close()).",
-            fix="Connect again.",
         )

@@ -9,17 +9,15 @@ because a loop per line would cost more than the rest of the connector.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable
 from typing import BinaryIO, Protocol, TypeVar
 
+from pop3gui.core.connect import ServerConnection
 from pop3gui.core.errors import MailboxConnectionError, MailboxError, MailboxProtocolError, MailboxTimeoutError
 from pop3gui.core.pop3.replies import Reply, error_for, parse_status, show, unstuff
-
-TRANSCRIPT_LINES = 200
 
 #: The most one read takes from the socket while message data streams in.
 CHUNK_SIZE = 256 * 1024
@@ -76,7 +74,7 @@ def printable(line: bytes) -> str:
     return text if len(text) <= 500 else text[:500] + "..."
 
 
-class Pop3Stream:
+class Pop3Stream(ServerConnection):
     """The reader and writer of one connection, and the transcript of what went over it.
 
     Replies come back in the order the commands went out; replies nobody
@@ -85,57 +83,21 @@ class Pop3Stream:
     """
 
     def __init__(self, where: str, *, timeout: float, max_line: int) -> None:
-        self.where = where
-        self.timeout = timeout
-        self.max_line = max_line
-        self.transcript: collections.deque[str] = collections.deque(maxlen=TRANSCRIPT_LINES)
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        super().__init__(where, timeout=timeout, max_line=max_line)
         # RETR replies still on the wire after a pipelined download stopped early.
         self._unread_retr = 0
         # Bytes read past the end of a message (the start of the next reply), read before the socket.
         self._head = bytearray()
 
-    def attach(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Start using a freshly opened connection."""
-        self._reader, self._writer = reader, writer
-
-    @property
-    def connected(self) -> bool:
-        """Whether a connection is open (not yet closed by an error, QUIT or close())."""
-        return self._writer is not None
-
-    @property
-    def encrypted(self) -> bool:
-        """Whether the live connection runs over TLS (asked of the transport itself)."""
-        if self._writer is None:
-            return False
-        return self._writer.get_extra_info("ssl_object") is not None
-
     def unread_bytes(self) -> int:
         """How many received bytes no reply has consumed yet."""
-        buffered = getattr(self._reader, "_buffer", b"")
-        return len(self._head) + len(buffered)
-
-    def live_writer(self) -> asyncio.StreamWriter:
-        """The writer of the open connection; not being connected is an error."""
-        if self._writer is None:
-            raise self.not_connected()
-        return self._writer
+        return len(self._head) + self.buffered_bytes()
 
     async def close(self) -> None:
         """Drop the connection at once, without a word to the server."""
-        writer, self._writer, self._reader = self._writer, None, None
         self._head.clear()
         self._unread_retr = 0  # their replies went with the connection
-        if writer is None:
-            return
-        self.transcript.append("-- connection closed")
-        writer.transport.abort()
-        try:
-            await asyncio.wait_for(writer.wait_closed(), 5)
-        except (OSError, TimeoutError, ssl.SSLError):
-            pass
+        await super().close()
 
     # ------------------------------------------------------------- commands
 
@@ -391,12 +353,4 @@ class Pop3Stream:
             + (f" Last bytes received: {show(partial)}." if partial else ""),
             fix="Nothing to do if it happens rarely; the download is retried later and"
             " nothing is lost.",
-        )
-
-    def not_connected(self) -> MailboxConnectionError:
-        """The error for a command on a connection that is already closed."""
-        return MailboxConnectionError(
-            f"Not connected to the POP3 server {self.where}",
-            cause="The connection was closed earlier (after an error, QUIT or close()).",
-            fix="Connect again.",
         )

@@ -9,7 +9,8 @@ import pytest
 
 from pop3gui.core.errors import MailboxConnectionError, MailboxProtocolError, MailboxTimeoutError
 from pop3gui.core.imap.parse import LiteralBody
-from pop3gui.core.imap.stream import MAX_LITERALS, TRANSCRIPT_LINES, printable
+from pop3gui.core.connect import TRANSCRIPT_LINES
+from pop3gui.core.imap.stream import MAX_LITERALS, printable
 from tests.core.imap import BIG, explained, wired
 
 
