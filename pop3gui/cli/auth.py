@@ -17,6 +17,7 @@ import time
 import webbrowser
 from dataclasses import dataclass
 
+from pop3gui.cli.output import EXIT_OK, EXIT_PROBLEMS
 from pop3gui.core.config.load import load_config
 from pop3gui.core.config.model import Config, OAuthProviderConfig
 from pop3gui.core.desktop.display import has_display
@@ -28,10 +29,9 @@ from pop3gui.core.oauth.store import SignIn, sign_in_key, smtp_sign_in_key
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.state.paths import Paths
 
-EXIT_OK, EXIT_PROBLEMS = 0, 1
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     auth = sub.add_parser("auth", help="sign in with OAuth2 (Microsoft 365, Outlook.com, Google, ...)",
                           description="Sign an account in with OAuth2 and keep the sign-in in the OS keyring; "
                           "show who is signed in; sign out. See docs/oauth.md for the app registration.")
@@ -46,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     logout = actions.add_parser("logout", help="forget an account's sign-in")
     logout.add_argument("account", nargs="?", help="the account name (not needed with --smtp)")
     logout.add_argument("--smtp", action="store_true", help="the [smtp] login instead")
+    auth.set_defaults(handler=run)
 
 
 def run(paths: Paths, args: argparse.Namespace) -> int:
