@@ -29,6 +29,7 @@ from pop3gui.core.config.model import (
     LOG_LEVELS,
     SECURITY_SMTP,
     AccountConfig,
+    AlertsConfig,
     Config,
     DeliveryConfig,
     LoggingConfig,
@@ -49,19 +50,21 @@ from pop3gui.core.config.table import (
     check_timeout,
     describe_error,
     list_of_tables,
+    show,
     sub_table,
 )
 from pop3gui.core.errors import ConfigError
 from pop3gui.core.mail.addresses import normalize_domain
 from pop3gui.core.mail.routing import RULE_FIELDS
 from pop3gui.core.pop3.transport import SECURITY_MODES
+from pop3gui.core.schedule import HoursError, WeekHours
 
 __all__ = ["load_config", "parse_config"]
 
 def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     """Validate a parsed TOML document into a :class:`Config` (raises ConfigError)."""
     root = Table(dict(data), path, "", Config)
-    root.check_known(["version", "smtp", "schedule", "delivery", "logging",
+    root.check_known(["version", "smtp", "schedule", "alerts", "delivery", "logging",
                       "recipient_policy", "account", "routing_rule", "performance", "oauth_provider"])
     version = root.get("version", int)
     if version != CONFIG_VERSION:
@@ -85,6 +88,19 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     schedule = ScheduleConfig(
         interval_min=t.get("interval_min", int, check_range(1, 1440)),
         enabled=t.get("enabled", bool),
+        hours=_parse_hours(t),
+    )
+
+    t = sub_table(root, "alerts", AlertsConfig)
+    alerts = AlertsConfig(
+        mail_to=t.get("mail_to", str, check_address),
+        mail_from=t.get("mail_from", str, check_address),
+        desktop=t.get("desktop", bool),
+        no_mail_hours=t.get("no_mail_hours", int, check_range(0, 24 * 366)),
+        failed_cycles=t.get("failed_cycles", int, check_range(0, 10_000)),
+        quarantine_hours=t.get("quarantine_hours", int, check_range(0, 24 * 366)),
+        sign_in=t.get("sign_in", bool),
+        policy_refusal=t.get("policy_refusal", bool),
     )
 
     t = sub_table(root, "delivery", DeliveryConfig)
@@ -109,9 +125,25 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     accounts = _parse_accounts(root)
     rules = _parse_rules(root, accounts)
     _check_sign_in(root, smtp, accounts, providers)
-    return Config(version=version, smtp=smtp, schedule=schedule, delivery=delivery, logging=logging_cfg,
+    return Config(version=version, smtp=smtp, schedule=schedule, alerts=alerts, delivery=delivery, logging=logging_cfg,
                   performance=performance, policies=policies, accounts=accounts, rules=rules,
                   oauth_providers=providers)
+
+
+def _parse_hours(t: Table) -> WeekHours:
+    """``hours = { mon = "7-19", sat = "9-12", sun = "" }``; a day left out runs all day."""
+    if "hours" not in t.data:
+        return WeekHours()
+    value = t.data["hours"]
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise t.error("hours", f"must be a table of day = \"hours\", not {show(value)}",
+                      fix='Write for example hours = { mon = "7-19", sat = "9-12", sun = "" }.')
+    try:
+        return WeekHours.from_table(value)
+    except HoursError as exc:
+        raise t.error("hours", str(exc), fix='Write each day as hours from-to, e.g. mon = "7-19" (7:00 until '
+                      '19:00), several ranges with commas ("7-12,13-19"), "" for no retrieval that day; a day '
+                      'left out runs all day.') from None
 
 
 def _parse_oauth_providers(root: Table) -> tuple[OAuthProviderConfig, ...]:

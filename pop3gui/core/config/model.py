@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pop3gui.core.mail.local_domains import LocalDomains
+from pop3gui.core.schedule import WeekHours
 
 __all__ = [
     "ACCOUNT_KINDS", "AFTER_DELIVERY", "CONFIG_VERSION", "DEFAULT_ENVELOPE_HEADERS", "IMAP_ONLY_KEYS", "IMAP_PORTS",
     "LOG_LEVELS", "POP3_PORTS", "PROTOCOLS", "SECURITY_SMTP", "default_port",
-    "AccountConfig", "Config", "DeliveryConfig", "LoggingConfig", "PerformanceConfig",
+    "AccountConfig", "AlertsConfig", "Config", "DeliveryConfig", "LoggingConfig", "PerformanceConfig",
     "RecipientPolicy", "RoutingRuleConfig", "ScheduleConfig", "SmtpConfig",
     "AUTH_METHODS", "SMTP_AUTH_METHODS", "OAUTH_KINDS", "SASL_MECHANISMS", "OAuthProviderConfig",
 ]
@@ -65,8 +66,31 @@ class SmtpConfig:
 
 @dataclass(frozen=True)
 class ScheduleConfig:
+    """Automatic retrieval: every ``interval_min`` minutes inside the chosen ``hours`` of the week."""
+
     interval_min: int = 15
     enabled: bool = True
+    hours: WeekHours = field(default_factory=WeekHours)  # the file's {mon = "7-19", ...}; a day left out: all day
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """When the connector tells the admin that something needs them, and where.
+
+    Each condition has its threshold here; 0 (or false) turns it off.  Alerts
+    go to the desktop (the tray runner), to ``mail_to`` through the local
+    server when it is set, and always to the event log: one when a condition
+    starts, one when it ends.
+    """
+
+    mail_to: str = ""  # the admin's address; empty: no alert mail
+    mail_from: str = ""  # the alert mail's sender; empty: postmaster@ the first recipient policy's primary domain
+    desktop: bool = True  # notifications from the tray runner
+    no_mail_hours: int = 24  # an account received nothing for this long, counted within its scheduled hours
+    failed_cycles: int = 3  # an account failed this many cycles in a row
+    quarantine_hours: int = 4  # a message sat in quarantine this long
+    sign_in: bool = True  # an OAuth2 sign-in is needed
+    policy_refusal: bool = True  # the local server refused a recipient for a policy reason
 
 
 @dataclass(frozen=True)
@@ -175,6 +199,7 @@ class Config:
     version: int = CONFIG_VERSION
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)

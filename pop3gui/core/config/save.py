@@ -35,7 +35,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     return {
         "version": config.version,
         "smtp": plain(config.smtp),
-        "schedule": plain(config.schedule),
+        "schedule": _schedule(plain(config.schedule)),
+        "alerts": plain(config.alerts),
         "delivery": plain(config.delivery),
         "logging": plain(config.logging),
         "performance": plain(config.performance),
@@ -44,6 +45,14 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         "routing_rule": [plain(r) for r in config.rules],
         "oauth_provider": [plain(o) for o in config.oauth_providers],
     }
+
+
+def _schedule(table: dict[str, Any]) -> dict[str, Any]:
+    """The schedule's table: ``hours`` lists only the days that do not run all day, and is left out if none."""
+    hours = table.pop("hours").to_table()
+    if hours:
+        table["hours"] = hours
+    return table
 
 
 def _account(table: dict[str, Any], account: AccountConfig) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from pop3gui.core.config.model import AccountConfig, Config
 from pop3gui.core.config.policies import policy_warnings
@@ -30,6 +32,7 @@ from pop3gui.core.errors import ConfigError, CredentialError, OAuthError, SmtpEr
 from pop3gui.core.events.model import EventBus, EventId, Severity
 from pop3gui.core.failures import Failure
 from pop3gui.core.oauth.session import SignIns
+from pop3gui.core.schedule import next_run
 from pop3gui.core.oauth.store import smtp_sign_in_key
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.state.journal import Journal
@@ -58,6 +61,7 @@ class Connector:
         self._warned_policies = False
         self._mailbox_locks: dict[tuple[str, int, str], asyncio.Lock] = {}
         self._parallel = asyncio.Semaphore(config.performance.max_parallel_accounts)
+        self.now: Callable[[], datetime] = datetime.now  # local wall-clock time, for the hours of the schedule
 
     # --- control ----------------------------------------------------------------
 
@@ -82,31 +86,64 @@ class Connector:
     async def run_forever(self) -> None:
         """Cycle on the schedule until :meth:`request_stop`; IMAP accounts with IDLE also run when mail arrives.
 
-        A push runs only the account it came for; the scheduled cycle keeps
-        its own rhythm.  Pushes that arrive while a run is going are kept and
-        run right after it.
+        Scheduled cycles run every ``interval_min`` inside the chosen hours of
+        the week (:class:`~pop3gui.core.schedule.WeekHours`, local time); a
+        cycle due outside them waits for the next chosen hour.  A push runs
+        only the account it came for, inside the chosen hours too; the
+        scheduled cycle keeps its own rhythm.  Pushes that arrive while a run
+        is going are kept and run right after it.  With the schedule turned
+        off nothing runs: the runner says so and waits to be stopped.
         """
-        loop = asyncio.get_running_loop()
+        schedule = self.config.schedule
+        if not schedule.enabled:
+            self.report.event(
+                EventId.RUNNER_SCHEDULE, Severity.WARNING,
+                "Automatic retrieval is turned off ([schedule] enabled = false): this runner retrieves nothing.",
+                cause="The schedule is turned off in the configuration.",
+                fix="Set [schedule] enabled = true and restart the runner, or retrieve by hand with "
+                "`pop3gui run --once`.")
+            await self._stop.wait()
+            return
         push = PushWatchers(self.config, credentials=self.credentials, sign_ins=self.sign_ins, report=self.report,
                             on_mail=self.push_arrived)
         push.start()
         try:
-            next_cycle = loop.time()
+            next_cycle = self._next_scheduled(self.now())
             while not self.stopping:
-                if loop.time() >= next_cycle:
+                now = self.now()
+                if next_cycle is not None and now >= next_cycle:
                     self._pushed.clear()  # the whole cycle covers them
                     await self.run_cycle()
-                    next_cycle = loop.time() + self.config.schedule.interval_min * 60
-                elif self._pushed:
+                    next_cycle = self._next_scheduled(self.now(), after_cycle=True)
+                elif self._pushed and schedule.hours.is_open(now):
                     accounts, self._pushed = set(self._pushed), set()
                     await self.run_cycle(only=accounts)
-                if self._pushed or self.stopping:
+                if self.stopping or (self._pushed and schedule.hours.is_open(self.now())):
                     continue
                 self._woken.clear()
+                # Wall-clock waits in steps of at most a minute, so a changed clock or DST is noticed.
+                left = 60.0 if next_cycle is None else (next_cycle - self.now()).total_seconds()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._woken.wait(), max(0.0, next_cycle - loop.time()))
+                    await asyncio.wait_for(self._woken.wait(), min(60.0, max(0.0, left)))
         finally:
             await push.stop()
+
+    def _next_scheduled(self, now: datetime, *, after_cycle: bool = False) -> datetime | None:
+        """The next scheduled cycle (now at the start, else an interval on), said once when it waits for hours."""
+        schedule = self.config.schedule
+        due = next_run(schedule.hours, now, schedule.interval_min) if after_cycle else schedule.hours.next_open(now)
+        plain = now + timedelta(minutes=schedule.interval_min) if after_cycle else now
+        if due is None:
+            self.report.event(EventId.RUNNER_SCHEDULE, Severity.WARNING,
+                              "No hour of the week is chosen in [schedule] hours: no cycle will run.",
+                              cause="Every day's hours are empty.",
+                              fix='Choose the hours to retrieve in, e.g. hours = { mon = "7-19" }; a day left '
+                              'out runs all day.')
+        elif due > plain:
+            self.report.event(EventId.RUNNER_SCHEDULE, Severity.INFO,
+                              f"Outside the chosen hours ({schedule.hours.summary()}): the next cycle runs "
+                              f"{due:%a %H:%M}.")
+        return due
 
     def push_arrived(self, account: str) -> None:
         """New mail was announced for *account* (IMAP IDLE): run it as soon as the current run is done."""

@@ -42,6 +42,7 @@ class EventId(enum.IntEnum):
     ACCOUNT_FAILED = 1005
     RUNNER_STOPPING = 1006
     RUNNER_BUSY = 1007
+    RUNNER_SCHEDULE = 1008
     # Credentials and configuration
     CREDENTIAL_MISSING = 1101
     POLICY_WARNING = 1102
