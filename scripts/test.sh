@@ -19,7 +19,7 @@ done
 export PATH
 
 PACKAGES=(
-    dovecot-pop3d dovecot-imapd postfix openssl
+    dovecot-pop3d dovecot-imapd postfix openssl fetchmail
     gnome-keyring dbus dbus-bin
     xvfb trayer
     libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
