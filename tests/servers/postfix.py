@@ -17,8 +17,10 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+
+from tests.servers.certs import TestCertificates
 
 from tests.servers.dovecot import chown_tree, free_port, mail_ids, process_gone, wait_for_port
 from tests.servers.maildir_copies import MaildirCopies
@@ -102,6 +104,19 @@ delay_warning_time = 0
 """
 
 
+def _with_overrides(template: str, overrides: Mapping[str, str]) -> str:
+    """main.cf with each overridden setting's line replaced, or added at the end."""
+    lines = template.splitlines()
+    for name, value in overrides.items():
+        line = f"{name} = {value}".replace("{", "{{").replace("}", "}}")
+        found = [i for i, text in enumerate(lines) if text.split("=", 1)[0].strip() == name]
+        if found:
+            lines[found[0]] = line
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 @contextlib.contextmanager
 def _system_config_lock() -> Iterator[None]:
     with open(_LOCK_FILE, "a") as handle:
@@ -174,7 +189,14 @@ class PostfixServer(MaildirCopies):
         unknown_users: Iterable[str] = (),
         message_size_limit: int = 10_240_000,
         root: Path | None = None,
+        main_cf: Mapping[str, str] | None = None,
+        certificates: TestCertificates | None = None,
     ) -> None:
+        """*main_cf* overrides settings of main.cf; with *certificates* smtpd offers STARTTLS on
+        :attr:`port` and a second smtpd speaks implicit TLS (port 465 style) on :attr:`tls_port`."""
+        self.main_cf_overrides = dict(main_cf or {})
+        self.certificates = certificates
+        self.tls_port = 0
         self.accepted_domains = list(accepted_domains)
         self.unknown_users = list(unknown_users)
         self.message_size_limit = message_size_limit
@@ -229,9 +251,21 @@ class PostfixServer(MaildirCopies):
         self.mail_base.chmod(0o755)
         os.chown(self.mail_base, uid, gid)
         self._write_unknown_users()
-        (self.config_dir / "master.cf").write_text(_MASTER_CF.format(port=self.port))
+        master_cf = _MASTER_CF.format(port=self.port)
+        overrides = dict(self.main_cf_overrides)
+        if self.certificates is not None:
+            self.tls_port = free_port()
+            master_cf += (f"{self.tls_port} inet  n       -       n       -       -       smtpd\n"
+                          "  -o smtpd_tls_wrapper_mode=yes\n  -o smtpd_tls_security_level=encrypt\n")
+            overrides = {
+                "smtpd_tls_cert_file": str(self.certificates.cert_path),
+                "smtpd_tls_key_file": str(self.certificates.key_path),
+                "smtpd_tls_security_level": "may",
+                **overrides,
+            }
+        (self.config_dir / "master.cf").write_text(master_cf)
         (self.config_dir / "main.cf").write_text(
-            _MAIN_CF.format(
+            _with_overrides(_MAIN_CF, overrides).format(
                 root=self.root,
                 syslog_name=f"postfix-{self.root.name}",
                 message_size_limit=self.message_size_limit,
@@ -245,6 +279,8 @@ class PostfixServer(MaildirCopies):
             self._postfix("start")
             self._started = True
             wait_for_port(self.port, timeout, self._log_tail)
+            if self.tls_port:
+                wait_for_port(self.tls_port, timeout, self._log_tail)
         except BaseException:
             self.stop()
             raise

@@ -19,6 +19,7 @@ from pop3gui.core.oauth.endpoints import SMTP
 from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.oauth.store import smtp_sign_in_key
 from pop3gui.core.pop3.client import Pop3Client
+from pop3gui.core.errors import SmtpError
 from pop3gui.core.smtp.submit import SmtpSubmitter
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.tls import client_context
@@ -48,6 +49,8 @@ class LocalServer:
     password: str | None = field(repr=False)  # never in a log or a traceback
     tls: ssl.SSLContext | None
     oauth_token: str | None = field(default=None, repr=False)  # with auth = "oauth2", instead of the password
+    _limit: list[int] = field(default_factory=list, repr=False, compare=False)  # learned once: [SIZE limit]
+    _asking: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False, compare=False)
 
     def session(self) -> SmtpSubmitter:
         """A session to the local mail server, opened on first use."""
@@ -56,6 +59,26 @@ class LocalServer:
                              password=self.password, timeout=smtp.timeout_s, ssl_context=self.tls,
                              oauth_token=self.oauth_token)
 
+    async def size_limit(self) -> tuple[int, SmtpSubmitter | None]:
+        """The SIZE limit the server announces after EHLO (RFC 1870), learned once; 0 for none or unknown.
+
+        Known before any message is downloaded, so one the server would refuse
+        stays on the mail server. When it is learned now, the session opened to
+        learn it comes along, connected, for the caller to use or close. A
+        session that cannot be opened says nothing here: the submission that
+        follows reports it.
+        """
+        async with self._asking:
+            if self._limit:
+                return self._limit[0], None
+            smtp = self.session()
+            try:
+                await smtp.connect()
+            except SmtpError:
+                self._limit.append(0)
+                return 0, None
+            self._limit.append(smtp.size_limit or 0)
+            return self._limit[0], smtp
 
 async def open_local_server(smtp: SmtpConfig, credentials: Credentials, sign_ins: SignIns | None = None,
                             config: Config | None = None) -> LocalServer:

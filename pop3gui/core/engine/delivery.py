@@ -37,7 +37,8 @@ from pop3gui.core.mail.local_domains import LocalDomains
 from pop3gui.core.mail.recipients import Resolution, resolve_global, resolve_user
 from pop3gui.core.mail.routing import RoutingRule
 from pop3gui.core.mail.messages import trace_count, trace_header
-from pop3gui.core.smtp.submit import SmtpSubmitter
+from pop3gui.core.smtp.data import MessageSource
+from pop3gui.core.smtp.submit import SmtpSubmitter, wire_size
 from pop3gui.core.state.journal import DEFERRED, DELETING, DUPLICATE_WINDOW_DAYS, SUBMITTING, EarlierDelivery, Journal
 from pop3gui.core.state.spool import Quarantine
 
@@ -130,6 +131,10 @@ class Deliverer:
                 cause="Mail delivered locally comes back to this POP3 mailbox.",
                 fix="Remove the forwarding that sends it back, then resubmit.", transcript="",
                 diagnosis=Failure.MAIL_LOOP)
+        body = msg.source(trace_header(pop3_host=account.host, account=account.name, uid=msg.uid,
+                                       protocol=account.protocol.upper()))
+        if not resubmission and not await self._local_server_takes(account, msg, body, smtp, res):
+            return False
         resolution = self._resolve(account, msg, res)
         if resolution is None:
             return True
@@ -141,8 +146,6 @@ class Deliverer:
             self.journal.finish(account.name, msg.uid, msg.key, msg.size, "duplicate", message_id=msg.message_id)
             return True
 
-        body = msg.source(trace_header(pop3_host=account.host, account=account.name, uid=msg.uid,
-                                              protocol=account.protocol.upper()))
         sub = await smtp.submit(msg.sender, wanted, body)
         delivered = list(sub.accepted)
         if sub.deferred:
@@ -158,6 +161,26 @@ class Deliverer:
                           account=account.name, msg=msg, recipient=delivered[0] if len(delivered) == 1 else "",
                           outcome=Outcome.DELIVERED)
         return True
+
+    async def _local_server_takes(self, account: AccountConfig, msg: InFlight, body: MessageSource,
+                                  smtp: SmtpSubmitter, res: AccountResult) -> bool:
+        """False, with the message left on the mail server, when it is over the local server's SIZE limit.
+
+        The listed size was an estimate: the downloaded message, as it would be
+        sent, is what the server's announced limit is compared with.
+        """
+        limit = await smtp.announced_limit()
+        if not limit:
+            return True
+        size = wire_size(body)
+        if size <= limit:
+            return True
+        res.too_big += 1
+        if self.journal.note_oversize(account.name, msg.uid, size):
+            text, cause, fix = local_limit_text(account, smtp.host, msg.uid, size, limit)
+            self.report.event(EventId.MESSAGE_TOO_BIG, Severity.WARNING, text, account=account.name, msg=msg,
+                              cause=cause, fix=fix, diagnosis=Failure.OVER_SIZE_LIMIT, outcome=Outcome.LEFT_ON_SERVER)
+        return False
 
     def _resolve(self, account: AccountConfig, msg: InFlight, res: AccountResult) -> Resolution | None:
         """The message's local recipients; None once it went to quarantine for want of any."""
@@ -283,3 +306,18 @@ class Deliverer:
             entry.users -= 1
             if entry.users == 0:
                 del self._key_locks[key]
+
+
+def local_limit_text(account: AccountConfig, host: str, uid: str, size: int, limit: int) -> tuple[str, str, str]:
+    """Text, cause and fix of a message left on the mail server because the local server's limit is lower."""
+    where = "IMAP" if account.protocol == "imap" else "POP3"
+    return (f"Message {uid} is {_kb(size)}, over the {_kb(limit)} limit the local mail server {host} announces; "
+            f"it stays on the {where} server.",
+            f"The local mail server takes messages of at most {limit} bytes (its SIZE announcement), so it would "
+            "refuse this one; it is not downloaded or sent.",
+            "Raise the local server's message size limit (Postfix: message_size_limit in main.cf; Exchange: the "
+            "receive connector's maximum message size), or fetch the message with a mail client.")
+
+
+def _kb(size: int) -> str:
+    return f"{size / 1024:.0f} KB" if size < 10 * 1024 * 1024 else f"{size / 1048576:.1f} MB"

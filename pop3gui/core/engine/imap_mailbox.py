@@ -123,6 +123,7 @@ class ImapMailboxSession:
         skipped = set(flagged) | client.marked_deleted
         listed = {uid: size for uid, size in sizes.items() if uid not in skipped}
         due, wanted = self.transfer.plan(listed, uids, records, res)
+        wanted = await self.transfer.local_server_takes(wanted, res)
         progress = Progress(account.name, len(wanted), self.report.observer)
         if wanted:
             max_body = self.config.delivery.max_message_kb * 1024

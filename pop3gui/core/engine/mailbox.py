@@ -71,6 +71,7 @@ class MailboxSession:
             uids = await self._uids(client, sizes, listed)
             self.journal.forget_absent(account.name, uids.values())
             to_delete, wanted = self.transfer.plan(sizes, uids, self.journal.records(account.name), res)
+            wanted = await self.transfer.local_server_takes(wanted, res)
             progress = Progress(account.name, len(wanted), self.report.observer)
             if wanted:
                 window = self.config.performance.pop3_pipeline

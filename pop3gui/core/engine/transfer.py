@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from pop3gui.core.config.model import AccountConfig, Config
 from pop3gui.core.engine.connections import LocalServer
-from pop3gui.core.engine.delivery import AbortAccount, Deliverer
+from pop3gui.core.engine.delivery import AbortAccount, Deliverer, local_limit_text
 from pop3gui.core.engine.message import InFlight
 from pop3gui.core.engine.report import Reporter
 from pop3gui.core.engine.status import AccountResult, Progress
@@ -33,12 +33,15 @@ from pop3gui.core.errors import (
     StateError,
 )
 from pop3gui.core.events.model import EventId, Outcome, Severity
+from pop3gui.core.smtp.submit import SmtpSubmitter
 from pop3gui.core.failures import Failure
 from pop3gui.core.state.journal import HANDLED, OVERSIZE, SUBMITTING, Journal, MessageRecord
 from pop3gui.core.state.paths import open_private
 from pop3gui.core.state.spool import Spool, SpoolWriter
 
 _DAY = 86400.0
+#: What a listed size may grow by on its way to the local server: our trace line, CRLF line endings.
+SIZE_MARGIN = 1024
 
 #: Opens the sink one message is downloaded into, by its number (POP3 message number, IMAP UID).
 OpenSink = Callable[[int], SpoolWriter]
@@ -76,6 +79,7 @@ class Transfer:
         self.report = report
         self.local = local
         self.stopping = stopping
+        self._opened: SmtpSubmitter | None = None  # the session that learned the SIZE limit, for the first submitter
 
     def warn_if_unverified(self) -> None:
         """Said on every connection while the account does not check the server's certificate."""
@@ -110,6 +114,8 @@ class Transfer:
         for number in sorted(sizes):
             uid, size = uids[number], sizes[number]
             record = records.get(uid)
+            if record is not None and record.state == OVERSIZE:  # its data was found larger than listed
+                size = max(size, record.size)
             if record is not None and record.state == HANDLED:
                 if self.due_for_removal(record.handled_at):
                     due.append(number)
@@ -131,6 +137,40 @@ class Transfer:
             msg.interrupted = record is not None and record.state == SUBMITTING
             wanted.append(msg)
         return due, wanted
+
+    async def local_server_takes(self, wanted: list[InFlight], res: AccountResult) -> list[InFlight]:
+        """*wanted* without the messages the local server announced it refuses (RFC 1870 SIZE).
+
+        Those stay on the mail server undownloaded, said once; the listed size
+        is an estimate, so a message within the margin is downloaded and
+        measured again before it is sent (:meth:`Deliverer.deliver`).
+        """
+        if not wanted:
+            return wanted
+        limit, opened = await self.local.size_limit()
+        self._opened = opened
+        if not limit:
+            return wanted
+        kept: list[InFlight] = []
+        for msg in wanted:
+            if msg.size + SIZE_MARGIN <= limit:
+                kept.append(msg)
+            else:
+                res.too_big += 1
+                if self.journal.note_oversize(self.account.name, msg.uid, msg.size):
+                    text, cause, fix = local_limit_text(self.account, self.local.config.host, msg.uid, msg.size,
+                                                        limit)
+                    self.report.event(EventId.MESSAGE_TOO_BIG, Severity.WARNING, text, account=self.account.name,
+                                      cause=cause, fix=fix, diagnosis=Failure.OVER_SIZE_LIMIT,
+                                      outcome=Outcome.LEFT_ON_SERVER)
+        if not kept:
+            await self._close_opened()
+        return kept
+
+    async def _close_opened(self) -> None:
+        opened, self._opened = self._opened, None
+        if opened is not None:
+            await opened.close()
 
     async def download_and_deliver(self, fetch: Fetch, wanted: list[InFlight], res: AccountResult,
                                    due: list[int], progress: Progress) -> None:
@@ -165,7 +205,7 @@ class Transfer:
                     await queue.put(None)
 
         async def submit() -> None:
-            smtp = self.local.session()
+            smtp, self._opened = self._opened or self.local.session(), None
             try:
                 while (msg := await queue.get()) is not None:
                     if abort.is_set() or self.stopping():  # not started yet: it stays on the server
@@ -188,7 +228,10 @@ class Transfer:
             finally:
                 await smtp.close()
 
-        await asyncio.gather(download(), *(submit() for _ in range(workers)))
+        try:
+            await asyncio.gather(download(), *(submit() for _ in range(workers)))
+        finally:
+            await self._close_opened()
         due.sort()
         for failure in failures:
             if isinstance(failure, AbortAccount):
@@ -222,3 +265,4 @@ class Transfer:
             return SpoolWriter(msg.size, open_file, keep)
 
         return open_spool
+

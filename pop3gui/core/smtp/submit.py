@@ -9,6 +9,7 @@ event 4022, with the AUTH exchange redacted.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ from pop3gui.core.smtp.data import BLOCK, DataEncoder, MessageSource
 from pop3gui.core.smtp.transcript import Transcript
 from pop3gui.core.smtp.xoauth2 import check_xoauth2, login_xoauth2
 from pop3gui.core.tls import client_context
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,40 @@ class Submission:
         return soft
 
 
+def size_limit(announced: str | None) -> int | None:
+    """The limit in a SIZE announcement (RFC 1870): None when SIZE is not offered, 0 when it names no limit."""
+    if announced is None:
+        return None
+    value = announced.strip().split(" ", 1)[0]
+    return int(value) if value.isdigit() else 0
+
+
+def wire_size(message: MessageSource) -> int:
+    """The size RFC 1870 counts: line endings as CRLF, the last line ended, no dot-stuffing, no final dot.
+
+    What the server compares with its SIZE limit; one pass over a spooled message.
+    """
+    size = 0
+    pending_cr = False
+    ends_line = True
+    for block in message.blocks():
+        if pending_cr:
+            block, pending_cr = b"\r" + block, False
+        if block.endswith(b"\r"):
+            block, pending_cr = block[:-1], True
+        if not block:
+            continue
+        crlf = block.count(b"\r\n")
+        if block.count(b"\r") != crlf or block.count(b"\n") != crlf:  # a bare CR or LF becomes CRLF
+            size += len(_LINE_END.sub(b"\r\n", block))
+        else:
+            size += len(block)
+        ends_line = block.endswith(b"\n")
+    if pending_cr or not ends_line:
+        size += 2
+    return size
+
+
 async def _drained(protocol: object) -> None:
     """Wait while the transport's write buffer is over its high-water mark."""
     transport = getattr(protocol, "transport", None)
@@ -118,6 +155,8 @@ class SmtpSubmitter:
         self._local_hostname = local_hostname
         self._smtp: aiosmtplib.SMTP | None = None
         self._preamble: list[str] = []
+        #: The server's SIZE limit after EHLO (RFC 1870): None when it offers no SIZE, 0 when it names none.
+        self.size_limit: int | None = None
 
     @property
     def where(self) -> str:
@@ -202,6 +241,7 @@ class SmtpSubmitter:
             ) from exc
         self._smtp = smtp
         self._preamble = log.lines
+        self.size_limit = size_limit(smtp.esmtp_extensions.get("size"))
 
     async def close(self) -> None:
         smtp, self._smtp = self._smtp, None
@@ -223,6 +263,12 @@ class SmtpSubmitter:
         """
         source = message if isinstance(message, MessageSource) else MessageSource.from_bytes(message)
         return await self._transaction(sender, recipients, source)
+
+    async def announced_limit(self) -> int:
+        """The largest message the server said it takes (connecting if need be); 0 when it set none."""
+        if self._smtp is None or not self._smtp.is_connected:
+            await self.connect()
+        return self.size_limit or 0
 
     async def probe(self, sender: str, recipients: list[str]) -> Submission:
         """MAIL FROM + RCPT TO + RSET: learn what the server would do, send nothing."""
@@ -261,8 +307,17 @@ class SmtpSubmitter:
         data_sent = False
         try:
             options = []
+            size = wire_size(message) if message is not None and self.size_limit is not None else 0
+            if self.size_limit and size > self.size_limit:  # refused in advance: not a byte of it is sent
+                log.client(f"(not sent: {size} bytes, over the SIZE {self.size_limit} the server announced)")
+                text = (f"5.3.4 Message size {size} exceeds the limit of {self.size_limit} bytes the server "
+                        "announced (SIZE); not sent")
+                return Submission(replies=tuple(RecipientReply(r, 552, text) for r in recipients),
+                                  data_code=552, data_message=text, transcript=log.text())
             if message is not None and smtp.supports_extension("8bitmime") and not message.is_ascii():
                 options.append("BODY=8BITMIME")
+            if size:
+                options.append(f"SIZE={size}")
             log.client(f"MAIL FROM:<{sender}>" + "".join(" " + o for o in options))
             try:
                 reply = await smtp.mail(sender, options=options)

@@ -194,7 +194,7 @@ async def test_the_transcript_shows_the_whole_session_in_order(postfix_clean: Po
     lines = sub.transcript.splitlines()
     assert lines[0].startswith("<S>: 220 ") and "ESMTP" in lines[0]
     assert [line for line in lines if line.startswith("<C>: ")] == [
-        "<C>: EHLO connector.test", f"<C>: MAIL FROM:<{SENDER}>", f"<C>: RCPT TO:<{ALICE}>",
+        "<C>: EHLO connector.test", f"<C>: MAIL FROM:<{SENDER}> SIZE={len(message)}", f"<C>: RCPT TO:<{ALICE}>",
         f"<C>: RCPT TO:<{FOREIGN}>", "<C>: DATA", f"<C>: <{len(message)} bytes of message>",
     ]
     assert any(line.startswith("<S>: 250-") for line in lines)  # EHLO's many lines, continuation marked
