@@ -37,7 +37,9 @@ from pop3gui.core.config.model import AccountConfig, Config, OAuthProviderConfig
 from pop3gui.core.engine.preflight import Finding, check_account
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.gui.account_model import AccountRole, AccountTableModel, Column
+from pop3gui.core.migrate import ImportResult
 from pop3gui.gui.dialogs.account import AccountDialog
+from pop3gui.gui.dialogs.import_preview import ImportPreviewDialog
 from pop3gui.gui.dialogs.sign_in import PageOpener
 from pop3gui.gui.icons import icon
 from pop3gui.gui.tabs.account_keyring import AccountKeyring
@@ -102,11 +104,13 @@ class AccountsTab(ConfigTab):
         self.edit_button.setAccessibleName(self.tr("Edit account"))
         self.remove_button = QPushButton(icon("remove"), self.tr("&Remove"))
         self.remove_button.setAccessibleName(self.tr("Remove account"))
+        self.import_button = QPushButton(self.tr("&Import…"))
+        self.import_button.setAccessibleName(self.tr("Import accounts from fetchmail or getmail"))
         self.test_button = QPushButton(icon("test"), self.tr("&Test"))
         self.test_button.setAccessibleName(self.tr("Test account"))
         self.test_button.setToolTip(self.tr("Log in to the mail server and ask the local server whether it "
                                             "accepts this account's recipients; nothing is downloaded or sent."))
-        for button in (self.add_button, self.edit_button, self.remove_button, self.test_button):
+        for button in (self.add_button, self.edit_button, self.remove_button, self.test_button, self.import_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout.addLayout(buttons)
@@ -121,6 +125,7 @@ class AccountsTab(ConfigTab):
         self.edit_button.clicked.connect(self.open_edit_dialog)
         self.remove_button.clicked.connect(self.confirm_remove)
         self.test_button.clicked.connect(self.test_selected)
+        self.import_button.clicked.connect(self.open_import_dialog)
         self.table.doubleClicked.connect(self._double_clicked)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.model.modelReset.connect(self._update_buttons)
@@ -363,6 +368,32 @@ class AccountsTab(ConfigTab):
 
         dialog.accepted.connect(accepted)
         return self._opened(dialog)
+
+    def open_import_dialog(self) -> ImportPreviewDialog:
+        """Import from fetchmail or getmail; OK adds the accounts (passwords to the keyring) as Add… does."""
+        dialog = ImportPreviewDialog(self.apply(self.controller.config), self)
+
+        def accepted() -> None:
+            result = dialog.import_result()
+            if result is not None:
+                self._spawn(self.apply_import(result))
+
+        dialog.accepted.connect(accepted)
+        dialog.open()
+        return dialog
+
+    async def apply_import(self, result: ImportResult) -> bool:
+        """Add the imported accounts and their OAuth2 providers; False if the keyring refused a password."""
+        known = {p.name for p in self._providers}
+        new_providers = [p for p in result.config.oauth_providers if p.name not in known]
+        if new_providers:
+            self.set_providers([*self._providers, *new_providers])
+        passwords = {s.account: s.password for s in result.secrets if not s.smtp_username}
+        stored = True
+        for account in result.added:
+            if self.model.row_of(account.name) < 0:
+                stored = await self.add_account(account, passwords.get(account.name)) and stored
+        return stored
 
     def open_edit_dialog(self) -> AccountDialog | None:
         account = self.selected_account()
