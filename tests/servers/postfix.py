@@ -255,11 +255,16 @@ class PostfixServer(MaildirCopies):
         overrides = dict(self.main_cf_overrides)
         if self.certificates is not None:
             self.tls_port = free_port()
-            master_cf += (f"{self.tls_port} inet  n       -       n       -       -       smtpd\n"
-                          "  -o smtpd_tls_wrapper_mode=yes\n  -o smtpd_tls_security_level=encrypt\n")
+            master_cf += ("tlsmgr    unix  -       -       n       1000?   1       tlsmgr\n"
+                          f"{self.tls_port} inet  n       -       n       -       -       smtpd\n"
+                          "  -o smtpd_tls_wrappermode=yes\n  -o smtpd_tls_security_level=encrypt\n")
+            tls_dir = self.root / "tls"  # readable by smtpd, whatever the test's own folders allow
+            tls_dir.mkdir(exist_ok=True)
+            cert = shutil.copy(self.certificates.cert_path, tls_dir / "server.pem")
+            key = shutil.copy(self.certificates.key_path, tls_dir / "server.key")
             overrides = {
-                "smtpd_tls_cert_file": str(self.certificates.cert_path),
-                "smtpd_tls_key_file": str(self.certificates.key_path),
+                "smtpd_tls_cert_file": str(cert),
+                "smtpd_tls_key_file": str(key),
                 "smtpd_tls_security_level": "may",
                 **overrides,
             }

@@ -232,6 +232,9 @@ class SmtpSubmitter:
             ) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             smtp.close()
+            tls_problem = self._tls_problem(exc, log)
+            if tls_problem is not None:
+                raise tls_problem from exc
             raise SmtpConnectionError(
                 f"cannot connect to the local mail server {self.where}: {exc}",
                 cause="The mail server is not running, or smtp.host / smtp.port / smtp.security are wrong.",
@@ -242,6 +245,34 @@ class SmtpSubmitter:
         self._smtp = smtp
         self._preamble = log.lines
         self.size_limit = size_limit(smtp.esmtp_extensions.get("size"))
+
+    def _tls_problem(self, exc: BaseException, log: Transcript) -> SmtpConnectionError | None:
+        """The error for a failed TLS handshake, naming the certificate when that is what failed."""
+        seen: BaseException | None = exc
+        ssl_error: ssl.SSLError | None = None
+        while seen is not None and ssl_error is None:
+            ssl_error = seen if isinstance(seen, ssl.SSLError) else None
+            seen = seen.__cause__ or seen.__context__
+        text = str(ssl_error or exc)
+        if ssl_error is None and "[SSL" not in text:
+            return None
+        detail = getattr(ssl_error, "verify_message", "") or text
+        if isinstance(ssl_error, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
+            return SmtpConnectionError(
+                f"the certificate of the local mail server {self.where} could not be verified "
+                f"(certificate verify failed: {detail})",
+                cause="The server's certificate is not signed by an authority this computer trusts (nor by the CA "
+                "in smtp.ca_file), has expired, or names another host than smtp.host.",
+                fix="For a private certificate set smtp.ca_file to its CA certificate (PEM file), and make smtp.host "
+                "the name on the certificate. Setting verify_tls = false also works, but then an attacker on the "
+                "network could pose as the server; the mail stays on the POP3 server meanwhile.",
+                transcript=log.text())
+        return SmtpConnectionError(
+            f"TLS with the local mail server {self.where} failed: {detail}",
+            cause="The port does not speak TLS the way smtp.security says: security = \"tls\" is for a port that "
+            "speaks TLS from the first byte (465), \"starttls\" for one that upgrades (587, 25).",
+            fix="Match smtp.security to the port; the mail stays on the POP3 server and is retried next cycle.",
+            transcript=log.text())
 
     async def close(self) -> None:
         smtp, self._smtp = self._smtp, None
