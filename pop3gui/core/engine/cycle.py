@@ -31,7 +31,9 @@ from pop3gui.core.engine.status import AccountResult, CycleResult, Phase, Status
 from pop3gui.core.errors import ConfigError, CredentialError, OAuthError, SmtpError, StateError, TlsSetupError
 from pop3gui.core.events.model import EventBus, EventId, Severity
 from pop3gui.core.failures import Failure
+from pop3gui.core.health.monitor import AccountOutcome, HealthMonitor
 from pop3gui.core.oauth.session import SignIns
+from pop3gui.core.smtp.submit import SmtpSubmitter
 from pop3gui.core.schedule import next_run
 from pop3gui.core.oauth.store import smtp_sign_in_key
 from pop3gui.core.state.credentials import Credentials
@@ -62,6 +64,9 @@ class Connector:
         self._mailbox_locks: dict[tuple[str, int, str], asyncio.Lock] = {}
         self._parallel = asyncio.Semaphore(config.performance.max_parallel_accounts)
         self.now: Callable[[], datetime] = datetime.now  # local wall-clock time, for the hours of the schedule
+        # Health and alerts ([alerts]): it hears the run's events and is told each cycle's outcome.
+        self.health = HealthMonitor(config, paths, bus, open_session=self._alert_session, now=lambda: self.now())
+        self._stop_listening = bus.subscribe(self.health.observe)
 
     # --- control ----------------------------------------------------------------
 
@@ -70,6 +75,7 @@ class Connector:
         self.config = config
         self.deliverer.config = config
         self.deliverer.refusals.config = config
+        self.health.config = config
 
     def request_stop(self) -> None:
         """Finish the message in flight, QUIT the servers, and return from the cycle."""
@@ -102,6 +108,7 @@ class Connector:
                 cause="The schedule is turned off in the configuration.",
                 fix="Set [schedule] enabled = true and restart the runner, or retrieve by hand with "
                 "`pop3gui run --once`.")
+            self.health.planned(None, "automatic retrieval is turned off ([schedule] enabled = false)")
             await self._stop.wait()
             return
         push = PushWatchers(self.config, credentials=self.credentials, sign_ins=self.sign_ins, report=self.report,
@@ -109,12 +116,14 @@ class Connector:
         push.start()
         try:
             next_cycle = self._next_scheduled(self.now())
+            self.health.planned(next_cycle, "" if next_cycle is not None else "no hour of the week is chosen")
             while not self.stopping:
                 now = self.now()
                 if next_cycle is not None and now >= next_cycle:
                     self._pushed.clear()  # the whole cycle covers them
                     await self.run_cycle()
                     next_cycle = self._next_scheduled(self.now(), after_cycle=True)
+                    self.health.planned(next_cycle, "" if next_cycle is not None else "no hour of the week is chosen")
                 elif self._pushed and schedule.hours.is_open(now):
                     accounts, self._pushed = set(self._pushed), set()
                     await self.run_cycle(only=accounts)
@@ -151,7 +160,13 @@ class Connector:
         self._woken.set()
 
     def close(self) -> None:
+        self._stop_listening()
         self.journal.close()
+
+    async def _alert_session(self) -> SmtpSubmitter:
+        """A session to the local server for alert mail, with the [smtp] login and TLS the cycles use."""
+        local = await open_local_server(self.config.smtp, self.credentials, self.sign_ins, self.config)
+        return local.session()
 
     # --- the cycle --------------------------------------------------------------
 
@@ -185,12 +200,12 @@ class Connector:
                 res.fail(str(exc), diagnosis=exc.failure, cause=exc.cause, fix=exc.fix)
                 result.accounts.append(res)
                 self.report.status(account.name, Phase.FAILED, res)
-            return self._finish_cycle(result)
+            return await self._finish_cycle(result)
         result.accounts = [r for r in await asyncio.gather(*(self._run_limited(a, local) for a in accounts))
                            if r is not None]
         if smtp.auth == "oauth2" and any(r.diagnosis is Failure.OAUTH_TOKEN_REFUSED for r in result.accounts):
             self.sign_ins.forget_token(smtp_sign_in_key(smtp.username))  # renewed at the next cycle's start
-        return self._finish_cycle(result)
+        return await self._finish_cycle(result)
 
     async def _run_limited(self, account: AccountConfig, local: LocalServer) -> AccountResult | None:
         """Accounts run side by side up to the configured limit, but one mailbox never twice at once."""
@@ -201,7 +216,7 @@ class Connector:
                 return None
             return await self.run_account(account, local)
 
-    def _finish_cycle(self, result: CycleResult) -> CycleResult:
+    async def _finish_cycle(self, result: CycleResult) -> CycleResult:
         delivered = sum(a.delivered for a in result.accounts)
         problems = sum(a.diverted + a.quarantined + a.deferred for a in result.accounts)
         failed = [a.account for a in result.accounts if a.failed]
@@ -212,6 +227,11 @@ class Connector:
             text += f"; failed account(s): {', '.join(failed)}"
         self.report.event(EventId.CYCLE_FINISHED, Severity.INFO if result.exit_code == 0 else Severity.WARNING,
                           text + ".")
+        # Failed cycles count too: the quarantine's age and a quiet mailbox are noticed whatever happened.
+        await self.health.after_cycle([
+            AccountOutcome(a.account, a.failed, a.downloaded > 0 or a.delivered > 0,
+                           str(a.diagnosis) if a.diagnosis else "", a.errors[0] if a.errors else "", a.cause, a.fix)
+            for a in result.accounts])
         self.report.cycle_finished(result)
         return result
 

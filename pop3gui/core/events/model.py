@@ -47,6 +47,11 @@ class EventId(enum.IntEnum):
     CREDENTIAL_MISSING = 1101
     POLICY_WARNING = 1102
     SIGN_IN_FAILED = 1103
+    # Alerts: the health conditions of [alerts], once when they start and once when they end
+    ALERT_RAISED = 1201
+    ALERT_RECOVERED = 1202
+    ALERT_MAIL_FAILED = 1203
+    ALERT_MAILED = 1204
     # The mailbox server (POP3 or IMAP; the POP3_ names are kept: ids are a contract)
     POP3_CONNECTED = 2001
     POP3_LOGIN_FAILED = 2002

@@ -34,6 +34,11 @@ class Paths:
         return self.state_dir / "events.sqlite3"
 
     @property
+    def health_db(self) -> Path:
+        """Each account's health and the active alerts, shared by the runner, the tray and ``pop3gui status``."""
+        return self.state_dir / "health.sqlite3"
+
+    @property
     def spool_dir(self) -> Path:
         return self.state_dir / "spool"
 
