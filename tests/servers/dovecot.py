@@ -224,7 +224,8 @@ class DovecotServer:
     """
 
     def __init__(self, root: Path | None = None, *, auth_failure_delay: int = 0,
-                 oauth_introspection_url: str | None = None, imap: bool | None = None) -> None:
+                 oauth_introspection_url: str | None = None, imap: bool | None = None,
+                 apop: bool = False) -> None:
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="pop3gui-dovecot-"))
         self.root.chmod(0o755)
@@ -244,6 +245,8 @@ class DovecotServer:
         self.auth_failure_delay = auth_failure_delay
         # With a URL, POP3 also takes XOAUTH2 and OAUTHBEARER tokens that URL calls active.
         self.oauth_introspection_url = oauth_introspection_url
+        # APOP too (RFC 1939): the POP3 greeting carries a <timestamp>; the passwords are stored in plain text.
+        self.apop = apop
         self.start_seconds = 0.0
 
     # -- life cycle ---------------------------------------------------------
@@ -296,6 +299,8 @@ class DovecotServer:
         )
         if with_imap:
             config += _IMAP_CONFIG.format(imap_port=self.imap_port, imaps_port=self.imaps_port)
+        if self.apop:
+            config = config.replace("auth_mechanisms = plain login\n", "auth_mechanisms = plain login apop\n")
         if not dh.exists():
             config = config.replace(f"ssl_dh = <{dh}\n", "")
         if self.oauth_introspection_url is not None:

@@ -96,7 +96,8 @@ async def check_account(account: AccountConfig, credentials: Credentials, *, con
         return Finding(False, subject, str(exc), exc.cause, exc.fix)
     finally:
         login.close()
-    text = f"logged in to {account.host}:{account.port}; {count} message(s), {size} bytes; capabilities: {caps}"
+    how = " with APOP" if account.auth == "apop" else ""  # the one POP3 login whose method the server must offer
+    text = f"logged in to {account.host}:{account.port}{how}; {count} message(s), {size} bytes; capabilities: {caps}"
     if uidl is None:
         return Finding(True, subject, text + "; no UIDL (messages are identified by a header hash)")
     return Finding(True, subject, text)
