@@ -14,14 +14,14 @@ import argparse
 from collections.abc import Sequence
 
 from pop3gui import __version__
-from pop3gui.cli import auth, check, demo, events, import_config, run, secret, status, window
+from pop3gui.cli import auth, check, demo, events, import_config, quarantine, run, secret, status, window
 from pop3gui.cli.output import EXIT_CONFIG, EXIT_PROBLEMS, print_error
 from pop3gui.core.errors import ConfigError, Pop3guiError
 from pop3gui.core.state.paths import default_paths
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (run, check, status, events, window, secret, auth, demo, import_config)
+COMMANDS = (run, check, status, events, quarantine, window, secret, auth, demo, import_config)
 """The command modules, in the order ``pop3gui --help`` lists them."""
 
 
