@@ -1,7 +1,7 @@
 """The "POP3 Connector Properties" window: the SBS dialog, modernised.
 
 It keeps one draft config.  The editing pages (accounts, policies, schedule,
-delivery) show and change the draft; OK and Apply write it whole and valid;
+delivery, alerts) show and change the draft; OK and Apply write it whole and valid;
 Cancel and closing with unsaved changes ask first.  The Events and Quarantine
 pages show the engine's live state.
 """
@@ -16,6 +16,7 @@ from pop3gui.core.config.model import Config
 from pop3gui.core.errors import ConfigError
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.tabs.accounts import AccountsTab
+from pop3gui.gui.tabs.alerts import AlertsTab
 from pop3gui.gui.tabs.base import ConfigTab
 from pop3gui.gui.tabs.delivery import DeliveryTab
 from pop3gui.gui.tabs.events import EventsTab
@@ -38,7 +39,8 @@ class PropertiesWindow(QDialog):
         self.delivery = DeliveryTab(controller)
         self.events = EventsTab(controller)
         self.quarantine = QuarantineTab(controller)
-        self.edit_tabs: list[ConfigTab] = [self.accounts, self.policies, self.schedule, self.delivery]
+        self.alerts = AlertsTab(controller)
+        self.edit_tabs: list[ConfigTab] = [self.accounts, self.policies, self.schedule, self.delivery, self.alerts]
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self.accounts, self.tr("&Mail Accounts"))
@@ -47,6 +49,7 @@ class PropertiesWindow(QDialog):
         self.tabs.addTab(self.delivery, self.tr("&Delivery"))
         self.tabs.addTab(self.events, self.tr("&Events"))
         self.tabs.addTab(self.quarantine, self.tr("&Quarantine"))
+        self.tabs.addTab(self.alerts, self.tr("Ale&rts"))
 
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel

@@ -7,7 +7,10 @@ message put in quarantine, a recipient refused for a policy reason) raise a
 desktop notification, at most one per kind a minute (the rest are counted into
 the next one); clicking it opens the Events page on that event.  An account
 that must be signed in with OAuth2 (again) raises its own notification, whose
-click opens that account's properties, where **Sign in…** is.
+click opens that account's properties, where **Sign in…** is.  The alerts of
+``[alerts]`` (event 1201 when one starts, 1202 when it ends) are shown too
+when ``[alerts] desktop`` is on; they are said once each by the engine, so
+the tray shows each once.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 IDLE, BUSY, ERROR = "idle", "busy", "error"
 KIND_FAILED, KIND_QUARANTINED, KIND_POLICY = "run-failed", "quarantined", "policy-refused"
 KIND_SIGN_IN = "sign-in-needed"
+KIND_ALERT, KIND_RECOVERED = "alert", "alert-recovered"
 SIGN_IN_DIAGNOSES = frozenset({Failure.SIGN_IN_NEEDED, Failure.OAUTH_TOKEN_REFUSED})
 NOTIFY_MS = 15_000
 
@@ -299,6 +303,9 @@ class TrayRunner(QSystemTrayIcon):
     # --- notifications --------------------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
+        if event.id in (EventId.ALERT_RAISED, EventId.ALERT_RECOVERED):
+            self._on_alert(event)
+            return
         if event.severity >= Severity.ERROR and event.id not in (EventId.QUARANTINED, EventId.RECIPIENT_REFUSED,
                                                                  EventId.MESSAGE_REFUSED):
             self._run_errors.append(event)
@@ -318,6 +325,19 @@ class TrayRunner(QSystemTrayIcon):
                 title = self.tr("Sign-in needed for the local mail server's login")
                 hint = event.fix
             self.notify(KIND_SIGN_IN, event, title, event.text + (f"\n{hint}" if hint else ""), error=True)
+
+    def _on_alert(self, event: Event) -> None:
+        """An alert started or ended: a notification when [alerts] desktop is on."""
+        if not self.controller.config.alerts.desktop:
+            return
+        body = event.text.split(": ", 1)[-1] if event.id == EventId.ALERT_RAISED else event.text
+        if event.id == EventId.ALERT_RAISED:
+            if event.fix:
+                body += "\n" + self.tr("Fix: {fix}").format(fix=event.fix)
+            self.notify(KIND_ALERT, event, self.tr("pop3gui alert"), body, error=event.severity >= Severity.ERROR)
+        else:
+            self.notify(KIND_RECOVERED, event, self.tr("pop3gui alert resolved"),
+                        body.split(" ended: ", 1)[-1])
 
     def notify(self, kind: str, event: Event | None, title: str, text: str, *, error: bool = False) -> bool:
         """Show a notification unless the kind's rate limit holds it back (then it is counted)."""
@@ -350,7 +370,9 @@ class TrayRunner(QSystemTrayIcon):
             title = {KIND_FAILED: self.tr("Mail retrieval failed again"),
                      KIND_QUARANTINED: self.tr("More messages were put in quarantine"),
                      KIND_POLICY: self.tr("More recipients were refused by policy"),
-                     KIND_SIGN_IN: self.tr("Sign-in is still needed")}.get(str(notice.kind),
+                     KIND_SIGN_IN: self.tr("Sign-in is still needed"),
+                     KIND_ALERT: self.tr("More pop3gui alerts"),
+                     KIND_RECOVERED: self.tr("More pop3gui alerts resolved")}.get(str(notice.kind),
                                                                           self.tr("More problems"))
             if notice.kind == KIND_SIGN_IN and notice.item is not None and notice.item.account:
                 text = self.tr("{more} since the last notification. Click to sign in {account}.").format(
