@@ -14,7 +14,7 @@ import sqlite3
 import stat
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -38,7 +38,12 @@ CREATE TABLE IF NOT EXISTS events (
     transcript TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_account ON events(account, seq);
+CREATE INDEX IF NOT EXISTS events_severity ON events(severity, seq);
+CREATE INDEX IF NOT EXISTS events_time ON events(time);
 """
+# The indexes are created by CREATE ... IF NOT EXISTS on every open: a store of an earlier release gets
+# them (once, the first time it is opened) like a new one.  ``time`` is ISO 8601 in UTC, so text order is
+# time order and ``--since`` is an index range.
 # The typed fields, added in place to stores of earlier releases (their rows get the defaults).
 _TYPED_COLUMNS = (
     ("recipient", "TEXT NOT NULL DEFAULT ''"),
@@ -58,7 +63,9 @@ class EventStore:
 
     def __init__(self, path: Path) -> None:
         touch_private(path)
-        self._db = sqlite3.connect(path, isolation_level=None)
+        # A long timeout: the first open of a large store of an earlier release builds its indexes.
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._db.create_function("pop3gui_contains", 2, _contains, deterministic=True)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
@@ -87,7 +94,7 @@ class EventStore:
         reply = event.reply
         cur = self._db.execute(
             f"INSERT INTO events ({_COLUMNS.removeprefix('seq, ')}) VALUES ({', '.join('?' * 17)})",
-            (event.time.isoformat(), int(event.id), int(event.severity), event.account, event.uid,
+            (_stored_time(event.time), int(event.id), int(event.severity), event.account, event.uid,
              event.message_id, event.subject, event.text, event.cause, event.fix, event.transcript,
              event.recipient, reply.code if reply else None, reply.enhanced if reply else "",
              reply.text if reply else "", event.diagnosis or "", event.outcome or ""),
@@ -113,9 +120,56 @@ class EventStore:
         ).fetchall()
         return [_row_to_event(r) for r in reversed(rows)]
 
+    def query(self, *, account: str | None = None, min_severity: Severity | None = None,
+              since: datetime | None = None, grep: str | None = None, after_seq: int = 0,
+              limit: int | None = None) -> list[Event]:
+        """The events that pass every filter given, oldest first; with *limit*, the newest *limit* of them.
+
+        *account* is an exact account name; *min_severity* keeps that level and
+        above; *since* keeps events at or after that moment (a naive time is
+        local time); *grep* keeps events whose text, cause or fix contains it,
+        ignoring case; *after_seq* keeps events stored after that one (how a
+        follower catches up).  The filtering is done by SQLite, on indexes
+        where one applies, so a store of millions of events answers at once.
+        """
+        where: list[str] = ["seq > ?"]
+        params: list[object] = [after_seq]
+        if account is not None:
+            where.append("account = ?")
+            params.append(account)
+        if min_severity is not None:
+            where.append("severity >= ?")
+            params.append(int(min_severity))
+        if since is not None:
+            where.append("time >= ?")
+            params.append(_stored_time(since.astimezone() if since.tzinfo is None else since))
+        if grep:
+            if grep.isascii():  # LIKE ignores ASCII case itself, without a call into Python per row
+                pattern = "%" + grep.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                where.append("(text LIKE ? ESCAPE '\\' OR cause LIKE ? ESCAPE '\\' OR fix LIKE ? ESCAPE '\\')")
+                params.extend([pattern] * 3)
+            else:
+                where.append("pop3gui_contains(text || char(10) || cause || char(10) || fix, ?)")
+                params.append(grep.casefold())
+        sql = f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)}"
+        if limit is None:
+            rows = self._db.execute(sql + " ORDER BY seq", params).fetchall()
+            return [_row_to_event(r) for r in rows]
+        rows = self._db.execute(sql + " ORDER BY seq DESC LIMIT ?", [*params, max(limit, 0)]).fetchall()
+        return [_row_to_event(r) for r in reversed(rows)]
+
     def all(self) -> Iterator[Event]:
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq"):
             yield _row_to_event(row)
+
+
+def _stored_time(moment: datetime) -> str:
+    """ISO 8601 in UTC for a zone-aware time (text order is then time order); a naive one as it is."""
+    return (moment.astimezone(timezone.utc) if moment.tzinfo is not None else moment).isoformat()
+
+
+def _contains(haystack: object, needle: object) -> bool:
+    return str(needle) in str(haystack).casefold()
 
 
 def _row_to_event(row: tuple[object, ...]) -> Event:
