@@ -7,11 +7,12 @@ Export saves the .eml; Delete asks first, because it is the last copy.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
 from email import policy
 from email.parser import BytesHeaderParser
 from pathlib import Path
-
 
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
@@ -47,6 +48,7 @@ class QuarantineTab(QWidget):
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.view.horizontalHeader().setStretchLastSection(True)
+        self.view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)  # the date
         self.view.verticalHeader().hide()
         self.view.setAccessibleName(self.tr("Quarantined messages"))
         self.view.doubleClicked.connect(self.view_headers)
@@ -64,6 +66,9 @@ class QuarantineTab(QWidget):
         self.refresh_button.clicked.connect(self.model.refresh)
         self.status = QLabel()
         self.status.setWordWrap(True)
+        self.headers_dialog: QDialog | None = None  # the last of each window opened, for keyboard and tests
+        self.delete_box: QMessageBox | None = None
+        self.message_box: QMessageBox | None = None
 
         buttons = QHBoxLayout()
         for button in (self.headers_button, self.resubmit_button, self.export_button, self.delete_button):
@@ -93,10 +98,27 @@ class QuarantineTab(QWidget):
 
     # --- actions ------------------------------------------------------------------
 
-    def view_headers(self, *_: object) -> None:
+    def _gone(self, record: QuarantineRecord) -> bool:
+        """Whether the message left quarantine meanwhile (resubmitted, deleted elsewhere): said, list refreshed."""
+        if self.model.quarantine.message_path(record.id).exists():
+            return False
+        self.status.setText(self.tr("\"{subject}\" is no longer in quarantine: it was resubmitted or deleted "
+                                    "meanwhile (perhaps by another window or the tray). The list is refreshed.")
+                            .format(subject=record.subject))
+        self.model.refresh()
+        return True
+
+    def _warn(self, title: str, text: str) -> QMessageBox:
+        """A warning that does not block the window (the engine keeps running behind it)."""
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)
+        self.message_box = box
+        box.open()
+        return box
+
+    def view_headers(self, *_: object) -> QDialog | None:
         record = self.selected()
-        if record is None:
-            return
+        if record is None or self._gone(record):
+            return None
         path = self.model.quarantine.message_path(record.id)
         try:
             with path.open("rb") as fh:
@@ -117,7 +139,9 @@ class QuarantineTab(QWidget):
         layout.addWidget(body)
         layout.addWidget(close)
         dialog.resize(720, 480)
+        self.headers_dialog = dialog
         dialog.open()
+        return dialog
 
     def _resubmit_clicked(self) -> None:
         record = self.selected()
@@ -138,7 +162,7 @@ class QuarantineTab(QWidget):
 
     def _export_clicked(self) -> None:
         record = self.selected()
-        if record is None:
+        if record is None or self._gone(record):
             return
         name, _ = QFileDialog.getSaveFileName(self, self.tr("Export message"), f"{record.id}.eml",
                                               self.tr("E-mail messages (*.eml)"))
@@ -146,31 +170,61 @@ class QuarantineTab(QWidget):
             self.export(record.id, Path(name))
 
     def export(self, record_id: str, target: Path) -> bool:
-        try:
-            shutil.copyfile(self.model.quarantine.message_path(record_id), target)
-        except OSError as exc:
-            QMessageBox.warning(self, self.tr("Export failed"),
-                                self.tr("Could not write {path}: {error}.\nChoose a folder you can write to.")
-                                .format(path=target, error=exc.strerror or exc))
+        """Copy the message to *target*; the quarantined copy stays whatever happens.
+
+        Written beside the target first and renamed once whole, so a full disk
+        leaves no half message under the chosen name.
+        """
+        source = self.model.quarantine.message_path(record_id)
+        if not source.exists():
+            self.status.setText(self.tr("This message is no longer in quarantine: it was resubmitted or deleted "
+                                        "meanwhile. The list is refreshed."))
+            self.model.refresh()
             return False
-        self.status.setText(self.tr("Exported to {path}.").format(path=target))
+        partial = target.with_name(target.name + ".part")
+        try:
+            shutil.copyfile(source, partial)
+            os.replace(partial, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            reason = exc.strerror or str(exc)
+            self._warn(self.tr("Export failed"),
+                       self.tr("Could not write {path}: {error}.\nThe message is still in quarantine. Choose a "
+                               "folder you can write to, with free space.").format(path=target, error=reason))
+            self.status.setText(self.tr("Export to {path} failed ({error}); the message is still in quarantine.")
+                                .format(path=target, error=reason))
+            return False
+        self.status.setText(self.tr("Exported to {path}. The message is still in quarantine; delete it there when "
+                                    "you no longer need it.").format(path=target))
         return True
 
-    def _delete_clicked(self) -> None:
+    def _delete_clicked(self) -> QMessageBox | None:
+        """Ask first: the quarantined file is the message's only copy."""
         record = self.selected()
-        if record is None:
-            return
-        answer = QMessageBox.question(
-            self, self.tr("Delete quarantined message"),
-            self.tr("Delete \"{subject}\" for good? This is the message's only copy.").format(
-                subject=record.subject), QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No)
-        if answer == QMessageBox.StandardButton.Yes:
-            self.delete(record.id)
+        if record is None or self._gone(record):
+            return None
+        box = QMessageBox(
+            QMessageBox.Icon.Question, self.tr("Delete quarantined message"),
+            self.tr("Delete \"{subject}\" for good? This is the message's only copy; export it first to keep "
+                    "it.").format(subject=record.subject),
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        yes = box.button(QMessageBox.StandardButton.Yes)
+        box.finished.connect(lambda _result: self.delete(record.id) if box.clickedButton() is yes else None)
+        self.delete_box = box
+        box.open()
+        return box
 
-    def delete(self, record_id: str) -> None:
-        self.model.quarantine.remove(record_id)
+    def delete(self, record_id: str) -> bool:
+        try:
+            self.model.quarantine.remove(record_id)
+        except OSError as exc:
+            self._warn(self.tr("Delete failed"),
+                       self.tr("Could not delete the message: {error}.\nCheck the permissions of {folder}.")
+                       .format(error=exc.strerror or exc, folder=self.model.quarantine.root))
+            self.model.refresh()
+            return False
+        self.status.setText(self.tr("Deleted."))
         self.model.refresh()
-
-
-
+        return True
