@@ -14,8 +14,9 @@ import pytest
 
 from pop3gui.core.events.model import EventId, Outcome
 from pop3gui.core.failures import Failure
+from tests.conftest import Pop3User
 from tests.servers.postfix import PostfixServer
-from tests.support.office import ACCEPTED_DOMAINS
+from tests.support.office import ACCEPTED_DOMAINS, MESSAGE_SIZE_LIMIT, Office, make_message
 from tests.support.requirements import require
 from tests.support.rig import ALICE, POP3_PASSWORD, make_rig, message
 from tests.support.scripted_pop3 import ScriptedPop3Server
@@ -98,3 +99,23 @@ async def test_a_message_just_under_the_limit_with_our_trace_line_is_delivered(
     assert result.exit_code == 0 and left == []
     assert local.wait_for_delivered(1)[0]["Subject"] == "fits"
     assert not rig.of(EventId.MESSAGE_TOO_BIG)
+
+
+@pytest.mark.servers
+async def test_an_imap_message_over_the_limit_stays_in_its_folder(office: Office, pop3_user: Pop3User) -> None:
+    """The office's Postfix announces SIZE 200000; Dovecot's IMAP lists RFC822.SIZE."""
+    big = make_message(to="x@isp.example", subject="big", body=("q" * 98 + "\r\n") * 2500)  # about 250 KB
+    small = make_message(to="x@isp.example", subject="small")
+    office.imap.deliver(pop3_user.name, big)
+    office.imap.deliver(pop3_user.name, small)
+    office.use(office.imap_account_for(pop3_user, "shared"))
+
+    assert (await office.run_cycle()).exit_code == 0
+    assert (await office.run_cycle()).exit_code == 0
+
+    assert office.imap.messages(pop3_user.name) == [big]
+    assert [m["Subject"] for m in office.local.wait_for_delivered(1)] == ["small"]
+    (event,) = office.of(EventId.MESSAGE_TOO_BIG)
+    assert "IMAP server" in event.text and f"{MESSAGE_SIZE_LIMIT} bytes" in event.cause
+    assert event.outcome is Outcome.LEFT_ON_SERVER
+    assert not office.of(EventId.QUARANTINED) and not list(office.paths.quarantine_dir.glob("*.eml"))
