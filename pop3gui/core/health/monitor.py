@@ -129,10 +129,14 @@ class HealthMonitor:
             for refusal in refused:
                 store.add_refusal(db, replace(refusal, quarantined=(refusal.account, refusal.uid) in quarantined))
             refusals = []
+            mapped = {a.name: a.deliver_to.lower() for a in self.config.accounts if a.kind == "user"}
             for refusal in store.refusals():
+                # Settled: the server took that recipient since, the refused message left the quarantine,
+                # or the user mailbox now delivers to another address (the admin changed the mapping).
                 settled = (refusal.recipient in delivered
                            or refusal.quarantined and (refusal.account, refusal.uid) not in in_quarantine
-                           or refusal.account not in names)
+                           or refusal.account not in names
+                           or mapped.get(refusal.account, refusal.recipient) != refusal.recipient)
                 if settled:
                     store.drop_refusal(db, refusal)
                 else:
