@@ -53,6 +53,7 @@ _TYPED_COLUMNS = (
     ("diagnosis", "TEXT NOT NULL DEFAULT ''"),
     ("outcome", "TEXT NOT NULL DEFAULT ''"),
 )
+_NO_SEQ = 2**63 - 1  # past every seq: nothing is that recent
 _Name = TypeVar("_Name", Failure, Outcome)
 _COLUMNS = ("seq, time, id, severity, account, uid, message_id, subject, text, cause, fix, transcript, "
             + ", ".join(name for name, _ in _TYPED_COLUMNS))
@@ -138,11 +139,21 @@ class EventStore:
             where.append("account = ?")
             params.append(account)
         if min_severity is not None:
-            where.append("severity >= ?")
-            params.append(int(min_severity))
+            # The levels listed (not a range): the (severity, seq) index then yields each level in seq
+            # order, so the few errors of a long history are read without the rest.
+            levels = [int(s) for s in Severity if s >= min_severity]
+            where.append(f"severity IN ({', '.join('?' * len(levels))})")
+            params.extend(levels)
         if since is not None:
+            # Times grow with seq, nearly: the first stored at or after *since* (found on the time index)
+            # bounds the seq range to read, and the time test itself keeps the answer exact.
+            stamp = _stored_time(since.astimezone() if since.tzinfo is None else since)
+            # One lower bound on seq (SQLite ranges the primary key on one of them only).
+            where[0] = (f"seq >= max(? + 1, (SELECT coalesce(min(seq), {_NO_SEQ}) FROM events INDEXED BY "
+                        "events_time WHERE time >= ?))")
+            params.insert(1, stamp)
             where.append("time >= ?")
-            params.append(_stored_time(since.astimezone() if since.tzinfo is None else since))
+            params.append(stamp)
         if grep:
             if grep.isascii():  # LIKE ignores ASCII case itself, without a call into Python per row
                 pattern = "%" + grep.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
