@@ -168,7 +168,10 @@ class HealthStore:
             if create:
                 touch_private(path)
             elif not path.exists():
-                raise FileNotFoundError(2, "no such file", str(path))
+                raise StateError(
+                    f"no cycle has run yet: {path} does not exist",
+                    cause="The health state is written after each cycle; none has run with this state folder.",
+                    fix="Run a cycle (`pop3gui run --once`) or start the runner; check POP3GUI_HOME or --config.")
             self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
         except OSError as exc:
             raise StateError(

@@ -59,7 +59,7 @@ def test_the_store_is_wal_private_and_survives_reopening(tmp_path: Path) -> None
 
 
 def test_a_missing_or_damaged_store_is_a_state_error_not_a_traceback(tmp_path: Path) -> None:
-    with pytest.raises(StateError, match="cannot open the health state"):
+    with pytest.raises(StateError, match="no cycle has run yet"):
         HealthStore(tmp_path / "none.sqlite3", create=False)
     junk = tmp_path / "junk.sqlite3"
     junk.write_bytes(b"this is not a database" * 100)
