@@ -168,7 +168,14 @@ class Quarantine:
             ) from exc
 
     def new_id(self, account: str, uid: str) -> str:
-        return f"{time.strftime('%Y%m%d-%H%M%S')}-{_safe_name(account + '/' + uid)}"
+        """An ID no message in quarantine has: a resubmission refused again within the second it was
+        first quarantined must not take the ID of the entry it replaces (that one is removed after)."""
+        base = f"{time.strftime('%Y%m%d-%H%M%S')}-{_safe_name(account + '/' + uid)}"
+        candidate, n = base, 1
+        while (self.root / f"{candidate}.json").exists() or (self.root / f"{candidate}.eml").exists():
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
 
     def records(self) -> Iterator[QuarantineRecord]:
         if not self.root.exists():
