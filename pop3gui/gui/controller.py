@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -26,6 +26,7 @@ from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.oauth.store import SignIn, sign_in_key
 from pop3gui.core.failures import Failure
 from pop3gui.core.state.lock import RunnerLock
+from pop3gui.core.schedule import next_run
 from pop3gui.core.state.paths import Paths
 from pop3gui.core.engine.preflight import Finding, check_account, probe_targets
 from pop3gui.core.engine.cycle import Connector
@@ -36,6 +37,8 @@ from pop3gui.gui.bridge import EngineBridge
 
 log = logging.getLogger(__name__)
 
+TIMER_STEP_MS = 60_000  # the schedule's timer looks at the wall clock at least this often
+
 
 class ConnectorController(QObject):
     run_started = Signal()
@@ -44,8 +47,9 @@ class ConnectorController(QObject):
     schedule_changed = Signal()
 
     def __init__(self, paths: Paths, config: Config, *, credentials: Credentials | None = None,
-                 parent: QObject | None = None) -> None:
+                 now: Callable[[], datetime] = datetime.now, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self.now = now  # local wall-clock time, for the hours of the schedule (the Connector's too)
         self.paths = paths
         self.config = config
         self.credentials = credentials or Credentials()
@@ -64,9 +68,11 @@ class ConnectorController(QObject):
         self._task: asyncio.Task[CycleResult | None] | None = None
         self._held_lock: RunnerLock | None = None
         self._connector: Connector | None = None
+        # The schedule's timer looks at the wall clock at least every minute, so a changed clock, DST
+        # or the hours of the week opening are noticed; it starts the run when its moment has come.
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self.retrieve_now)
+        self._timer.timeout.connect(self.check_schedule)
         self._push: PushWatchers | None = None  # the tray runner's IMAP IDLE watchers
         self._stopping_push: set[asyncio.Future[None]] = set()
         self._stopped = False
@@ -90,15 +96,55 @@ class ConnectorController(QObject):
         self._reschedule()
         self._restart_push()
 
-    def _reschedule(self) -> None:
-        self._timer.stop()
+    def start_schedule(self) -> None:
+        """Run at once if the hours of the week allow it, else at their next open hour (the runner's start)."""
+        self._reschedule(start=True)
+        self.check_schedule()
+
+    def _reschedule(self, *, start: bool = False) -> None:
+        """Plan the next scheduled run: an interval on (or now, at *start*), moved into the chosen hours."""
         schedule = self.config.schedule
         if schedule.enabled and not self.paused:
-            self._timer.start(schedule.interval_min * 60_000)
-            self.next_run_at = datetime.now() + timedelta(minutes=schedule.interval_min)
+            now = self.now()
+            self.next_run_at = (schedule.hours.next_open(now) if start
+                                else next_run(schedule.hours, now, schedule.interval_min))
         else:
             self.next_run_at = None
+        self._arm_timer()
         self.schedule_changed.emit()
+
+    def _arm_timer(self) -> None:
+        """Wake at the next run or the next open hour, in steps of at most a minute."""
+        self._timer.stop()
+        schedule = self.config.schedule
+        if self._stopped or not schedule.enabled or self.paused:
+            return
+        targets = [t for t in (self.next_run_at, schedule.hours.next_open(self.now()) if self._pushed else None)
+                   if t is not None]
+        if not targets and schedule.hours.never:
+            return  # nothing can ever be due until the hours change (which reschedules)
+        left_ms = min([TIMER_STEP_MS, *((t - self.now()).total_seconds() * 1000 for t in targets)])
+        self._timer.start(max(0, int(left_ms)))
+
+    def check_schedule(self) -> None:
+        """What the timer does: start the scheduled run or the kept pushes when their moment has come."""
+        schedule = self.config.schedule
+        if self._stopped or not schedule.enabled or self.paused:
+            return
+        now = self.now()
+        if not self.running:
+            due = self.next_run_at
+            if due is not None and now >= due:
+                if schedule.hours.is_open(now):
+                    self.retrieve_now()
+                    return
+                # The clock moved past the run into closed hours: wait for the next open one.
+                self.next_run_at = schedule.hours.next_open(now)
+                self.schedule_changed.emit()
+            elif self._pushed and schedule.hours.is_open(now):
+                self.retrieve_now(only=self._take_pushed())
+                return
+        self._arm_timer()
 
     # --- runs -----------------------------------------------------------------
 
@@ -133,10 +179,14 @@ class ConnectorController(QObject):
         self._push.start()
 
     def _push_arrived(self, account: str) -> None:
-        """New mail announced for *account*: run it now, or right after the run in flight."""
+        """New mail announced for *account*: run it now, right after the run in flight, or in the next open hour."""
         self._pushed.add(account)
-        if not self.running:
+        if self.running:
+            return
+        if self.config.schedule.hours.is_open(self.now()):
             self.retrieve_now(only=self._take_pushed())
+        else:
+            self._arm_timer()
 
     def _take_pushed(self) -> set[str]:
         pushed, self._pushed = self._pushed, set()
@@ -173,6 +223,7 @@ class ConnectorController(QObject):
         try:
             connector = Connector(self.config, self.paths, self.bus, credentials=self.credentials,
                                   observer=self.bridge, sign_ins=self.sign_ins)
+            connector.now = self.now
             self._connector = connector
             if self._stopped:  # stop() came while this run was starting
                 connector.request_stop()
@@ -186,12 +237,14 @@ class ConnectorController(QObject):
         finally:
             lock.release()
             self.last_result = result
-            self.last_run_at = datetime.now()
+            self.last_run_at = self.now()
             self.run_finished.emit(result)
             if only is None:
                 self._reschedule()
-            if self._pushed:  # mail announced during this run
-                asyncio.get_running_loop().call_soon(lambda: self.retrieve_now(only=self._take_pushed()))
+            else:
+                self._arm_timer()
+            if self._pushed:  # mail announced during this run: now if the hours allow, else when they do
+                asyncio.get_running_loop().call_soon(self.check_schedule)
         return result
 
     def _emit_error(self, exc: Pop3guiError, event_id: EventId, diagnosis: Failure | None = None) -> None:

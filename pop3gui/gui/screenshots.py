@@ -27,12 +27,14 @@ from pop3gui.core.config.model import (  # noqa: E402
     OAuthProviderConfig,
     RecipientPolicy,
     RoutingRuleConfig,
+    ScheduleConfig,
     SmtpConfig,
 )
 from pop3gui.core.engine.preflight import Finding  # noqa: E402
 from pop3gui.core.engine.status import AccountResult, AccountStatus, Phase  # noqa: E402
 from pop3gui.core.failures import Failure  # noqa: E402
 from pop3gui.core.oauth.store import SignIn  # noqa: E402
+from pop3gui.core.schedule import WeekHours  # noqa: E402
 from pop3gui.core.smtp.diagnose import diagnose_recipient, refusal_label  # noqa: E402
 from pop3gui.core.events.model import Event, EventId, Outcome, Reply, Severity  # noqa: E402
 from pop3gui.core.state.paths import Paths  # noqa: E402
@@ -63,7 +65,12 @@ SAMPLE_CONFIG = Config(
     ),
     rules=(RoutingRuleConfig("office", "sales@", "sales-team@contoso.com"),),
     oauth_providers=(SAMPLE_PROVIDER,),
+    # The office's working hours and Saturday morning; the Scheduling page shows them in its grid.
+    schedule=ScheduleConfig(interval_min=15, hours=WeekHours.from_table(
+        {"mon": "7-19", "tue": "7-19", "wed": "7-19", "thu": "7-19", "fri": "7-19", "sat": "9-12", "sun": ""})),
 )
+
+SAMPLE_NOW = datetime(2026, 11, 27, 18, 50)  # a Friday evening: the next run waits for Saturday's hours
 
 TRANSCRIPT = """<S>: 220 exchange.contoso.local Microsoft ESMTP MAIL Service ready
 <C>: EHLO connector.contoso.local
@@ -189,7 +196,7 @@ def render(outdir: Path) -> list[Path]:
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="pop3gui-screens-") as tmp:
         paths = seed(Path(tmp))
-        controller = ConnectorController(paths, SAMPLE_CONFIG)
+        controller = ConnectorController(paths, SAMPLE_CONFIG, now=lambda: SAMPLE_NOW)
         window = PropertiesWindow(controller)
         window.resize(1000, 680)
         for status in sample_statuses():

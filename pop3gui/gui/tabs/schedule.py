@@ -1,8 +1,9 @@
-"""Scheduling: how often to retrieve, Retrieve Now, and when the next run is."""
+"""Scheduling: how often to retrieve, in which hours of the week, Retrieve Now, and when the next run is."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
 from pop3gui.core.desktop import autostart
 from pop3gui.core.config.model import Config
 from pop3gui.gui.controller import ConnectorController
+from pop3gui.gui.hours_grid import HoursGrid
 from pop3gui.gui.tabs.base import ConfigTab, field_error_label, show_error
 
 
@@ -38,14 +40,41 @@ class ScheduleTab(ConfigTab):
         self.retrieve_button = QPushButton(self.tr("Retrieve &Now"))
         self.retrieve_button.clicked.connect(self.retrieve_now)
         self.next_run = QLabel()
+        self.next_run.setAccessibleName(self.tr("Next run"))
         self.state = QLabel()
+
+        self.grid = HoursGrid()
+        self.grid.changed.connect(self._grid_changed)
+        grid_label = QLabel(self.tr("Retrieve in these &hours (local time; click or drag across the cells, "
+                                    "click a day or an hour to switch it all):"))
+        grid_label.setWordWrap(True)
+        grid_label.setBuddy(self.grid)
+        self.all_button = QPushButton(self.tr("&All hours"))
+        self.all_button.clicked.connect(self.grid.set_all)
+        self.working_button = QPushButton(self.tr("&Working hours (Mon–Fri 7–19)"))
+        self.working_button.clicked.connect(self.grid.set_working_hours)
+        self.clear_button = QPushButton(self.tr("C&lear"))
+        self.clear_button.clicked.connect(self.grid.clear)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setAccessibleName(self.tr("Chosen hours"))
 
         box = QGroupBox(self.tr("Automatic retrieval"))
         form = QFormLayout(box)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
         form.addRow(self.enabled_box)
         form.addRow(interval_label, self.interval)
-        note = QLabel(self.tr("Changes to the schedule take effect when you press Apply or OK."))
+        form.addRow(grid_label)
+        form.addRow(self.grid)
+        presets = QHBoxLayout()
+        for button in (self.all_button, self.working_button, self.clear_button):
+            presets.addWidget(button)
+        presets.addStretch()
+        form.addRow(presets)
+        form.addRow(self.summary)
+        form.addRow(self.tr("Next run:"), self.next_run)
+        note = QLabel(self.tr("Changes to the schedule take effect when you press Apply or OK. "
+                              "Retrieve Now always runs, in any hour."))
         note.setWordWrap(True)
         form.addRow(note)
 
@@ -63,7 +92,6 @@ class ScheduleTab(ConfigTab):
 
         status = QGroupBox(self.tr("Status"))
         status_form = QFormLayout(status)
-        status_form.addRow(self.tr("Next run:"), self.next_run)
         status_form.addRow(self.tr("Last run:"), self.state)
         buttons = QHBoxLayout()
         buttons.addWidget(self.retrieve_button)
@@ -84,15 +112,28 @@ class ScheduleTab(ConfigTab):
     def load(self, config: Config) -> None:
         self.enabled_box.setChecked(config.schedule.enabled)
         self.interval.setValue(config.schedule.interval_min)
-        self.interval.setEnabled(config.schedule.enabled)
+        self.grid.set_hours(config.schedule.hours)
+        self._enable(config.schedule.enabled)
+        self._show_summary()
 
     def apply(self, config: Config) -> Config:
         return replace(config, schedule=replace(config.schedule, enabled=self.enabled_box.isChecked(),
-                                                interval_min=self.interval.value()))
+                                                interval_min=self.interval.value(), hours=self.grid.hours()))
+
+    def _enable(self, on: bool) -> None:
+        for widget in (self.interval, self.grid, self.all_button, self.working_button, self.clear_button):
+            widget.setEnabled(on)
 
     def _changed(self) -> None:
-        self.interval.setEnabled(self.enabled_box.isChecked())
+        self._enable(self.enabled_box.isChecked())
         self.edited.emit()
+
+    def _grid_changed(self) -> None:
+        self._show_summary()
+        self.edited.emit()
+
+    def _show_summary(self) -> None:
+        self.summary.setText(self.tr("Chosen hours: {summary}").format(summary=self.grid.hours().summary()))
 
     def _autostart_toggled(self, on: bool) -> None:
         """Write or remove the autostart entry now (per-user desktop state, not the draft config)."""
@@ -121,12 +162,7 @@ class ScheduleTab(ConfigTab):
     def _refresh_status(self, *_: object) -> None:
         running = self.controller.running
         self.retrieve_button.setEnabled(not running)
-        at = self.controller.next_run_at
-        if self.controller.paused:
-            self.next_run.setText(self.tr("paused"))
-        else:
-            self.next_run.setText(at.strftime("%H:%M") if at else self.tr("not scheduled (automatic retrieval "
-                                                                          "is off)"))
+        self.next_run.setText(self.next_run_text())
         if running:
             self.state.setText(self.tr("retrieving mail…"))
         elif self.controller.last_run_at is None:
@@ -137,3 +173,24 @@ class ScheduleTab(ConfigTab):
                        else self.tr("finished with problems (see Events)"))
             self.state.setText(self.tr("last run at {time}: {outcome}").format(
                 time=self.controller.last_run_at.strftime("%H:%M"), outcome=outcome))
+
+    def next_run_text(self) -> str:
+        """When the saved schedule runs next: a time today, a day and time later, or why not at all."""
+        c = self.controller
+        at = c.next_run_at
+        if c.paused:
+            return self.tr("paused")
+        if not c.config.schedule.enabled:
+            return self.tr("not scheduled (automatic retrieval is off)")
+        if at is None:
+            return self.tr("not scheduled: no hour chosen")
+        now = c.now()
+        if at.date() == now.date():
+            text = at.strftime("%H:%M")
+        elif 0 < (at.date() - now.date()).days < 7:
+            text = at.strftime("%a %H:%M")
+        else:
+            text = at.strftime("%a %d %b %H:%M")
+        if not c.config.schedule.hours.is_open(at - timedelta(minutes=1)):
+            text += self.tr(" (when the chosen hours begin)")
+        return text
