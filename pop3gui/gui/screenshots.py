@@ -184,6 +184,7 @@ def seed(home: Path) -> Paths:
 
 
 def render(outdir: Path) -> list[Path]:
+    from PySide6.QtCore import QEvent
     from PySide6.QtWidgets import QApplication
 
     from pop3gui.gui.controller import ConnectorController
@@ -223,6 +224,7 @@ def render(outdir: Path) -> list[Path]:
         dialog.grab().save(str(target))
         written.append(target)
         dialog.close()
+        dialog.deleteLater()
         dialog = AccountDialog(SAMPLE_CONFIG.accounts[3], other_names=["alice", "office", "erin"],
                                local_domains=SAMPLE_CONFIG.local_domains(), providers=SAMPLE_CONFIG.oauth_providers,
                                signer=controller)
@@ -234,6 +236,7 @@ def render(outdir: Path) -> list[Path]:
         dialog.grab().save(str(target))
         written.append(target)
         dialog.close()
+        dialog.deleteLater()
         dialog = AccountDialog(SAMPLE_CONFIG.accounts[4], other_names=["alice", "office", "erin", "dave-m365"],
                                local_domains=SAMPLE_CONFIG.local_domains(), providers=SAMPLE_CONFIG.oauth_providers,
                                check=_never_called)
@@ -244,8 +247,14 @@ def render(outdir: Path) -> list[Path]:
         dialog.grab().save(str(target))
         written.append(target)
         dialog.close()
+        dialog.deleteLater()
         window.hide()
+        window.deleteLater()
         controller.close()
+        controller.deleteLater()
+        # Delete the widgets here, children before parents as Qt does, not in some later garbage collection
+        # (which may free a parent's Python wrapper before its children's and crash).
+        app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     app.processEvents()
     return written
 
