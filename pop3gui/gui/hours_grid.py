@@ -256,7 +256,11 @@ class HoursGrid(QWidget):
         header_h, cell_h = self._header_height(), self._cell_height()
 
         painter.setPen(text_color)
-        for hour in range(HOURS):
+        # Every hour's number when they fit, else every second or third (a narrow window).
+        room = self._cell_width()
+        needed = self.fontMetrics().horizontalAdvance("00") + 4
+        step = 1 if room >= needed else 2 if 2 * room >= needed else 3
+        for hour in range(0, HOURS, step):
             painter.drawText(self.hour_header_rect(hour), Qt.AlignmentFlag.AlignCenter, str(hour))
         for day in range(DAYS):
             painter.drawText(self.day_label_rect(day).adjusted(4, 0, -6, 0),
