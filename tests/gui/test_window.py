@@ -41,7 +41,8 @@ def test_window_title_tabs_and_buttons(qtbot: Any, paths: Paths) -> None:
     window = make_window(qtbot, paths, Config())
     assert window.windowTitle() == "POP3 Connector Properties"
     titles = [window.tabs.tabText(i).replace("&", "") for i in range(window.tabs.count())]
-    assert titles == ["Mail Accounts", "Recipient Policies", "Scheduling", "Delivery", "Events", "Quarantine"]
+    assert titles == ["Mail Accounts", "Recipient Policies", "Scheduling", "Delivery", "Events", "Quarantine",
+                      "Alerts"]
     assert not window.apply_button.isEnabled()
     window.controller.close()
 

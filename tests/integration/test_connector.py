@@ -125,20 +125,17 @@ async def test_unknown_local_user_is_explained(office: Office, pop3_user: Pop3Us
     assert recipients_of(office) == [ADMIN]
 
 
-async def test_message_over_the_servers_size_limit_is_quarantined_whole(
+async def test_message_over_the_servers_size_limit_stays_on_the_pop3_server(
         office: Office, pop3_user: Pop3User) -> None:
     big = make_message(to="x@isp.example", subject="huge", body=("x" * 998 + "\r\n") * 300)
     office.isp.deliver(pop3_user.name, big)
     office.use(office.account_for(pop3_user, "alice"))
 
-    assert (await office.run_cycle()).exit_code == 1
-    refused = office.of(EventId.MESSAGE_REFUSED)
-    assert refused and "552" in refused[0].text and "size" in refused[0].cause
-    quarantined = list((office.paths.quarantine_dir).glob("*.eml"))
-    assert len(quarantined) == 1
-    assert quarantined[0].read_bytes() == big
-    assert office.of(EventId.QUARANTINED)
-    assert office.isp.messages(pop3_user.name) == []
+    assert (await office.run_cycle()).exit_code == 0
+    too_big = office.of(EventId.MESSAGE_TOO_BIG)
+    assert len(too_big) == 1 and "limit" in too_big[0].text
+    assert not list(office.paths.quarantine_dir.glob("*.eml"))
+    assert len(office.isp.messages(pop3_user.name)) == 1
 
 
 async def test_bigger_than_max_message_kb_stays_on_the_server_with_one_event(
