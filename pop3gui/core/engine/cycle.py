@@ -100,8 +100,7 @@ class Connector:
         is going are kept and run right after it.  With the schedule turned
         off nothing runs: the runner says so and waits to be stopped.
         """
-        schedule = self.config.schedule
-        if not schedule.enabled:
+        if not self.config.schedule.enabled:
             self.report.event(
                 EventId.RUNNER_SCHEDULE, Severity.WARNING,
                 "Automatic retrieval is turned off ([schedule] enabled = false): this runner retrieves nothing.",
@@ -115,27 +114,48 @@ class Connector:
                             on_mail=self.push_arrived)
         push.start()
         try:
-            next_cycle = self._next_scheduled(self.now())
-            self.health.planned(next_cycle, "" if next_cycle is not None else "no hour of the week is chosen")
-            while not self.stopping:
-                now = self.now()
-                if next_cycle is not None and now >= next_cycle:
-                    self._pushed.clear()  # the whole cycle covers them
-                    await self.run_cycle()
-                    next_cycle = self._next_scheduled(self.now(), after_cycle=True)
-                    self.health.planned(next_cycle, "" if next_cycle is not None else "no hour of the week is chosen")
-                elif self._pushed and schedule.hours.is_open(now):
-                    accounts, self._pushed = set(self._pushed), set()
-                    await self.run_cycle(only=accounts)
-                if self.stopping or (self._pushed and schedule.hours.is_open(self.now())):
-                    continue
-                self._woken.clear()
-                # Wall-clock waits in steps of at most a minute, so a changed clock or DST is noticed.
-                left = 60.0 if next_cycle is None else (next_cycle - self.now()).total_seconds()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._woken.wait(), min(60.0, max(0.0, left)))
+            await self._cycle_on_schedule()
         finally:
             await push.stop()
+
+    async def _cycle_on_schedule(self) -> None:
+        """The loop of :meth:`run_forever`: scheduled cycles, pushed accounts, and waits between them.
+
+        The schedule is read again on every turn (:meth:`use_config` may have
+        changed it), and the next cycle is reckoned from the last one, so a
+        clock set back or a new interval takes effect at once instead of
+        after the old wait.
+        """
+        schedule = self.config.schedule
+        last_cycle: datetime | None = None  # when the last scheduled cycle ended (wall clock)
+        next_cycle = self._next_scheduled(self.now())
+        self.health.planned(next_cycle, "" if next_cycle is not None else "no hour of the week is chosen")
+        while not self.stopping:
+            now = self.now()
+            clock_set_back = last_cycle is not None and now < last_cycle
+            if self.config.schedule != schedule or clock_set_back:
+                schedule = self.config.schedule
+                since = now if last_cycle is None or clock_set_back else last_cycle
+                next_cycle = self._next_scheduled(since, after_cycle=last_cycle is not None)
+                if clock_set_back:
+                    last_cycle = now
+                self.health.planned(next_cycle, "" if next_cycle is not None else "no hour of the week is chosen")
+            if next_cycle is not None and now >= next_cycle:
+                self._pushed.clear()  # the whole cycle covers them
+                await self.run_cycle()
+                last_cycle = self.now()
+                next_cycle = self._next_scheduled(last_cycle, after_cycle=True)
+                self.health.planned(next_cycle, "" if next_cycle is not None else "no hour of the week is chosen")
+            elif self._pushed and schedule.hours.is_open(now):
+                accounts, self._pushed = set(self._pushed), set()
+                await self.run_cycle(only=accounts)
+            if self.stopping or (self._pushed and schedule.hours.is_open(self.now())):
+                continue
+            self._woken.clear()
+            # Wall-clock waits in steps of at most a minute, so a changed clock or DST is noticed.
+            left = 60.0 if next_cycle is None else (next_cycle - self.now()).total_seconds()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), min(60.0, max(0.0, left)))
 
     def _next_scheduled(self, now: datetime, *, after_cycle: bool = False) -> datetime | None:
         """The next scheduled cycle (now at the start, else an interval on), said once when it waits for hours."""
@@ -153,6 +173,10 @@ class Connector:
                               f"Outside the chosen hours ({schedule.hours.summary()}): the next cycle runs "
                               f"{due:%a %H:%M}.")
         return due
+
+    def wake(self) -> None:
+        """Look at the clock and the schedule now instead of at the end of the current wait (at most a minute)."""
+        self._woken.set()
 
     def push_arrived(self, account: str) -> None:
         """New mail was announced for *account* (IMAP IDLE): run it as soon as the current run is done."""

@@ -8,6 +8,7 @@ step would, instead of sleeping for hours.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ class Runner:
     def set_clock(self, moment: datetime) -> None:
         """Move the wall clock and let the runner look at it now (as its next minute's step would)."""
         self.clock.moment = moment
-        self.connector._woken.set()
+        self.connector.wake()
 
     def of(self, eid: EventId, severity: Severity | None = None) -> list[Event]:
         return [e for e in self.events if e.id == eid and (severity is None or e.severity == severity)]
@@ -231,3 +232,29 @@ async def test_a_week_without_an_open_hour_runs_nothing_and_warns_once(sink_runn
     assert len(said) == 1 and said[0].severity == Severity.WARNING and "No hour" in said[0].text
     assert runner.cycles == 0
 
+
+
+async def test_a_clock_set_back_does_not_delay_the_next_cycle_by_the_jump(sink_runner: Callable[..., Runner]) -> None:
+    noon = MONDAY.replace(hour=12)
+    runner = sink_runner(noon, interval_min=15, hours=WORKING)
+    runner.start()
+    await runner.until(lambda: runner.cycles == 1)
+    runner.set_clock(noon - timedelta(hours=2))  # the clock is corrected two hours back
+    await runner.settle()
+    assert runner.cycles == 1
+    runner.set_clock(noon - timedelta(hours=2) + timedelta(minutes=15))  # one interval after the jump
+    await runner.until(lambda: runner.cycles == 2)
+
+
+async def test_a_new_interval_takes_effect_without_waiting_out_the_old_one(
+        sink_runner: Callable[..., Runner]) -> None:
+    runner = sink_runner(MONDAY, interval_min=60, hours=WORKING)
+    runner.start()
+    await runner.until(lambda: runner.cycles == 1)
+    config = runner.connector.config
+    runner.connector.use_config(dataclasses.replace(config, schedule=ScheduleConfig(interval_min=5, hours=WORKING)))
+    runner.set_clock(MONDAY + timedelta(minutes=5))
+    await runner.until(lambda: runner.cycles == 2)
+    runner.set_clock(MONDAY + timedelta(minutes=9))
+    await runner.settle()
+    assert runner.cycles == 2  # the new rhythm: the next at 07:10
