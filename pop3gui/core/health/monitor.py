@@ -238,9 +238,17 @@ class HealthMonitor:
 
     def planned(self, next_run: datetime | None, note: str = "") -> None:
         """The runner computed its next cycle: keep it (and the heartbeat) for ``pop3gui status``."""
-        try:
-            with HealthStore(self.paths.health_db) as store:
-                store.set_next_run(None if next_run is None else next_run.timestamp(), self.now().timestamp(), note)
-        except StateError as exc:
-            log.warning("cannot record the next run: %s", exc)
+        record_plan(self.paths, next_run, self.now(), note)
 
+
+def record_plan(paths: Paths, next_run: datetime | None, now: datetime, note: str = "") -> None:
+    """Keep a runner's next cycle and heartbeat for ``pop3gui status`` (the tray runner's and the headless one's).
+
+    A store that cannot be written is logged, not raised: the plan is for
+    the admin's information and must never stop a runner.
+    """
+    try:
+        with HealthStore(paths.health_db) as store:
+            store.set_next_run(None if next_run is None else next_run.timestamp(), now.timestamp(), note)
+    except StateError as exc:
+        log.warning("cannot record the next run: %s", exc)
