@@ -159,3 +159,12 @@ def next_run(hours: WeekHours, after: datetime, interval_min: int) -> datetime |
     None when no hour of the week is chosen.
     """
     return hours.next_open(after + timedelta(minutes=interval_min))
+
+
+def moment_text(at: datetime, now: datetime) -> str:
+    """A planned moment as a person reads it: "14:15" today, "Tue 07:00" this week, else with the date."""
+    if at.date() == now.date():
+        return at.strftime("%H:%M")
+    if 0 < (at.date() - now.date()).days < 7:
+        return at.strftime("%a %H:%M")
+    return at.strftime("%a %d %b %H:%M")

@@ -183,8 +183,8 @@ def run_tray(paths: Paths) -> int:
 
         server.requested.connect(show)
         stop_signals = _StopSignals(quit_now.set)
-        if config.schedule.enabled:  # started with the session: retrieve at once, then on the schedule
-            controller.retrieve_now()
+        # Started with the session: retrieve at once if the chosen hours allow it, then on the schedule.
+        controller.start_schedule()
         # Platforms that draw nowhere (offscreen, minimal) never get a tray: no point waiting there.
         wait = 0.0 if app.platformName() in ("offscreen", "minimal") else TRAY_WAIT_S
         app.setQuitOnLastWindowClosed(False)  # quitting is quit_now's business (Quit, a signal, the window)

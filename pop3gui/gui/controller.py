@@ -26,6 +26,7 @@ from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.oauth.store import SignIn, sign_in_key
 from pop3gui.core.failures import Failure
 from pop3gui.core.state.lock import RunnerLock
+from pop3gui.core.health.monitor import record_plan
 from pop3gui.core.schedule import next_run
 from pop3gui.core.state.paths import Paths
 from pop3gui.core.engine.preflight import Finding, check_account, probe_targets
@@ -111,6 +112,18 @@ class ConnectorController(QObject):
         else:
             self.next_run_at = None
         self._arm_timer()
+        self._plan_changed()
+
+    def _plan_changed(self) -> None:
+        """Tell the window, and as the tray runner ``pop3gui status`` too, when the next run is."""
+        if self._held_lock is not None:  # a window beside a headless runner must not overwrite its plan
+            if self.paused:
+                note = "the schedule is paused"
+            elif not self.config.schedule.enabled:
+                note = "automatic retrieval is turned off ([schedule] enabled = false)"
+            else:
+                note = "" if self.next_run_at is not None else "no hour of the week is chosen"
+            record_plan(self.paths, self.next_run_at, self.now(), note)
         self.schedule_changed.emit()
 
     def _arm_timer(self) -> None:
@@ -140,7 +153,7 @@ class ConnectorController(QObject):
                     return
                 # The clock moved past the run into closed hours: wait for the next open one.
                 self.next_run_at = schedule.hours.next_open(now)
-                self.schedule_changed.emit()
+                self._plan_changed()
             elif self._pushed and schedule.hours.is_open(now):
                 self.retrieve_now(only=self._take_pushed())
                 return
@@ -158,6 +171,7 @@ class ConnectorController(QObject):
         lock = RunnerLock(self.paths.lock_file)
         lock.acquire()
         self._held_lock = lock
+        self._plan_changed()
         self._restart_push()
 
     # --- push (IMAP IDLE) -------------------------------------------------------

@@ -29,6 +29,7 @@ from pop3gui.core.events.model import Event, EventId, Severity
 from pop3gui.core.failures import Failure
 from pop3gui.core.desktop.notify_limit import Notice, NotifyLimiter
 from pop3gui.core.engine.status import AccountStatus, CycleResult, Phase
+from pop3gui.core.schedule import moment_text
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.icons import icon
 from pop3gui.gui.properties import PropertiesWindow
@@ -243,7 +244,7 @@ class TrayRunner(QSystemTrayIcon):
         if c.paused:
             text += self.tr(" — schedule paused")
         elif c.next_run_at is not None and not c.running and self.state != BUSY:
-            text += self.tr(" — next {time}").format(time=c.next_run_at.strftime("%H:%M"))
+            text += self.tr(" — next {time}").format(time=moment_text(c.next_run_at, c.now()))
         return text
 
     def _retrieve_now(self) -> None:

@@ -23,11 +23,13 @@ from pytestqt.qtbot import QtBot
 from pop3gui.core.config.load import load_config
 from pop3gui.core.config.model import Config, DeliveryConfig, RecipientPolicy, ScheduleConfig, SmtpConfig
 from pop3gui.core.config.save import save_config
+from pop3gui.core.health.store import HealthStore
 from pop3gui.core.schedule import WeekHours
 from pop3gui.core.state.paths import Paths
 from pop3gui.gui.controller import TIMER_STEP_MS, ConnectorController
 from pop3gui.gui.hours_grid import WORKING_HOURS, HoursGrid
 from pop3gui.gui.tabs.schedule import ScheduleTab
+from pop3gui.gui.tray import TrayRunner
 from tests.conftest import Pop3User
 from tests.support.office import Office, make_message
 
@@ -343,3 +345,25 @@ def test_the_timer_step_is_at_most_a_minute(qtbot: QtBot, make_controller: Calla
     assert not controller._timer.isActive() and controller.next_run_at is None
     controller.set_paused(False)
     assert controller._timer.isActive() and controller.next_run_at == datetime(2024, 1, 3, 20, 0)
+
+
+def test_the_tray_runner_says_the_day_of_a_later_run_and_status_reads_its_plan(
+        qtbot: QtBot, make_controller: Callable[..., ConnectorController]) -> None:
+    clock = Clock(SUNDAY)
+    controller = make_controller(base_config(interval_min=15, hours=OFFICE_HOURS), clock)
+    with HealthStore(controller.paths.health_db) as store:
+        assert store.runner().next_run is None  # a window alone plans nothing for status
+    controller.hold_runner_lock()  # as the tray runner does
+    try:
+        controller.start_schedule()
+        assert controller.next_run_at == datetime(2024, 1, 8, 7, 0)
+        tray = TrayRunner(controller)
+        assert tray.summary_text().endswith("next Mon 07:00")
+        with HealthStore(controller.paths.health_db) as store:
+            assert store.runner().next_run == datetime(2024, 1, 8, 7, 0).timestamp()
+        controller.set_paused(True)
+        with HealthStore(controller.paths.health_db) as store:
+            assert store.runner().next_run is None and store.runner().note == "the schedule is paused"
+        tray.deleteLater()
+    finally:
+        controller.set_paused(True)

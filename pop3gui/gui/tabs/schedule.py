@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from pop3gui.core.desktop import autostart
 from pop3gui.core.config.model import Config
+from pop3gui.core.schedule import moment_text
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.hours_grid import HoursGrid
 from pop3gui.gui.tabs.base import ConfigTab, field_error_label, show_error
@@ -184,13 +185,7 @@ class ScheduleTab(ConfigTab):
             return self.tr("not scheduled (automatic retrieval is off)")
         if at is None:
             return self.tr("not scheduled: no hour chosen")
-        now = c.now()
-        if at.date() == now.date():
-            text = at.strftime("%H:%M")
-        elif 0 < (at.date() - now.date()).days < 7:
-            text = at.strftime("%a %H:%M")
-        else:
-            text = at.strftime("%a %d %b %H:%M")
+        text = moment_text(at, c.now())
         if not c.config.schedule.hours.is_open(at - timedelta(minutes=1)):
             text += self.tr(" (when the chosen hours begin)")
         return text
