@@ -11,7 +11,7 @@ from pop3gui.core.errors import Pop3guiError
 from pop3gui.core.events.model import Event, Severity, event_record
 
 if TYPE_CHECKING:
-    from pop3gui.core.engine.preflight import Report
+    from pop3gui.core.engine.findings import Report
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 """0: all is well; 1: something needs attention (said on the terminal); 2: the configuration is wrong."""

@@ -20,7 +20,7 @@ from email.policy import default
 from pathlib import Path
 from typing import Protocol
 
-from pop3gui.core.engine.preflight import Report
+from pop3gui.core.engine.findings import Report
 from pop3gui.core.errors import Pop3guiError
 from pop3gui.core.events.model import Event, EventId
 from pop3gui.core.mail.messages import trace_count

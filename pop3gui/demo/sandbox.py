@@ -74,7 +74,7 @@ from pop3gui.core.oauth.store import SignIn, sign_in_key
 from pop3gui.core.state.credentials import POP3_SERVICE, Credentials
 from pop3gui.core.events.model import Event, EventBus
 from pop3gui.core.state.paths import Paths, ensure_private_dir
-from pop3gui.core.engine.preflight import Report
+from pop3gui.core.engine.findings import Report
 from pop3gui.core.engine.cycle import Connector
 from pop3gui.demo import keyring_backend
 from pop3gui.demo.exchange import DemoExchange

@@ -29,7 +29,8 @@ from pop3gui.core.state.lock import RunnerLock
 from pop3gui.core.health.monitor import record_plan
 from pop3gui.core.schedule import next_run
 from pop3gui.core.state.paths import Paths
-from pop3gui.core.engine.preflight import Finding, check_account, probe_targets
+from pop3gui.core.engine.findings import Finding
+from pop3gui.core.engine.preflight import check_account, probe_targets
 from pop3gui.core.engine.cycle import Connector
 from pop3gui.core.engine.push import PushWatchers, push_folders
 from pop3gui.core.engine.report import Reporter

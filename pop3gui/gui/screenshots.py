@@ -30,7 +30,7 @@ from pop3gui.core.config.model import (  # noqa: E402
     ScheduleConfig,
     SmtpConfig,
 )
-from pop3gui.core.engine.preflight import Finding  # noqa: E402
+from pop3gui.core.engine.findings import Finding  # noqa: E402
 from pop3gui.core.engine.status import AccountResult, AccountStatus, Phase  # noqa: E402
 from pop3gui.core.failures import Failure  # noqa: E402
 from pop3gui.core.oauth.store import SignIn  # noqa: E402

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QLabel, QLineEdit
 from pop3gui.core.config.load import load_config
 from pop3gui.core.config.model import AccountConfig, Config, OAuthProviderConfig, RecipientPolicy, SmtpConfig
 from pop3gui.core.config.save import save_config
-from pop3gui.core.engine.preflight import Finding
+from pop3gui.core.engine.findings import Finding
 from pop3gui.core.oauth.store import SignIn
 from pop3gui.core.state.paths import Paths
 from pop3gui.demo.keyring_backend import MemoryKeyring

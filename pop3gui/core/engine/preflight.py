@@ -11,7 +11,6 @@ read-only (EXAMINE), so no flag changes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from pop3gui.core.config.model import AccountConfig, Config
 from pop3gui.core.config.policies import policy_warnings
@@ -25,31 +24,12 @@ from pop3gui.core.smtp.diagnose import (
 from pop3gui.core.errors import CredentialError, OAuthError, MailboxError, SmtpError, TlsSetupError
 from pop3gui.core.smtp.submit import RecipientReply, SmtpSubmitter
 from pop3gui.core.engine.connections import imap_client, open_local_server, pop3_client
+from pop3gui.core.engine.findings import Finding, Report
+from pop3gui.core.mail.addresses import normalize_address
 from pop3gui.core.engine.login import AccountLogin
+from pop3gui.core.health.preflight import alert_findings
 from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.state.paths import default_paths
-
-
-@dataclass(frozen=True)
-class Finding:
-    ok: bool
-    subject: str  # what was checked: "account 'alice'", "smtp", "alice@contoso.com"
-    text: str
-    cause: str = ""
-    fix: str = ""
-    folders: tuple[str, ...] = ()  # an IMAP account's folders on the server, for the dialog's folder picker
-
-
-@dataclass
-class Report:
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(f.ok for f in self.findings)
-
-    def add(self, finding: Finding) -> None:
-        self.findings.append(finding)
 
 
 def local_targets(config: Config) -> list[tuple[str, str]]:
@@ -62,6 +42,8 @@ def local_targets(config: Config) -> list[tuple[str, str]]:
         seen.setdefault(rule.deliver_to.lower(), f"routing_rule {i + 1} deliver_to")
     if config.delivery.undeliverable_to:
         seen.setdefault(config.delivery.undeliverable_to.lower(), "delivery.undeliverable_to")
+    if config.alerts.mail_to and normalize_address(config.alerts.mail_to) is not None:
+        seen.setdefault(config.alerts.mail_to.lower(), "alerts.mail_to")
     return [(where, address) for address, where in seen.items()]
 
 
@@ -139,6 +121,7 @@ async def run_preflight(config: Config, credentials: Credentials | None = None, 
     for warning in policy_warnings(config):
         report.add(Finding(False, warning.address, warning.text, "No recipient policy covers this domain.",
                            warning.fix))
+    report.findings.extend(alert_findings(config))
     for account in config.accounts:
         if account.enabled:
             report.add(await check_account(account, credentials, config=config, sign_ins=sign_ins))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pop3gui.core.config.model import Config
-from pop3gui.core.engine.preflight import Finding
+from pop3gui.core.engine.findings import Finding
 from pop3gui.core.health.mail import alert_sender
 from pop3gui.core.mail.addresses import domain_of, normalize_address
 
@@ -20,12 +20,13 @@ def alert_findings(config: Config) -> list[Finding]:
         findings.append(Finding(False, subject, f"mail_to {alerts.mail_to!r} is not an e-mail address",
                                 "Alert mail cannot be addressed.", "Set [alerts] mail_to to the admin's address."))
     elif domain_of(to) not in config.local_domains():
+        # Alert mail is the connector's own, not a relayed user's message: it may leave the office, if the
+        # local server relays it.  The RCPT probe of the local targets asks the server and says so.
         findings.append(Finding(
-            False, subject, f"alert mail goes to {to}, in {domain_of(to)}, which no recipient policy covers",
-            "The alert mail is submitted to the local mail server, which must then relay it to another domain; "
-            "many servers refuse to relay for this connector (\"Relay access denied\").",
-            "Allow the connector's SMTP login or address to relay on the local server, or send alerts to a local "
-            "mailbox that forwards them."))
+            True, subject, f"alert mail goes to {to}, in {domain_of(to)}, which no recipient policy covers: "
+            "the local server must relay it (its probe below says whether it accepts it)",
+            "", "If the probe is refused (\"Relay access denied\"), allow the connector to relay on the local "
+            "server, or send alerts to a local mailbox that forwards them."))
     if alerts.mail_from and normalize_address(alerts.mail_from) is None:
         findings.append(Finding(False, subject, f"mail_from {alerts.mail_from!r} is not an e-mail address",
                                 "The alert mail's sender cannot be written.",

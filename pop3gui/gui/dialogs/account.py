@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from pop3gui.core.config.model import AccountConfig, OAuthProviderConfig, RoutingRuleConfig
-from pop3gui.core.engine.preflight import Finding
+from pop3gui.core.engine.findings import Finding
 from pop3gui.core.oauth.store import SignIn
 from pop3gui.core.mail.local_domains import LocalDomains
 from pop3gui.core.state.credentials import Credentials

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from pop3gui.core.config.load import check_folder
 from pop3gui.core.config.model import AccountConfig
-from pop3gui.core.engine.preflight import Finding
+from pop3gui.core.engine.findings import Finding
 from pop3gui.gui.dialogs.fields import buddy, with_messages
 from pop3gui.gui.dialogs.folders import FolderList, same_folder
 from pop3gui.gui.tabs.base import field_error_label, show_error

@@ -34,7 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from pop3gui.core.config.model import AccountConfig, Config, OAuthProviderConfig, RoutingRuleConfig
-from pop3gui.core.engine.preflight import Finding, check_account
+from pop3gui.core.engine.findings import Finding
+from pop3gui.core.engine.preflight import check_account
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.gui.account_model import AccountRole, AccountTableModel, Column
 from pop3gui.core.migrate import ImportResult

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QListWidget, QListWidgetItem
 
-from pop3gui.core.engine.preflight import Finding
+from pop3gui.core.engine.findings import Finding
 from pop3gui.gui.icons import icon
 
 __all__ = ["FindingsView"]

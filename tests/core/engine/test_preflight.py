@@ -6,6 +6,7 @@ policy covers; this module checks each finding the command prints from.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from pop3gui.core.config.model import (
     AccountConfig,
+    AlertsConfig,
     Config,
     DeliveryConfig,
     RecipientPolicy,
@@ -140,6 +142,23 @@ async def test_a_domain_the_policies_cover_but_the_local_server_refuses_is_found
     refused = by_subject["alice@fabrikam.com"]
     assert refused.text.startswith("account 'alice' deliver_to: refused (domain not accepted): 554 5.7.1")
     assert "fabrikam.com" in refused.fix
+    assert office.local.delivered() == []
+
+
+@pytest.mark.servers
+async def test_alert_mail_outside_the_policies_is_probed_and_a_refusing_server_is_a_problem(
+        office: Office, pop3_user: Pop3User) -> None:
+    """Alert mail may leave the office only if the local server relays it: the probe asks, nothing is sent."""
+    config = office.use(office.account_for(pop3_user, "alice"))
+    config = dataclasses.replace(config, alerts=AlertsConfig(mail_to="it@fabrikam.example"))
+
+    report = await run_preflight(config, Credentials())
+
+    by_subject = {f.subject: f for f in report.findings}
+    assert by_subject["[alerts]"].ok and "must relay it" in by_subject["[alerts]"].text
+    refused = by_subject["it@fabrikam.example"]
+    assert not refused.ok and refused.text.startswith("alerts.mail_to: refused")
+    assert not report.ok
     assert office.local.delivered() == []
 
 
