@@ -22,6 +22,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from pop3gui.core.config.model import (  # noqa: E402
     AccountConfig,
+    AlertsConfig,
     Config,
     DeliveryConfig,
     OAuthProviderConfig,
@@ -40,7 +41,7 @@ from pop3gui.core.events.model import Event, EventId, Outcome, Reply, Severity  
 from pop3gui.core.state.paths import Paths  # noqa: E402
 from pop3gui.core.state.spool import Quarantine, QuarantineRecord  # noqa: E402
 
-PAGES = ("accounts", "policies", "scheduling", "delivery", "events", "quarantine")
+PAGES = ("accounts", "policies", "scheduling", "delivery", "events", "quarantine", "alerts")
 DIALOGS = ("account-editor", "account-oauth", "account-imap")
 
 SAMPLE_PROVIDER = OAuthProviderConfig(name="contoso-entra", client_id="11111111-2222-3333-4444-555555555555",
@@ -49,6 +50,7 @@ SAMPLE_PROVIDER = OAuthProviderConfig(name="contoso-entra", client_id="11111111-
 SAMPLE_CONFIG = Config(
     smtp=SmtpConfig(host="exchange.contoso.local", port=25),
     delivery=DeliveryConfig(undeliverable_to="administrator@contoso.com"),
+    alerts=AlertsConfig(mail_to="administrator@contoso.com"),
     policies=(RecipientPolicy("Default Policy", ("contoso.com", "contoso.local"), "contoso.com"),),
     accounts=(
         AccountConfig(name="alice", host="pop.isp.example", username="alice@isp.example",
@@ -180,7 +182,29 @@ def seed(home: Path) -> Paths:
         cause="The local mail server refuses messages of this size.",
         fix="Raise the local server's message size limit, or lower delivery.max_message_kb.", transcript="",
         quarantined_at=datetime.now().timestamp() - 3600))
+    seed_alerts(paths)
     return paths
+
+
+def seed_alerts(paths: Paths) -> None:
+    """One active alert and one that recovered, as the Alerts page lists them."""
+    from pop3gui.core.health.conditions import Condition, alert_key
+    from pop3gui.core.health.store import AlertRow, HealthStore
+
+    now = datetime.now().timestamp()
+    with HealthStore(paths.health_db) as store, store.transaction() as db:
+        store.insert_alert(db, AlertRow(
+            key=alert_key(Condition.FAILED_CYCLES, "erin"), condition=Condition.FAILED_CYCLES, account="erin",
+            recipient="", severity="error", subject="pop3gui: account erin has failed 3 cycles in a row",
+            text="Login to pop.isp.example refused: -ERR [AUTH] Authentication failed.",
+            cause="The ISP refused the user name or password.",
+            fix="Check the password of erin@isp.example (Mail Accounts > Edit > Set password).",
+            started_at=now - 2 * 3600, mailed=True))
+        store.insert_alert(db, AlertRow(
+            key=alert_key(Condition.NO_MAIL, "office"), condition=Condition.NO_MAIL, account="office",
+            recipient="", severity="warning", subject="pop3gui: account office has received no mail for 24 hours",
+            text="No message was downloaded in 24 of the schedule's hours.", cause="", fix="",
+            started_at=now - 30 * 3600, ended_at=now - 5 * 3600, mailed=True, recovery_mailed=True))
 
 
 def render(outdir: Path) -> list[Path]:
@@ -211,6 +235,8 @@ def render(outdir: Path) -> list[Path]:
                 window.events.view.selectRow(5)
             if page == "quarantine":
                 window.quarantine.view.selectRow(0)
+            if page == "alerts":
+                window.alerts.refresh()
             QApplication.processEvents()
             target = outdir / f"{page}.png"
             window.grab().save(str(target))
