@@ -8,12 +8,14 @@ earlier release (without the typed fields) gains their columns when opened.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
 import stat
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -57,6 +59,77 @@ _NO_SEQ = 2**63 - 1  # past every seq: nothing is that recent
 _Name = TypeVar("_Name", Failure, Outcome)
 _COLUMNS = ("seq, time, id, severity, account, uid, message_id, subject, text, cause, fix, transcript, "
             + ", ".join(name for name, _ in _TYPED_COLUMNS))
+_EVENT_COLUMNS = ", ".join("events." + name.strip() for name in _COLUMNS.split(","))  # beside events_fts
+
+SEARCH_FIELDS = ("text", "cause", "fix", "subject", "message_id")  # what the Events tab's search box reads
+GREP_FIELDS = ("text", "cause", "fix")  # what ``pop3gui events --grep`` reads
+MIN_INDEXED_SEARCH = 3  # the trigram index finds substrings of at least 3 characters
+SEARCH_SCAN_ROWS = 100_000  # a search the index cannot answer reads at most this many events per page
+
+# Text search: an external-content FTS5 table over the searched columns with the trigram tokenizer, which
+# finds any substring of 3 or more characters ignoring case (what ``grep`` has always meant here).  The
+# triggers keep it in step with every connection's inserts and deletes (retention deletes from its own).
+# ``events_fts_state.low``: the events from that seq on are in the index; a store of an earlier release
+# starts at its newest event + 1 and is indexed backwards in steps (``build_search_index``), so opening it
+# never waits for the whole index; until then the older part is searched by LIKE.  0: everything indexed.
+_FTS_COLUMNS = ", ".join(SEARCH_FIELDS)
+_FTS_NEW = ", ".join("new." + c for c in SEARCH_FIELDS)
+_FTS_OLD = ", ".join("old." + c for c in SEARCH_FIELDS)
+_FTS_SCHEMA = (
+    f"CREATE VIRTUAL TABLE events_fts USING fts5({_FTS_COLUMNS}, content='events', content_rowid='seq', "
+    "tokenize='trigram')",
+    "CREATE TABLE events_fts_state (low INTEGER NOT NULL)",
+    f"""CREATE TRIGGER events_fts_insert AFTER INSERT ON events BEGIN
+        INSERT INTO events_fts(rowid, {_FTS_COLUMNS}) VALUES (new.seq, {_FTS_NEW});
+    END""",
+    f"""CREATE TRIGGER events_fts_delete AFTER DELETE ON events
+    WHEN old.seq >= (SELECT low FROM events_fts_state) BEGIN
+        INSERT INTO events_fts(events_fts, rowid, {_FTS_COLUMNS}) VALUES ('delete', old.seq, {_FTS_OLD});
+    END""",
+    f"""CREATE TRIGGER events_fts_update AFTER UPDATE ON events
+    WHEN old.seq >= (SELECT low FROM events_fts_state) BEGIN
+        INSERT INTO events_fts(events_fts, rowid, {_FTS_COLUMNS}) VALUES ('delete', old.seq, {_FTS_OLD});
+        INSERT INTO events_fts(rowid, {_FTS_COLUMNS}) VALUES (new.seq, {_FTS_NEW});
+    END""",
+)
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events to show: the Events tab's filters, and ``pop3gui events``' flags.
+
+    *min_severity* keeps that level and above; *account* is an exact account
+    name ("" is the events of no account); *text* keeps events whose *fields*
+    contain it, ignoring case; *since* keeps events at or after that moment.
+    """
+
+    min_severity: Severity | None = None
+    account: str | None = None
+    text: str = ""
+    fields: tuple[str, ...] = SEARCH_FIELDS
+    since: datetime | None = None
+
+    def levels(self) -> list[int] | None:
+        """The severities listed (not a range), so the (severity, seq) index yields each level in seq order."""
+        if self.min_severity is None or self.min_severity <= min(Severity):
+            return None
+        return [int(s) for s in Severity if s >= self.min_severity]
+
+    def matches(self, event: Event) -> bool:
+        """The same test in Python, for live events that are shown before they are read back."""
+        if self.min_severity is not None and event.severity < self.min_severity:
+            return False
+        if self.account is not None and event.account != self.account:
+            return False
+        if self.since is not None:
+            since = self.since.astimezone() if self.since.tzinfo is None else self.since
+            moment = event.time.astimezone() if event.time.tzinfo is None else event.time
+            if moment < since:
+                return False
+        if self.text:
+            haystack = "\n".join(str(getattr(event, name)) for name in self.fields)
+            return self.text.casefold() in haystack.casefold()
+        return True
 
 
 class EventStore:
@@ -67,10 +140,16 @@ class EventStore:
         # A long timeout: the first open of a large store of an earlier release builds its indexes.
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.create_function("pop3gui_contains", 2, _contains, deterministic=True)
+        if not self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            # A new store: retention's deletes can then give pages back (PRAGMA incremental_vacuum).
+            # It only takes effect before the first table is created.
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._add_typed_columns()
+        self._search_low: int | None = None  # None: no FTS5 in this SQLite; every search is a LIKE
+        self._add_search_index()
 
     def _add_typed_columns(self) -> None:
         """Migrate a store of an earlier release; processes opening it at once migrate it once."""
@@ -87,6 +166,67 @@ class EventStore:
     def _missing_columns(self) -> list[tuple[str, str]]:
         have = {str(row[1]) for row in self._db.execute("PRAGMA table_info(events)")}
         return [(name, kind) for name, kind in _TYPED_COLUMNS if name not in have]
+
+    def _has_search_index(self) -> bool:
+        return self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'events_fts_state'").fetchone() is not None
+
+    def _add_search_index(self) -> None:
+        """Create the text index (empty for the existing events: ``build_search_index`` fills it in steps)."""
+        if not self._has_search_index():
+            self._db.execute("BEGIN IMMEDIATE")  # other processes opening it wait, then find it made
+            try:
+                if not self._has_search_index():
+                    for statement in _FTS_SCHEMA:
+                        self._db.execute(statement)
+                    newest = self._db.execute("SELECT max(seq) FROM events").fetchone()[0]
+                    self._db.execute("INSERT INTO events_fts_state (low) VALUES (?)",
+                                     (0 if newest is None else int(newest) + 1,))
+            except sqlite3.OperationalError as exc:
+                self._db.execute("ROLLBACK")
+                if "fts5" in str(exc):  # an SQLite built without FTS5: searches read the table
+                    return
+                raise
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        self._search_low = int(self._db.execute("SELECT low FROM events_fts_state").fetchone()[0])
+
+    @property
+    def search_index_complete(self) -> bool:
+        """Whether every stored event is in the text index (a store of an earlier release fills it in steps)."""
+        return self._search_low is None or self._search_low == 0
+
+    def build_search_index(self, rows: int = 20_000) -> bool:
+        """Add up to *rows* more of the older events to the text index, newest first; True when complete.
+
+        One short transaction per call (a few tenths of a second for 20,000
+        events), so a window can call it while idle and a large store of an
+        earlier release becomes fully searchable without one long wait.
+        """
+        if self._search_low is None or self._search_low == 0:
+            return True
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            low = int(self._db.execute("SELECT low FROM events_fts_state").fetchone()[0])
+            first = self._db.execute("SELECT min(seq) FROM events").fetchone()[0]
+            if low and first is not None and int(first) < low:
+                start = max(low - rows, int(first))
+                self._db.execute(
+                    f"INSERT INTO events_fts (rowid, {_FTS_COLUMNS}) SELECT seq, {_FTS_COLUMNS} FROM events "
+                    "WHERE seq >= ? AND seq < ?", (start, low))
+                # Nothing is ever stored below the oldest event (seq only grows): from there on it is complete.
+                low = 0 if start == int(first) else start
+            else:
+                low = 0
+            self._db.execute("UPDATE events_fts_state SET low = ?", (low,))
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        self._search_low = low
+        return low == 0
 
     def close(self) -> None:
         self._db.close()
@@ -107,6 +247,14 @@ class EventStore:
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def accounts(self) -> list[str]:
+        """Every account named by a stored event, sorted; one index seek per account, not a scan."""
+        rows = self._db.execute(
+            "WITH RECURSIVE a(name) AS (SELECT min(account) FROM events WHERE account > '' "
+            "UNION ALL SELECT (SELECT min(account) FROM events WHERE account > a.name) FROM a "
+            "WHERE a.name IS NOT NULL) SELECT name FROM a WHERE name IS NOT NULL").fetchall()
+        return [str(r[0]) for r in rows]
 
     def since(self, seq: int, limit: int = 10_000) -> list[Event]:
         """Events after ``seq`` in order: how a follower or a live view catches up."""
@@ -131,47 +279,205 @@ class EventStore:
         local time); *grep* keeps events whose text, cause or fix contains it,
         ignoring case; *after_seq* keeps events stored after that one (how a
         follower catches up).  The filtering is done by SQLite, on indexes
-        where one applies, so a store of millions of events answers at once.
+        where one applies (the text index for *grep*), so a store of millions
+        of events answers at once.
         """
-        where: list[str] = ["seq > ?"]
-        params: list[object] = [after_seq]
-        if account is not None:
-            where.append("account = ?")
-            params.append(account)
-        if min_severity is not None:
-            # The levels listed (not a range): the (severity, seq) index then yields each level in seq
-            # order, so the few errors of a long history are read without the rest.
-            levels = [int(s) for s in Severity if s >= min_severity]
-            where.append(f"severity IN ({', '.join('?' * len(levels))})")
+        flt = EventFilter(min_severity=min_severity, account=account, text=grep or "", fields=GREP_FIELDS,
+                          since=since)
+        if limit is not None:
+            found: list[Event] = []
+            before: int | None = None
+            while len(found) < limit:
+                events, before = self.page(flt, before_seq=before, after_seq=after_seq, limit=limit - len(found))
+                found.extend(events)
+                if before is None:
+                    break
+            return found[::-1]
+        where, params = self._where(flt, after_seq + 1, _NO_SEQ)
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq", params).fetchall()
+        return [_row_to_event(r) for r in rows]
+
+    def matching(self, flt: EventFilter, batch: int = 1000) -> Iterator[Event]:
+        """Every event that passes *flt*, oldest first, read in batches (what an export writes)."""
+        after = 0
+        while True:
+            where, params = self._where(flt, after + 1, _NO_SEQ)
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq LIMIT ?",
+                                    [*params, batch]).fetchall()
+            for row in rows:
+                yield _row_to_event(row)
+            if len(rows) < batch:
+                return
+            after = int(str(rows[-1][0]))
+
+    def page(self, flt: EventFilter, *, before_seq: int | None = None, after_seq: int = 0, limit: int = 200,
+             scan: int = SEARCH_SCAN_ROWS) -> tuple[list[Event], int | None]:
+        """The newest *limit* events before *before_seq* (and after *after_seq*) that pass *flt*, newest first,
+        and the seq the next older page starts before (None: nothing older passes).
+
+        A search the text index cannot answer (under 3 characters, or older events
+        of a store still being indexed) reads at most *scan* events per call, so
+        its page can come back short with a cursor: ask again to read on.
+        """
+        top = self._db.execute("SELECT max(seq) FROM events").fetchone()[0]
+        if top is None or limit <= 0:
+            return [], None
+        hi = min(before_seq if before_seq is not None else _NO_SEQ, int(top) + 1)
+        lo = after_seq + 1
+        found: list[Event] = []
+        budget = scan
+        while len(found) < limit and hi > lo:
+            need = limit - len(found)
+            start, use_index = lo, False
+            if flt.text:
+                low = self._search_low
+                if low is not None and _indexable(flt.text) and hi > low:
+                    start, use_index = max(lo, low), True
+                else:
+                    start = max(lo, hi - budget)
+                    budget -= hi - start
+            rows = self._select(flt, start, hi, need, use_index)
+            found.extend(rows)
+            if len(rows) == need:
+                return found, rows[-1].seq
+            hi = start
+            if flt.text and not use_index and budget <= 0:
+                break
+        first = self._db.execute("SELECT min(seq) FROM events").fetchone()[0]
+        more = hi > lo and first is not None and hi > int(first)
+        return found, hi if more else None
+
+    def count_at_least(self, flt: EventFilter, cap: int) -> tuple[int, bool]:
+        """How many events pass *flt*, counting to *cap* at most; and whether that is exact.
+
+        Not exact either when *cap* was reached or when a search the text index
+        cannot answer would have to read the whole store (then it is a lower bound).
+        """
+        if not flt.text:
+            where, params = self._where(flt, 1, _NO_SEQ)
+            n = int(self._db.execute(f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT ?)",
+                                     [*params, cap]).fetchone()[0])
+            return n, n < cap
+        low = self._search_low
+        if low is None or not _indexable(flt.text):
+            events, more = self.page(flt, limit=cap)
+            return len(events), more is None and len(events) < cap
+        fts, fts_params = self._search_match(flt)
+        where, params = self._where(replace(flt, text=""), max(low, 1), _NO_SEQ)
+        n = int(self._db.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM events_fts CROSS JOIN events ON events.seq = events_fts.rowid "
+            f"WHERE {fts} AND {where} LIMIT ?)", [*fts_params, *params, cap]).fetchone()[0])
+        if low > 1 and n < cap:  # the part not indexed yet: a bounded look
+            events, more = self.page(flt, before_seq=low, limit=cap - n)
+            return n + len(events), more is None and n + len(events) < cap
+        return n, n < cap
+
+    def _search_match(self, flt: EventFilter) -> tuple[str, list[object]]:
+        """The FTS5 query: the text as one phrase (quotes doubled), in the filter's columns only."""
+        phrase = '"' + flt.text.replace('"', '""') + '"'
+        return "events_fts MATCH ?", ["{" + " ".join(flt.fields) + "} : " + phrase]
+
+    def _select(self, flt: EventFilter, lo: int, hi: int, limit: int, use_index: bool) -> list[Event]:
+        """The newest *limit* events with lo <= seq < hi that pass *flt*, newest first."""
+        if use_index:
+            fts, fts_params = self._search_match(flt)
+            where, params = self._where(replace(flt, text=""), lo, hi)
+            rows = self._db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events_fts CROSS JOIN events ON events.seq = events_fts.rowid "
+                f"WHERE {fts} AND events_fts.rowid >= ? AND events_fts.rowid < ? AND {where} "
+                "ORDER BY events_fts.rowid DESC LIMIT ?", [*fts_params, lo, hi, *params, limit]).fetchall()
+            return [_row_to_event(r) for r in rows]
+        levels = flt.levels()
+        if levels is None:
+            where, params = self._where(flt, lo, hi)
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq DESC LIMIT ?",
+                                    [*params, limit]).fetchall()
+            return [_row_to_event(r) for r in rows]
+        # One index range per level, newest first, merged: never a sort of every event of those levels.
+        where, params = self._where(replace(flt, min_severity=None), lo, hi)
+        parts, all_params = [], []
+        for level in levels:
+            parts.append(f"SELECT seq FROM (SELECT seq FROM events WHERE severity = ? AND {where} "
+                         "ORDER BY seq DESC LIMIT ?)")
+            all_params.extend([level, *params, limit])
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE seq IN (SELECT seq FROM ({' UNION ALL '.join(parts)}) "
+            "ORDER BY seq DESC LIMIT ?) ORDER BY seq DESC", [*all_params, limit]).fetchall()
+        return [_row_to_event(r) for r in rows]
+
+    def _where(self, flt: EventFilter, lo: int, hi: int) -> tuple[str, list[object]]:
+        """The WHERE clause for *flt* over lo <= seq < hi, on columns of ``events``."""
+        where: list[str] = ["events.seq >= ?", "events.seq < ?"]
+        params: list[object] = [lo, hi]
+        if flt.account is not None:
+            where.append("events.account = ?")
+            params.append(flt.account)
+        levels = flt.levels()
+        if levels is not None:
+            where.append(f"events.severity IN ({', '.join('?' * len(levels))})")
             params.extend(levels)
-        if since is not None:
+        if flt.since is not None:
             # Times grow with seq, nearly: the first stored at or after *since* (found on the time index)
             # bounds the seq range to read, and the time test itself keeps the answer exact.
+            since = flt.since
             stamp = _stored_time(since.astimezone() if since.tzinfo is None else since)
             # One lower bound on seq (SQLite ranges the primary key on one of them only).
-            where[0] = (f"seq >= max(? + 1, (SELECT coalesce(min(seq), {_NO_SEQ}) FROM events INDEXED BY "
+            where[0] = (f"events.seq >= max(?, (SELECT coalesce(min(seq), {_NO_SEQ}) FROM events INDEXED BY "
                         "events_time WHERE time >= ?))")
             params.insert(1, stamp)
-            where.append("time >= ?")
+            where.append("events.time >= ?")
             params.append(stamp)
-        if grep:
-            if grep.isascii():  # LIKE ignores ASCII case itself, without a call into Python per row
-                pattern = "%" + grep.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                where.append("(text LIKE ? ESCAPE '\\' OR cause LIKE ? ESCAPE '\\' OR fix LIKE ? ESCAPE '\\')")
-                params.extend([pattern] * 3)
+        if flt.text:
+            low = self._search_low
+            clause, more = self._like(flt)
+            if low is not None and _indexable(flt.text):
+                fts, fts_params = self._search_match(flt)
+                indexed = f"events.seq IN (SELECT rowid FROM events_fts WHERE {fts})"
+                if low > 0:
+                    where.append(f"((events.seq >= ? AND {indexed}) OR (events.seq < ? AND {clause}))")
+                    params.extend([low, *fts_params, low, *more])
+                else:
+                    where.append(indexed)
+                    params.extend(fts_params)
             else:
-                where.append("pop3gui_contains(text || char(10) || cause || char(10) || fix, ?)")
-                params.append(grep.casefold())
-        sql = f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)}"
-        if limit is None:
-            rows = self._db.execute(sql + " ORDER BY seq", params).fetchall()
-            return [_row_to_event(r) for r in rows]
-        rows = self._db.execute(sql + " ORDER BY seq DESC LIMIT ?", [*params, max(limit, 0)]).fetchall()
-        return [_row_to_event(r) for r in reversed(rows)]
+                where.append(clause)
+                params.extend(more)
+        return " AND ".join(where), params
+
+    @staticmethod
+    def _like(flt: EventFilter) -> tuple[str, list[object]]:
+        """The text test without the index: LIKE for ASCII (no call into Python per row), else casefold."""
+        if flt.text.isascii():  # LIKE ignores ASCII case itself
+            pattern = "%" + flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            return ("(" + " OR ".join(f"events.{f} LIKE ? ESCAPE '\\'" for f in flt.fields) + ")",
+                    [pattern] * len(flt.fields))
+        joined = " || char(10) || ".join(f"events.{f}" for f in flt.fields)
+        return f"pop3gui_contains({joined}, ?)", [flt.text.casefold()]
 
     def all(self) -> Iterator[Event]:
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq"):
             yield _row_to_event(row)
+
+
+def _indexable(text: str) -> bool:
+    """Whether the trigram index finds *text* as a case-blind ``in`` would.
+
+    Three characters at least; and no part that case folding writes as several
+    letters ("ß" folds to "ss", "ﬁ" to "fi"): the index folds one letter to one,
+    so "GRÜSSE" is looked for by reading the rows instead (ASCII text was matched
+    by LIKE, which folds only ASCII, so the index gives it what it always had).
+    """
+    if len(text) < MIN_INDEXED_SEARCH:
+        return False
+    if text.isascii():
+        return True
+    folded = text.casefold()
+    return not any(part in folded for part in _multi_letter_folds())
+
+
+@functools.cache
+def _multi_letter_folds() -> frozenset[str]:
+    return frozenset(f for f in (chr(c).casefold() for c in range(0x10000)) if len(f) > 1)
 
 
 def _stored_time(moment: datetime) -> str:
