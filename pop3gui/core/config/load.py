@@ -32,6 +32,7 @@ from pop3gui.core.config.model import (
     AlertsConfig,
     Config,
     DeliveryConfig,
+    EventsConfig,
     LoggingConfig,
     PerformanceConfig,
     RecipientPolicy,
@@ -64,7 +65,7 @@ __all__ = ["load_config", "parse_config"]
 def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     """Validate a parsed TOML document into a :class:`Config` (raises ConfigError)."""
     root = Table(dict(data), path, "", Config)
-    root.check_known(["version", "smtp", "schedule", "alerts", "delivery", "logging",
+    root.check_known(["version", "smtp", "schedule", "alerts", "delivery", "events", "logging",
                       "recipient_policy", "account", "routing_rule", "performance", "oauth_provider"])
     version = root.get("version", int)
     if version != CONFIG_VERSION:
@@ -107,6 +108,13 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     delivery = DeliveryConfig(
         undeliverable_to=t.get("undeliverable_to", str, check_address),
         max_message_kb=t.get("max_message_kb", int, check_range(1, 4 * 1024 * 1024)),
+        quarantine_keep_days=t.get("quarantine_keep_days", int, check_range(0, 36500)),
+    )
+
+    t = sub_table(root, "events", EventsConfig)
+    events = EventsConfig(
+        keep_days=t.get("keep_days", int, check_range(0, 36500)),
+        max_mb=t.get("max_mb", int, _check_store_cap),
     )
 
     t = sub_table(root, "logging", LoggingConfig)
@@ -125,7 +133,8 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     accounts = _parse_accounts(root)
     rules = _parse_rules(root, accounts)
     _check_sign_in(root, smtp, accounts, providers)
-    return Config(version=version, smtp=smtp, schedule=schedule, alerts=alerts, delivery=delivery, logging=logging_cfg,
+    return Config(version=version, smtp=smtp, schedule=schedule, alerts=alerts, delivery=delivery, events=events,
+                  logging=logging_cfg,
                   performance=performance, policies=policies, accounts=accounts, rules=rules,
                   oauth_providers=providers)
 
@@ -366,3 +375,15 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"cannot be read as TOML: {describe_error(exc)}", path=str(path),
                           fix="Look for an absurdly long number or deeply nested brackets.") from None
     return parse_config(data, str(path))
+
+
+MIN_EVENT_STORE_MB = 10
+"""A smaller cap would keep too few events to read back a day of a busy office."""
+
+
+def _check_store_cap(value: int) -> str:
+    """[events] max_mb: 0 (no size limit) or a cap the store can keep a useful history in."""
+    if value == 0 or MIN_EVENT_STORE_MB <= value <= 1024 * 1024:
+        return ""
+    return (f"must be 0 (no size limit) or between {MIN_EVENT_STORE_MB} and {1024 * 1024} MB, not {show(value)}; "
+            "the oldest events are removed while the event store is bigger")

@@ -15,7 +15,7 @@ from pop3gui.core.schedule import WeekHours
 __all__ = [
     "ACCOUNT_KINDS", "AFTER_DELIVERY", "CONFIG_VERSION", "DEFAULT_ENVELOPE_HEADERS", "IMAP_ONLY_KEYS", "IMAP_PORTS",
     "LOG_LEVELS", "POP3_PORTS", "PROTOCOLS", "SECURITY_SMTP", "default_port",
-    "AccountConfig", "AlertsConfig", "Config", "DeliveryConfig", "LoggingConfig", "PerformanceConfig",
+    "AccountConfig", "AlertsConfig", "Config", "DeliveryConfig", "EventsConfig", "LoggingConfig", "PerformanceConfig",
     "RecipientPolicy", "RoutingRuleConfig", "ScheduleConfig", "SmtpConfig",
     "AUTH_METHODS", "SMTP_AUTH_METHODS", "OAUTH_KINDS", "SASL_MECHANISMS", "OAuthProviderConfig",
 ]
@@ -97,6 +97,17 @@ class AlertsConfig:
 class DeliveryConfig:
     undeliverable_to: str = ""
     max_message_kb: int = 25600
+    # A quarantined message is removed this many days after it was quarantined (0: kept until the admin acts);
+    # an alert lists it a day before, and it is never removed sooner than a day after that alert.
+    quarantine_keep_days: int = 30
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """How much event history the event store keeps: pruned a bounded step after every cycle."""
+
+    keep_days: int = 90  # events older than this are removed; 0: no age limit
+    max_mb: int = 200  # the oldest events go while the store holds more than this; 0: no size limit
 
 
 @dataclass(frozen=True)
@@ -201,6 +212,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
     policies: tuple[RecipientPolicy, ...] = ()

@@ -38,6 +38,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         "schedule": _schedule(plain(config.schedule)),
         "alerts": plain(config.alerts),
         "delivery": plain(config.delivery),
+        "events": plain(config.events),
         "logging": plain(config.logging),
         "performance": plain(config.performance),
         "recipient_policy": [plain(p) for p in config.policies],

@@ -86,6 +86,10 @@ class EventId(enum.IntEnum):
     SPOOL_FAILED = 3011
     MAIL_LOOP = 3012
     MESSAGE_MOVED = 3013
+    # Housekeeping: what the stores give up so they stay bounded (3014 is QUARANTINE_DELETED's)
+    EVENTS_PRUNED = 3015
+    QUARANTINE_EXPIRED = 3016
+    HOUSEKEEPING_FAILED = 3017
     # SMTP
     RECIPIENT_REFUSED = 4001
     RECIPIENT_DEFERRED = 4002

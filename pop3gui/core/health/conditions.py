@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from pop3gui.core.config.model import Config
 from pop3gui.core.health.store import AccountHealth, Refusal
+from pop3gui.core.state.quarantine_ops import removal_at
 from pop3gui.core.state.spool import QuarantineRecord
 
 __all__ = ["Condition", "DueAlert", "due_alerts", "alert_key", "recovered_subject", "SMTP_LOGIN"]
@@ -31,6 +32,7 @@ class Condition(StrEnum):
     SIGN_IN = "sign_in"  # an OAuth2 sign-in is needed
     NO_MAIL = "no_mail"  # nothing downloaded for N hours of the schedule's hours
     QUARANTINE = "quarantine"  # a message has waited in quarantine N hours
+    QUARANTINE_EXPIRY = "quarantine_expiry"  # quarantined messages will be removed ([delivery] quarantine_keep_days)
     POLICY_REFUSAL = "policy_refusal"  # the local server refused a recipient for a policy reason
 
 
@@ -51,10 +53,11 @@ class DueAlert:
     since: float  # when the condition began, as far as is known
     recipient: str = ""
     diagnosis: str = ""  # a Failure name for the event, when one fits
+    group: str = ""  # tells apart alerts of one condition and account that are not about a recipient
 
     @property
     def key(self) -> str:
-        return alert_key(self.condition, self.account, self.recipient)
+        return alert_key(self.condition, self.account, self.recipient or self.group)
 
     @property
     def severity(self) -> str:
@@ -74,8 +77,15 @@ def _local(ts: float) -> datetime:
 
 
 def due_alerts(config: Config, accounts: Mapping[str, AccountHealth], quarantine: Iterable[QuarantineRecord],
-               refusals: Iterable[Refusal], *, smtp_sign_in_needed: bool, now: datetime) -> dict[str, DueAlert]:
-    """Every alert whose condition holds at *now* (local time), by key."""
+               refusals: Iterable[Refusal], *, smtp_sign_in_needed: bool, now: datetime,
+               expiring: Mapping[str, float] | None = None) -> dict[str, DueAlert]:
+    """Every alert whose condition holds at *now* (local time), by key.
+
+    *expiring* maps the quarantine IDs an alert lists for removal to when one
+    first listed them (the health store keeps it); messages listed at the same
+    moment share one alert, so a message listed later gets an alert of its own.
+    """
+    quarantine = list(quarantine)
     alerts = config.alerts
     ts = now.timestamp()
     due: list[DueAlert] = []
@@ -147,6 +157,8 @@ def due_alerts(config: Config, accounts: Mapping[str, AccountHealth], quarantine
                 (first.fix + " " if first.fix else "") + "Then resubmit, export or delete them on the Quarantine "
                 "page of the properties window; the alert ends when none is older than the limit.",
                 first.quarantined_at))
+    if expiring:
+        due.extend(_expiry_alerts(config, quarantine, expiring))
     if alerts.policy_refusal:
         by_recipient: dict[tuple[str, str], list[Refusal]] = {}
         for refusal in refusals:
@@ -165,11 +177,40 @@ def due_alerts(config: Config, accounts: Mapping[str, AccountHealth], quarantine
     return {alert.key: alert for alert in due}
 
 
+def _expiry_alerts(config: Config, quarantine: list[QuarantineRecord],
+                   expiring: Mapping[str, float]) -> list[DueAlert]:
+    """One alert per account and moment of listing: the messages, when each goes, and what keeps it."""
+    keep = config.delivery.quarantine_keep_days
+    batches: dict[tuple[str, float], list[QuarantineRecord]] = {}
+    for record in quarantine:
+        if record.id in expiring:
+            batches.setdefault((record.account, expiring[record.id]), []).append(record)
+    due = []
+    for (name, listed_at), records in sorted(batches.items()):
+        records.sort(key=lambda r: (r.quarantined_at, r.id))
+        lines = "; ".join(
+            f"{r.id} from {r.sender or '(no sender)'}, subject {r.subject or '(no subject)'!r}, "
+            f"removed from {_local(removal_at(r, keep, listed_at)):%Y-%m-%d %H:%M}" for r in records)
+        due.append(DueAlert(
+            Condition.QUARANTINE_EXPIRY, name,
+            f"pop3gui: {len(records)} quarantined message(s) of account {name} will be removed",
+            f"{len(records)} quarantined message(s) of account {name} will be removed after {keep} days in "
+            f"quarantine: {lines}.",
+            f"Quarantined mail is kept {keep} days ([delivery] quarantine_keep_days); each removal is recorded as "
+            "event 3016.",
+            "Resubmit the messages once their cause is fixed, or export them (the Quarantine page of the "
+            "properties window, `pop3gui quarantine export`), or raise [delivery] quarantine_keep_days (0 keeps "
+            "quarantined mail until you act). The alert ends when the listed messages have left the quarantine.",
+            listed_at, group=f"{listed_at:.0f}"))
+    return due
+
+
 _RECOVERED = {
     Condition.FAILED_CYCLES: "{who} works again",
     Condition.SIGN_IN: "{who} is signed in again",
     Condition.NO_MAIL: "{who} receives mail again",
     Condition.QUARANTINE: "{who} has no message waiting long in quarantine any more",
+    Condition.QUARANTINE_EXPIRY: "{who}: the quarantined messages listed for removal have left the quarantine",
     Condition.POLICY_REFUSAL: "{who}: the refusal of {recipient} is settled",
 }
 

@@ -27,6 +27,7 @@ from pop3gui.core.health.mail import alert_message, alert_sender
 from pop3gui.core.health.store import AccountHealth, AlertRow, HealthStore, Refusal
 from pop3gui.core.smtp.submit import SmtpSubmitter
 from pop3gui.core.state.paths import Paths
+from pop3gui.core.state.quarantine_ops import expiry_listed
 from pop3gui.core.state.spool import Quarantine
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ class HealthMonitor:
         delivered, self._delivered_to = self._delivered_to, set()
         sign_ins, self._sign_in_needed = self._sign_in_needed, set()
         records = list(Quarantine(self.paths.quarantine_dir).records())
+        keep_days = self.config.delivery.quarantine_keep_days
+        listed = {r.id: r.account for r in records if expiry_listed(r, keep_days, ts)}
         in_quarantine = {(r.account, r.uid) for r in records} | {(r.account, r.message_id) for r in records}
         mail_due = bool(self.config.alerts.mail_to)
         with store.transaction() as db:
@@ -145,7 +148,12 @@ class HealthMonitor:
             if not outcomes:  # nothing ran: what was known of the [smtp] login still holds
                 smtp_sign_in = smtp_sign_in or store.runner().smtp_sign_in_needed
             store.set_last_cycle(db, ts, smtp_sign_in_needed=smtp_sign_in)
-            due = due_alerts(self.config, accounts, records, refusals, smtp_sign_in_needed=smtp_sign_in, now=now)
+            # Quarantined mail close to its keep days is listed by an alert now, before anything may remove it.
+            store.forget_quarantine_warnings(db, set(listed))
+            store.note_quarantine_warnings(db, listed, ts)
+            expiring = {qid: at for qid, at in store.quarantine_warnings().items() if qid in listed}
+            due = due_alerts(self.config, accounts, records, refusals, smtp_sign_in_needed=smtp_sign_in, now=now,
+                             expiring=expiring)
             active = {row.key: row for row in store.alerts(active_only=True)}
             raised = []
             for key, alert in due.items():

@@ -65,6 +65,11 @@ CREATE TABLE IF NOT EXISTS refusal (
     fix TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (account, recipient, uid)
 );
+CREATE TABLE IF NOT EXISTS quarantine_warning (
+    id TEXT PRIMARY KEY,                 -- the quarantined message (its quarantine ID)
+    account TEXT NOT NULL,
+    warned_at REAL NOT NULL              -- when an alert first listed it for removal
+);
 CREATE TABLE IF NOT EXISTS runner (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     pid INTEGER NOT NULL DEFAULT 0,
@@ -76,6 +81,8 @@ CREATE TABLE IF NOT EXISTS runner (
     smtp_sign_in_needed INTEGER NOT NULL DEFAULT 0  -- the [smtp] login's OAuth2 sign-in
 );
 """
+
+_WARNING_TABLE = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS quarantine_warning"):].split(";")[0]
 
 _ACCOUNT_COLUMNS = ("name, first_seen, last_cycle, last_success, last_failure, failure_diagnosis, failure_text, "
                     "failure_cause, failure_fix, failed_cycles, failing_since, last_mail, sign_in_needed")
@@ -191,6 +198,8 @@ class HealthStore:
             if create and version < SCHEMA_VERSION:
                 self._db.executescript(_SCHEMA)
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif create:  # a store of an earlier release of the same schema gains the tables added since
+                self._db.execute(_WARNING_TABLE)
             elif version > SCHEMA_VERSION:
                 raise StateError(
                     f"the health state {path} was written by a newer pop3gui (schema {version})",
@@ -302,6 +311,28 @@ class HealthStore:
     def drop_refusal(self, db: sqlite3.Connection, refusal: Refusal) -> None:
         db.execute("DELETE FROM refusal WHERE account = ? AND recipient = ? AND uid = ?",
                    (refusal.account, refusal.recipient, refusal.uid))
+
+    # --- quarantined messages listed for removal ---------------------------------
+
+    def quarantine_warnings(self) -> dict[str, float]:
+        """When an alert first listed each quarantined message for removal, by quarantine ID."""
+        try:
+            rows = self._db.execute("SELECT id, warned_at FROM quarantine_warning").fetchall()
+        except sqlite3.OperationalError:  # a store no runner of this release has written yet: none listed
+            return {}
+        return {str(r[0]): float(r[1]) for r in rows}
+
+    def note_quarantine_warnings(self, db: sqlite3.Connection, listed: dict[str, str], at: float) -> None:
+        """Record that the messages *listed* (ID -> account) are named by an alert now, unless they were before."""
+        db.executemany("INSERT OR IGNORE INTO quarantine_warning (id, account, warned_at) VALUES (?,?,?)",
+                       [(qid, account, at) for qid, account in listed.items()])
+
+    def forget_quarantine_warnings(self, db: sqlite3.Connection, keep: set[str]) -> None:
+        """Drop the warnings of messages that left the quarantine (or are no longer due): a message that comes
+        due again is listed by an alert again before it can be removed."""
+        for (qid,) in db.execute("SELECT id FROM quarantine_warning").fetchall():
+            if qid not in keep:
+                db.execute("DELETE FROM quarantine_warning WHERE id = ?", (qid,))
 
     # --- the runner ---------------------------------------------------------------
 

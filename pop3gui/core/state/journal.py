@@ -32,12 +32,14 @@ from pathlib import Path
 
 from pop3gui.core.errors import StateError
 from pop3gui.core.state.paths import touch_private
+from pop3gui.core.state.sqlite_space import convert_to_incremental, pause_after, reclaim, upkeep_connection
 
 DUPLICATE_WINDOW_DAYS = 14
+KEEP_DELIVERIES_DAYS = 2 * DUPLICATE_WINDOW_DAYS  # delivery rows of messages gone from every server live this long
 _DAY = 86400.0
 KEY_PREFIX = "v2:"  # message keys written since deliveries are keyed by content
 UID_KEY_PREFIX = KEY_PREFIX + "uidl:"  # keys of messages nothing but their UIDL identifies
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Message states
 SUBMITTING = "submitting"  # downloaded, submission in progress or interrupted
@@ -68,6 +70,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (account, message_key, recipient)
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_key ON deliveries (message_key, recipient, delivered_at);
+CREATE INDEX IF NOT EXISTS deliveries_by_time ON deliveries (delivered_at);
+CREATE INDEX IF NOT EXISTS messages_by_key ON messages (message_key);
 CREATE TABLE IF NOT EXISTS sync_marks (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     synced_at REAL NOT NULL
@@ -117,6 +121,8 @@ class Journal:
         try:
             touch_private(path)
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            # A new journal gives the pages of pruned rows back (prune_journal); set before any table exists.
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._db.execute("PRAGMA journal_mode=WAL")
             # Commits write the WAL without fsync (a killed process keeps them); a
             # durable write switches to FULL for its commit, which fsyncs the WAL
@@ -348,4 +354,67 @@ class Journal:
     def _pruning(self) -> list[tuple[str, tuple[object, ...]]]:
         """Old delivery rows go, except those of messages still on a server (kept mail may be renumbered)."""
         return [("DELETE FROM deliveries WHERE delivered_at<? AND message_key NOT IN"
-                 " (SELECT message_key FROM messages)", (self.now() - 2 * DUPLICATE_WINDOW_DAYS * _DAY,))]
+                 " (SELECT message_key FROM messages)", (self.now() - KEEP_DELIVERIES_DAYS * _DAY,))]
+
+
+@dataclass(frozen=True)
+class JournalPrune:
+    """What one pruning step of the journal did."""
+
+    deliveries: int = 0  # delivery rows removed
+    pages_freed: int = 0
+    backlog: bool = False  # the step reached its bound: more is due
+
+
+def prune_journal(path: Path, now: float, *, step_rows: int = 20_000, batch_rows: int = 500,
+                  vacuum_pages: int = 16_384) -> JournalPrune:
+    """One bounded pruning step on a connection of its own (blocking: run it in a worker thread).
+
+    Removes delivery rows older than :data:`KEEP_DELIVERIES_DAYS` whose message
+    no server lists any more, whatever the protocol or the account's settings:
+    a row of a message still on a server (its ``messages`` row is there) stays,
+    so kept mail that a server renumbers is still known by its content.  The
+    rows are found by a read, then deleted in short transactions that check
+    both conditions again (a message may have been listed again meanwhile);
+    like :meth:`Journal.forget`, these deletions need no fsync of their own.
+    Then the freed pages are given back to the disk.
+    """
+    if not path.exists():
+        return JournalPrune()
+    db = upkeep_connection(path)
+    try:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND name='deliveries_by_time'").fetchone():
+            return JournalPrune()  # not yet migrated by this release's Journal: the next cycle's step will do
+        cutoff = now - KEEP_DELIVERIES_DAYS * _DAY
+        removed = scanned = 0
+        last: tuple[float, int] = (float("-inf"), 0)
+        while scanned < step_rows:
+            want = min(batch_rows, step_rows - scanned)
+            rows = db.execute(
+                "SELECT delivered_at, rowid FROM deliveries d WHERE delivered_at < ? AND (delivered_at, rowid) > (?, ?)"
+                " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.message_key = d.message_key)"
+                " ORDER BY delivered_at, rowid LIMIT ?", (cutoff, *last, want)).fetchall()
+            if not rows:
+                break
+            last = (float(rows[-1][0]), int(rows[-1][1]))
+            started = time.perf_counter()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                gone = db.executemany(
+                    "DELETE FROM deliveries WHERE rowid = ? AND delivered_at < ? AND NOT EXISTS"
+                    " (SELECT 1 FROM messages m WHERE m.message_key = deliveries.message_key)",
+                    [(int(r[1]), cutoff) for r in rows]).rowcount
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            removed += max(gone, 0)
+            scanned += len(rows)
+            pause_after(started)
+            if len(rows) < want:
+                break
+        convert_to_incremental(db, path)
+        freed = reclaim(db, vacuum_pages)
+        return JournalPrune(removed, freed, scanned >= step_rows)
+    finally:
+        db.close()

@@ -23,6 +23,24 @@ from pop3gui.core.state.spool import Quarantine, QuarantineRecord, fsync_file
 
 HOW_TO_FIND_IDS = "List the quarantined messages and their IDs with `pop3gui quarantine list`."
 
+DAY = 86400.0
+WARN_AHEAD = DAY
+"""An alert lists a message for removal this long before its keep days are up ([delivery] quarantine_keep_days)."""
+GRACE = DAY
+"""A message is never removed sooner than this after the alert that listed it, even when the runner was not
+running when the alert was due: the admin always gets a day to resubmit or export it."""
+
+
+def expiry_listed(record: QuarantineRecord, keep_days: int, now: float) -> bool:
+    """Is the message close enough to its keep days that an alert must list it (keep_days 0: kept forever)?"""
+    return keep_days > 0 and now - record.quarantined_at >= keep_days * DAY - WARN_AHEAD
+
+
+def removal_at(record: QuarantineRecord, keep_days: int, warned_at: float) -> float:
+    """When a message listed by an alert at *warned_at* may be removed: its keep days are up, and a day has
+    passed since the alert."""
+    return max(record.quarantined_at + keep_days * DAY, warned_at + GRACE)
+
 
 @dataclass(frozen=True)
 class QuarantineEntry:

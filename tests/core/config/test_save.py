@@ -22,8 +22,8 @@ def test_the_document_uses_the_documented_names_and_order() -> None:
     config = Config(policies=(RecipientPolicy("Default", ("contoso.com",)),),
                     accounts=(AccountConfig(name="a", host="h", username="u", deliver_to="a@contoso.com"),))
     document = config_to_dict(config)
-    assert list(document) == ["version", "smtp", "schedule", "alerts", "delivery", "logging", "performance",
-                              "recipient_policy", "account", "routing_rule", "oauth_provider"]
+    assert list(document) == ["version", "smtp", "schedule", "alerts", "delivery", "events", "logging",
+                              "performance", "recipient_policy", "account", "routing_rule", "oauth_provider"]
     assert document["recipient_policy"] == [{"name": "Default", "domains": ["contoso.com"], "primary": ""}]
     assert document["account"][0]["envelope_headers"] == list(AccountConfig.envelope_headers)
     assert document["routing_rule"] == []

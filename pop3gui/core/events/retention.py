@@ -1,0 +1,133 @@
+"""Event retention: the event store keeps ``[events] keep_days`` of history and stays under ``max_mb``.
+
+The pruning is done in bounded steps (:meth:`EventRetention.step`, once per
+cycle) on a connection of its own, meant for a worker thread
+(``asyncio.to_thread``): the rows to remove are found by a read, which never
+waits in WAL mode, and deleted in short transactions of :attr:`batch_rows`
+rows with a pause after each, so the runner's own connection, which appends
+events on the event loop, waits for the lock a few milliseconds at most.
+Deleting rows of ``events`` also keeps any index the store maintains with
+triggers in step.  The pages given up are handed back to the disk with
+incremental vacuuming (:mod:`pop3gui.core.state.sqlite_space`).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from pop3gui.core.state.sqlite_space import convert_to_incremental, pause_after, reclaim, space, upkeep_connection
+
+__all__ = ["EventRetention", "PruneResult"]
+
+_MB = 1024 * 1024
+TARGET_SHARE = 0.9
+"""Over the cap, the oldest events go until the store is this share of it: the next ones have room, so the
+oldest are not removed a few at a time after every cycle."""
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What one step did, and where the store stands after it."""
+
+    expired: int = 0  # removed for being older than keep_days
+    over_cap: int = 0  # removed, oldest first, to keep the store under max_mb
+    pages_freed: int = 0  # given back to the file system
+    remaining: int = 0  # events left in the store
+    file_bytes: int = 0  # the store's file and WAL after the step
+    live_bytes: int = 0
+    backlog: bool = False  # more is due than one step removes: the next step goes on
+    converted: bool = False  # the store was given incremental vacuuming in this step
+    cannot_shrink: bool = False  # an older store, too big to convert yet: its file keeps its size
+
+    @property
+    def removed(self) -> int:
+        return self.expired + self.over_cap
+
+
+class EventRetention:
+    """Prunes one event store file; each :meth:`step` opens and closes its own connection."""
+
+    def __init__(self, path: Path, *, step_rows: int = 20_000, batch_rows: int = 500,
+                 vacuum_pages: int = 65_536) -> None:
+        self.path = path
+        self.step_rows = step_rows  # at most this many events are removed by one step
+        self.batch_rows = batch_rows  # per write transaction
+        self.vacuum_pages = vacuum_pages  # at most this many pages are given back by one step
+
+    def step(self, keep_days: int, max_mb: int, now: datetime | None = None) -> PruneResult:
+        """Remove what is due, up to the step's bounds, and give the space back; blocking (run it in a thread)."""
+        if not self.path.exists():
+            return PruneResult()
+        db = upkeep_connection(self.path)
+        try:
+            return self._step(db, keep_days, max_mb, now or datetime.now(timezone.utc))
+        finally:
+            db.close()
+
+    def _step(self, db: sqlite3.Connection, keep_days: int, max_mb: int, now: datetime) -> PruneResult:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='events'").fetchone():
+            return PruneResult()
+        budget = self.step_rows
+        expired = 0
+        if keep_days > 0:
+            cutoff = (now.astimezone(timezone.utc) - timedelta(days=keep_days)).isoformat()
+            # The time index finds the oldest events first; times nearly follow seq.
+            expired = self._delete(db, "SELECT seq FROM events INDEXED BY events_time WHERE time < ? "
+                                   "ORDER BY time LIMIT ?", (cutoff,), budget)
+            budget -= expired
+        over_cap = 0
+        if max_mb > 0 and budget > 0:
+            target = self._rows_over(db, max_mb)
+            if target:
+                over_cap = self._delete(db, "SELECT seq FROM events ORDER BY seq LIMIT ?", (), min(budget, target))
+                budget -= over_cap
+        converted = False
+        before = space(db, self.path)
+        if not before.incremental:
+            converted = convert_to_incremental(db, self.path)
+        freed = reclaim(db, self.vacuum_pages)
+        after = space(db, self.path)
+        remaining = int(db.execute("SELECT count(*) FROM events").fetchone()[0])
+        return PruneResult(expired=expired, over_cap=over_cap, pages_freed=freed, remaining=remaining,
+                           file_bytes=after.file_bytes, live_bytes=after.live_bytes,
+                           backlog=budget <= 0 or after.free_pages > 0 and after.incremental,
+                           converted=converted, cannot_shrink=not after.incremental)
+
+    def _rows_over(self, db: sqlite3.Connection, max_mb: int) -> int:
+        """How many of the oldest events to remove to bring the store down to its target share of the cap."""
+        live = space(db, self.path).live_bytes
+        cap = max_mb * _MB
+        if live <= cap:
+            return 0
+        count = int(db.execute("SELECT count(*) FROM events").fetchone()[0])
+        if count == 0:
+            return 0
+        per_row = live / count  # indexes included: what one event costs the store
+        return min(count, math.ceil((live - cap * TARGET_SHARE) / per_row))
+
+    def _delete(self, db: sqlite3.Connection, select: str, args: tuple[object, ...], limit: int) -> int:
+        """Delete up to *limit* rows found by *select* (its last parameter is a row count), a batch at a time."""
+        removed = 0
+        while removed < limit:
+            want = min(self.batch_rows, limit - removed)
+            seqs = [(int(row[0]),) for row in db.execute(select, (*args, want))]  # a read: never waits
+            if not seqs:
+                break
+            started = time.perf_counter()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("DELETE FROM events WHERE seq = ?", seqs)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            removed += len(seqs)
+            pause_after(started)
+            if len(seqs) < want:
+                break
+        return removed

@@ -1,0 +1,105 @@
+"""Giving the pages of deleted rows back to the disk, a little at a time, for the stores that prune.
+
+A deleted row frees its pages inside the database file; the file only shrinks
+when the database has ``auto_vacuum = INCREMENTAL`` and something runs
+``PRAGMA incremental_vacuum``.  Each call here does a bounded amount in short
+write transactions with pauses between them, so the runner's own connection
+(on the event loop) never waits long for the lock.  The functions run in a
+worker thread on a connection of their own (:func:`upkeep_connection`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CONVERT_LIMIT_BYTES", "Space", "convert_to_incremental", "pause_after", "reclaim", "space",
+           "upkeep_connection"]
+
+CONVERT_LIMIT_BYTES = 16 * 1024 * 1024
+"""A store without auto_vacuum is converted (one VACUUM) only while its content is at most this big: the VACUUM
+holds the write lock for its whole length, about 0.1 s for this size, and runs between cycles."""
+
+VACUUM_CHUNK_PAGES = 128  # one short write transaction: about half a megabyte moved at the end of the file
+_INCREMENTAL = 2
+
+
+@dataclass(frozen=True)
+class Space:
+    """How big a database is: its file (and WAL) on disk, and the part its rows use."""
+
+    file_bytes: int
+    live_bytes: int
+    free_pages: int
+    incremental: bool  # auto_vacuum = INCREMENTAL: freed pages can be given back
+
+
+def upkeep_connection(path: Path) -> sqlite3.Connection:
+    """A connection of the worker thread's own, in autocommit mode, waiting up to 30 s for the lock."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=30)
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA journal_size_limit=4194304")  # the WAL is cut back to 4 MB after a checkpoint
+    return db
+
+
+def space(db: sqlite3.Connection, path: Path) -> Space:
+    page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+    pages = int(db.execute("PRAGMA page_count").fetchone()[0])
+    free = int(db.execute("PRAGMA freelist_count").fetchone()[0])
+    mode = int(db.execute("PRAGMA auto_vacuum").fetchone()[0])
+    on_disk = 0
+    for name in (path, path.with_name(path.name + "-wal")):
+        try:
+            on_disk += name.stat().st_size
+        except OSError:
+            pass
+    return Space(on_disk, (pages - free) * page_size, free, mode == _INCREMENTAL)
+
+
+def pause_after(started: float) -> None:
+    """Leave the lock free at least as long as it was just held (and 2 ms), so other writers get their turn."""
+    time.sleep(max(0.002, time.perf_counter() - started))
+
+
+def reclaim(db: sqlite3.Connection, max_pages: int) -> int:
+    """Give up to *max_pages* free pages back to the file system; the number given back.
+
+    Does nothing for a database without incremental auto_vacuum (its free
+    pages are reused by new rows instead).  The WAL is then checkpointed
+    without waiting for anyone, which is when the file itself shrinks.
+    """
+    if int(db.execute("PRAGMA auto_vacuum").fetchone()[0]) != _INCREMENTAL:
+        return 0
+    given = 0
+    while given < max_pages:
+        free = int(db.execute("PRAGMA freelist_count").fetchone()[0])
+        if free == 0:
+            break
+        chunk = min(free, VACUUM_CHUNK_PAGES, max_pages - given)
+        started = time.perf_counter()
+        db.execute(f"PRAGMA incremental_vacuum({chunk})").fetchall()  # each row read frees one page
+        given += chunk
+        pause_after(started)
+    if given:
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    return given
+
+
+def convert_to_incremental(db: sqlite3.Connection, path: Path) -> bool:
+    """Give a database made without auto_vacuum incremental vacuuming, once, while that is quick.
+
+    True when it has it now (or had it already); False when its content is
+    still too big to rebuild between two cycles without holding up the runner:
+    it is tried again after later pruning made it smaller.
+    """
+    now = space(db, path)
+    if now.incremental:
+        return True
+    if now.live_bytes > CONVERT_LIMIT_BYTES:
+        return False
+    db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    db.execute("VACUUM")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    return int(db.execute("PRAGMA auto_vacuum").fetchone()[0]) == _INCREMENTAL
