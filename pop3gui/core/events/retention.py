@@ -25,6 +25,7 @@ from pop3gui.core.state.sqlite_space import convert_to_incremental, pause_after,
 __all__ = ["EventRetention", "PruneResult"]
 
 _MB = 1024 * 1024
+MERGE_CHUNK_PAGES = 64  # full-text index pages merged by one short write transaction
 TARGET_SHARE = 0.9
 """Over the cap, the oldest events go until the store is this share of it: the next ones have room, so the
 oldest are not removed a few at a time after every cycle."""
@@ -53,11 +54,12 @@ class EventRetention:
     """Prunes one event store file; each :meth:`step` opens and closes its own connection."""
 
     def __init__(self, path: Path, *, step_rows: int = 20_000, batch_rows: int = 500,
-                 vacuum_pages: int = 65_536) -> None:
+                 vacuum_pages: int = 65_536, merge_pages: int = 16_384) -> None:
         self.path = path
         self.step_rows = step_rows  # at most this many events are removed by one step
         self.batch_rows = batch_rows  # per write transaction
         self.vacuum_pages = vacuum_pages  # at most this many pages are given back by one step
+        self.merge_pages = merge_pages  # at most this many pages of the full-text index are merged by one step
 
     def step(self, keep_days: int, max_mb: int, now: datetime | None = None) -> PruneResult:
         """Remove what is due, up to the step's bounds, and give the space back; blocking (run it in a thread)."""
@@ -81,11 +83,19 @@ class EventRetention:
                                    "ORDER BY time LIMIT ?", (cutoff,), budget)
             budget -= expired
         over_cap = 0
-        if max_mb > 0 and budget > 0:
-            target = self._rows_over(db, max_mb)
-            if target:
+        merged = False
+        if max_mb > 0 and self._index_over(db, max_mb):
+            # What deleted events left in the full-text index may be all that is over: drop it first.
+            merged = True
+            settled = self._merge_index(db)
+            reclaim(db, self.vacuum_pages)
+            # Only a settled index says how much the events themselves take; else the next step goes on merging.
+            if settled and budget > 0 and (target := self._rows_over(db, max_mb)):
                 over_cap = self._delete(db, "SELECT seq FROM events ORDER BY seq LIMIT ?", (), min(budget, target))
                 budget -= over_cap
+        remaining = int(db.execute("SELECT count(*) FROM events").fetchone()[0])
+        if not merged and expired and expired * 4 >= remaining:
+            self._merge_index(db)  # a large share went at once (a backlog): worth one rewrite of the index
         converted = False
         before = space(db, self.path)
         if not before.incremental:
@@ -95,8 +105,31 @@ class EventRetention:
         remaining = int(db.execute("SELECT count(*) FROM events").fetchone()[0])
         return PruneResult(expired=expired, over_cap=over_cap, pages_freed=freed, remaining=remaining,
                            file_bytes=after.file_bytes, live_bytes=after.live_bytes,
-                           backlog=budget <= 0 or after.free_pages > 0 and after.incremental,
+                           backlog=budget <= 0,
                            converted=converted, cannot_shrink=not after.incremental)
+
+    def _index_over(self, db: sqlite3.Connection, max_mb: int) -> bool:
+        return max_mb > 0 and space(db, self.path).live_bytes > max_mb * _MB * TARGET_SHARE
+
+    def _merge_index(self, db: sqlite3.Connection) -> bool:
+        """Let the store's full-text index drop what deleted events left in it, a bounded amount per step.
+
+        A full-text index records a deletion as more data until its segments
+        are merged into one, where deleted entries vanish.  That rewrites the
+        whole index, so it is done only when the store is over its target
+        size or a large share of it went at once, :attr:`merge_pages` pages a
+        step, in short transactions; a later step carries on where it stopped.
+        """
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name='events_fts'").fetchone():
+            return True
+        for _ in range(self.merge_pages // MERGE_CHUNK_PAGES):
+            started = time.perf_counter()
+            before = db.total_changes
+            db.execute("INSERT INTO events_fts(events_fts, rank) VALUES ('merge', ?)", (-MERGE_CHUNK_PAGES,))
+            pause_after(started)
+            if db.total_changes - before < 2:  # nothing was left to merge
+                return True
+        return False
 
     def _rows_over(self, db: sqlite3.Connection, max_mb: int) -> int:
         """How many of the oldest events to remove to bring the store down to its target share of the cap."""

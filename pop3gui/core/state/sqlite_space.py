@@ -79,7 +79,8 @@ def reclaim(db: sqlite3.Connection, max_pages: int) -> int:
             break
         chunk = min(free, VACUUM_CHUNK_PAGES, max_pages - given)
         started = time.perf_counter()
-        db.execute(f"PRAGMA incremental_vacuum({chunk})").fetchall()  # each row read frees one page
+        # Run to completion: a plain execute() steps the pragma once, and each step frees one page only.
+        db.executescript(f"PRAGMA incremental_vacuum({chunk});")
         given += chunk
         pause_after(started)
     if given:
