@@ -1,23 +1,27 @@
-"""The event log as a Qt table model, and the filter the Events tab puts over it.
+"""The event log as a lazy Qt table model over the event store, and the proxy the Events tab uses.
 
-Modelled on Picard's log view: a bounded buffer of rows in store order, live
-events queued and appended in one ``beginInsertRows`` per 100 ms batch (never a
-model reset on append), the oldest rows dropped with ``beginRemoveRows`` when
-the buffer is full, and ``data()`` kept cheap by formatting each row's cells
-once, the first time the view asks for them.  A :class:`QSortFilterProxyModel`
-does the severity, account and text filtering.
+The store can hold millions of events, so the model holds a window of them:
+the newest page that passes the filters (severity, account, text: answered by
+SQLite, on its indexes and its text index), oldest at the top and newest at the
+bottom as the tab has always shown them.  Scrolling up fetches older pages
+(``fetch_older``, rows inserted at the top); live events are queued and read
+back from the store once per 100 ms batch, after the newest seq already shown,
+and appended in one ``beginInsertRows`` (never a model reset on append).  A
+filter change reloads the window (one query).  ``data()`` stays cheap by
+formatting each row's cells once, the first time the view asks for them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
-from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QModelIndex, QObject, QPersistentModelIndex,
-                            QSortFilterProxyModel, Qt, QTimer, Signal)
+from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QIdentityProxyModel, QModelIndex, QObject,
+                            QPersistentModelIndex, Qt, QTimer, Signal)
 
 from pop3gui.core.events.model import Event, Severity
-from pop3gui.core.events.store import EventStore
+from pop3gui.core.events.store import EventFilter, EventStore
 from pop3gui.gui.icons import severity_icon
 
 EventRole = Qt.ItemDataRole.UserRole + 1  # the core Event
@@ -28,7 +32,9 @@ COLUMNS = ("time", "severity", "id", "account", "text")
 COL_TIME, COL_SEVERITY, COL_ID, COL_ACCOUNT, COL_TEXT = range(len(COLUMNS))
 
 BATCH_INTERVAL_MS = 100
-DEFAULT_MAX_ROWS = 200_000
+DEFAULT_MAX_ROWS = 200_000  # rows held at most; scrolling further back is for filters, export or the CLI
+PAGE_ROWS = 500  # rows read per fetch: the newest on opening, then as the view scrolls up
+COUNT_CAP = 10_000  # matching events are counted up to this ("more than 10,000")
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -45,31 +51,37 @@ def severity_name(severity: Severity) -> str:
 
 
 class _Row:
-    """One event and, once asked for, its formatted cells and search text."""
+    """One event and, once asked for, its formatted cells."""
 
-    __slots__ = ("event", "cells", "haystack")
+    __slots__ = ("event", "cells")
 
     def __init__(self, event: Event) -> None:
         self.event = event
         self.cells: tuple[str, str, str, str, str] | None = None
-        self.haystack: str | None = None
 
 
 class EventTableModel(QAbstractTableModel):
-    """Events in store order, oldest first; at most ``max_rows`` of them."""
+    """The newest events that pass the filter, oldest of them first; at most ``max_rows`` of them."""
 
     batch_about_to_be_added = Signal()  # before a flush removes/inserts rows
     batch_added = Signal(int)  # number of rows appended by the flush
     accounts_changed = Signal()  # an event named an account not seen before
+    counts_changed = Signal()  # total() or matching() changed
 
     def __init__(self, store: EventStore | None = None, *, max_rows: int = DEFAULT_MAX_ROWS,
-                 parent: QObject | None = None) -> None:
+                 page_rows: int = PAGE_ROWS, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        if max_rows < 1:
-            raise ValueError("max_rows must be at least 1")
+        if max_rows < 1 or page_rows < 1:
+            raise ValueError("max_rows and page_rows must be at least 1")
         self._store = store
         self.max_rows = max_rows
+        self.page_rows = page_rows
+        self._filter = EventFilter()
         self._rows: list[_Row] = []
+        self._older: int | None = None  # the seq the next older page starts before; None: nothing older
+        self._top = 0  # the newest seq read from the store (shown or not)
+        self._total = 0  # events in the store
+        self._matching = (0, True)  # events passing the filter (at least), and whether exactly
         self._pending: list[Event] = []
         self._accounts: set[str] = set()
         self._severity_names = {s: severity_name(s) for s in Severity}
@@ -82,31 +94,116 @@ class EventTableModel(QAbstractTableModel):
 
     # --- filling ----------------------------------------------------------------
 
-    def load_history(self, limit: int = DEFAULT_MAX_ROWS) -> int:
-        """Replace the rows with the newest ``limit`` stored events; returns how many."""
-        events = self._store.latest(min(limit, self.max_rows)) if self._store is not None else []
+    @property
+    def filter(self) -> EventFilter:
+        return self._filter
+
+    def set_filter(self, flt: EventFilter) -> bool:
+        """Show the newest events that pass *flt* (one query); False when it is the filter already shown."""
+        if flt == self._filter:
+            return False
+        self._filter = flt
+        self.load_history()
+        return True
+
+    def load_history(self, limit: int | None = None) -> int:
+        """Replace the rows with the newest ``limit`` (default a page) events that pass the filter."""
+        self._timer.stop()
+        self._pending.clear()
+        wanted = min(limit if limit is not None else self.page_rows, self.max_rows)
+        events: list[Event] = []
+        older: int | None = None
+        if self._store is not None:
+            top = self._store.latest(1)
+            self._top = top[0].seq if top else 0
+            while len(events) < wanted:
+                page, older = self._store.page(self._filter, before_seq=older, after_seq=0,
+                                               limit=wanted - len(events))
+                events.extend(page)
+                if older is None:
+                    break
+            self._total = self._store.count()
+            self._matching = self._store.count_at_least(self._filter, COUNT_CAP)
+            accounts = set(self._store.accounts())
+        else:
+            accounts = set()
         self.beginResetModel()
-        self._rows = [_Row(e) for e in events]
+        self._rows = [_Row(e) for e in reversed(events)]
+        self._older = older
         self.endResetModel()
-        self._note_accounts(events)
+        self._note_accounts(accounts)
+        self.counts_changed.emit()
         return len(events)
 
+    def can_fetch_older(self) -> bool:
+        """Whether older events pass the filter and there is room for them."""
+        return self._older is not None and self._store is not None and len(self._rows) < self.max_rows
+
+    def fetch_older(self, limit: int | None = None) -> int:
+        """Read the next older page and insert it at the top; returns how many rows came."""
+        if not self.can_fetch_older():
+            return 0
+        assert self._store is not None
+        wanted = min(limit or self.page_rows, self.max_rows - len(self._rows))
+        events, self._older = self._store.page(self._filter, before_seq=self._older, limit=wanted)
+        if events:
+            self.beginInsertRows(QModelIndex(), 0, len(events) - 1)
+            self._rows[:0] = [_Row(e) for e in reversed(events)]
+            self.endInsertRows()
+        return len(events)
+
+    def reach(self, seq: int) -> int:
+        """The row of the event *seq*, reading the older rows down to it if it passes the filter; -1 if not."""
+        row = self.row_of(seq)
+        if row >= 0 or self._store is None or not self._rows or seq >= self._rows[0].event.seq:
+            return row
+        while self.can_fetch_older() and self._older is not None and self._older > seq:
+            if not self.fetch_older(max(self.page_rows, 5000)):
+                break
+        return self.row_of(seq)
+
+    def row_of(self, seq: int) -> int:
+        """The row showing the event *seq*, or -1 (rows are in seq order: a binary search)."""
+        lo, hi = 0, len(self._rows)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._rows[mid].event.seq < seq:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo if lo < len(self._rows) and self._rows[lo].event.seq == seq else -1
+
     def add(self, event: Event) -> None:
-        """Queue a live event; it is appended with the others at the next batch (within 100 ms)."""
+        """Note a live event; it is shown with the others at the next batch (within 100 ms)."""
         self._pending.append(event)
         if not self._timer.isActive():
             self._timer.start()
 
     def pending(self) -> int:
-        """Events queued and not yet shown."""
+        """Events noted and not yet shown."""
         return len(self._pending)
 
     def flush(self) -> None:
-        """Append the queued events now: one insertion, preceded by at most one removal of old rows."""
+        """Show the new events now: one insertion, preceded by at most one removal of old rows.
+
+        With a store, the new events are read back from it (they carry their seq
+        there, and events another process stored since show up too); without one,
+        the noted events are filtered here.
+        """
         self._timer.stop()
-        if not self._pending:
+        noted, self._pending = self._pending, []
+        if self._store is not None:
+            batch, new_total = self._read_new()
+        else:
+            batch = [e for e in noted if self._filter.matches(e)]
+            new_total = len(noted)
+        if new_total:
+            self._total += new_total
+            count, exact = self._matching
+            self._matching = (count + len(batch), exact) if exact else self._matching
+            self.counts_changed.emit()
+        if not batch:
             return
-        batch, self._pending = self._pending, []
         if len(batch) > self.max_rows:
             batch = batch[-self.max_rows:]
         self.batch_about_to_be_added.emit()
@@ -115,12 +212,25 @@ class EventTableModel(QAbstractTableModel):
             self.beginRemoveRows(QModelIndex(), 0, excess - 1)
             del self._rows[:excess]
             self.endRemoveRows()
+            self._older = self._rows[0].event.seq if self._rows else batch[0].seq
         first = len(self._rows)
         self.beginInsertRows(QModelIndex(), first, first + len(batch) - 1)
         self._rows.extend(_Row(e) for e in batch)
         self.endInsertRows()
-        self._note_accounts(batch)
+        self._note_accounts({e.account for e in batch})
         self.batch_added.emit(len(batch))
+
+    def _read_new(self) -> tuple[list[Event], int]:
+        """The stored events after the newest read that pass the filter, oldest first; and how many were stored."""
+        assert self._store is not None
+        top = self._store.latest(1)
+        newest = top[0].seq if top else 0
+        if newest <= self._top:
+            return [], 0
+        events, _ = self._store.page(self._filter, before_seq=newest + 1, after_seq=self._top, limit=self.max_rows)
+        stored = self._store.count_after(self._top)
+        self._top = newest
+        return events[::-1], stored
 
     def clear(self) -> None:
         """Forget the shown rows and the queue (the store keeps them)."""
@@ -128,33 +238,41 @@ class EventTableModel(QAbstractTableModel):
         self._pending.clear()
         self.beginResetModel()
         self._rows = []
+        self._older = None
         self.endResetModel()
 
-    def _note_accounts(self, events: list[Event]) -> None:
+    def _note_accounts(self, accounts: set[str]) -> None:
         before = len(self._accounts)
-        self._accounts.update(e.account for e in events if e.account)
+        self._accounts.update(a for a in accounts if a)
         if len(self._accounts) != before:
             self.accounts_changed.emit()
 
     # --- reading ----------------------------------------------------------------
 
     def accounts(self) -> set[str]:
-        """Every account named by an event shown so far."""
+        """Every account named by a stored event (and a live one)."""
         return set(self._accounts)
+
+    def total(self) -> int:
+        """Events in the store."""
+        return self._total if self._store is not None else len(self._rows)
+
+    def matching(self) -> tuple[int, bool]:
+        """Events that pass the filter (up to ``COUNT_CAP``), and whether that number is exact."""
+        return self._matching if self._store is not None else (len(self._rows), True)
 
     def event_at(self, row: int) -> Event:
         return self._rows[row].event
 
     def events(self) -> Iterator[Event]:
+        """The rows held, in order."""
         return (r.event for r in self._rows)
 
-    def search_text(self, row: int) -> str:
-        """Lower-case text, cause, fix, subject and Message-ID of a row (what the search box matches)."""
-        r = self._rows[row]
-        if r.haystack is None:
-            e = r.event
-            r.haystack = "\n".join((e.text, e.cause, e.fix, e.subject, e.message_id)).casefold()
-        return r.haystack
+    def matching_events(self) -> Iterator[Event]:
+        """Every event that passes the filter, oldest first, read from the store in batches (what Export writes)."""
+        if self._store is None:
+            return self.events()
+        return self._store.matching(self._filter)
 
     def _cells(self, r: _Row) -> tuple[str, str, str, str, str]:
         if r.cells is None:
@@ -211,20 +329,17 @@ class EventTableModel(QAbstractTableModel):
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
 
-class EventFilterProxy(QSortFilterProxyModel):
-    """Shows the rows at or above a severity, of one account, containing a text.
+class EventFilterProxy(QIdentityProxyModel):
+    """The Events tab's filters: severity and above, one account, a text; answered by the store.
 
-    The source must be an :class:`EventTableModel`; rows are read from it
-    directly rather than through ``data()`` so filtering 100,000 rows stays quick.
-    Each setter re-filters once, and only when the value really changed; live rows
-    appended to the source are filtered as they arrive, without re-filtering the rest.
+    The rows are the source's own (an identity proxy); each setter hands the
+    changed filter to the :class:`EventTableModel`, which reloads its window
+    from SQLite, only when the value really changed.  The text is a
+    case-insensitive substring of text, cause, fix, subject or Message-ID.
     """
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._min_severity = Severity.DEBUG
-        self._account = ""
-        self._text = ""
         self._events: EventTableModel | None = None
 
     def setSourceModel(self, model: Any) -> None:  # noqa: N802 (Qt name)
@@ -233,61 +348,40 @@ class EventFilterProxy(QSortFilterProxyModel):
         self._events = model
         super().setSourceModel(model)
 
+    def _model(self) -> EventTableModel:
+        if self._events is None:
+            raise RuntimeError("EventFilterProxy has no source model")
+        return self._events
+
     @property
     def min_severity(self) -> Severity:
-        return self._min_severity
+        return self._model().filter.min_severity or Severity.DEBUG
 
     @property
     def account(self) -> str:
-        return self._account
+        return self._model().filter.account or ""
 
     @property
     def text(self) -> str:
-        return self._text
+        return self._model().filter.text
 
     def set_min_severity(self, severity: Severity) -> None:
         severity = Severity(severity)
-        if severity != self._min_severity:
-            self._min_severity = severity
-            self._refilter()
+        model = self._model()
+        model.set_filter(replace(model.filter, min_severity=None if severity <= min(Severity) else severity))
 
     def set_account(self, account: str) -> None:
-        if account != self._account:
-            self._account = account
-            self._refilter()
+        model = self._model()
+        model.set_filter(replace(model.filter, account=account or None))
 
     def set_text(self, text: str) -> None:
         """Case-insensitive substring over text, cause, fix, subject and Message-ID."""
-        text = text.strip().casefold()
-        if text != self._text:
-            self._text = text
-            self._refilter()
-
-    def _refilter(self) -> None:
-        # One layoutChanged and a fresh mapping: with 100,000 rows this is far quicker than the
-        # row-by-row removals and insertions of beginFilterChange()/endFilterChange() (1.4 s vs 0.1 s
-        # when every other row changes).  Views should clear their selection around it (the Events
-        # tab does): re-mapping a selected row through a large layout change costs seconds.
-        self.invalidate()
-
-    def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:  # noqa: N802 (Qt name)
-        model = self._events
-        if model is None:
-            return True
-        event = model.event_at(source_row)
-        if event.severity < self._min_severity:
-            return False
-        if self._account and event.account != self._account:
-            return False
-        return not self._text or self._text in model.search_text(source_row)
+        model = self._model()
+        model.set_filter(replace(model.filter, text=text.strip()))
 
     def events(self) -> list[Event]:
-        """The events shown, in order (what Export writes)."""
-        model = self._events
-        if model is None:
-            return []
-        return [model.event_at(self.mapToSource(self.index(row, 0)).row()) for row in range(self.rowCount())]
+        """Every event that passes the filters, oldest first (what Export writes), from the store."""
+        return list(self._model().matching_events())
 
     def event_at(self, row: int) -> Event:
-        assert self._events is not None
-        return self._events.event_at(self.mapToSource(self.index(row, 0)).row())
+        return self._model().event_at(row)

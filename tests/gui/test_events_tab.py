@@ -46,6 +46,12 @@ def fill(store: EventStore, events: list[Event]) -> None:
     store._db.execute("COMMIT")  # noqa: SLF001
 
 
+def live(store: EventStore, model: EventTableModel, event: Event) -> None:
+    """What the window's bus does with an event: store it, then hand it to the model."""
+    store.append(event)
+    model.add(event)
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[EventStore]:
     s = EventStore(tmp_path / "events.sqlite3")
@@ -123,7 +129,7 @@ def test_added_events_arrive_in_one_insertion_without_reset(qtbot: object, store
     model.modelReset.connect(lambda: resets.append(True))
     with qtbot.waitSignal(model.batch_added, timeout=2000):  # type: ignore[attr-defined]
         for i in range(5):
-            model.add(make_event(i))
+            live(store, model, make_event(i))
         assert model.rowCount() == 0 and model.pending() == 5  # queued until the batch timer fires
     assert inserted == [(0, 4)]
     assert not resets
@@ -137,12 +143,12 @@ def test_max_rows_drops_the_oldest(qtbot: object, store: EventStore) -> None:
     removed: list[tuple[int, int]] = []
     model.rowsRemoved.connect(lambda _p, first, last: removed.append((first, last)))
     for i in range(4, 7):
-        model.add(make_event(i))
+        live(store, model, make_event(i))
     model.flush()
     assert removed == [(0, 1)]
     assert texts(model) == [f"event {i}" for i in range(2, 7)]
     for i in range(7, 20):  # a batch larger than the whole buffer
-        model.add(make_event(i))
+        live(store, model, make_event(i))
     model.flush()
     assert texts(model) == [f"event {i}" for i in range(15, 20)]
 
@@ -191,7 +197,7 @@ def test_proxy_filters_live_rows(qtbot: object, store: EventStore) -> None:
     proxy.setSourceModel(model)
     proxy.set_min_severity(Severity.ERROR)
     for i in range(8):
-        model.add(make_event(i))
+        live(store, model, make_event(i))
     model.flush()
     assert texts(proxy) == ["event 3", "event 7"]
 

@@ -137,6 +137,7 @@ class EventStore:
 
     def __init__(self, path: Path) -> None:
         touch_private(path)
+        self.path = path
         # A long timeout: the first open of a large store of an earlier release builds its indexes.
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.create_function("pop3gui_contains", 2, _contains, deterministic=True)
@@ -247,6 +248,10 @@ class EventStore:
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def count_after(self, seq: int) -> int:
+        """Events stored after *seq* (a primary-key range)."""
+        return int(self._db.execute("SELECT count(*) FROM events WHERE seq > ?", (seq,)).fetchone()[0])
 
     def accounts(self) -> list[str]:
         """Every account named by a stored event, sorted; one index seek per account, not a scan."""

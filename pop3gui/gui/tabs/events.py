@@ -1,9 +1,12 @@
 """The Events tab: the connector's event log, live, filterable and exportable.
 
-The table shows the stored history and then every new event as the engine
-emits it (batched every 100 ms by :class:`~pop3gui.gui.event_model.EventTableModel`).
-Selecting a row shows everything about the event below the table, including
-the SMTP transcript of a failed delivery, in a fixed-width font.
+The table shows the newest stored events and then every new event as the
+engine emits it (batched every 100 ms by
+:class:`~pop3gui.gui.event_model.EventTableModel`); scrolling up reads older
+pages, and the filters are answered by the store, so a history of millions of
+events opens and filters at once.  Selecting a row shows everything about the
+event below the table, including the SMTP transcript of a failed delivery, in
+a fixed-width font.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import csv
 import html
 import json
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QItemSelection, QPersistentModelIndex, QSize, Qt, QTimer
+from PySide6.QtCore import QItemSelection, QLocale, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QFontDatabase, QGuiApplication, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QMessageBox, QPushButton, QSplitter, QTableView, QTextBrowser,
@@ -24,6 +28,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxL
 from pop3gui.core.config.model import Config
 from pop3gui.core.errors import Pop3guiError
 from pop3gui.core.events.model import Event, Severity, event_record
+from pop3gui.core.events.store import EventStore
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.event_model import (COL_ACCOUNT, COL_ID, COL_SEVERITY, COL_TIME, EventFilterProxy,
                                      EventTableModel, severity_name)
@@ -32,6 +37,8 @@ from pop3gui.gui.icons import icon
 EXPORT_FIELDS = ("seq", "time", "id", "severity", "account", "uid", "message_id", "subject", "text", "recipient",
                  "reply", "diagnosis", "outcome", "cause", "fix", "transcript")
 SEARCH_DELAY_MS = 200  # re-filter once typing pauses, not on every key
+FETCH_MARGIN_ROWS = 50  # read the next older page when the view is this close to the top
+INDEX_STEP_ROWS = 1000  # events added to the text index per step by the background builder (~50 ms)
 
 
 class ExportError(Pop3guiError, OSError):
@@ -272,6 +279,11 @@ class EventsTab(QWidget):
         self.proxy.rowsRemoved.connect(self._update_count)
         self.proxy.modelReset.connect(self._update_count)
         self.proxy.layoutChanged.connect(self._update_count)
+        self.model.counts_changed.connect(self._update_count)
+        bar = self.view.verticalScrollBar()
+        bar.valueChanged.connect(self._scrolled)
+        bar.rangeChanged.connect(self._range_changed)
+        self._keep_from_bottom: int | None = None  # after older rows come in at the top: stay on the same rows
         controller.config_saved.connect(self._config_saved)
 
         self.model.load_history()
@@ -279,6 +291,8 @@ class EventsTab(QWidget):
         self._update_count()
         self._selection_changed()
         controller.bridge.new_event.connect(self.model.add)
+        self._indexer = _SearchIndexBuilder(controller.store)
+        self.destroyed.connect(self._indexer.stop)
 
     # --- filters ------------------------------------------------------------------
 
@@ -296,17 +310,14 @@ class EventsTab(QWidget):
     def _refilter(self, change: Callable[[], None]) -> None:
         """Apply a filter change, keeping the selected event selected if it is still shown.
 
-        The selection is cleared during the change and restored after it: letting the
-        selection model follow a large layout change takes seconds with 100,000 rows.
+        The model reloads its rows from the store; the selected event is found
+        again by its seq (older rows are read down to it when it passes the filter).
         """
-        selection = self.view.selectionModel()
-        rows = selection.selectedRows()
-        kept = QPersistentModelIndex(self.proxy.mapToSource(rows[0])) if rows else None
-        if kept is not None:
-            selection.clear()
+        selected = self.selected_event()
+        self.view.selectionModel().clear()
         change()
-        if kept is not None and kept.isValid():
-            row = self.proxy.mapFromSource(self.model.index(kept.row(), 0)).row()
+        if selected is not None and selected.seq:
+            row = self.model.reach(selected.seq)
             if row >= 0:
                 self.view.selectRow(row)
         self._after_filter_change()
@@ -353,6 +364,22 @@ class EventsTab(QWidget):
         bar = self.view.verticalScrollBar()
         return bar.value() >= bar.maximum()
 
+    def _scrolled(self, value: int) -> None:
+        """Near the top: read the next older page, and keep the rows in sight where they are."""
+        if value > FETCH_MARGIN_ROWS * self.view.verticalHeader().defaultSectionSize():
+            return
+        if not self.model.can_fetch_older() or self._keep_from_bottom is not None:
+            return
+        bar = self.view.verticalScrollBar()
+        self._keep_from_bottom = bar.maximum() - value
+        if not self.model.fetch_older():
+            self._keep_from_bottom = None
+
+    def _range_changed(self, _minimum: int, maximum: int) -> None:
+        if self._keep_from_bottom is not None:
+            keep, self._keep_from_bottom = self._keep_from_bottom, None
+            self.view.verticalScrollBar().setValue(max(0, maximum - keep))
+
     def _before_batch(self) -> None:
         self._stick_to_bottom = self.is_at_bottom()
 
@@ -367,11 +394,17 @@ class EventsTab(QWidget):
             self.view.scrollToBottom()  # newest events first in sight
 
     def _update_count(self, *_args: object) -> None:
-        shown, total = self.proxy.rowCount(), self.model.rowCount()
-        if shown == total:
-            self.count_label.setText(self.tr("Events: {total}").format(total=total))
+        locale = QLocale()
+        total = self.model.total()
+        shown, exact = self.model.matching()
+        if exact and shown == total:
+            self.count_label.setText(self.tr("Events: {total}").format(total=locale.toString(total)))
+        elif exact:
+            self.count_label.setText(self.tr("Events shown: {shown} of {total}").format(
+                shown=locale.toString(shown), total=locale.toString(total)))
         else:
-            self.count_label.setText(self.tr("Events shown: {shown} of {total}").format(shown=shown, total=total))
+            self.count_label.setText(self.tr("Events shown: more than {shown} of {total}").format(
+                shown=locale.toString(shown), total=locale.toString(total)))
 
     # --- selection, copy, export -------------------------------------------------------
 
@@ -410,7 +443,7 @@ class EventsTab(QWidget):
     def export_to(self, path: Path) -> bool:
         """Save the filtered events to ``path``; on failure explain it in a message box."""
         try:
-            export_events(self.proxy.events(), path)
+            export_events(self.model.matching_events(), path)
         except ExportError as exc:
             QMessageBox.warning(
                 self, self.tr("Export failed"),
@@ -419,4 +452,42 @@ class EventsTab(QWidget):
                 + self.tr("Choose a folder you can write to (for example your Documents folder) and "
                           "check that the file is not open in another program."))
             return False
+        return True
+
+
+class _SearchIndexBuilder:
+    """Fills the text index of a store of an earlier release in the background, in short steps.
+
+    Its own connection in a thread (SQLite runs without the GIL), one short
+    transaction per step and a pause between steps, so the window and the
+    engine writing events wait at most one step; until it is done, searches
+    read the older events without the index.  Nothing to do for a new store.
+    """
+
+    def __init__(self, store: EventStore) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if not store.search_index_complete:
+            self._thread = threading.Thread(target=self._run, args=(store.path,), name="pop3gui-search-index",
+                                            daemon=True)
+            self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        store = EventStore(path)
+        try:
+            while not self._stop.is_set() and not store.build_search_index(INDEX_STEP_ROWS):
+                self._stop.wait(0.05)
+        except Exception:  # noqa: BLE001 - the index is a convenience: searches still work without it
+            pass
+        finally:
+            store.close()
+
+    def stop(self, *_args: object) -> None:
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the index to be complete (or the builder stopped); True when it finished."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
         return True
