@@ -108,13 +108,19 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     delivery = DeliveryConfig(
         undeliverable_to=t.get("undeliverable_to", str, check_address),
         max_message_kb=t.get("max_message_kb", int, check_range(1, 4 * 1024 * 1024)),
-        quarantine_keep_days=t.get("quarantine_keep_days", int, check_range(0, 36500)),
+        quarantine_keep_days=_days(t, "quarantine_keep_days", "Set how many days quarantined mail is kept, e.g. "
+                                   "quarantine_keep_days = 30; 0 keeps it until you resubmit, export or delete it."),
     )
 
     t = sub_table(root, "events", EventsConfig)
+    max_mb = t.get("max_mb", int)
+    if problem := _check_store_cap(max_mb):
+        raise t.error("max_mb", problem, fix="Set max_mb = 200 (or the megabytes the event history may take), or "
+                      "0 to bound it by keep_days only.")
     events = EventsConfig(
-        keep_days=t.get("keep_days", int, check_range(0, 36500)),
-        max_mb=t.get("max_mb", int, _check_store_cap),
+        keep_days=_days(t, "keep_days", "Set how many days of event history to keep, e.g. keep_days = 90; 0 keeps "
+                        "events without an age limit (max_mb still bounds the store)."),
+        max_mb=max_mb,
     )
 
     t = sub_table(root, "logging", LoggingConfig)
@@ -375,6 +381,14 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"cannot be read as TOML: {describe_error(exc)}", path=str(path),
                           fix="Look for an absurdly long number or deeply nested brackets.") from None
     return parse_config(data, str(path))
+
+
+def _days(t: Table, key: str, fix: str) -> int:
+    """A number of days to keep something: 0 (no limit) up to a hundred years."""
+    value = t.get(key, int)
+    if problem := check_range(0, 36500)(value):
+        raise t.error(key, problem, fix=fix)
+    return value
 
 
 MIN_EVENT_STORE_MB = 10
