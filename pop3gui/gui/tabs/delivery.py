@@ -1,4 +1,4 @@
-"""Delivery: the local mail server, the undeliverable mailbox, size limit, logging.
+"""Delivery: the local mail server, the undeliverable mailbox, size limit, logging, and how long history is kept.
 
 The SBS connector's "Troubleshooting" tab, modernised: the password of the
 SMTP login goes to the keyring when the page is saved and is never shown.
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from pop3gui.core.config.load import MIN_EVENT_STORE_MB
 from pop3gui.core.config.model import LOG_LEVELS, Config
 from pop3gui.core.errors import CredentialError
 from pop3gui.core.mail.addresses import normalize_address
@@ -62,6 +63,20 @@ class DeliveryTab(ConfigTab):
         for level in LOG_LEVELS:
             self.log_level.addItem(self.tr(level.capitalize()), level)
 
+        self.quarantine_days = QSpinBox()
+        self.quarantine_days.setRange(0, 36500)
+        self.quarantine_days.setSuffix(self.tr(" days"))
+        self.quarantine_days.setSpecialValueText(self.tr("Until I act"))
+        self.keep_days = QSpinBox()
+        self.keep_days.setRange(0, 36500)
+        self.keep_days.setSuffix(self.tr(" days"))
+        self.keep_days.setSpecialValueText(self.tr("No age limit"))
+        self.max_mb = QSpinBox()
+        self.max_mb.setRange(0, 1024 * 1024)
+        self.max_mb.setSuffix(self.tr(" MB"))
+        self.max_mb.setSpecialValueText(self.tr("No size limit"))
+        self.max_mb_error = field_error_label()
+
         smtp_box = QGroupBox(self.tr("Local mail server (SMTP)"))
         form = QFormLayout(smtp_box)
         form.addRow(self._label("&Server:", self.host), self.host)
@@ -78,15 +93,28 @@ class DeliveryTab(ConfigTab):
         form2.addRow(self._label("Undeliverable &mailbox:", self.undeliverable), self.undeliverable)
         form2.addRow("", self.undeliverable_error)
         form2.addRow(self._label("Ma&ximum message size:", self.max_size), self.max_size)
+        form2.addRow(self._label("&Keep quarantined mail:", self.quarantine_days), self.quarantine_days)
         form2.addRow(self._label("&Logging level:", self.log_level), self.log_level)
         hint = QLabel(self.tr("Messages bigger than the maximum stay on the POP3 server, with one event. Mail "
                               "that no local recipient accepts goes to the undeliverable mailbox with a notice "
-                              "saying why; if that mailbox refuses it too, it is kept in Quarantine."))
+                              "saying why; if that mailbox refuses it too, it is kept in Quarantine. Quarantined "
+                              "mail is removed after the days to keep it, each removal an event; an alert lists "
+                              "it a day before, so it can be resubmitted or exported in time."))
         hint.setWordWrap(True)
 
-        for spin in (self.port, self.timeout, self.max_size):
+        history_box = QGroupBox(self.tr("Event history"))
+        form3 = QFormLayout(history_box)
+        form3.addRow(self._label("Keep events &for:", self.keep_days), self.keep_days)
+        form3.addRow(self._label("L&imit the event store to:", self.max_mb), self.max_mb)
+        form3.addRow("", self.max_mb_error)
+        history_hint = QLabel(self.tr("Older events are removed after every cycle, a little at a time, and the "
+                                      "oldest go first while the store is over its size."))
+        history_hint.setWordWrap(True)
+        form3.addRow(history_hint)
+
+        for spin in (self.port, self.timeout, self.max_size, self.quarantine_days, self.keep_days, self.max_mb):
             spin.setMinimumWidth(120)
-        for form_layout in (form, form2):
+        for form_layout in (form, form2, form3):
             form_layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
         for edit in (self.host, self.username, self.password, self.undeliverable):
             edit.setMinimumWidth(360)
@@ -94,11 +122,12 @@ class DeliveryTab(ConfigTab):
         layout.addWidget(smtp_box)
         layout.addWidget(delivery_box)
         layout.addWidget(hint)
+        layout.addWidget(history_box)
         layout.addStretch()
 
         for edit in (self.host, self.username, self.undeliverable, self.password):
             edit.textEdited.connect(self._changed)
-        for spin in (self.port, self.timeout, self.max_size):
+        for spin in (self.port, self.timeout, self.max_size, self.quarantine_days, self.keep_days, self.max_mb):
             spin.valueChanged.connect(self._changed)
         for combo in (self.security, self.log_level):
             combo.currentIndexChanged.connect(self._changed)
@@ -123,6 +152,9 @@ class DeliveryTab(ConfigTab):
         self.max_size.setValue(max(1, round(config.delivery.max_message_kb / 1024)))
         self._max_kb_loaded = config.delivery.max_message_kb
         self.log_level.setCurrentIndex(max(self.log_level.findData(config.logging.level), 0))
+        self.quarantine_days.setValue(config.delivery.quarantine_keep_days)
+        self.keep_days.setValue(config.events.keep_days)
+        self.max_mb.setValue(config.events.max_mb)
         self._validate()
 
     def apply(self, config: Config) -> Config:
@@ -135,12 +167,13 @@ class DeliveryTab(ConfigTab):
                          security=self.security.currentData(), verify_tls=self.verify.isChecked(),
                          username=self.username.text().strip(), timeout_s=float(self.timeout.value())),
             delivery=replace(config.delivery, undeliverable_to=self.undeliverable.text().strip(),
-                             max_message_kb=max_kb),
+                             max_message_kb=max_kb, quarantine_keep_days=self.quarantine_days.value()),
+            events=replace(config.events, keep_days=self.keep_days.value(), max_mb=self.max_mb.value()),
             logging=replace(config.logging, level=self.log_level.currentData()),
         )
 
     def problems(self) -> list[str]:
-        return [p for p in (self.host_error.text(), self.undeliverable_error.text()) if p]
+        return [p for p in (self.host_error.text(), self.undeliverable_error.text(), self.max_mb_error.text()) if p]
 
     def has_pending_secret(self) -> bool:
         return bool(self.password.text())
@@ -157,6 +190,9 @@ class DeliveryTab(ConfigTab):
         address = self.undeliverable.text().strip()
         show_error(self.undeliverable_error, "" if not address or normalize_address(address) else
                    self.tr("\"{text}\" is not an e-mail address.").format(text=address))
+        size = self.max_mb.value()
+        show_error(self.max_mb_error, "" if size == 0 or size >= MIN_EVENT_STORE_MB else
+                   self.tr("Keep at least {mb} MB of events, or choose No size limit.").format(mb=MIN_EVENT_STORE_MB))
 
     def _store_password(self, config: Config) -> None:
         """After a save: put a newly typed SMTP password in the keyring, off the GUI thread."""
