@@ -123,7 +123,8 @@ class EventTableModel(QAbstractTableModel):
                 if older is None:
                     break
             self._total = self._store.count()
-            self._matching = self._store.count_at_least(self._filter, COUNT_CAP)
+            unfiltered = self._filter == EventFilter()
+            self._matching = (self._total, True) if unfiltered else self._store.count_at_least(self._filter, COUNT_CAP)
             accounts = set(self._store.accounts())
         else:
             accounts = set()
@@ -192,6 +193,8 @@ class EventTableModel(QAbstractTableModel):
         """
         self._timer.stop()
         noted, self._pending = self._pending, []
+        if self._store is not None and self._store.closed:  # the window is closing
+            return
         if self._store is not None:
             batch, new_total = self._read_new()
         else:

@@ -138,6 +138,7 @@ class EventStore:
     def __init__(self, path: Path) -> None:
         touch_private(path)
         self.path = path
+        self.closed = False
         # A long timeout: the first open of a large store of an earlier release builds its indexes.
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.create_function("pop3gui_contains", 2, _contains, deterministic=True)
@@ -230,6 +231,7 @@ class EventStore:
         return low == 0
 
     def close(self) -> None:
+        self.closed = True
         self._db.close()
 
     def append(self, event: Event) -> int:
