@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-_SHOWN = ("crash_summary", "secret_places_searched", "secret_hits")
+_SHOWN = ("crash_summary", "secret_places_searched", "secret_hits", "soak")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
