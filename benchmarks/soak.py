@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--period", type=int, default=0,
                         help="cycles per fault period (default: a tenth of --cycles, at least 20)")
     parser.add_argument("--message-kb", type=int, default=32, help="size of each seeded message (default 32)")
+    parser.add_argument("--events-max-mb", type=int, metavar="MB",
+                        help="write [events] max_mb = MB into the runner's config (default: pop3gui's default), "
+                        "to watch the store kept under a cap it reaches during the soak")
     parser.add_argument("--out", type=Path, default=ROOT / "docs",
                         help="folder for soak-MODE.csv and benchmarks-soak-MODE.png (default docs/)")
     parser.add_argument("--csv", type=Path, help="only analyse and plot this CSV of an earlier run")
@@ -136,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             samples, cap = soak_rig.soak(args.mode, args.cycles, interval=args.interval, period=period,
-                                         message_size=args.message_kb * 1024, progress=progress)
+                                         message_size=args.message_kb * 1024, events_max_mb=args.events_max_mb,
+                                         progress=progress)
         except (RuntimeError, OSError) as exc:
             print(f"soak: {exc}", file=sys.stderr)
             return 2

@@ -108,8 +108,9 @@ def message(user: str, n: int, size: int) -> bytes:
 class Office:
     """Dovecot and Postfix for one soak, the runner's home, and the faults the plan asks for."""
 
-    def __init__(self, work: Path, *, mode: str, message_size: int) -> None:
+    def __init__(self, work: Path, *, mode: str, message_size: int, events_max_mb: int | None = None) -> None:
         self.work = work
+        self.events_max_mb = events_max_mb
         self.mode = mode
         self.message_size = message_size
         self.dovecot = DovecotServer(imap=False)
@@ -160,6 +161,12 @@ class Office:
             alerts=AlertsConfig(mail_to=ADMIN),
             accounts=accounts,
         )
+        if self.events_max_mb is not None:  # [events] max_mb, to see the store kept under a small cap
+            from dataclasses import replace
+
+            from pop3gui.core.config.model import EventsConfig
+
+            config = replace(config, events=EventsConfig(max_mb=self.events_max_mb))
         save_config(config, self.home / "config.toml")
         secrets = self.home / "keyring.json"
         secrets.write_text(json.dumps({POP3_SERVICE: {user: PASSWORD for user in USERS}}))
@@ -369,8 +376,8 @@ def proc_figures(pid: int) -> tuple[int, int, int]:
 
 
 def soak(mode: str, cycles: int, *, interval: float, period: int, message_size: int = 32 * 1024,
-         work: Path | None = None, progress: Callable[[Sample], None] | None = None,
-         cycle_timeout: float = 120) -> tuple[list[Sample], float | None]:
+         events_max_mb: int | None = None, work: Path | None = None,
+         progress: Callable[[Sample], None] | None = None, cycle_timeout: float = 120) -> tuple[list[Sample], float | None]:
     """Run *cycles* cycles of the runner in *mode* ("headless" or "tray"); the samples and the store's cap."""
     own = work is None
     work = Path(tempfile.mkdtemp(prefix=f"pop3gui-soak-{mode}-")) if work is None else work
@@ -378,7 +385,7 @@ def soak(mode: str, cycles: int, *, interval: float, period: int, message_size: 
     work.chmod(0o755)
     samples: list[Sample] = []
     try:
-        with Office(work, mode=mode, message_size=message_size) as office, \
+        with Office(work, mode=mode, message_size=message_size, events_max_mb=events_max_mb) as office, \
                 (x_display() if mode == "tray" else _no_display()) as display:
             runner = RunnerProcess(mode, dict(office.env(), **display), work / "runner.log")
             try:

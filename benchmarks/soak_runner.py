@@ -12,10 +12,10 @@ for a subclass that attaches the probe, as tests/gui/tray_scenarios.py does:
 * headless: :class:`Connector` (``pop3gui.cli.run``'s) gets the probe as its
   status observer and a clock of its own (``Connector.now``, the one the
   schedule reads).  A cycle is asked for by moving that clock one interval on
-  and waking ``run_forever`` through :meth:`Connector.push_arrived` (what an
-  IMAP IDLE push does): the scheduled cycle is then due, so ``run_forever``
-  runs the whole scheduled cycle and drops the push.  Nothing else of the
-  schedule is bypassed.
+  and waking ``run_forever`` with :meth:`Connector.wake` (look at the clock
+  now rather than at the end of the current wait): the scheduled cycle is
+  then due and ``run_forever`` runs it.  Nothing else of the schedule is
+  bypassed.
 * tray: :class:`TrayRunner` (``run_tray``'s) has the probe choose "Retrieve
   Now" from its menu, as the user would.
 
@@ -126,11 +126,10 @@ def run_headless(probe: Probe) -> int:
             self.skipped = timedelta(0)
             self.now = lambda: datetime.now() + self.skipped
             interval = timedelta(minutes=self.config.schedule.interval_min)
-            first = next(a.name for a in self.config.accounts if a.enabled)
 
             def trigger() -> None:
                 self.skipped += interval  # the next scheduled cycle is due now ...
-                self.push_arrived(first)  # ... and run_forever wakes up to run it
+                self.wake()  # ... and run_forever looks at the clock at once
 
             probe.trigger = trigger
             probe.quit = self.request_stop
