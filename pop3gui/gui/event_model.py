@@ -21,7 +21,7 @@ from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QIdentityProx
                             QPersistentModelIndex, Qt, QTimer, Signal)
 
 from pop3gui.core.events.model import Event, Severity
-from pop3gui.core.events.store import EventFilter, EventStore
+from pop3gui.core.events.store import SEARCH_SCAN_ROWS, EventFilter, EventStore
 from pop3gui.gui.icons import severity_icon
 
 EventRole = Qt.ItemDataRole.UserRole + 1  # the core Event
@@ -76,6 +76,7 @@ class EventTableModel(QAbstractTableModel):
         self._store = store
         self.max_rows = max_rows
         self.page_rows = page_rows
+        self.scan_rows = SEARCH_SCAN_ROWS  # events a search without the text index reads per call
         self._filter = EventFilter()
         self._rows: list[_Row] = []
         self._older: int | None = None  # the seq the next older page starts before; None: nothing older
@@ -116,15 +117,13 @@ class EventTableModel(QAbstractTableModel):
         if self._store is not None:
             top = self._store.latest(1)
             self._top = top[0].seq if top else 0
-            while len(events) < wanted:
-                page, older = self._store.page(self._filter, before_seq=older, after_seq=0,
-                                               limit=wanted - len(events))
-                events.extend(page)
-                if older is None:
-                    break
+            # One call: a search the text index cannot answer reads a bounded stretch and may come back
+            # short; the view asks for the rest (fetch_older) a stretch at a time, between other work.
+            events, older = self._store.page(self._filter, limit=wanted, scan=self.scan_rows)
             self._total = self._store.count()
             unfiltered = self._filter == EventFilter()
-            self._matching = (self._total, True) if unfiltered else self._store.count_at_least(self._filter, COUNT_CAP)
+            self._matching = (self._total, True) if unfiltered else \
+                self._store.count_at_least(self._filter, COUNT_CAP, self.scan_rows)
             accounts = set(self._store.accounts())
         else:
             accounts = set()
@@ -146,11 +145,17 @@ class EventTableModel(QAbstractTableModel):
             return 0
         assert self._store is not None
         wanted = min(limit or self.page_rows, self.max_rows - len(self._rows))
-        events, self._older = self._store.page(self._filter, before_seq=self._older, limit=wanted)
+        events, self._older = self._store.page(self._filter, before_seq=self._older, limit=wanted,
+                                               scan=self.scan_rows)
         if events:
             self.beginInsertRows(QModelIndex(), 0, len(events) - 1)
             self._rows[:0] = [_Row(e) for e in reversed(events)]
             self.endInsertRows()
+        count, exact = self._matching
+        if not exact and (len(self._rows) > count or self._older is None):
+            # A count that was a lower bound (a search read in stretches) grows with what was found.
+            self._matching = (len(self._rows), self._older is None and len(self._rows) < self.max_rows)
+            self.counts_changed.emit()
         return len(events)
 
     def reach(self, seq: int) -> int:
@@ -381,6 +386,13 @@ class EventFilterProxy(QIdentityProxyModel):
         """Case-insensitive substring over text, cause, fix, subject and Message-ID."""
         model = self._model()
         model.set_filter(replace(model.filter, text=text.strip()))
+
+    def set_filters(self, min_severity: Severity, account: str, text: str) -> None:
+        """All three at once: one reload."""
+        model = self._model()
+        severity = Severity(min_severity)
+        model.set_filter(replace(model.filter, min_severity=None if severity <= min(Severity) else severity,
+                                 account=account or None, text=text.strip()))
 
     def events(self) -> list[Event]:
         """Every event that passes the filters, oldest first (what Export writes), from the store."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,8 +20,8 @@ from pop3gui.core.failures import Failure
 from pop3gui.core.events.store import EventStore
 from pop3gui.core.state.paths import Paths
 from pop3gui.gui.controller import ConnectorController
-from pop3gui.gui.event_model import (COL_ACCOUNT, COL_ID, COL_SEVERITY, COL_TEXT, COL_TIME, AccountRole,
-                                     EventFilterProxy, EventRole, EventTableModel, SeverityRole)
+from pop3gui.gui.event_model import (COL_ACCOUNT, COL_ID, COL_SEVERITY, COL_TEXT, COL_TIME, COUNT_CAP, PAGE_ROWS,
+                                     AccountRole, EventFilterProxy, EventRole, EventTableModel, SeverityRole)
 from pop3gui.gui.tabs.events import EXPORT_FIELDS, EventsTab, ExportError, export_events
 
 # The offscreen platform cannot pass a window's size limits on; harmless, but logged as a warning.
@@ -203,27 +204,29 @@ def test_proxy_filters_live_rows(qtbot: object, store: EventStore) -> None:
 
 
 @pytest.mark.slow
-def test_hundred_thousand_events_load_and_filter(qapp: object, store: EventStore) -> None:
+def test_hundred_thousand_events_page_and_filter(qapp: object, store: EventStore) -> None:
     n = 100_000
     fill(store, [make_event(i, text=f"event {i}" + (" needle" if i % 1000 == 7 else "")) for i in range(n)])
     model = EventTableModel(store)
-    assert model.load_history() == n
-    assert model.index(n - 1, COL_TEXT).data() == f"event {n - 1}"
     proxy = EventFilterProxy()
     proxy.setSourceModel(model)
-    assert proxy.rowCount() == n
+    assert model.load_history() == PAGE_ROWS
+    assert model.index(PAGE_ROWS - 1, COL_TEXT).data() == f"event {n - 1}"
+    assert model.total() == n and model.matching() == (n, True)
     proxy.set_min_severity(Severity.WARNING)
-    assert proxy.rowCount() == n // 2
-    assert all(proxy.index(r, 0).data(SeverityRole) >= Severity.WARNING for r in range(0, n // 2, 997))
+    assert model.matching() == (COUNT_CAP, False)
+    assert all(proxy.index(r, 0).data(SeverityRole) >= Severity.WARNING for r in range(proxy.rowCount()))
     proxy.set_account("acct1")
     expected = [i for i in range(n) if i % 4 >= 2 and i % 3 == 1]
-    assert proxy.rowCount() == len(expected)
+    assert model.matching() == (COUNT_CAP, False)
     proxy.set_text("NEEDLE")
     expected = [i for i in expected if i % 1000 == 7]
+    assert [e.seq - 1 for e in model.events()] == expected
     assert [e.seq - 1 for e in proxy.events()] == expected
+    assert model.matching() == (len(expected), True)
     proxy.set_min_severity(Severity.DEBUG)
     proxy.set_account("")
-    assert proxy.rowCount() == n // 1000
+    assert proxy.rowCount() == n // 1000 and not model.can_fetch_older()
 
 
 # --- exporting ---------------------------------------------------------------------------------------
@@ -426,3 +429,189 @@ def test_model_rejects_index_outside(qapp: object, store: EventStore) -> None:
     model = EventTableModel(store)
     assert model.data(QModelIndex()) is None
     assert model.rowCount(model.index(0, 0)) == 0
+
+
+# --- a long history: pages from the store ---------------------------------------------------------------
+
+
+def shown_tab(controller: ConnectorController, qtbot: object) -> EventsTab:
+    t = EventsTab(controller)
+    qtbot.addWidget(t)  # type: ignore[attr-defined]
+    t.resize(800, 500)
+    t.show()
+    qtbot.waitExposed(t)  # type: ignore[attr-defined]
+    return t
+
+
+def bottom_text(tab: EventsTab) -> str:
+    return str(tab.proxy.index(tab.view.rowAt(tab.view.viewport().height() - 2), COL_TEXT).data())
+
+
+@pytest.mark.qt_log_ignore(OFFSCREEN_SIZE_HINTS)
+def test_a_long_history_opens_on_its_newest_page(controller: ConnectorController, qtbot: object) -> None:
+    fill(controller.store, [make_event(i) for i in range(2000)])
+    tab = shown_tab(controller, qtbot)
+    assert tab.model.rowCount() == PAGE_ROWS
+    assert texts(tab.proxy)[0] == f"event {2000 - PAGE_ROWS}" and texts(tab.proxy)[-1] == "event 1999"  # oldest on top
+    assert bottom_text(tab) == "event 1999" and tab.is_at_bottom()  # the newest in sight
+    assert tab.count_label.text() == "Events: 2000"
+
+
+@pytest.mark.qt_log_ignore(OFFSCREEN_SIZE_HINTS)
+def test_scrolling_up_reads_older_pages_keeping_the_rows_in_sight(controller: ConnectorController,
+                                                                   qtbot: object) -> None:
+    fill(controller.store, [make_event(i) for i in range(1200)])
+    tab = shown_tab(controller, qtbot)
+    tab.view.scrollToTop()
+    qtbot.waitUntil(lambda: tab.model.rowCount() == 2 * PAGE_ROWS, timeout=2000)  # type: ignore[attr-defined]
+    # The view stays on the rows it showed (the first of the first page), now with older rows above them.
+    qtbot.waitUntil(lambda: tab.proxy.index(tab.view.rowAt(0), COL_TEXT).data() == "event 700",  # type: ignore[attr-defined]
+                    timeout=2000)
+    assert texts(tab.proxy)[0] == "event 200"
+    tab.view.scrollToTop()
+    qtbot.waitUntil(lambda: tab.model.rowCount() == 1200, timeout=2000)  # type: ignore[attr-defined]
+    assert texts(tab.proxy) == [f"event {i}" for i in range(1200)]
+    assert not tab.model.can_fetch_older()
+
+
+def test_filters_combine_over_the_whole_history(controller: ConnectorController, qtbot: object) -> None:
+    n = 3000
+    fill(controller.store, [make_event(i, text=f"event {i}" + (" Grüße aus KÖLN" if i % 50 == 3 else ""))
+                            for i in range(n)])
+    tab = EventsTab(controller)
+    qtbot.addWidget(tab)  # type: ignore[attr-defined]
+    tab.severity_combo.setCurrentIndex(3)  # Errors
+    tab.account_combo.setCurrentIndex(tab.account_combo.findData("acct1"))
+    want = [f"event {i}" for i in range(n) if i % 4 == 3 and i % 3 == 1]
+    assert [t.split(" Gr")[0] for t in texts(tab.proxy)] == want  # fewer than a page: all of them
+    assert tab.count_label.text() == f"Events shown: {len(want)} of {n}"
+    tab.reset_filters()
+    for typed in ("köln", "grüsse", "E AUS k"):  # substrings, ignoring case, beyond ASCII; "ß" is "ss"
+        tab.search_edit.setText(typed)
+        tab.apply_search()
+        assert texts(tab.proxy) == [f"event {i} Grüße aus KÖLN" for i in range(n) if i % 50 == 3], typed
+    tab.search_edit.setText("event 2")  # more than a page: the newest page of them, and a count
+    tab.apply_search()
+    matching = [f"event {i}" for i in range(n) if f"event {i}".startswith("event 2")]
+    assert [t.split(" Gr")[0] for t in texts(tab.proxy)] == matching[-PAGE_ROWS:]
+    assert tab.count_label.text() == f"Events shown: {len(matching)} of {n}"
+
+
+def test_live_events_appear_while_filtered(controller: ConnectorController, qtbot: object) -> None:
+    fill(controller.store, [make_event(i) for i in range(100)])
+    tab = EventsTab(controller)
+    qtbot.addWidget(tab)  # type: ignore[attr-defined]
+    tab.severity_combo.setCurrentIndex(2)  # Warnings and errors
+    tab.search_edit.setText("live")
+    tab.apply_search()
+    assert tab.proxy.rowCount() == 0
+    resets: list[bool] = []
+    tab.model.modelReset.connect(lambda: resets.append(True))
+    for i in range(100, 108):
+        controller.bus.emit(make_event(i, text=f"live {i}"))
+    controller.bus.emit(make_event(111, text="not this one"))  # an error, but not the text
+    qtbot.waitUntil(lambda: tab.proxy.rowCount() == 4, timeout=2000)  # type: ignore[attr-defined]
+    assert texts(tab.proxy) == ["live 102", "live 103", "live 106", "live 107"]
+    assert not resets
+    assert tab.count_label.text() == "Events shown: 4 of 109"
+    tab.reset_filters()
+    assert texts(tab.proxy)[-3:] == ["live 106", "live 107", "not this one"]
+
+
+def test_events_another_process_stores_show_up_with_the_next_batch(controller: ConnectorController,
+                                                                  qtbot: object, tmp_path: Path) -> None:
+    tab = EventsTab(controller)
+    qtbot.addWidget(tab)  # type: ignore[attr-defined]
+    runner = EventStore(controller.paths.events_db)  # the tray runner, say
+    runner.append(make_event(1, text="stored elsewhere"))
+    runner.close()
+    controller.bus.emit(make_event(2))
+    qtbot.waitUntil(lambda: tab.proxy.rowCount() == 2, timeout=2000)  # type: ignore[attr-defined]
+    assert texts(tab.proxy) == ["stored elsewhere", "event 2"]
+
+
+def test_the_selected_event_stays_selected_when_older_than_the_first_page(controller: ConnectorController,
+                                                                         qtbot: object) -> None:
+    fill(controller.store, [make_event(i, text=f"event {i}" + (" rare" if i in (10, 1900) else ""))
+                            for i in range(2000)])
+    tab = EventsTab(controller)
+    qtbot.addWidget(tab)  # type: ignore[attr-defined]
+    tab.search_edit.setText("RARE")
+    tab.apply_search()
+    assert texts(tab.proxy) == ["event 10 rare", "event 1900 rare"]
+    tab.view.selectRow(0)
+    tab.reset_filters()  # event 10 is far older than the newest page: read down to it
+    assert tab.selected_event() is not None and tab.selected_event().text == "event 10 rare"  # type: ignore[union-attr]
+    assert "event 10 rare" in tab.detail.toPlainText()
+    assert texts(tab.proxy)[-1] == "event 1999"
+
+
+def test_the_account_list_comes_from_the_whole_store(controller: ConnectorController, qtbot: object) -> None:
+    fill(controller.store, [make_event(0, account="long-ago")] + [make_event(i) for i in range(1, 1000)])
+    tab = EventsTab(controller)
+    qtbot.addWidget(tab)  # type: ignore[attr-defined]
+    assert tab.model.rowCount() == PAGE_ROWS  # the long-ago event is not held
+    assert [tab.account_combo.itemText(i) for i in range(tab.account_combo.count())] == \
+        ["All accounts", "acct0", "acct1", "acct2", "configured", "long-ago"]
+    tab.account_combo.setCurrentIndex(tab.account_combo.findData("long-ago"))
+    assert texts(tab.proxy) == ["event 0"]
+
+
+def test_export_writes_every_matching_event_not_only_the_rows_held(controller: ConnectorController, qtbot: object,
+                                                                  tmp_path: Path) -> None:
+    fill(controller.store, [make_event(i) for i in range(3000)])
+    tab = EventsTab(controller)
+    qtbot.addWidget(tab)  # type: ignore[attr-defined]
+    tab.severity_combo.setCurrentIndex(3)  # Errors: 750 of them, more than a page
+    assert tab.model.rowCount() == PAGE_ROWS
+    assert tab.export_to(tmp_path / "errors.json")
+    with (tmp_path / "errors.json").open(encoding="utf-8") as f:
+        assert [r["text"] for r in json.load(f)] == [f"event {i}" for i in range(3, 3000, 4)]
+
+
+def test_an_earlier_release_store_gets_its_text_index_in_the_background(tmp_path: Path, qtbot: object) -> None:
+    paths = Paths(tmp_path / "config.toml", tmp_path / "state", tmp_path / "logs")
+    paths.state_dir.mkdir(mode=0o700)
+    db = sqlite3.connect(paths.events_db)
+    db.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, id INTEGER NOT NULL, "
+               "severity INTEGER NOT NULL, account TEXT NOT NULL, uid TEXT NOT NULL, message_id TEXT NOT NULL, "
+               "subject TEXT NOT NULL, text TEXT NOT NULL, cause TEXT NOT NULL, fix TEXT NOT NULL, "
+               "transcript TEXT NOT NULL)")
+    db.executemany("INSERT INTO events (time, id, severity, account, uid, message_id, subject, text, cause, fix, "
+                   "transcript) VALUES (?, 3002, 20, 'old', '', '', '', ?, '', '', '')",
+                   [((T0 + timedelta(seconds=i)).isoformat(), f"old event {i}") for i in range(25_000)])
+    db.commit()
+    db.close()
+    c = ConnectorController(paths, Config())
+    try:
+        tab = EventsTab(c)
+        qtbot.addWidget(tab)  # type: ignore[attr-defined]
+        assert not c.store.search_index_complete
+        tab.search_edit.setText("EVENT 12345")  # answered while the index is being built
+        tab.apply_search()
+        assert texts(tab.proxy) == ["old event 12345"]
+        assert tab._indexer.wait(30)  # noqa: SLF001
+        check = EventStore(paths.events_db)
+        assert check.search_index_complete
+        check._db.execute("INSERT INTO events_fts(events_fts, rank) VALUES ('integrity-check', 1)")  # noqa: SLF001
+        check.close()
+    finally:
+        c.close()
+
+
+@pytest.mark.qt_log_ignore(OFFSCREEN_SIZE_HINTS)
+def test_a_search_too_short_for_the_index_reads_on_in_stretches(controller: ConnectorController,
+                                                               qtbot: object) -> None:
+    fill(controller.store, [make_event(i, text=f"event {i}" + (" Zq" if i in (5, 2990) else "")) for i in range(3000)])
+    tab = shown_tab(controller, qtbot)
+    tab.model.scan_rows = 200  # a stretch per call, as 40,000 are in a large store
+    stretches: list[int] = []
+    tab.model.rowsInserted.connect(lambda *_: stretches.append(tab.model.rowCount()))
+    tab.search_edit.setText("zQ")
+    tab.apply_search()
+    assert texts(tab.proxy) == ["event 2990 Zq"]  # the newest stretch only, at first
+    assert "so far" in tab.count_label.text()
+    qtbot.waitUntil(lambda: tab.proxy.rowCount() == 2, timeout=5000)  # type: ignore[attr-defined]
+    assert texts(tab.proxy) == ["event 5 Zq", "event 2990 Zq"]
+    qtbot.waitUntil(lambda: tab.count_label.text() == "Events shown: 2 of 3000", timeout=5000)  # type: ignore[attr-defined]
+    assert not tab.model.can_fetch_older()

@@ -64,7 +64,7 @@ _EVENT_COLUMNS = ", ".join("events." + name.strip() for name in _COLUMNS.split("
 SEARCH_FIELDS = ("text", "cause", "fix", "subject", "message_id")  # what the Events tab's search box reads
 GREP_FIELDS = ("text", "cause", "fix")  # what ``pop3gui events --grep`` reads
 MIN_INDEXED_SEARCH = 3  # the trigram index finds substrings of at least 3 characters
-SEARCH_SCAN_ROWS = 100_000  # a search the index cannot answer reads at most this many events per page
+SEARCH_SCAN_ROWS = 40_000  # a search the index cannot answer reads at most this many events per call (~50 ms)
 
 # Text search: an external-content FTS5 table over the searched columns with the trigram tokenizer, which
 # finds any substring of 3 or more characters ignoring case (what ``grep`` has always meant here).  The
@@ -354,7 +354,7 @@ class EventStore:
         more = hi > lo and first is not None and hi > int(first)
         return found, hi if more else None
 
-    def count_at_least(self, flt: EventFilter, cap: int) -> tuple[int, bool]:
+    def count_at_least(self, flt: EventFilter, cap: int, scan: int = SEARCH_SCAN_ROWS) -> tuple[int, bool]:
         """How many events pass *flt*, counting to *cap* at most; and whether that is exact.
 
         Not exact either when *cap* was reached or when a search the text index
@@ -367,7 +367,7 @@ class EventStore:
             return n, n < cap
         low = self._search_low
         if low is None or not _indexable(flt.text):
-            events, more = self.page(flt, limit=cap)
+            events, more = self.page(flt, limit=cap, scan=scan)
             return len(events), more is None and len(events) < cap
         fts, fts_params = self._search_match(flt)
         where, params = self._where(replace(flt, text=""), max(low, 1), _NO_SEQ)
@@ -375,7 +375,7 @@ class EventStore:
             f"SELECT count(*) FROM (SELECT 1 FROM events_fts CROSS JOIN events ON events.seq = events_fts.rowid "
             f"WHERE {fts} AND {where} LIMIT ?)", [*fts_params, *params, cap]).fetchone()[0])
         if low > 1 and n < cap:  # the part not indexed yet: a bounded look
-            events, more = self.page(flt, before_seq=low, limit=cap - n)
+            events, more = self.page(flt, before_seq=low, limit=cap - n, scan=scan)
             return n + len(events), more is None and n + len(events) < cap
         return n, n < cap
 

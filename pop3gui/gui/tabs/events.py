@@ -30,7 +30,7 @@ from pop3gui.core.errors import Pop3guiError
 from pop3gui.core.events.model import Event, Severity, event_record
 from pop3gui.core.events.store import EventStore
 from pop3gui.gui.controller import ConnectorController
-from pop3gui.gui.event_model import (COL_ACCOUNT, COL_ID, COL_SEVERITY, COL_TIME, EventFilterProxy,
+from pop3gui.gui.event_model import (COL_ACCOUNT, COL_ID, COL_SEVERITY, COL_TIME, COUNT_CAP, EventFilterProxy,
                                      EventTableModel, severity_name)
 from pop3gui.gui.icons import icon
 
@@ -284,6 +284,11 @@ class EventsTab(QWidget):
         bar.valueChanged.connect(self._scrolled)
         bar.rangeChanged.connect(self._range_changed)
         self._keep_from_bottom: int | None = None  # after older rows come in at the top: stay on the same rows
+        self._fill_timer = QTimer(self)  # reads on while the rows do not fill the view
+        self._fill_timer.setSingleShot(True)
+        self._fill_timer.setInterval(0)
+        self._fill_timer.timeout.connect(self._scrolled)
+        self.model.modelReset.connect(self._fill_timer.start)
         controller.config_saved.connect(self._config_saved)
 
         self.model.load_history()
@@ -323,10 +328,18 @@ class EventsTab(QWidget):
         self._after_filter_change()
 
     def reset_filters(self) -> None:
-        self.severity_combo.setCurrentIndex(0)
-        self.account_combo.setCurrentIndex(0)
-        self.search_edit.clear()
-        self.apply_search()
+        """Show every event: the three filters cleared, and the rows read once."""
+        self._search_timer.stop()
+        for widget in (self.severity_combo, self.account_combo, self.search_edit):
+            widget.blockSignals(True)
+        try:
+            self.severity_combo.setCurrentIndex(0)
+            self.account_combo.setCurrentIndex(0)
+            self.search_edit.clear()
+        finally:
+            for widget in (self.severity_combo, self.account_combo, self.search_edit):
+                widget.blockSignals(False)
+        self._refilter(lambda: self.proxy.set_filters(Severity.DEBUG, "", ""))
 
     def _after_filter_change(self) -> None:
         self._update_count()
@@ -364,16 +377,24 @@ class EventsTab(QWidget):
         bar = self.view.verticalScrollBar()
         return bar.value() >= bar.maximum()
 
-    def _scrolled(self, value: int) -> None:
-        """Near the top: read the next older page, and keep the rows in sight where they are."""
-        if value > FETCH_MARGIN_ROWS * self.view.verticalHeader().defaultSectionSize():
+    def _scrolled(self, _value: int = 0) -> None:
+        """Near the top (or too few rows to scroll): read the next older page, keeping the rows in sight.
+
+        A search the text index cannot answer comes in stretches; the next one is
+        read from a zero timer, so the window stays responsive in between.
+        """
+        bar = self.view.verticalScrollBar()
+        if bar.value() > FETCH_MARGIN_ROWS * self.view.verticalHeader().defaultSectionSize():
             return
         if not self.model.can_fetch_older() or self._keep_from_bottom is not None:
             return
-        bar = self.view.verticalScrollBar()
-        self._keep_from_bottom = bar.maximum() - value
-        if not self.model.fetch_older():
+        self._keep_from_bottom = bar.maximum() - bar.value()
+        rows = self.model.rowCount()
+        self.model.fetch_older()
+        if self.model.rowCount() == rows:
             self._keep_from_bottom = None
+        if self.model.can_fetch_older():
+            self._fill_timer.start()
 
     def _range_changed(self, _minimum: int, maximum: int) -> None:
         if self._keep_from_bottom is not None:
@@ -397,14 +418,15 @@ class EventsTab(QWidget):
         locale = QLocale()
         total = self.model.total()
         shown, exact = self.model.matching()
+        values = {"shown": locale.toString(shown), "total": locale.toString(total)}
         if exact and shown == total:
-            self.count_label.setText(self.tr("Events: {total}").format(total=locale.toString(total)))
+            self.count_label.setText(self.tr("Events: {total}").format(**values))
         elif exact:
-            self.count_label.setText(self.tr("Events shown: {shown} of {total}").format(
-                shown=locale.toString(shown), total=locale.toString(total)))
-        else:
-            self.count_label.setText(self.tr("Events shown: more than {shown} of {total}").format(
-                shown=locale.toString(shown), total=locale.toString(total)))
+            self.count_label.setText(self.tr("Events shown: {shown} of {total}").format(**values))
+        elif shown >= COUNT_CAP:
+            self.count_label.setText(self.tr("Events shown: more than {shown} of {total}").format(**values))
+        else:  # a search without the text index, read in stretches
+            self.count_label.setText(self.tr("Events shown: {shown} so far of {total}, searching…").format(**values))
 
     # --- selection, copy, export -------------------------------------------------------
 
