@@ -73,22 +73,26 @@ def plot(samples: list[Sample], v: Verdict, title: str, path: Path) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return False
     x = [s.cycle for s in samples]
     fig, axes = plt.subplots(5, 1, figsize=(10, 11), sharex=True)
-    series = [("RSS (MiB)", [s.rss_kb / 1024 for s in samples]), ("open fds", [s.fds for s in samples]),
-              ("threads", [s.threads for s in samples]), ("asyncio tasks", [s.tasks for s in samples]),
+    series: list[tuple[str, list[float]]] = [("RSS (MiB)", [s.rss_kb / 1024 for s in samples]), ("open fds", [float(s.fds) for s in samples]),
+              ("threads", [float(s.threads) for s in samples]), ("asyncio tasks", [float(s.tasks) for s in samples]),
               ("event store (MB)", [s.events_bytes / 1e6 for s in samples])]
     for ax, (label, ys) in zip(axes, series):
         ax.plot(x, ys, linewidth=0.8)
         ax.set_ylabel(label)
+        if label in ("open fds", "threads", "asyncio tasks"):
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylim(0, max(ys) * 1.25 + 1)
         ax.axvline(v.warmup, color="grey", linestyle=":", linewidth=0.8)
         for s in samples:
             if soak_rig.LOCAL_DOWN in s.step:
-                ax.axvspan(s.cycle - 0.5, s.cycle + 0.5, color="red", alpha=0.08, linewidth=0)
+                ax.axvspan(s.cycle - 0.5, s.cycle + 0.5, color="red", alpha=0.25, linewidth=0)
             elif soak_rig.LOGIN_REFUSED in s.step:
-                ax.axvspan(s.cycle - 0.5, s.cycle + 0.5, color="orange", alpha=0.08, linewidth=0)
+                ax.axvspan(s.cycle - 0.5, s.cycle + 0.5, color="orange", alpha=0.25, linewidth=0)
         ax.grid(True, alpha=0.3)
     if v.events_cap_mb is not None:
         axes[4].axhline(v.events_cap_mb, color="red", linestyle="--", linewidth=0.8)
@@ -121,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     period = args.period or max(20, args.cycles // 10)
     csv_path = args.out / f"soak-{args.mode}.csv"
     png_path = args.out / f"benchmarks-soak-{args.mode}.png"
+    args.out.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     cap: float | None = None
     if args.csv is not None:
@@ -145,7 +150,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"soak: {exc}", file=sys.stderr)
             return 2
         wall = time.monotonic() - began
-        args.out.mkdir(parents=True, exist_ok=True)
         soak_rig.write_csv(samples, csv_path)
     v = soak_rig.verdict(samples, cap_mb=cap)
     print()
