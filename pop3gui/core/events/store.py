@@ -439,7 +439,9 @@ class EventStore:
             clause, more = self._like(flt)
             if low is not None and _indexable(flt.text):
                 fts, fts_params = self._search_match(flt)
-                indexed = f"events.seq IN (SELECT rowid FROM events_fts WHERE {fts})"
+                # The seq range inside too: a follower's few new events are not a million index entries.
+                indexed = f"events.seq IN (SELECT rowid FROM events_fts WHERE {fts} AND rowid >= ? AND rowid < ?)"
+                fts_params = [*fts_params, lo, hi]
                 if low > 0:
                     where.append(f"((events.seq >= ? AND {indexed}) OR (events.seq < ? AND {clause}))")
                     params.extend([low, *fts_params, low, *more])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -36,6 +37,7 @@ from pop3gui.gui.icons import icon
 
 EXPORT_FIELDS = ("seq", "time", "id", "severity", "account", "uid", "message_id", "subject", "text", "recipient",
                  "reply", "diagnosis", "outcome", "cause", "fix", "transcript")
+_log = logging.getLogger(__name__)
 SEARCH_DELAY_MS = 200  # re-filter once typing pauses, not on every key
 FETCH_MARGIN_ROWS = 50  # read the next older page when the view is this close to the top
 INDEX_STEP_ROWS = 10_000  # events added to the text index per step by the background builder (~30 ms)
@@ -500,7 +502,8 @@ class _SearchIndexBuilder:
             while not self._stop.is_set() and not store.build_search_index(INDEX_STEP_ROWS):
                 self._stop.wait(0.05)
         except Exception:  # noqa: BLE001 - the index is a convenience: searches still work without it
-            pass
+            _log.warning("the text index of %s could not be built; searches read the events instead", path,
+                         exc_info=True)
         finally:
             store.close()
 
