@@ -40,7 +40,7 @@ EXPORT_FIELDS = ("seq", "time", "id", "severity", "account", "uid", "message_id"
 _log = logging.getLogger(__name__)
 SEARCH_DELAY_MS = 200  # re-filter once typing pauses, not on every key
 FETCH_MARGIN_ROWS = 50  # read the next older page when the view is this close to the top
-INDEX_STEP_ROWS = 10_000  # events added to the text index per step by the background builder (~30 ms)
+INDEX_STEP_ROWS = 2_000  # events added to the text index per step by the background builder (~30 ms)
 
 
 class ExportError(Pop3guiError, OSError):
