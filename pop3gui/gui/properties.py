@@ -8,13 +8,19 @@ pages show the engine's live state.
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
+from typing import Any
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMessageBox, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 from pop3gui.core.config.model import Config
 from pop3gui.core.errors import ConfigError
+from pop3gui.core.migrate import ImportResult
 from pop3gui.gui.controller import ConnectorController
+from pop3gui.gui.dialogs.import_preview import ImportPreviewDialog
 from pop3gui.gui.tabs.accounts import AccountsTab
 from pop3gui.gui.tabs.alerts import AlertsTab
 from pop3gui.gui.tabs.base import ConfigTab
@@ -65,6 +71,7 @@ class PropertiesWindow(QDialog):
 
         for tab in self.edit_tabs:
             tab.edited.connect(self._on_edited)
+        self.accounts.import_requested.connect(self.open_import_dialog)
         save = QShortcut(QKeySequence(QKeySequence.StandardKey.Save), self)
         save.activated.connect(self.apply_changes)
         self._saved = controller.config
@@ -110,6 +117,37 @@ class PropertiesWindow(QDialog):
     def dirty(self) -> bool:
         return (self.draft != self._saved or bool(self.problems())
                 or any(tab.has_pending_secret() for tab in self.edit_tabs))
+
+    # --- import -----------------------------------------------------------------
+
+    def open_import_dialog(self) -> ImportPreviewDialog:
+        """Import from fetchmail or getmail (Mail Accounts' Import…), previewed against the current draft."""
+        dialog = ImportPreviewDialog(self._collect(), self)
+
+        def accepted() -> None:
+            result = dialog.import_result()
+            if result is not None:
+                self.apply_import(result)
+
+        dialog.accepted.connect(accepted)
+        dialog.open()
+        return dialog
+
+    def apply_import(self, result: ImportResult) -> asyncio.Future[Any]:
+        """Put what the file says into the draft, as ``pop3gui import`` puts it into an existing config.
+
+        Its recipient policies and size limit go to their pages and are saved
+        with OK or Apply (the SMTP server already set up is kept; the preview
+        says so when the file names another); the accounts are added as Add…
+        adds them, with their passwords to the keyring.
+        """
+        merged = replace(self._collect(), policies=result.config.policies, delivery=result.config.delivery)
+        for tab in (self.policies, self.delivery):
+            tab.blockSignals(True)
+            tab.load(merged)
+            tab.blockSignals(False)
+        self._on_edited()
+        return self.accounts.add_imported(result)
 
     # --- buttons ----------------------------------------------------------------
 

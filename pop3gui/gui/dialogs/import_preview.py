@@ -3,8 +3,9 @@
 The preview is what ``pop3gui import --dry-run`` prints: the accounts, the
 recipient policy and SMTP server the file names, what does not map (with the
 file and line), and which passwords go to the keyring.  OK only hands the
-:class:`ImportResult` back; the Mail Accounts page adds the accounts to the
-draft as Add… does, and the passwords go to the keyring there.
+:class:`ImportResult` back; the window puts the policies, the SMTP server and
+the size limit into its draft, and the Mail Accounts page adds the accounts as
+Add… does (their passwords go to the keyring there).
 """
 
 from __future__ import annotations
@@ -132,8 +133,8 @@ class ImportPreviewDialog(QDialog):
             elsewhere.append(self.tr("Local mail server (SMTP): %1").replace(
                 "%1", f"{result.config.smtp.host}:{result.config.smtp.port}"))
         if elsewhere:
-            hint = self.tr("OK adds the accounts only; set these on their pages (`pop3gui import` sets them "
-                           "too).")
+            hint = self.tr("OK puts these on their pages too; they are saved with the accounts' settings (OK or "
+                           "Apply in the main window).")
             parts.append(f"<h3>{escape(self.tr('Also in the file'))}</h3><ul>")
             parts.extend(f"<li>{escape(item)}</li>" for item in elsewhere)
             parts.append(f"</ul><p><i>{escape(hint)}</i></p>")

@@ -40,7 +40,6 @@ from pop3gui.core.state.credentials import Credentials
 from pop3gui.gui.account_model import AccountRole, AccountTableModel, Column
 from pop3gui.core.migrate import ImportResult
 from pop3gui.gui.dialogs.account import AccountDialog
-from pop3gui.gui.dialogs.import_preview import ImportPreviewDialog
 from pop3gui.gui.dialogs.sign_in import PageOpener
 from pop3gui.gui.icons import icon
 from pop3gui.gui.tabs.account_keyring import AccountKeyring
@@ -52,6 +51,7 @@ class AccountsTab(ConfigTab):
     """The accounts table with Add…, Edit…, Remove and Test, and the test's findings below."""
 
     test_finished = Signal(object)  # list[Finding] of the last Test
+    import_requested = Signal()  # Import…: the window opens the preview (an import touches other pages too)
 
     def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -126,7 +126,7 @@ class AccountsTab(ConfigTab):
         self.edit_button.clicked.connect(self.open_edit_dialog)
         self.remove_button.clicked.connect(self.confirm_remove)
         self.test_button.clicked.connect(self.test_selected)
-        self.import_button.clicked.connect(self.open_import_dialog)
+        self.import_button.clicked.connect(self.import_requested)
         self.table.doubleClicked.connect(self._double_clicked)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.model.modelReset.connect(self._update_buttons)
@@ -370,18 +370,9 @@ class AccountsTab(ConfigTab):
         dialog.accepted.connect(accepted)
         return self._opened(dialog)
 
-    def open_import_dialog(self) -> ImportPreviewDialog:
-        """Import from fetchmail or getmail; OK adds the accounts (passwords to the keyring) as Add… does."""
-        dialog = ImportPreviewDialog(self.apply(self.controller.config), self)
-
-        def accepted() -> None:
-            result = dialog.import_result()
-            if result is not None:
-                self._spawn(self.apply_import(result))
-
-        dialog.accepted.connect(accepted)
-        dialog.open()
-        return dialog
+    def add_imported(self, result: ImportResult) -> asyncio.Future[Any]:
+        """Start :meth:`apply_import` (the window calls it when the preview's OK was pressed)."""
+        return self._spawn(self.apply_import(result))
 
     async def apply_import(self, result: ImportResult) -> bool:
         """Add the imported accounts and their OAuth2 providers; False if the keyring refused a password."""
