@@ -38,7 +38,8 @@ from pop3gui.core.mail.recipients import Resolution, resolve_global, resolve_use
 from pop3gui.core.mail.routing import RoutingRule
 from pop3gui.core.mail.messages import trace_count, trace_header
 from pop3gui.core.smtp.data import MessageSource
-from pop3gui.core.smtp.submit import SmtpSubmitter, wire_size
+from pop3gui.core.smtp.size import wire_size
+from pop3gui.core.smtp.submit import SmtpSubmitter
 from pop3gui.core.state.journal import DEFERRED, DELETING, DUPLICATE_WINDOW_DAYS, SUBMITTING, EarlierDelivery, Journal
 from pop3gui.core.state.spool import Quarantine
 

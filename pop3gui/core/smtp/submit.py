@@ -9,7 +9,6 @@ event 4022, with the AUTH exchange redacted.
 from __future__ import annotations
 
 import asyncio
-import re
 import ssl
 from dataclasses import dataclass
 
@@ -23,12 +22,10 @@ from pop3gui.core.errors import (
     SmtpTimeoutError,
 )
 from pop3gui.core.smtp.data import BLOCK, DataEncoder, MessageSource
+from pop3gui.core.smtp.size import size_limit, wire_size
 from pop3gui.core.smtp.transcript import Transcript
 from pop3gui.core.smtp.xoauth2 import check_xoauth2, login_xoauth2
 from pop3gui.core.tls import client_context
-
-_LINE_END = re.compile(rb"\r\n|\r|\n")
-
 
 @dataclass(frozen=True)
 class RecipientReply:
@@ -80,40 +77,6 @@ class Submission:
             soft += tuple(RecipientReply(r.address, self.data_code, self.data_message)
                           for r in self.replies if r.accepted)
         return soft
-
-
-def size_limit(announced: str | None) -> int | None:
-    """The limit in a SIZE announcement (RFC 1870): None when SIZE is not offered, 0 when it names no limit."""
-    if announced is None:
-        return None
-    value = announced.strip().split(" ", 1)[0]
-    return int(value) if value.isdigit() else 0
-
-
-def wire_size(message: MessageSource) -> int:
-    """The size RFC 1870 counts: line endings as CRLF, the last line ended, no dot-stuffing, no final dot.
-
-    What the server compares with its SIZE limit; one pass over a spooled message.
-    """
-    size = 0
-    pending_cr = False
-    ends_line = True
-    for block in message.blocks():
-        if pending_cr:
-            block, pending_cr = b"\r" + block, False
-        if block.endswith(b"\r"):
-            block, pending_cr = block[:-1], True
-        if not block:
-            continue
-        crlf = block.count(b"\r\n")
-        if block.count(b"\r") != crlf or block.count(b"\n") != crlf:  # a bare CR or LF becomes CRLF
-            size += len(_LINE_END.sub(b"\r\n", block))
-        else:
-            size += len(block)
-        ends_line = block.endswith(b"\n")
-    if pending_cr or not ends_line:
-        size += 2
-    return size
 
 
 async def _drained(protocol: object) -> None:

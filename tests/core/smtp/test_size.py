@@ -15,7 +15,8 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from pop3gui.core.smtp.data import BLOCK, DataEncoder, MessageSource
-from pop3gui.core.smtp.submit import SmtpSubmitter, size_limit, wire_size
+from pop3gui.core.smtp.size import size_limit, wire_size
+from pop3gui.core.smtp.submit import SmtpSubmitter
 from tests.servers.postfix import PostfixServer
 from tests.support.office import MESSAGE_SIZE_LIMIT, make_message
 
