@@ -168,3 +168,22 @@ class Credentials:
     def set_oauth_client_secret(self, provider: str, secret: str) -> None:
         _call(f"store the client secret of {provider!r}", _backend().set_password, OAUTH_CLIENT_SERVICE, provider,
               secret)
+
+
+class TypedPassword(Credentials):
+    """The keyring, except that *account*'s password is one typed in a dialog and not stored yet.
+
+    A Test from the account dialog logs in with what the admin typed before
+    anything reaches the keyring.
+    """
+
+    def __init__(self, keyring: Credentials, account: str, password: str) -> None:
+        self._keyring = keyring
+        self._account = account
+        self._password = password
+
+    def pop3_password(self, account: str) -> str:
+        return self._password if account == self._account else self._keyring.pop3_password(account)
+
+    def has_pop3_password(self, account: str) -> bool:
+        return account == self._account or self._keyring.has_pop3_password(account)

@@ -36,7 +36,8 @@ from PySide6.QtWidgets import (
 from pop3gui.core.config.model import AccountConfig, Config, OAuthProviderConfig, RoutingRuleConfig
 from pop3gui.core.engine.findings import Finding
 from pop3gui.core.engine.preflight import check_account
-from pop3gui.core.state.credentials import Credentials
+from pop3gui.core.config.rules import splice_rules
+from pop3gui.core.state.credentials import TypedPassword
 from pop3gui.gui.account_model import AccountRole, AccountTableModel, Column
 from pop3gui.core.migrate import ImportResult
 from pop3gui.gui.dialogs.account import AccountDialog
@@ -269,13 +270,7 @@ class AccountsTab(ConfigTab):
         self.edited.emit()
 
     def _set_rules(self, old_name: str, account: AccountConfig, rules: Iterable[RoutingRuleConfig]) -> None:
-        """Replace ``old_name``'s rules by ``rules`` (renamed), where the old ones were."""
-        new = [replace(r, account=account.name) for r in rules] if account.kind == "global" else []
-        positions = [i for i, r in enumerate(self._rules) if r.account == old_name]
-        at = positions[0] if positions else len(self._rules)
-        kept = [r for r in self._rules if r.account != old_name]
-        at -= sum(1 for i in positions if i < at)
-        self._rules = kept[:at] + new + kept[at:]
+        self._rules = splice_rules(self._rules, old_name, account, rules)
 
     async def test_account(self, account: AccountConfig) -> list[Finding]:
         """Run the controller's test for ``account`` and show the findings under the table."""
@@ -300,7 +295,7 @@ class AccountsTab(ConfigTab):
         account's finding lists the server's folders; the account's dialog offers them from then on.
         """
         credentials = (self.controller.credentials if password is None else
-                       _TypedPassword(self.controller.credentials, account.name, password))
+                       TypedPassword(self.controller.credentials, account.name, password))
         config = Config(smtp=self.controller.config.smtp, accounts=(account,),
                         oauth_providers=tuple(self._providers))
         finding: Finding = await check_account(account, credentials, config=config,
@@ -463,21 +458,6 @@ class AccountsTab(ConfigTab):
 
         task.add_done_callback(done)
         return task
-
-
-class _TypedPassword(Credentials):
-    """The keyring, except that *account*'s password is the one typed in its dialog (not stored yet)."""
-
-    def __init__(self, keyring: Credentials, account: str, password: str) -> None:
-        self._keyring = keyring
-        self._account = account
-        self._password = password
-
-    def pop3_password(self, account: str) -> str:
-        return self._password if account == self._account else self._keyring.pop3_password(account)
-
-    def has_pop3_password(self, account: str) -> bool:
-        return account == self._account or self._keyring.has_pop3_password(account)
 
 
 __all__ = ["AccountsTab", "Column"]
