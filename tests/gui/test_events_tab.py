@@ -590,7 +590,9 @@ def test_an_earlier_release_store_gets_its_text_index_in_the_background(tmp_path
         tab.search_edit.setText("EVENT 12345")  # answered while the index is being built
         tab.apply_search()
         assert texts(tab.proxy) == ["old event 12345"]
-        assert tab._indexer.wait(30)  # noqa: SLF001
+        assert tab.indexer.running()
+        qtbot.waitUntil(lambda: c.store.search_index_complete, timeout=30_000)  # type: ignore[attr-defined]
+        assert not tab.indexer.running()
         check = EventStore(paths.events_db)
         assert check.search_index_complete
         check._db.execute("INSERT INTO events_fts(events_fts, rank) VALUES ('integrity-check', 1)")  # noqa: SLF001

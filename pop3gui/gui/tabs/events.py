@@ -15,12 +15,13 @@ import csv
 import html
 import json
 import logging
-import threading
+import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QItemSelection, QLocale, QSize, Qt, QTimer
+from PySide6.QtCore import QItemSelection, QLocale, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFontDatabase, QGuiApplication, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QMessageBox, QPushButton, QSplitter, QTableView, QTextBrowser,
@@ -40,7 +41,9 @@ EXPORT_FIELDS = ("seq", "time", "id", "severity", "account", "uid", "message_id"
 _log = logging.getLogger(__name__)
 SEARCH_DELAY_MS = 200  # re-filter once typing pauses, not on every key
 FETCH_MARGIN_ROWS = 50  # read the next older page when the view is this close to the top
-INDEX_STEP_ROWS = 2_000  # events added to the text index per step by the background builder (~30 ms)
+INDEX_STEP_ROWS = 500  # events added to the text index in the first step; then sized to take INDEX_STEP_MS
+INDEX_STEP_MS = 10
+INDEX_PAUSE_MS = 10  # between steps
 
 
 class ExportError(Pop3guiError, OSError):
@@ -298,8 +301,7 @@ class EventsTab(QWidget):
         self._update_count()
         self._selection_changed()
         controller.bridge.new_event.connect(self.model.add)
-        self._indexer = _SearchIndexBuilder(controller.store)
-        self.destroyed.connect(self._indexer.stop)
+        self.indexer = SearchIndexBuilder(controller.store, self)
 
     # --- filters ------------------------------------------------------------------
 
@@ -479,40 +481,49 @@ class EventsTab(QWidget):
         return True
 
 
-class _SearchIndexBuilder:
-    """Fills the text index of a store of an earlier release in the background, in short steps.
+class SearchIndexBuilder(QObject):
+    """Fills the text index of a store of an earlier release while the window is idle, in short steps.
 
-    Its own connection in a thread (SQLite runs without the GIL), one short
-    transaction per step and a pause between steps, so the window and the
-    engine writing events wait at most one step; until it is done, searches
-    read the older events without the index.  Nothing to do for a new store.
+    On the window's own connection and thread, between the engine's events: a
+    step is one short transaction, sized to take about ``INDEX_STEP_MS``, so the
+    loop is never held longer (a worker thread with its own connection was tried:
+    the engine's appends then wait for its write lock in SQLite's busy sleeps of
+    up to 100 ms).  Until it is done, searches read the older events without the
+    index.  Nothing to do for a new store.
     """
 
-    def __init__(self, store: EventStore) -> None:
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    finished = Signal()
+
+    def __init__(self, store: EventStore, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self.rows = INDEX_STEP_ROWS
+        self._timer = QTimer(self)
+        self._timer.setInterval(INDEX_PAUSE_MS)
+        self._timer.timeout.connect(self.step)
         if not store.search_index_complete:
-            self._thread = threading.Thread(target=self._run, args=(store.path,), name="pop3gui-search-index",
-                                            daemon=True)
-            self._thread.start()
+            self._timer.start()
 
-    def _run(self, path: Path) -> None:
-        store = EventStore(path)
+    def running(self) -> bool:
+        return self._timer.isActive()
+
+    def step(self) -> None:
+        if self._store.closed:
+            self._timer.stop()
+            return
+        started = time.perf_counter()
         try:
-            while not self._stop.is_set() and not store.build_search_index(INDEX_STEP_ROWS):
-                self._stop.wait(0.05)
-        except Exception:  # noqa: BLE001 - the index is a convenience: searches still work without it
-            _log.warning("the text index of %s could not be built; searches read the events instead", path,
-                         exc_info=True)
-        finally:
-            store.close()
-
-    def stop(self, *_args: object) -> None:
-        self._stop.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the index to be complete (or the builder stopped); True when it finished."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
+            done = self._store.build_search_index(self.rows)
+        except sqlite3.Error:  # busy elsewhere, or a full disk: searches still work without the index
+            _log.warning("the text index of %s could not be built now; searches read the events instead",
+                         self._store.path, exc_info=True)
+            self._timer.stop()
+            return
+        took = (time.perf_counter() - started) * 1000
+        if took < INDEX_STEP_MS / 2:
+            self.rows = min(self.rows * 2, 20_000)
+        elif took > INDEX_STEP_MS:
+            self.rows = max(self.rows // 2, 50)
+        if done:
+            self._timer.stop()
+            self.finished.emit()
