@@ -143,9 +143,11 @@ async def probe_targets(config: Config, credentials: Credentials, *, sign_ins: S
         async with local.session() as smtp:
             probe = await smtp.probe("", [address for _, address in targets]) if targets else None
             postmaster = await _postmaster_answers(smtp, probe.replies if probe else ())
+            announced = smtp.size_limit
     except (CredentialError, SmtpError, TlsSetupError, OAuthError) as exc:
         return [Finding(False, smtp_subject, str(exc), exc.cause, exc.fix)]
     findings = [Finding(True, smtp_subject, "connected" + (" and logged in" if config.smtp.username else ""))]
+    findings.extend(_size_findings(config, smtp_subject, announced))
     for (where, _), reply in zip(targets, probe.replies if probe else ()):  # noqa: B905
         if reply.accepted:
             findings.append(Finding(True, reply.address, f"{where}: accepted by the local server ({reply.code})"))
@@ -168,3 +170,15 @@ async def _postmaster_answers(smtp: SmtpSubmitter, replies: Sequence[RecipientRe
                if not r.accepted and needs_postmaster_probe(r.code, r.message)}
     answers = {domain: await smtp.takes_postmaster(domain) for domain in sorted(unclear)}
     return {domain: taken for domain, taken in answers.items() if taken is not None}
+
+
+def _size_findings(config: Config, subject: str, announced: int | None) -> list[Finding]:
+    """Say so when the local server takes less than ``[delivery] max_message_kb``: the rest stays at the ISP."""
+    ours = config.delivery.max_message_kb * 1024
+    if not announced or (ours and announced >= ours):
+        return []
+    theirs = f"{announced / 1_048_576:.1f} MB"
+    return [Finding(True, subject, f"the local server takes messages up to {theirs} (SIZE {announced}), less than "
+                    f"[delivery] max_message_kb = {config.delivery.max_message_kb}: larger messages stay on the "
+                    "mail server with one event (3003)", "",
+                    "Raise the local server's limit (Postfix: message_size_limit) if such mail must arrive.")]

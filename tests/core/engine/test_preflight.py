@@ -136,8 +136,13 @@ async def test_a_domain_the_policies_cover_but_the_local_server_refuses_is_found
 
     by_subject = {f.subject: f for f in report.findings}
     assert not report.ok
-    assert [f.subject for f in report.findings] == [
-        "account 'alice'", f"smtp {office.local.host}:{office.local.port}", "alice@fabrikam.com", ADMIN]
+    smtp = f"smtp {office.local.host}:{office.local.port}"
+    assert [f.subject for f in report.findings] == ["account 'alice'", smtp, smtp, "alice@fabrikam.com", ADMIN]
+    size = report.findings[2]  # the office's Postfix takes less than the default max_message_kb
+    assert office.local.message_size_limit < 25600 * 1024
+    assert size.ok and f"SIZE {office.local.message_size_limit}" in size.text
+    assert "max_message_kb = 25600" in size.text
+    assert "message_size_limit" in size.fix
     assert by_subject["account 'alice'"].ok and by_subject[ADMIN].ok
     refused = by_subject["alice@fabrikam.com"]
     assert refused.text.startswith("account 'alice' deliver_to: refused (domain not accepted): 554 5.7.1")
