@@ -27,37 +27,37 @@ class Value:
     line: int
 
 
+class _Options:
+    """Lookups shared by server and user entries: a value, or the line to point at for it."""
+
+    line: int
+    options: dict[str, Value]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        v = self.options.get(key)
+        return default if v is None else v.value
+
+    def line_of(self, key: str) -> int:
+        """The option's own line, else the entry's (where a missing option would go)."""
+        v = self.options.get(key)
+        return v.line if v is not None else self.line
+
+
 @dataclass
-class RcUser:
+class RcUser(_Options):
     """One user entry of a server, its options merged with the ``defaults`` entry's."""
 
     line: int
     options: dict[str, Value] = field(default_factory=dict)
 
-    def get(self, key: str, default: Any = None) -> Any:
-        v = self.options.get(key)
-        return default if v is None else v.value
-
-    def line_of(self, key: str) -> int:
-        v = self.options.get(key)
-        return v.line if v is not None else self.line
-
 
 @dataclass
-class RcServer:
+class RcServer(_Options):
     name: str
     skip: bool
     line: int
     options: dict[str, Value] = field(default_factory=dict)
     users: list[RcUser] = field(default_factory=list)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        v = self.options.get(key)
-        return default if v is None else v.value
-
-    def line_of(self, key: str) -> int:
-        v = self.options.get(key)
-        return v.line if v is not None else self.line
 
 
 @dataclass
