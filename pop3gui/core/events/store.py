@@ -55,6 +55,7 @@ _TYPED_COLUMNS = (
     ("diagnosis", "TEXT NOT NULL DEFAULT ''"),
     ("outcome", "TEXT NOT NULL DEFAULT ''"),
 )
+_BUSY_TIMEOUT_MS = 30_000
 _NO_SEQ = 2**63 - 1  # past every seq: nothing is that recent
 _Name = TypeVar("_Name", Failure, Outcome)
 _COLUMNS = ("seq, time, id, severity, account, uid, message_id, subject, text, cause, fix, transcript, "
@@ -140,7 +141,7 @@ class EventStore:
         self.path = path
         self.closed = False
         # A long timeout: the first open of a large store of an earlier release builds its indexes.
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000)
         self._db.create_function("pop3gui_contains", 2, _contains, deterministic=True)
         if not self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
             # A new store: retention's deletes can then give pages back (PRAGMA incremental_vacuum).
@@ -200,16 +201,24 @@ class EventStore:
         """Whether every stored event is in the text index (a store of an earlier release fills it in steps)."""
         return self._search_low is None or self._search_low == 0
 
-    def build_search_index(self, rows: int = 20_000) -> bool:
+    def build_search_index(self, rows: int = 20_000, *, busy_ms: int | None = None) -> bool:
         """Add up to *rows* more of the older events to the text index, newest first; True when complete.
 
         One short transaction per call (a few tenths of a second for 20,000
         events), so a window can call it while idle and a large store of an
-        earlier release becomes fully searchable without one long wait.
+        earlier release becomes fully searchable without one long wait.  With
+        *busy_ms*, wait at most that long for another writer (then
+        ``sqlite3.OperationalError``, "database is locked": try again later).
         """
         if self._search_low is None or self._search_low == 0:
             return True
-        self._db.execute("BEGIN IMMEDIATE")
+        if busy_ms is not None:
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        finally:
+            if busy_ms is not None:
+                self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         try:
             low = int(self._db.execute("SELECT low FROM events_fts_state").fetchone()[0])
             first = self._db.execute("SELECT min(seq) FROM events").fetchone()[0]

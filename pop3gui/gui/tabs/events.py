@@ -513,8 +513,15 @@ class SearchIndexBuilder(QObject):
             return
         started = time.perf_counter()
         try:
-            done = self._store.build_search_index(self.rows)
-        except sqlite3.Error:  # busy elsewhere, or a full disk: searches still work without the index
+            done = self._store.build_search_index(self.rows, busy_ms=0)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):  # another process is writing: the next tick
+                return
+            _log.warning("the text index of %s could not be built now; searches read the events instead",
+                         self._store.path, exc_info=True)
+            self._timer.stop()
+            return
+        except sqlite3.Error:  # a full disk, say: searches still work without the index
             _log.warning("the text index of %s could not be built now; searches read the events instead",
                          self._store.path, exc_info=True)
             self._timer.stop()

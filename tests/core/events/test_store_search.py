@@ -211,3 +211,23 @@ def test_two_stores_opening_an_old_store_at_once_create_the_index_once(tmp_path:
     db = sqlite3.connect(path)
     assert db.execute("SELECT count(*) FROM events_fts_state").fetchone()[0] == 1
     db.close()
+
+
+def test_building_the_index_does_not_wait_for_another_writer_when_told_not_to(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(OLD_SCHEMA)
+    db.executemany(_INSERT, rows(100))
+    db.commit()
+    db.close()
+    store = EventStore(path)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        store.build_search_index(50, busy_ms=0)
+    writer.execute("ROLLBACK")
+    writer.close()
+    assert not store.build_search_index(50, busy_ms=0)
+    assert store.build_search_index(50, busy_ms=0)
+    fts_in_step(path)
+    store.close()
