@@ -277,6 +277,35 @@ async def test_quarantined_message_is_delivered_by_resubmit_after_the_fix(
     [delivered] = office.local.wait_for_delivered(1)
     assert str(delivered["Delivered-To"]) == "alice@contoso.com" and str(delivered["Subject"]) == "stuck"
     assert list(Quarantine(office.paths.quarantine_dir).records()) == []
+    assert list(office.paths.resubmit_dir.iterdir()) == []  # the copy it was sent from is gone too
+
+
+async def test_resubmitting_a_message_whose_file_was_removed_is_a_state_error_and_keeps_the_record(
+        office: Office, pop3_user: Pop3User) -> None:
+    from dataclasses import replace
+
+    from pop3gui.core.engine.cycle import Connector
+    from pop3gui.core.errors import StateError
+    from pop3gui.core.events.model import EventBus
+    from pop3gui.core.state.spool import Quarantine
+
+    office.isp.deliver(pop3_user.name, make_message(to="x@isp.example", subject="stuck"))
+    account = office.account_for(pop3_user, "alice", deliver_to="alice@fabrikam.com")
+    office.use(account, delivery=replace(office.config.delivery, undeliverable_to="postmaster@fabrikam.com"))
+    assert (await office.run_cycle()).exit_code == 1
+    quarantine = Quarantine(office.paths.quarantine_dir)
+    [record] = list(quarantine.records())
+    quarantine.message_path(record.id).unlink()  # removed by hand
+
+    connector = Connector(office.config, office.paths, EventBus())
+    try:
+        with pytest.raises(StateError) as caught:
+            await connector.resubmit(record.id)
+    finally:
+        connector.close()
+    assert record.id in str(caught.value) and "stays in quarantine" in caught.value.fix
+    assert [r.id for r in quarantine.records()] == [record.id]
+    assert list(office.paths.resubmit_dir.iterdir()) == []
 
 
 async def test_turning_off_certificate_checks_is_announced_every_connection(

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from pop3gui.core.config.model import AccountConfig, Config
 from pop3gui.core.config.policies import policy_warnings
@@ -38,7 +41,7 @@ from pop3gui.core.schedule import next_run
 from pop3gui.core.oauth.store import smtp_sign_in_key
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.state.journal import Journal
-from pop3gui.core.state.paths import Paths
+from pop3gui.core.state.paths import Paths, ensure_private_dir
 from pop3gui.core.state.spool import Quarantine, Spool
 
 
@@ -313,6 +316,31 @@ class Connector:
 
     # --- quarantine ---------------------------------------------------------------
 
+    def _resubmission_copy(self, record_id: str) -> Path:
+        """A private copy of the quarantined message to send from; the quarantine keeps the original.
+
+        It lives apart from the accounts' spool folders, which a cycle that
+        starts meanwhile clears, under a name no other resubmission uses.
+        """
+        try:
+            folder = ensure_private_dir(self.paths.resubmit_dir)
+            handle, name = tempfile.mkstemp(prefix=f"{record_id}-", suffix=".eml", dir=folder)
+            os.close(handle)
+            copy = Path(name)
+            try:
+                shutil.copyfile(self.quarantine.message_path(record_id), copy)
+            except BaseException:
+                copy.unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StateError(
+                f"cannot copy quarantined message {record_id} for resubmission: {exc.strerror or exc}",
+                cause="Its .eml file is gone or unreadable, or the state folder is not writable or full.",
+                fix=f"Check {exc.filename or self.paths.state_dir} (permissions, free space); the message stays "
+                "in quarantine.",
+            ) from exc
+        return copy
+
     async def resubmit(self, record_id: str) -> str:
         """Resolve and submit a quarantined message again (after the admin fixed the cause).
 
@@ -329,8 +357,7 @@ class Connector:
                 cause="Recipients are resolved with the settings of the account that downloaded the message.",
                 fix="Export the message and deliver it by hand, or create the account again.",
             ) from None
-        spool = self.spool.path_for(account.name, f"resubmit-{record.id}")
-        shutil.copyfile(self.quarantine.message_path(record.id), spool)
+        spool = self._resubmission_copy(record.id)
         msg = InFlight(0, record.uid, spool.stat().st_size, spool)
         res = AccountResult(account.name)
         smtp = (await open_local_server(self.config.smtp, self.credentials, self.sign_ins, self.config)).session()

@@ -47,6 +47,11 @@ class Paths:
         return self.state_dir / "quarantine"
 
     @property
+    def resubmit_dir(self) -> Path:
+        """Copies of quarantined messages while they are resubmitted: apart from the spool a cycle clears."""
+        return self.state_dir / "resubmit"
+
+    @property
     def log_file(self) -> Path:
         return self.log_dir / "pop3gui.log"
 
