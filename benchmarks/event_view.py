@@ -53,7 +53,7 @@ T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 ACCOUNTS = ("info", "sales", "support", "jobs", "billing", "office", "alice.meyer")
 WORDS = ("invoice", "meeting", "report", "holiday", "order", "quote", "update", "newsletter", "contract", "delivery")
 COMMON_WORD = "delivered"  # in about half the events
-RARE_WORD = "Invoice 4242"  # a subject: a few events per 100,000
+RARE_WORD = "<4242."  # the start of one Message-ID: one event in each store
 _COLUMNS = "time, id, severity, account, uid, message_id, subject, text, cause, fix, transcript"
 
 
