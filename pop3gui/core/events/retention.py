@@ -6,8 +6,8 @@ cycle) on a connection of its own, meant for a worker thread
 waits in WAL mode, and deleted in short transactions of :attr:`batch_rows`
 rows with a pause after each, so the runner's own connection, which appends
 events on the event loop, waits for the lock a few milliseconds at most.
-Deleting rows of ``events`` also keeps any index the store maintains with
-triggers in step.  The pages given up are handed back to the disk with
+Deleting rows of ``events`` also keeps the store's full-text index in step
+(its triggers).  The pages given up are handed back to the disk with
 incremental vacuuming (:mod:`pop3gui.core.state.sqlite_space`).
 """
 
@@ -20,15 +20,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from pop3gui.core.state.sqlite_space import convert_to_incremental, pause_after, reclaim, space, upkeep_connection
+from pop3gui.core.state.sqlite_space import (
+    convert_to_incremental,
+    pause_after,
+    reclaim,
+    space,
+    trim_wal,
+    upkeep_connection,
+)
 
 __all__ = ["EventRetention", "PruneResult"]
 
 _MB = 1024 * 1024
-MERGE_CHUNK_PAGES = 64  # full-text index pages merged by one short write transaction
-TARGET_SHARE = 0.9
+TARGET_SHARE = 0.8
 """Over the cap, the oldest events go until the store is this share of it: the next ones have room, so the
-oldest are not removed a few at a time after every cycle."""
+oldest are not removed a few at a time after every cycle.  The headroom also holds what the full-text index
+keeps of deleted events until it is optimized (:meth:`EventRetention._optimize_index`).  So that such leftovers
+never make retention remove most of the history, one step removes at most :data:`MAX_SHARE_PER_STEP` of the
+events for the size cap."""
+
+MAX_SHARE_PER_STEP = 0.1
 
 
 @dataclass(frozen=True)
@@ -54,12 +65,11 @@ class EventRetention:
     """Prunes one event store file; each :meth:`step` opens and closes its own connection."""
 
     def __init__(self, path: Path, *, step_rows: int = 20_000, batch_rows: int = 500,
-                 vacuum_pages: int = 65_536, merge_pages: int = 16_384) -> None:
+                 vacuum_pages: int = 65_536) -> None:
         self.path = path
         self.step_rows = step_rows  # at most this many events are removed by one step
         self.batch_rows = batch_rows  # per write transaction
         self.vacuum_pages = vacuum_pages  # at most this many pages are given back by one step
-        self.merge_pages = merge_pages  # at most this many pages of the full-text index are merged by one step
 
     def step(self, keep_days: int, max_mb: int, now: datetime | None = None) -> PruneResult:
         """Remove what is due, up to the step's bounds, and give the space back; blocking (run it in a thread)."""
@@ -83,24 +93,19 @@ class EventRetention:
                                    "ORDER BY time LIMIT ?", (cutoff,), budget)
             budget -= expired
         over_cap = 0
-        merged = False
-        if max_mb > 0 and self._index_over(db, max_mb):
-            # What deleted events left in the full-text index may be all that is over: drop it first.
-            merged = True
-            settled = self._merge_index(db)
-            reclaim(db, self.vacuum_pages)
-            # Only a settled index says how much the events themselves take; else the next step goes on merging.
-            if settled and budget > 0 and (target := self._rows_over(db, max_mb)):
-                over_cap = self._delete(db, "SELECT seq FROM events ORDER BY seq LIMIT ?", (), min(budget, target))
-                budget -= over_cap
+        if max_mb > 0 and budget > 0 and (target := self._rows_over(db, max_mb)):
+            over_cap = self._delete(db, "SELECT seq FROM events ORDER BY seq LIMIT ?", (), min(budget, target))
+            budget -= over_cap
         remaining = int(db.execute("SELECT count(*) FROM events").fetchone()[0])
-        if not merged and expired and expired * 4 >= remaining:
-            self._merge_index(db)  # a large share went at once (a backlog): worth one rewrite of the index
+        over_target = max_mb > 0 and space(db, self.path).live_bytes > max_mb * _MB * TARGET_SHARE
+        if (expired or over_cap) and (over_target or (expired + over_cap) * 4 >= remaining):
+            self._optimize_index(db)
         converted = False
         before = space(db, self.path)
         if not before.incremental:
             converted = convert_to_incremental(db, self.path)
         freed = reclaim(db, self.vacuum_pages)
+        trim_wal(db, self.path)
         after = space(db, self.path)
         remaining = int(db.execute("SELECT count(*) FROM events").fetchone()[0])
         return PruneResult(expired=expired, over_cap=over_cap, pages_freed=freed, remaining=remaining,
@@ -108,28 +113,18 @@ class EventRetention:
                            backlog=budget <= 0,
                            converted=converted, cannot_shrink=not after.incremental)
 
-    def _index_over(self, db: sqlite3.Connection, max_mb: int) -> bool:
-        return max_mb > 0 and space(db, self.path).live_bytes > max_mb * _MB * TARGET_SHARE
-
-    def _merge_index(self, db: sqlite3.Connection) -> bool:
-        """Let the store's full-text index drop what deleted events left in it, a bounded amount per step.
+    def _optimize_index(self, db: sqlite3.Connection) -> None:
+        """Rewrite the full-text index without what deleted events left in it, in one transaction.
 
         A full-text index records a deletion as more data until its segments
-        are merged into one, where deleted entries vanish.  That rewrites the
-        whole index, so it is done only when the store is over its target
-        size or a large share of it went at once, :attr:`merge_pages` pages a
-        step, in short transactions; a later step carries on where it stopped.
+        are merged into one.  This runs only when it pays: the store is over
+        its target size, or a quarter of it or more went at once (a backlog).
+        It is one transaction, never an incremental merge: an incremental
+        merge from this connection, while the runner's connection adds
+        events between its transactions, damaged the index (SQLite 3.40).
         """
-        if not db.execute("SELECT 1 FROM sqlite_master WHERE name='events_fts'").fetchone():
-            return True
-        for _ in range(self.merge_pages // MERGE_CHUNK_PAGES):
-            started = time.perf_counter()
-            before = db.total_changes
-            db.execute("INSERT INTO events_fts(events_fts, rank) VALUES ('merge', ?)", (-MERGE_CHUNK_PAGES,))
-            pause_after(started)
-            if db.total_changes - before < 2:  # nothing was left to merge
-                return True
-        return False
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name='events_fts'").fetchone():
+            db.execute("INSERT INTO events_fts(events_fts) VALUES ('optimize')")
 
     def _rows_over(self, db: sqlite3.Connection, max_mb: int) -> int:
         """How many of the oldest events to remove to bring the store down to its target share of the cap."""
@@ -141,7 +136,7 @@ class EventRetention:
         if count == 0:
             return 0
         per_row = live / count  # indexes included: what one event costs the store
-        return min(count, math.ceil((live - cap * TARGET_SHARE) / per_row))
+        return min(math.ceil(count * MAX_SHARE_PER_STEP), math.ceil((live - cap * TARGET_SHARE) / per_row))
 
     def _delete(self, db: sqlite3.Connection, select: str, args: tuple[object, ...], limit: int) -> int:
         """Delete up to *limit* rows found by *select* (its last parameter is a row count), a batch at a time."""

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from pop3gui.core.errors import StateError
 from pop3gui.core.state.paths import touch_private
-from pop3gui.core.state.sqlite_space import convert_to_incremental, pause_after, reclaim, upkeep_connection
+from pop3gui.core.state.sqlite_space import convert_to_incremental, pause_after, reclaim, trim_wal, upkeep_connection
 
 DUPLICATE_WINDOW_DAYS = 14
 KEEP_DELIVERIES_DAYS = 2 * DUPLICATE_WINDOW_DAYS  # delivery rows of messages gone from every server live this long
@@ -415,6 +415,7 @@ def prune_journal(path: Path, now: float, *, step_rows: int = 20_000, batch_rows
                 break
         convert_to_incremental(db, path)
         freed = reclaim(db, vacuum_pages)
+        trim_wal(db, path)
         return JournalPrune(removed, freed, scanned >= step_rows)
     finally:
         db.close()

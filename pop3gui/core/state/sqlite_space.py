@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CONVERT_LIMIT_BYTES", "Space", "convert_to_incremental", "pause_after", "reclaim", "space",
+__all__ = ["CONVERT_LIMIT_BYTES", "Space", "convert_to_incremental", "pause_after", "reclaim", "space", "trim_wal",
            "upkeep_connection"]
 
 CONVERT_LIMIT_BYTES = 16 * 1024 * 1024
@@ -86,6 +86,31 @@ def reclaim(db: sqlite3.Connection, max_pages: int) -> int:
     if given:
         db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     return given
+
+
+WAL_LIMIT_BYTES = 4 * 1024 * 1024
+
+
+def trim_wal(db: sqlite3.Connection, path: Path) -> None:
+    """Cut a WAL grown past 4 MB (a large delete or rebuild) back to nothing, if that can be done at once.
+
+    A TRUNCATE checkpoint keeps other writers waiting while it waits for
+    readers, so it is tried with a 20 ms patience only; when a reader is in
+    the way, the WAL keeps its size until a later step.
+    """
+    wal = path.with_name(path.name + "-wal")
+    try:
+        if wal.stat().st_size <= WAL_LIMIT_BYTES:
+            return
+    except OSError:
+        return
+    db.execute("PRAGMA busy_timeout=20")
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.OperationalError:
+        pass  # busy: a later step tries again
+    finally:
+        db.execute("PRAGMA busy_timeout=30000")
 
 
 def convert_to_incremental(db: sqlite3.Connection, path: Path) -> bool:
