@@ -24,6 +24,7 @@ from pop3gui.core.config.model import AccountConfig, Config
 from pop3gui.core.config.policies import policy_warnings
 from pop3gui.core.engine.connections import LocalServer, open_local_server
 from pop3gui.core.engine.delivery import AbortAccount, Deliverer
+from pop3gui.core.engine.housekeeping import Housekeeper
 from pop3gui.core.engine.login import AccountLogin
 from pop3gui.core.engine.imap_mailbox import ImapMailboxSession
 from pop3gui.core.engine.mailbox import MailboxSession
@@ -70,6 +71,8 @@ class Connector:
         # Health and alerts ([alerts]): it hears the run's events and is told each cycle's outcome.
         self.health = HealthMonitor(config, paths, bus, open_session=self._alert_session, now=lambda: self.now())
         self._stop_listening = bus.subscribe(self.health.observe)
+        # [events] keep_days and max_mb, the journal's old deliveries, [delivery] quarantine_keep_days.
+        self.housekeeper = Housekeeper(paths, self.report)
 
     # --- control ----------------------------------------------------------------
 
@@ -260,6 +263,7 @@ class Connector:
                            str(a.diagnosis) if a.diagnosis else "", a.errors[0] if a.errors else "", a.cause, a.fix)
             for a in result.accounts])
         self.report.cycle_finished(result)
+        await self.housekeeper.step(self.config)  # one bounded step; its SQLite work runs in a worker thread
         return result
 
     async def run_account(self, account: AccountConfig, local: LocalServer) -> AccountResult:
