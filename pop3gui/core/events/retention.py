@@ -64,7 +64,7 @@ class PruneResult:
 class EventRetention:
     """Prunes one event store file; each :meth:`step` opens and closes its own connection."""
 
-    def __init__(self, path: Path, *, step_rows: int = 20_000, batch_rows: int = 500,
+    def __init__(self, path: Path, *, step_rows: int = 20_000, batch_rows: int = 200,
                  vacuum_pages: int = 65_536) -> None:
         self.path = path
         self.step_rows = step_rows  # at most this many events are removed by one step

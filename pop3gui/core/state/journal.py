@@ -366,7 +366,7 @@ class JournalPrune:
     backlog: bool = False  # the step reached its bound: more is due
 
 
-def prune_journal(path: Path, now: float, *, step_rows: int = 20_000, batch_rows: int = 500,
+def prune_journal(path: Path, now: float, *, step_rows: int = 20_000, batch_rows: int = 200,
                   vacuum_pages: int = 16_384) -> JournalPrune:
     """One bounded pruning step on a connection of its own (blocking: run it in a worker thread).
 

@@ -59,8 +59,13 @@ def space(db: sqlite3.Connection, path: Path) -> Space:
 
 
 def pause_after(started: float) -> None:
-    """Leave the lock free at least as long as it was just held (and 2 ms), so other writers get their turn."""
-    time.sleep(max(0.002, time.perf_counter() - started))
+    """Leave the lock free twice as long as it was just held (and 5 ms at least), so other writers get their turn.
+
+    A writer that found the lock taken sleeps in SQLite's busy handler (1, 2,
+    5, 10, 15 ms ...) before it tries again; a gap longer than those sleeps
+    is one it does not miss.
+    """
+    time.sleep(max(0.005, 2 * (time.perf_counter() - started)))
 
 
 def reclaim(db: sqlite3.Connection, max_pages: int) -> int:
