@@ -128,6 +128,7 @@ class Journal:
             # durable write switches to FULL for its commit, which fsyncs the WAL
             # file and with it everything committed before.
             self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA journal_size_limit=4194304")  # the WAL shrinks back after a large prune
             self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise StateError(
