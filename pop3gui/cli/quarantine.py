@@ -331,7 +331,9 @@ def delete_messages(paths: Paths, args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("Nothing deleted.")
             return EXIT_PROBLEMS
-    for e in chosen:
-        ops.remove(quarantine, e)
-        print(f"{e.id}: deleted.")
+    with EventRecorder(paths) as recorder:
+        for e in chosen:
+            ops.remove(quarantine, e)
+            recorder.bus.emit(ops.deleted_event(e, "pop3gui quarantine delete"))
+            print(f"{e.id}: deleted.")
     return EXIT_OK

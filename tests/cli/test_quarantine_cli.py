@@ -192,9 +192,12 @@ def test_delete_without_a_terminal_needs_yes(office: Office, stuck: list[bytes])
     assert out.returncode == 1 and "--yes" in out.stderr and "not a terminal" in out.stderr
     assert len(records(office)) == 2
 
-    out = pop3gui("quarantine", "delete", records(office)["first"], "--yes")
+    first = records(office)["first"]
+    out = pop3gui("quarantine", "delete", first, "--yes")
     assert out.returncode == 0, out.stderr
     assert list(records(office)) == ["second"]
+    events = pop3gui("events", "--grep", "Deleted the quarantined message")
+    assert first in events.stdout and "pop3gui quarantine delete" in events.stdout, events.stdout
     assert sorted(p.suffix for p in office.paths.quarantine_dir.iterdir()) == [".eml", ".json"]
 
 

@@ -17,6 +17,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QPlainTextEdit
 
+from pop3gui.core.events.model import EventId
+from pop3gui.core.events.store import EventStore
 from pop3gui.core.config.model import Config
 from pop3gui.core.state.paths import Paths
 from pop3gui.core.state.spool import Quarantine, QuarantineRecord
@@ -170,6 +172,13 @@ def test_delete_asks_first_and_no_keeps_the_message(
     assert not quarantine.message_path("q-newer").exists()
     assert not (controller.paths.quarantine_dir / "q-newer.json").exists()
     assert [r.id for r in quarantine.records()] == ["q-older"] and tab.status.text() == "Deleted."
+    store = EventStore(controller.paths.events_db)
+    try:
+        [said] = store.query(grep="Deleted the quarantined message")
+    finally:
+        store.close()
+    assert said.id == EventId.QUARANTINE_DELETED and "q-newer" in said.text and "'Order 42'" in said.text
+    assert "the Quarantine page" in said.text and said.subject == "Order 42"
 
 
 def test_delete_of_a_message_already_gone_asks_nothing(

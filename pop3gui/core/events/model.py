@@ -86,7 +86,8 @@ class EventId(enum.IntEnum):
     SPOOL_FAILED = 3011
     MAIL_LOOP = 3012
     MESSAGE_MOVED = 3013
-    # Housekeeping: what the stores give up so they stay bounded (3014 is QUARANTINE_DELETED's)
+    QUARANTINE_DELETED = 3014  # an admin deleted a quarantined message (Quarantine page or the command line)
+    # Housekeeping: what the stores give up so they stay bounded
     EVENTS_PRUNED = 3015
     QUARANTINE_EXPIRED = 3016
     HOUSEKEEPING_FAILED = 3017

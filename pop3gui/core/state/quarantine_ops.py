@@ -19,6 +19,7 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from pop3gui.core.errors import ConfigError, StateError
+from pop3gui.core.events.model import Event, EventId, Severity
 from pop3gui.core.state.spool import Quarantine, QuarantineRecord, fsync_file
 
 HOW_TO_FIND_IDS = "List the quarantined messages and their IDs with `pop3gui quarantine list`."
@@ -194,3 +195,14 @@ def remove(quarantine: Quarantine, e: QuarantineEntry) -> None:
             cause="The quarantine folder is not writable by this user.",
             fix="Run the command as the user the connector runs as.",
         ) from exc
+
+
+def deleted_event(e: QuarantineEntry, where: str) -> Event:
+    """The record of a deletion by an admin: which message it was, so the history keeps its trace."""
+    r = e.record
+    what = (f"from {r.sender or '(no sender)'}, subject {r.subject or '(no subject)'!r}" if r is not None
+            else "(its record was unreadable)")
+    return Event(EventId.QUARANTINE_DELETED, Severity.INFO,
+                 f"Deleted the quarantined message {e.id} {what} ({where}).",
+                 account=r.account if r else "", uid=r.uid if r else "", message_id=r.message_id if r else "",
+                 subject=r.subject if r else "")

@@ -202,5 +202,7 @@ class Quarantine:
         return self.root / f"{record_id}.eml"
 
     def remove(self, record_id: str) -> None:
-        (self.root / f"{record_id}.json").unlink(missing_ok=True)
+        # The message first: interrupted in between, the record stays listed (its .eml missing, which
+        # `pop3gui quarantine` shows) instead of an unlisted message file nobody would find.
         (self.root / f"{record_id}.eml").unlink(missing_ok=True)
+        (self.root / f"{record_id}.json").unlink(missing_ok=True)

@@ -31,7 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pop3gui.core.errors import Pop3guiError
+from pop3gui.core.errors import Pop3guiError, StateError
+from pop3gui.core.state.quarantine_ops import QuarantineEntry, deleted_event
 from pop3gui.core.state.spool import Quarantine, QuarantineRecord
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.quarantine_model import QuarantineModel
@@ -217,14 +218,20 @@ class QuarantineTab(QWidget):
         return box
 
     def delete(self, record_id: str) -> bool:
+        quarantine = self.model.quarantine
         try:
-            self.model.quarantine.remove(record_id)
+            record: QuarantineRecord | None = quarantine.get(record_id)
+        except StateError:
+            record = None  # unreadable or gone: deleting what is left is still what was asked
+        try:
+            quarantine.remove(record_id)
         except OSError as exc:
             self._warn(self.tr("Delete failed"),
                        self.tr("Could not delete the message: {error}.\nCheck the permissions of {folder}.")
                        .format(error=exc.strerror or exc, folder=self.model.quarantine.root))
             self.model.refresh()
             return False
+        self.controller.bus.emit(deleted_event(QuarantineEntry(record_id, record, None), "the Quarantine page"))
         self.status.setText(self.tr("Deleted."))
         self.model.refresh()
         return True
