@@ -97,8 +97,10 @@ class EventRetention:
             over_cap = self._delete(db, "SELECT seq FROM events ORDER BY seq LIMIT ?", (), min(budget, target))
             budget -= over_cap
         remaining = int(db.execute("SELECT count(*) FROM events").fetchone()[0])
-        over_target = max_mb > 0 and space(db, self.path).live_bytes > max_mb * _MB * TARGET_SHARE
-        if (expired or over_cap) and (over_target or (expired + over_cap) * 4 >= remaining):
+        # Not after every routine expiry (a store between its target and its cap would rewrite its whole
+        # index after every cycle): the leftovers of deleted events then count towards the cap, and the
+        # removal for the cap, when it comes, cleans them up.
+        if over_cap or (expired and expired * 4 >= remaining):
             self._optimize_index(db)
         converted = False
         before = space(db, self.path)
@@ -117,8 +119,8 @@ class EventRetention:
         """Rewrite the full-text index without what deleted events left in it, in one transaction.
 
         A full-text index records a deletion as more data until its segments
-        are merged into one.  This runs only when it pays: the store is over
-        its target size, or a quarter of it or more went at once (a backlog).
+        are merged into one.  This runs only when it pays: events went for the
+        size cap, or a quarter of the store or more expired at once (a backlog).
         It is one transaction, never an incremental merge: an incremental
         merge from this connection, while the runner's connection adds
         events between its transactions, damaged the index (SQLite 3.40).

@@ -149,6 +149,7 @@ class EventStore:
             self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA journal_size_limit=4194304")  # the WAL is cut back to 4 MB after a checkpoint
         self._db.executescript(_SCHEMA)
         self._add_typed_columns()
         self._search_low: int | None = None  # None: no FTS5 in this SQLite; every search is a LIKE

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import pytest
 
 from pop3gui.core.events.model import Event, EventId, Severity
 from pop3gui.core.events.retention import EventRetention
@@ -150,4 +153,29 @@ async def test_pruning_in_a_thread_never_stalls_the_event_loop(tmp_path: Path) -
     # Both connections wrote the full-text index at once (appends here, deletes there): it is whole.
     store._db.execute("INSERT INTO events_fts(events_fts) VALUES ('integrity-check')")
     assert store._db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    store.close()
+
+
+def test_routine_expiry_near_the_cap_does_not_rewrite_the_whole_text_index(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between its target (80 %) and its cap, a store loses a few expired events every cycle: rewriting the
+    full-text index each time would cost seconds per cycle on a large store; removal for the cap does it."""
+    from pop3gui.core.state.sqlite_space import space, upkeep_connection
+
+    store = EventStore(store_path(tmp_path))
+    fill(store, 100, NOW - timedelta(days=91), text="old")
+    fill(store, 30_000, NOW - timedelta(days=1))
+    db = upkeep_connection(store_path(tmp_path))
+    live = space(db, store_path(tmp_path)).live_bytes
+    db.close()
+    cap_mb = math.ceil(live / 0.9 / 2**20)
+    assert 0.8 < live / (cap_mb * 2**20) < 1.0, (live, cap_mb)  # the band this test is about
+    rewrites: list[int] = []
+    monkeypatch.setattr(EventRetention, "_optimize_index", lambda self, db: rewrites.append(1))
+
+    result = EventRetention(store_path(tmp_path)).step(90, cap_mb, NOW)
+    assert (result.expired, result.over_cap) == (100, 0) and rewrites == []
+
+    result = EventRetention(store_path(tmp_path)).step(90, max(1, cap_mb // 2), NOW)  # now over the cap
+    assert result.over_cap > 0 and rewrites == [1]
     store.close()
