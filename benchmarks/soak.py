@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--message-kb", type=int, default=32, help="size of each seeded message (default 32)")
     parser.add_argument("--events-max-mb", type=int, metavar="MB",
                         help="write [events] max_mb = MB into the runner's config (default: pop3gui's default), "
-                        "to watch the store kept under a cap it reaches during the soak")
+                        "to watch the store kept under a cap it reaches during the soak; with --csv: the cap that run had")
     parser.add_argument("--out", type=Path, default=ROOT / "docs",
                         help="folder for soak-MODE.csv and benchmarks-soak-MODE.png (default docs/)")
     parser.add_argument("--csv", type=Path, help="only analyse and plot this CSV of an earlier run")
@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.csv is not None:
         samples = soak_rig.read_csv(args.csv)
         wall = samples[-1].seconds if samples else 0.0
+        cap = args.events_max_mb  # the run's cap is not in its CSV: say it again
     else:
         if os.geteuid() != 0:
             print("soak: must run as root (private Dovecot and Postfix instances).", file=sys.stderr)
