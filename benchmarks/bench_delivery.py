@@ -8,9 +8,9 @@ Dovecot Maildirs, and measures, one after the other in one run:
   dir, passwords from ``benchmarks/bench_keyring.py``);
 * ``fetchmail`` with an equivalent rc file (``keep``, ``fetchall``, the same
   Postfix as ``smtphost``, ``smtpname alice@contoso.com``), if installed;
-* the floor: in-process, a pipelined raw POP3 reader (all RETRs sent at once)
-  feeding one aiosmtplib connection that sends sequentially; no journal, no
-  spool, no events.
+* the floor: in-process, every account at once, each a pipelined raw POP3
+  reader (all RETRs sent at once) feeding its own aiosmtplib connection that
+  sends sequentially; no journal, no spool, no events.
 
 The IMAP cases (``imap-loopback``, ``imap-wan``, only when named) read the
 same Dovecot over IMAP: pop3gui with ``protocol = "imap"`` on INBOX and
@@ -40,6 +40,8 @@ Run as root (Dovecot and Postfix need it)::
     python3 benchmarks/bench_delivery.py                 # all cases
     python3 benchmarks/bench_delivery.py --case wan --case big --markdown
     python3 benchmarks/bench_delivery.py --case imap-loopback --case imap-wan --repeat 3
+
+Every run ends with the targets of the cases it ran: figures, ratio, goal, met or not, and the load.
 """
 
 from __future__ import annotations
@@ -180,6 +182,7 @@ class Result:
     ok: bool = True
     notes: list[str] = field(default_factory=list)
     runs: list[float] = field(default_factory=list)
+    by_round: list[Result] = field(default_factory=list)  # with --repeat: every run of this peer, round by round
     nbytes: int = 0
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
     machine_busy: float = 0.0  # share of all cores busy (any process) from start until delivered
@@ -517,14 +520,12 @@ def run_pop3gui(setup: Setup, workload: Workload, *, profile: Path | None = None
     return run_measured(cmd, env=env, log=log, cwd=home), log
 
 
-def pop3gui_startup(setup: Setup) -> str:
-    """What `python -m pop3gui --version` costs: the fixed start-up part of every pop3gui figure."""
+def pop3gui_startup(setup: Setup) -> Run:
+    """What `python -m pop3gui --version` costs (best of 3): the fixed start-up part of every pop3gui figure."""
     home, env = pop3gui_home(setup, Workload("startup", 1, 0, 0), "pop3gui-startup")
     runs = [run_measured([sys.executable, "-m", "pop3gui", "--version"], env=env, log=home / "v.log", cwd=home)
             for _ in range(3)]
-    best = min(runs, key=lambda r: r.wall)
-    return (f"pop3gui start-up alone (`python -m pop3gui --version`, best of 3): wall {best.wall:.2f} s, "
-            f"CPU {best.cpu:.2f} s, peak RSS {best.maxrss_kb / 1024:.0f} MiB")
+    return min(runs, key=lambda r: r.wall)
 
 
 def fetchmail_rc(setup: Setup, workload: Workload) -> str:
@@ -651,33 +652,42 @@ async def _floor_imap_reader(port: int, user: str, queue: asyncio.Queue[bytes | 
 
 
 async def floor(setup: Setup, workload: Workload) -> int:
-    """Pipelined RETR (IMAP: one FETCH of all) on every account at once, one SMTP connection sending
-    sequentially; no journal."""
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    """Every account at once, each with its own pipelined RETR session (IMAP: one FETCH of all) feeding its
+    own SMTP connection, which sends one message after the other; no journal.
 
-    async def readers() -> None:
-        try:
-            reader = _floor_imap_reader if workload.protocol == "imap" else _floor_reader
-            await asyncio.gather(*(reader(setup.port, f"bench{a}", queue)
-                                   for a in range(workload.accounts)))
-        finally:
-            await queue.put(None)
+    One account is one POP3 and one SMTP session; ten accounts are ten of each, side by side: the minimal
+    parallel connector these servers allow.
+    """
+    reader = _floor_imap_reader if workload.protocol == "imap" else _floor_reader
 
-    async def sender() -> int:
-        sent = 0
-        smtp = aiosmtplib.SMTP(hostname=setup.postfix.host, port=setup.postfix.port, timeout=600,
-                               start_tls=False, use_tls=False)
-        await smtp.connect()
-        try:
-            while (message := await queue.get()) is not None:
-                await smtp.sendmail(SENDER, [RECIPIENT], message)
-                sent += 1
-        finally:
-            with contextlib.suppress(Exception):
-                await smtp.quit()
+    async def account(user: str) -> int:
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        async def read() -> None:
+            try:
+                await reader(setup.port, user, queue)
+            finally:
+                await queue.put(None)
+
+        _, sent = await asyncio.gather(read(), _floor_sender(setup, queue))
         return sent
 
-    _, sent = await asyncio.gather(readers(), sender())
+    return sum(await asyncio.gather(*(account(f"bench{a}") for a in range(workload.accounts))))
+
+
+async def _floor_sender(setup: Setup, queue: asyncio.Queue[bytes | None]) -> int:
+    """One SMTP connection submitting what one account's reader queues, one message after the other."""
+    sent = 0
+    smtp = aiosmtplib.SMTP(hostname=setup.postfix.host, port=setup.postfix.port, timeout=600,
+                           start_tls=False, use_tls=False)
+    await smtp.connect()
+    try:
+        while (message := await queue.get()) is not None:
+            await smtp.sendmail(SENDER, [RECIPIENT], message)
+            sent += 1
+    finally:
+        with contextlib.suppress(Exception):
+            await smtp.quit()
     return sent
 
 
@@ -768,9 +778,11 @@ def measure_interleaved(peers: list[str], setup: Setup, corpus: Corpus, workload
 
 def median_run(results: list[Result]) -> Result:
     """The run with the median wall time, carrying every run's wall time and every failure."""
+    in_rounds = list(results)
     results = sorted(results, key=lambda r: r.wall)
     chosen = results[len(results) // 2]  # the median run
     chosen.runs = [r.wall for r in results]
+    chosen.by_round = in_rounds
     for r in results:
         if not r.ok and r is not chosen:
             chosen.ok = False
@@ -871,6 +883,7 @@ def md_table(headers: list[str], rows: list[list[str]]) -> str:
 METHOD = (
     "wall = from starting the peer to its exit (floor: to the last message accepted by Postfix); "
     "until delivered = same start, until Postfix has written all messages to its Maildir; "
+    "floor = every account's POP3 session at once, each feeding its own SMTP connection, in this process; "
     "CPU and peak RSS = the peer's own process (/usr/bin/time), floor = this benchmark process "
     "(process_time delta, ru_maxrss of the whole process); servers' CPU not counted. "
     "pop3gui deletes what it delivered (POP3: DELE before QUIT, its default; IMAP: after_delivery = delete, "
@@ -886,13 +899,95 @@ METHOD = (
 )
 
 
+@dataclass(frozen=True)
+class Target:
+    """One performance target: pop3gui against fetchmail or the floor on one workload, or its CPU."""
+
+    case: str
+    workload: str  # the workload's label
+    versus: str  # "fetchmail": at least goal× faster; "floor": at most goal× its wall; "cpu": ms per message
+    goal: float
+    text: str
+
+
+TARGETS = (
+    Target("loopback", "1000×10KiB", "fetchmail", 10.0, "loopback 1000 × 10 KiB: ≥ 10× faster than fetchmail"),
+    Target("wan", "200×10KiB@10ms", "fetchmail", 15.0, "200 × 10 KiB at 20 ms RTT: ≥ 15× faster than fetchmail"),
+    Target("accounts", "10 accts×100", "floor", 1.3, "10 accounts × 100: within 1.3× of the parallel floor"),
+    Target("loopback", "1000×10KiB", "cpu", 1.5, "pop3gui's own CPU ≤ 1.5 ms per 10 KiB message"),
+)
+VERDICT_HEADERS = ["target", "figures", "ratio", "goal", "met?", "load"]
+
+
+def load_range(results: list[Result]) -> str:
+    """The lowest and highest 1-minute load average seen before or after any run of *results*."""
+    values = [x for r in results for run in (r.by_round or [r]) for x in run.load]
+    return f"{min(values):.1f}–{max(values):.1f}" if values else "n/a"
+
+
+def target_verdicts(sections: list[tuple[Case, list[Result], list[str]]],
+                    startup_cpu: float | None) -> list[list[str]]:
+    """One row per target whose case ran: the figures, the ratio of the medians, the goal, and whether it is met
+    (with --repeat also the ratio round by round). The quick run checks the loopback targets on its 100
+    messages, as a smoke test of the verdicts only."""
+    rows = []
+    for case, results, _ in sections:
+        by = {(r.peer, r.workload.label): r for r in results}
+        quick = case.name == QUICK.name
+        for t in TARGETS:
+            if t.case != case.name and not (quick and t.case == "loopback"):
+                continue
+            label = case.workloads[0].label if quick else t.workload
+            text = t.text + (f" (quick run: {label}, not the target's workload)" if quick else "")
+            p = by.get(("pop3gui", label))
+            if p is None:
+                continue
+            if t.versus == "cpu":
+                n = p.workload.total
+                cpus = sorted(r.cpu for r in (p.by_round or [p]))
+                cpu = cpus[len(cpus) // 2]
+                per = 1000 * cpu / n
+                figure = f"pop3gui CPU {cpu:.2f} s (median of {len(cpus)}) / {n} messages, start-up included"
+                if startup_cpu is not None:
+                    figure += f"; {1000 * (cpu - startup_cpu) / n:.2f} ms without start-up ({startup_cpu:.2f} s)"
+                rows.append([text, figure, f"{per:.2f} ms/msg", f"≤ {t.goal:g} ms",
+                             "yes" if per <= t.goal and p.ok else "NO" + ("" if p.ok else " (a run failed)"),
+                             load_range([p])])
+                continue
+            o = by.get((t.versus, label))
+            if o is None or not o.wall or not p.wall:
+                rows.append([text, f"{t.versus} not measured", "-", "-", "n/a", load_range([p])])
+                continue
+
+            def x(pop: Result, other: Result) -> float:
+                return other.wall / pop.wall if t.versus == "fetchmail" else pop.wall / other.wall
+
+            def met(value: float) -> bool:
+                return value >= t.goal if t.versus == "fetchmail" else value <= t.goal
+
+            value = x(p, o)
+            figure = f"pop3gui {p.wall:.2f} s, {t.versus} {o.wall:.2f} s (median walls)"
+            rounds = [x(a, b) for a, b in zip(p.by_round, o.by_round, strict=False) if a.wall and b.wall]
+            if len(rounds) > 1:
+                figure += (f"; round by round {min(rounds):.2f}–{max(rounds):.2f}×, met in "
+                           f"{sum(map(met, rounds))} of {len(rounds)}")
+            ok = p.ok and o.ok
+            rows.append([text, figure, f"{value:.2f}×", ("≥ " if t.versus == "fetchmail" else "≤ ") + f"{t.goal:g}×",
+                         ("yes" if met(value) else "NO") if ok else "FAIL (a run failed)", load_range([p, o])])
+    return rows
+
+
 def render(machine: dict[str, str], sections: list[tuple[Case, list[Result], list[str]]], *,
-           markdown: bool, profile_text: str = "") -> str:
+           markdown: bool, profile_text: str = "", verdicts: list[list[str]] | None = None) -> str:
     out: list[str] = []
     if markdown:
         out.append("### Machine\n")
         out += [f"- {k}: {v}" for k, v in machine.items()]
         out.append(f"\nMethod: {METHOD}\n")
+        if verdicts:
+            out.append("### Targets\n")
+            out.append(md_table(VERDICT_HEADERS, verdicts))
+            out.append("")
         for case, results, extra in sections:
             out.append(f"### {case.name}: {case.title}\n")
             out.append(md_table(HEADERS, result_rows(results)))
@@ -918,6 +1013,10 @@ def render(machine: dict[str, str], sections: list[tuple[Case, list[Result], lis
             out.append("")
             out.append("== profile of pop3gui (cProfile)")
             out.append(profile_text.rstrip())
+        if verdicts:
+            out.append("")
+            out.append("== targets (ratio of the median walls; load = 1-minute load average around those runs)")
+            out.append(text_table(VERDICT_HEADERS, verdicts))
     return "\n".join(out) + "\n"
 
 
@@ -1071,6 +1170,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_delivery: cannot use pop3gui from {args.rev or ROOT}: {exc}", file=sys.stderr)
         return 2
     machine = machine_details(commit)
+    load_at_start = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+    startup: Run | None = None
     sections: list[tuple[Case, list[Result], list[str]]] = []
     profile_text = ""
     failed = False
@@ -1083,8 +1184,10 @@ def main(argv: list[str] | None = None) -> int:
                 print("warming up (unreported) ...", flush=True)
                 warm_up(dovecot, postfix, work, peers, fetchmail, protocols)
             if "pop3gui" in peers:
-                machine["pop3gui start-up"] = pop3gui_startup(
-                    Setup(dovecot, postfix, dovecot.pop3_port, work)).split(": ", 1)[1]
+                startup = pop3gui_startup(Setup(dovecot, postfix, dovecot.pop3_port, work))
+                machine["pop3gui start-up"] = (f"wall {startup.wall:.2f} s, CPU {startup.cpu:.2f} s, peak RSS "
+                                               f"{startup.maxrss_kb / 1024:.0f} MiB (`python -m pop3gui "
+                                               "--version`, best of 3)")
             for case in cases:
                 results, extra, prof = run_case(case, (dovecot, postfix, work), peers, fetchmail, args.repeat,
                                                 args.profile and not profile_text)
@@ -1094,10 +1197,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     machine["benchmark run"] = f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {time.monotonic() - began:.0f} s"
+    machine["load"] = (f"1/5/15-minute load average {' / '.join(load_at_start) or 'n/a'} at the start, "
+                       f"{' / '.join(Path('/proc/loadavg').read_text().split()[:3])} at the end; 1-minute average "
+                       f"{load_range([r for _, results, _ in sections for r in results])} before and after each "
+                       "measurement")
+    verdicts = target_verdicts(sections, startup.cpu if startup else None)
     print()
-    print(render(machine, sections, markdown=args.markdown, profile_text=profile_text), end="")
+    print(render(machine, sections, markdown=args.markdown, profile_text=profile_text, verdicts=verdicts), end="")
     if args.output:
-        Path(args.output).write_text(render(machine, sections, markdown=True, profile_text=profile_text))
+        Path(args.output).write_text(render(machine, sections, markdown=True, profile_text=profile_text,
+                                            verdicts=verdicts))
     return 1 if failed else 0
 
 
