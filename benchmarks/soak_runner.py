@@ -55,6 +55,9 @@ class Probe:
         self.cycles = 0
         self.trigger: Any = None  # a callable: start the next cycle
         self.quit: Any = None  # a callable: stop the runner as its user would
+        # The headless driver reports when run_cycle has returned (after the cycle's housekeeping step,
+        # whose worker-thread connections would otherwise be counted as open fds).
+        self.report_on_cycle_finished = True
 
     def listen(self) -> None:
         """Read commands on the running loop (asyncio's or qasync's): one reader, for the whole run."""
@@ -108,7 +111,8 @@ class Probe:
         pass
 
     def on_cycle_finished(self, result: Any) -> None:
-        self.finished(result)
+        if self.report_on_cycle_finished:
+            self.finished(result)
 
 
 def run_headless(probe: Probe) -> int:
@@ -127,17 +131,42 @@ def run_headless(probe: Probe) -> int:
             self.now = lambda: datetime.now() + self.skipped
             interval = timedelta(minutes=self.config.schedule.interval_min)
 
+            self.cycling = False
+            self.asked = False
+
             def trigger() -> None:
+                if self.cycling:  # the cycle reported its end but is still finishing (housekeeping):
+                    self.asked = True  # the next is asked for once it has returned
+                    return
                 self.skipped += interval  # the next scheduled cycle is due now ...
                 self.wake()  # ... and run_forever looks at the clock at once
 
+            self.trigger = trigger
             probe.trigger = trigger
             probe.quit = self.request_stop
+
+        async def run_cycle(self, only: set[str] | None = None) -> Any:
+            """A cycle as the runner runs it; a request that came before it returned is served after.
+
+            The runner reckons the next cycle from the moment the last one returned: moving the
+            clock before that would be lost in the interval.
+            """
+            self.cycling = True
+            try:
+                result = await super().run_cycle(only)
+            finally:
+                self.cycling = False
+                if self.asked:
+                    self.asked = False
+                    asyncio.get_running_loop().call_soon(self.trigger)
+            probe.finished(result)
+            return result
 
         async def run_forever(self) -> None:
             probe.listen()  # the loop exists from here on
             await super().run_forever()
 
+    probe.report_on_cycle_finished = False
     setattr(run_command, "Connector", ProbedConnector)
     return main(["run", "--quiet"])
 

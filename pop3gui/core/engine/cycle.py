@@ -137,6 +137,9 @@ class Connector:
         next_cycle = self._next_scheduled(self.now())
         self.health.planned(next_cycle, "" if next_cycle is not None else "no hour of the week is chosen")
         while not self.stopping:
+            # Cleared before looking, not before waiting: a wake() that comes while a cycle runs is kept,
+            # and the wait below returns at once to look again.
+            self._woken.clear()
             now = self.now()
             clock_set_back = last_cycle is not None and now < last_cycle
             if self.config.schedule != schedule or clock_set_back:
@@ -157,7 +160,6 @@ class Connector:
                 await self.run_cycle(only=accounts)
             if self.stopping or (self._pushed and schedule.hours.is_open(self.now())):
                 continue
-            self._woken.clear()
             # Wall-clock waits in steps of at most a minute, so a changed clock or DST is noticed.
             left = 60.0 if next_cycle is None else (next_cycle - self.now()).total_seconds()
             with contextlib.suppress(TimeoutError):
