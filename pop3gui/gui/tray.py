@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -42,6 +43,7 @@ KIND_SIGN_IN = "sign-in-needed"
 KIND_ALERT, KIND_RECOVERED = "alert", "alert-recovered"
 SIGN_IN_DIAGNOSES = frozenset({Failure.SIGN_IN_NEEDED, Failure.OAUTH_TOKEN_REFUSED})
 NOTIFY_MS = 15_000
+SHOWN_KEPT = 100  # notifications remembered (the event store keeps the whole history)
 
 
 def is_policy_refusal(event: Event) -> bool:
@@ -138,7 +140,8 @@ class TrayRunner(QSystemTrayIcon):
         self._clicked_target: Event | None = None
         self._clicked_kind = ""
         self._run_sign_ins: set[str] = set()  # accounts ("" for the [smtp] login) told to sign in during this run
-        self.shown: list[tuple[str, str, str]] = []  # (kind, title, text), newest last
+        # (kind, title, text), newest last: the latest only, so a tray running for years keeps no history here
+        self.shown: deque[tuple[str, str, str]] = deque(maxlen=SHOWN_KEPT)
 
         self.menu = QMenu()
         self.menu.aboutToShow.connect(self.rebuild_menu)

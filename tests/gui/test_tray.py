@@ -47,6 +47,7 @@ from pop3gui.gui.tray import (
     KIND_POLICY,
     KIND_QUARANTINED,
     KIND_SIGN_IN,
+    SHOWN_KEPT,
     TrayRunner,
     run_summary,
 )
@@ -750,3 +751,13 @@ def test_the_tray_runner_moves_into_a_tray_that_appears_after_it_started(
         assert "stopped cleanly" in proc.text()
     finally:
         proc.close()
+
+
+def test_a_tray_that_notifies_for_years_remembers_only_the_latest_notifications(
+        tray: tuple[TrayRunner, Clock]) -> None:
+    runner, clock = tray
+    for minute in range(SHOWN_KEPT + 20):
+        clock.now += 61  # past the kind's once-a-minute limit
+        runner.controller.bus.emit(Event(EventId.QUARANTINED, Severity.ERROR, f"Kept in quarantine #{minute}"))
+    assert len(runner.shown) == SHOWN_KEPT
+    assert runner.shown[-1][2].endswith(f"#{SHOWN_KEPT + 19}")
