@@ -10,7 +10,8 @@ from __future__ import annotations
 from types import TracebackType
 
 from pop3gui.core.events.model import EventBus, Severity
-from pop3gui.core.events.store import EventLog, EventStore
+from pop3gui.core.events.log import EventLog
+from pop3gui.core.events.store import EventStore
 from pop3gui.core.state.paths import Paths
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from pop3gui.core.events.model import Event, EventBus, EventId, Outcome, Reply, Severity
-from pop3gui.core.events.store import EventLog, EventStore
+from pop3gui.core.events.log import EventLog
+from pop3gui.core.events.store import EventStore
 from pop3gui.core.failures import Failure
 
 
