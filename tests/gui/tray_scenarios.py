@@ -130,7 +130,7 @@ async def live(ok_home: str, fail_home: str, screenshot: str | None) -> dict[str
     tray.action("retrieve").trigger()
     out["notified"] = await await_until(lambda: len(tray.shown) > shown_before, 60)
     await await_until(lambda: not controller.running, 60)
-    out["notifications"] = [list(n) for n in tray.shown[shown_before:]]
+    out["notifications"] = [list(n) for n in list(tray.shown)[shown_before:]]
     out["state_after_failed_run"] = tray.state
     out["tooltip_after_failed_run"] = tray.toolTip()
     out["states"] = states
