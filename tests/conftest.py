@@ -7,6 +7,7 @@ them, except under CI (``CI=true``), where a missing server is a failure.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import shutil
@@ -14,6 +15,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,6 +218,11 @@ def secret_service() -> Iterator[SecretServiceSession]:
         stop_process(dbus)
         _reset_keyring_backend(secret_service=False)
         shutil.rmtree(home, ignore_errors=True)
+        # The keyring library leaves its D-Bus connections to the garbage collector: collect them now, with
+        # their bus gone, rather than as a ResourceWarning in whichever later test the collector runs in.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
 
 
 # -- An in-memory keyring, for tests of what is stored rather than of the keyring itself --
