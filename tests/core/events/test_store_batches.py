@@ -1,0 +1,106 @@
+"""Events emitted on a running loop are written in batches, and never lost to a reader or a close."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pop3gui.core.events import store as store_module
+from pop3gui.core.events.model import Event, EventBus, EventId, Severity
+from pop3gui.core.events.store import WRITE_BATCH, WRITE_DELAY_S, EventStore
+
+
+def make(n: int) -> Event:
+    return Event(id=EventId.MESSAGE_DELIVERED, severity=Severity.INFO, text=f"event {n}", account="alice")
+
+
+def on_disk(path: Path) -> list[str]:
+    """What another process would read: a connection of its own."""
+    with sqlite3.connect(path) as db:
+        return [str(r[0]) for r in db.execute("SELECT text FROM events ORDER BY seq")]
+
+
+def test_without_a_running_loop_each_event_is_written_at_once(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "events.sqlite3")
+    store(make(1))
+    assert on_disk(store.path) == ["event 1"]
+    store.close()
+
+
+def test_on_a_loop_events_wait_briefly_then_go_in_one_write(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "events.sqlite3")
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        for n in range(3):
+            store(make(n))
+        waiting = on_disk(store.path)
+        await asyncio.sleep(WRITE_DELAY_S * 4)
+        return waiting, on_disk(store.path)
+
+    waiting, written = asyncio.run(scenario())
+    assert waiting == []
+    assert written == ["event 0", "event 1", "event 2"]
+    store.close()
+
+
+def test_a_read_through_the_store_sees_the_waiting_events(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "events.sqlite3")
+    bus = EventBus()
+    bus.subscribe(store)
+
+    async def scenario() -> list[str]:
+        for n in range(3):
+            bus.emit(make(n))
+        return [e.text for e in store.latest(10)]
+
+    assert asyncio.run(scenario()) == ["event 0", "event 1", "event 2"]
+    store.close()
+
+
+def test_a_full_batch_is_written_without_waiting(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "events.sqlite3")
+
+    async def scenario() -> int:
+        for n in range(WRITE_BATCH):
+            store(make(n))
+        return len(on_disk(store.path))
+
+    assert asyncio.run(scenario()) == WRITE_BATCH
+    store.close()
+
+
+def test_close_writes_what_waits_and_an_appended_event_keeps_its_place(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "events.sqlite3")
+
+    async def scenario() -> int:
+        store(make(1))
+        seq = store.append(make(2))  # written at once, after the one waiting
+        store(make(3))
+        return seq
+
+    seq = asyncio.run(scenario())  # the loop is gone with event 3 still waiting
+    store.close()
+    assert on_disk(store.path) == ["event 1", "event 2", "event 3"]
+    assert seq == 2
+
+
+def test_a_failed_write_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    store = EventStore(tmp_path / "events.sqlite3")
+    monkeypatch.setattr(store_module, "_INSERT", "INSERT INTO no_such_table VALUES (?)")
+
+    async def scenario() -> None:
+        store(make(1))
+        await asyncio.sleep(WRITE_DELAY_S * 4)
+
+    with caplog.at_level(logging.ERROR, logger="pop3gui.core.events.store"):
+        asyncio.run(scenario())
+    assert "could not store 1 event(s)" in caplog.text
+    monkeypatch.undo()
+    store(make(2))  # the store still works afterwards
+    assert on_disk(store.path) == ["event 2"]
+    store.close()
