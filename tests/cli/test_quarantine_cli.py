@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -262,23 +263,30 @@ def test_resubmit_beside_a_running_runner(office: Office, stuck: list[bytes]) ->
 
 
 def test_resubmit_holds_the_runner_lock_meanwhile(office: Office, stuck: list[bytes]) -> None:
-    """No runner: the command holds the lock, so a cycle cannot start in the middle of a resubmission."""
+    """No runner: the command holds the lock, so a cycle cannot start in the middle of a resubmission.
+
+    The local server here takes the connection and never greets, so the command
+    is certainly still submitting while the lock is looked at (until its timeout).
+    """
     fix_the_mapping(office)
-    env = dict(os.environ)
-    proc = subprocess.Popen([sys.executable, "-m", "pop3gui", "quarantine", "resubmit", "--all"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    saw_lock = False
-    while proc.poll() is None:
-        lock = RunnerLock(office.paths.lock_file)
-        try:
-            lock.acquire()
-            lock.release()
-        except OSError:
-            saw_lock = True
-        time.sleep(0.02)
-    out, err = proc.communicate()
-    assert proc.returncode == 0, out + err
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        office.use(*office.config.accounts,
+                   smtp=replace(office.config.smtp, port=silent.getsockname()[1], security="none", timeout_s=2))
+        proc = subprocess.Popen([sys.executable, "-m", "pop3gui", "quarantine", "resubmit", "--all"],
+                                env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        saw_lock = False
+        while proc.poll() is None and not saw_lock:
+            lock = RunnerLock(office.paths.lock_file)
+            try:
+                lock.acquire()
+                lock.release()
+            except OSError:
+                saw_lock = True
+            time.sleep(0.02)
+        out, err = proc.communicate(timeout=60)
     assert saw_lock and "working on" not in err
+    assert proc.returncode != 0 and "did not answer" in out + err, out + err
+    assert len(records(office)) == 2  # nothing was sent: both stay in quarantine
 
 
 # --- damaged entries -------------------------------------------------------------------------
