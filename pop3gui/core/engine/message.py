@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from pop3gui.core.mail.fingerprint import file_chunks, message_fingerprint
-from pop3gui.core.mail.headers import header_text
+from pop3gui.core.mail.headers import has_value, header_text
 from pop3gui.core.mail.messages import header_block, read_header_block
 from pop3gui.core.mail.recipients import envelope_sender, parse_headers
 from pop3gui.core.smtp.data import MessageSource
@@ -67,7 +67,7 @@ class InFlight:
             self.subject = header_text(headers, "Subject")
             self.sender = envelope_sender(headers)
             self.headers = headers
-            self.key = duplicate_key(account, self, dated=bool(header_text(headers, "Date").strip()))
+            self.key = duplicate_key(account, self, dated=has_value(headers, "Date"))
         return self.headers
 
 

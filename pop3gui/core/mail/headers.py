@@ -13,7 +13,7 @@ import re
 from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage, Message
 
-__all__ = ["decoded_text", "header_text", "raw_fields"]
+__all__ = ["decoded_text", "has_value", "header_text", "raw_fields"]
 
 # Looked up once: HeaderRegistry builds a new class on every lookup.
 _TEXT_HEADER = HeaderRegistry()["subject"]
@@ -36,6 +36,16 @@ def header_text(headers: EmailMessage, name: str) -> str:
                     return value
                 break
     return _parsed_header_text(headers, name)
+
+
+def has_value(headers: Message, name: str) -> bool:
+    """Whether the message has a field *name* with anything but blanks in it (read raw, never parsed:
+    the duplicate key asks whether a Date is there, not what it says)."""
+    wanted = name.lower()
+    for key, value in headers.raw_items():
+        if key.lower() == wanted and str(value).strip():
+            return True
+    return False
 
 
 def _parsed_header_text(headers: EmailMessage, name: str) -> str:

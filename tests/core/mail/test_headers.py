@@ -7,7 +7,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from pop3gui.core.mail.headers import decoded_text, header_text, raw_fields
+from pop3gui.core.mail.headers import decoded_text, has_value, header_text, raw_fields
 
 
 def parsed(raw: bytes) -> EmailMessage:
@@ -28,6 +28,21 @@ def parsed(raw: bytes) -> EmailMessage:
 )
 def test_header_text(line: bytes, name: str, expected: str) -> None:
     assert header_text(parsed(line + b"\r\n\r\nbody\r\n"), name) == expected
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (b"Date: Tue, 1 Dec 2026 03:00:00 +0000", True),
+        (b"date: not a date at all", True),  # present is what counts, not parseable
+        (b"Date:\r\n  Tue, 1 Dec 2026 03:00:00 +0000", True),  # folded
+        (b"Date:   ", False),
+        (b"Date:\r\nDate: Tue, 1 Dec 2026 03:00:00 +0000", True),  # the second one has a value
+        (b"X-Date: Tue, 1 Dec 2026 03:00:00 +0000", False),
+    ],
+)
+def test_has_value(lines: bytes, expected: bool) -> None:
+    assert has_value(parsed(b"Subject: s\r\n" + lines + b"\r\n\r\nbody\r\n"), "Date") is expected
 
 
 def test_raw_fields_are_unfolded_lower_case_and_in_order() -> None:
