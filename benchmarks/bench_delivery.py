@@ -575,7 +575,9 @@ def run_fetchmail(setup: Setup, workload: Workload, fetchmail: str) -> tuple[Run
     return run_measured(cmd, env=env, log=log, cwd=home), log
 
 
-async def _floor_reader(port: int, user: str, queue: asyncio.Queue[bytes | None]) -> int:
+async def _floor_reader(port: int, user: str, queue: asyncio.Queue[bytes | None], sent: asyncio.Event) -> int:
+    """POP3: all RETRs sent at once after login; once *sent* (every message accepted by Postfix), all DELEs
+    and QUIT at once: pop3gui's job (it deletes what it delivered), done by the fewest round trips."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=512 * MIB)
     try:
         async def reply() -> bytes:
@@ -597,9 +599,12 @@ async def _floor_reader(port: int, user: str, queue: asyncio.Queue[bytes | None]
             if data.startswith(b".."):
                 data = data[1:]
             await queue.put(data.replace(b"\r\n..", b"\r\n."))
-        writer.write(b"QUIT\r\n")
+        await queue.put(None)
+        await sent.wait()
+        writer.write(b"".join(b"DELE %d\r\n" % i for i in range(1, count + 1)) + b"QUIT\r\n")
         await writer.drain()
-        await reply()
+        for _ in range(count + 1):
+            await reply()
         return count
     finally:
         writer.close()
@@ -607,8 +612,9 @@ async def _floor_reader(port: int, user: str, queue: asyncio.Queue[bytes | None]
             await writer.wait_closed()
 
 
-async def _floor_imap_reader(port: int, user: str, queue: asyncio.Queue[bytes | None]) -> int:
-    """IMAP: LOGIN, then SELECT INBOX and one FETCH 1:* (BODY.PEEK[]) sent together; nothing deleted."""
+async def _floor_imap_reader(port: int, user: str, queue: asyncio.Queue[bytes | None], sent: asyncio.Event) -> int:
+    """IMAP: LOGIN, then SELECT INBOX and one FETCH 1:* (BODY.PEEK[]) sent together; once *sent*, one
+    STORE 1:* +FLAGS.SILENT (\\Deleted), EXPUNGE and LOGOUT sent together (pop3gui deletes what it delivered)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=512 * MIB)
     try:
         async def tagged(tag: bytes, on_line: Callable[[bytes], Awaitable[None]] | None = None) -> None:
@@ -641,9 +647,12 @@ async def _floor_imap_reader(port: int, user: str, queue: asyncio.Queue[bytes | 
                 await reader.readline()  # the rest of the FETCH response: ")"
 
         await tagged(b"a3", body)
-        writer.write(b"a4 LOGOUT\r\n")
+        await queue.put(None)
+        await sent.wait()
+        writer.write(b"a4 STORE 1:* +FLAGS.SILENT (\\Deleted)\r\na5 EXPUNGE\r\na6 LOGOUT\r\n")
         await writer.drain()
-        await tagged(b"a4")
+        for tag in (b"a4", b"a5", b"a6"):
+            await tagged(tag)
         return count
     finally:
         writer.close()
@@ -653,7 +662,8 @@ async def _floor_imap_reader(port: int, user: str, queue: asyncio.Queue[bytes | 
 
 async def floor(setup: Setup, workload: Workload) -> int:
     """Every account at once, each with its own pipelined RETR session (IMAP: one FETCH of all) feeding its
-    own SMTP connection, which sends one message after the other; no journal.
+    own SMTP connection, which sends one message after the other; no journal. Once all are sent, the
+    session deletes them (pipelined DELEs; IMAP: STORE \\Deleted + EXPUNGE), as pop3gui does by default.
 
     One account is one POP3 and one SMTP session; ten accounts are ten of each, side by side: the minimal
     parallel connector these servers allow.
@@ -662,15 +672,21 @@ async def floor(setup: Setup, workload: Workload) -> int:
 
     async def account(user: str) -> int:
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        sent = asyncio.Event()
 
         async def read() -> None:
             try:
-                await reader(setup.port, user, queue)
+                await reader(setup.port, user, queue, sent)
             finally:
-                await queue.put(None)
+                queue.put_nowait(None)  # the sender stops even when reading failed (a second None is unread)
 
-        _, sent = await asyncio.gather(read(), _floor_sender(setup, queue))
-        return sent
+        async def send() -> int:
+            count = await _floor_sender(setup, queue)
+            sent.set()  # only now may the reader delete; on a failure nothing is deleted
+            return count
+
+        _, count = await asyncio.gather(read(), send())
+        return count
 
     return sum(await asyncio.gather(*(account(f"bench{a}") for a in range(workload.accounts))))
 
@@ -746,8 +762,8 @@ def measure(peer: str, setup: Setup, corpus: Corpus, workload: Workload, fetchma
     res.load = (res.load[0], loadavg())
     left = remaining_on_server(setup.dovecot, corpus)
     # what each peer leaves: pop3gui deletes (POP3 DELE; IMAP \Deleted + EXPUNGE), fetchmail keeps over POP3
-    # and deletes over IMAP, the floor never deletes
-    deletes = peer == "pop3gui" or (peer == "fetchmail" and workload.protocol == "imap")
+    # and deletes over IMAP, the floor deletes as pop3gui does
+    deletes = peer in ("pop3gui", "floor") or (peer == "fetchmail" and workload.protocol == "imap")
     expect_left = 0 if deletes else n
     if left != expect_left:
         res.ok = False
@@ -881,14 +897,16 @@ def md_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 METHOD = (
-    "wall = from starting the peer to its exit (floor: to the last message accepted by Postfix); "
+    "wall = from starting the peer to its exit (floor: to its sessions' last QUIT/LOGOUT); "
     "until delivered = same start, until Postfix has written all messages to its Maildir; "
     "floor = every account's POP3 session at once, each feeding its own SMTP connection, in this process; "
     "CPU and peak RSS = the peer's own process (/usr/bin/time), floor = this benchmark process "
     "(process_time delta, ru_maxrss of the whole process); servers' CPU not counted. "
     "pop3gui deletes what it delivered (POP3: DELE before QUIT, its default; IMAP: after_delivery = delete, "
     "UID STORE \\Deleted + UID EXPUNGE); fetchmail runs with keep over POP3 and deletes over IMAP (expunge 0: "
-    "one EXPUNGE at the end), so every pop3gui run and every fetchmail IMAP run ends with the mailbox empty "
+    "one EXPUNGE at the end); the floor deletes once everything is sent (all DELEs pipelined before QUIT; "
+    "IMAP: STORE \\Deleted + EXPUNGE), so every pop3gui run, every floor run and every fetchmail IMAP run ends "
+    "with the mailbox empty "
     "(checked, as is the delivered count). "
     "load = the machine's 1-minute load average before → after the measurement (other work on the machine "
     "makes figures noisy when it is well above 0). "
