@@ -64,7 +64,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -474,6 +474,7 @@ class Setup:
     postfix: PostfixServer
     port: int  # Dovecot's POP3 or IMAP port (the workload's protocol), or the delay proxy's in front of it
     work: Path
+    parallel_accounts: int | None = None  # pop3gui's [performance] max_parallel_accounts; None: its default
 
 
 def pop3gui_home(setup: Setup, workload: Workload, name: str) -> tuple[Path, dict[str, str]]:
@@ -496,6 +497,9 @@ def pop3gui_home(setup: Setup, workload: Workload, name: str) -> tuple[Path, dic
         policies=(RecipientPolicy("Default Policy", ("contoso.com",), "contoso.com"),),
         accounts=accounts,
     )
+    if setup.parallel_accounts is not None:
+        config = replace(config, performance=replace(config.performance,
+                                                     max_parallel_accounts=setup.parallel_accounts))
     save_config(config, home / "config.toml")
     secrets = home / "keyring.json"
     secrets.write_text(json.dumps({POP3_SERVICE: {a.name: PASSWORD for a in accounts}}))
@@ -1088,7 +1092,8 @@ def spread_lines(workload: Workload, peers: list[str], rounds: list[list[Result]
 
 
 def run_case(case: Case, setup_base: tuple[DovecotServer, PostfixServer, Path], peers: list[str],
-             fetchmail: str | None, repeat: int, profile: bool) -> tuple[list[Result], list[str], str]:
+             fetchmail: str | None, repeat: int, profile: bool,
+             parallel_accounts: int | None = None) -> tuple[list[Result], list[str], str]:
     dovecot, postfix, work = setup_base
     results: list[Result] = []
     extra: list[str] = []
@@ -1102,7 +1107,7 @@ def run_case(case: Case, setup_base: tuple[DovecotServer, PostfixServer, Path], 
         port = mailbox_port(dovecot, workload)
         proxy = ProxyProcess(port, workload.delay_ms) if workload.delay_ms else None
         try:
-            setup = Setup(dovecot, postfix, proxy.port if proxy else port, work)
+            setup = Setup(dovecot, postfix, proxy.port if proxy else port, work, parallel_accounts)
             active = [peer for peer in peers if peer != "fetchmail" or fetchmail is not None]
             print(f"[{case.name}] {', '.join(active)}: {workload.describe()}"
                   + (f", {repeat} interleaved rounds" if repeat > 1 else "") + " ...", flush=True)
@@ -1169,6 +1174,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure pop3gui as committed in COMMIT (a `git archive` in the temp folder) instead "
                         "of the working tree; use --rev HEAD for a baseline while pop3gui/ has local changes")
     parser.add_argument("--no-warm-up", action="store_true", help="skip the small unreported warm-up runs")
+    parser.add_argument("--max-parallel-accounts", type=int, metavar="N",
+                        help="pop3gui's [performance] max_parallel_accounts for every run (default: pop3gui's own "
+                        "default, 4); the floor always works every account at once")
     args = parser.parse_args(argv)
 
     if os.geteuid() != 0:
@@ -1206,9 +1214,12 @@ def main(argv: list[str] | None = None) -> int:
                 machine["pop3gui start-up"] = (f"wall {startup.wall:.2f} s, CPU {startup.cpu:.2f} s, peak RSS "
                                                f"{startup.maxrss_kb / 1024:.0f} MiB (`python -m pop3gui "
                                                "--version`, best of 3)")
+                if args.max_parallel_accounts is not None:
+                    machine["pop3gui config"] = (f"[performance] max_parallel_accounts = {args.max_parallel_accounts} "
+                                                 "(--max-parallel-accounts; the default is 4)")
             for case in cases:
                 results, extra, prof = run_case(case, (dovecot, postfix, work), peers, fetchmail, args.repeat,
-                                                args.profile and not profile_text)
+                                                args.profile and not profile_text, args.max_parallel_accounts)
                 profile_text = profile_text or prof
                 failed = failed or any(not r.ok for r in results)
                 sections.append((case, results, extra))
