@@ -7,11 +7,6 @@ Export saves the .eml; Delete asks first, because it is the last copy.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import shutil
-from email import policy
-from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from PySide6.QtGui import QFontDatabase
@@ -32,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from pop3gui.core.errors import Pop3guiError, StateError
-from pop3gui.core.state.quarantine_ops import QuarantineEntry, deleted_event
+from pop3gui.core.state import quarantine_ops
 from pop3gui.core.state.spool import Quarantine, QuarantineRecord
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.quarantine_model import QuarantineModel
@@ -120,13 +115,11 @@ class QuarantineTab(QWidget):
         record = self.selected()
         if record is None or self._gone(record):
             return None
-        path = self.model.quarantine.message_path(record.id)
         try:
-            with path.open("rb") as fh:
-                headers = BytesHeaderParser(policy=policy.default).parse(fh)
+            headers = quarantine_ops.headers(quarantine_ops.entry(self.model.quarantine, record.id))
             text = "".join(f"{k}: {v}\n" for k, v in headers.items())
-        except OSError as exc:
-            text = self.tr("Cannot read {path}: {error}").format(path=path, error=exc.strerror)
+        except StateError as exc:
+            text = exc.explain() + "\n"
         dialog = QDialog(self)
         dialog.setWindowTitle(self.tr("Headers of \"{subject}\"").format(subject=record.subject))
         body = QPlainTextEdit()
@@ -171,30 +164,20 @@ class QuarantineTab(QWidget):
             self.export(record.id, Path(name))
 
     def export(self, record_id: str, target: Path) -> bool:
-        """Copy the message to *target*; the quarantined copy stays whatever happens.
-
-        Written beside the target first and renamed once whole, so a full disk
-        leaves no half message under the chosen name.
-        """
-        source = self.model.quarantine.message_path(record_id)
-        if not source.exists():
+        """Copy the message to *target*; the quarantined copy stays whatever happens (a failed export leaves
+        no half message under the chosen name: see :func:`quarantine_ops.export`)."""
+        found = quarantine_ops.entry(self.model.quarantine, record_id)
+        if found.message is None:
             self.status.setText(self.tr("This message is no longer in quarantine: it was resubmitted or deleted "
                                         "meanwhile. The list is refreshed."))
             self.model.refresh()
             return False
-        partial = target.with_name(target.name + ".part")
         try:
-            shutil.copyfile(source, partial)
-            os.replace(partial, target)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                partial.unlink(missing_ok=True)
-            reason = exc.strerror or str(exc)
-            self._warn(self.tr("Export failed"),
-                       self.tr("Could not write {path}: {error}.\nThe message is still in quarantine. Choose a "
-                               "folder you can write to, with free space.").format(path=target, error=reason))
+            quarantine_ops.export(found, target)
+        except StateError as exc:
+            self._warn(self.tr("Export failed"), exc.explain())
             self.status.setText(self.tr("Export to {path} failed ({error}); the message is still in quarantine.")
-                                .format(path=target, error=reason))
+                                .format(path=target, error=exc.message))
             return False
         self.status.setText(self.tr("Exported to {path}. The message is still in quarantine; delete it there when "
                                     "you no longer need it.").format(path=target))
@@ -218,20 +201,15 @@ class QuarantineTab(QWidget):
         return box
 
     def delete(self, record_id: str) -> bool:
-        quarantine = self.model.quarantine
+        """Delete for good (asked first by the button); the event names the message, as the command's does."""
+        found = quarantine_ops.entry(self.model.quarantine, record_id)  # its record, unless unreadable or gone
         try:
-            record: QuarantineRecord | None = quarantine.get(record_id)
-        except StateError:
-            record = None  # unreadable or gone: deleting what is left is still what was asked
-        try:
-            quarantine.remove(record_id)
-        except OSError as exc:
-            self._warn(self.tr("Delete failed"),
-                       self.tr("Could not delete the message: {error}.\nCheck the permissions of {folder}.")
-                       .format(error=exc.strerror or exc, folder=self.model.quarantine.root))
+            quarantine_ops.remove(self.model.quarantine, found)
+        except StateError as exc:
+            self._warn(self.tr("Delete failed"), exc.explain())
             self.model.refresh()
             return False
-        self.controller.bus.emit(deleted_event(QuarantineEntry(record_id, record, None), "the Quarantine page"))
+        self.controller.bus.emit(quarantine_ops.deleted_event(found, "the Quarantine page"))
         self.status.setText(self.tr("Deleted."))
         self.model.refresh()
         return True
