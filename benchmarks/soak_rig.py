@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ if str(ROOT) not in sys.path:
 
 from tests.servers.dovecot import DovecotServer, process_gone, wait_for_port  # noqa: E402
 from tests.servers.postfix import PostfixServer  # noqa: E402
+from tests.support.x_server import display_with_tray  # noqa: E402
 
 RUNNER = BENCH_DIR / "soak_runner.py"
 PASSWORD = "soak-password"
@@ -248,33 +249,9 @@ class Office:
 # --- a display with a system tray ----------------------------------------------------------
 
 
-@contextmanager
-def x_display() -> Iterator[dict[str, str]]:
-    """A private Xvfb display with trayer as its system tray (as tests/gui/test_tray.py has)."""
-    read_fd, write_fd = os.pipe()
-    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                            pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        number = pipe.readline().strip().decode()
-    trayer: subprocess.Popen[bytes] | None = None
-    try:
-        if not number:
-            raise RuntimeError(f"Xvfb printed no display number (exit code {xvfb.poll()})")
-        env = {"DISPLAY": f":{number}", "QT_QPA_PLATFORM": "xcb", "QT_API": "pyside6"}
-        trayer = subprocess.Popen(["trayer", "--edge", "top"], env=dict(os.environ, **env), stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        yield env
-    finally:
-        for proc in (trayer, xvfb):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+def x_display() -> AbstractContextManager[dict[str, str]]:
+    """A private Xvfb display with trayer as its system tray (the one tests/gui/test_tray.py uses)."""
+    return display_with_tray()
 
 
 # --- the runner as a child ---------------------------------------------------------------

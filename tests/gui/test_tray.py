@@ -57,6 +57,7 @@ from tests.support.requirements import in_ci
 from tests.servers.dovecot import free_port
 from tests.support.office import Office, make_message
 from tests.support.processes import stop as stop_process
+from tests.support.x_server import XCB, start_trayer, start_xvfb
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = Path(__file__).with_name("tray_scenarios.py")
@@ -412,18 +413,10 @@ def _need(binaries: list[str], packages: str) -> None:
 
 
 def _start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
-    """A private Xvfb server and its display number (it picks a free one itself)."""
-    read_fd, write_fd = os.pipe()
-    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                            pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        number = pipe.readline().strip().decode()
-    if not number:
-        stop_process(xvfb)
-        pytest.fail(f"Xvfb printed no display number (exit code {xvfb.poll()})", pytrace=False)
-    return xvfb, number
+    try:
+        return start_xvfb()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -433,9 +426,8 @@ def x_display() -> Iterator[dict[str, str]]:
     xvfb, number = _start_xvfb()
     trayer: subprocess.Popen[bytes] | None = None
     try:
-        env = dict(os.environ, DISPLAY=f":{number}", QT_QPA_PLATFORM="xcb", QT_API="pyside6")
-        trayer = subprocess.Popen(["trayer", "--edge", "top"], env=env, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = dict(os.environ, DISPLAY=f":{number}", **XCB)
+        trayer = start_trayer(env)
         probe = subprocess.run([sys.executable, str(SCENARIOS), "probe"], env=env, capture_output=True, text=True,
                                timeout=60, cwd=ROOT)
         lines = probe.stdout.strip().splitlines()
@@ -716,11 +708,10 @@ def bare_x_display() -> Iterator[tuple[dict[str, str], Callable[[], None]]]:
     xvfb, number = _start_xvfb()
     trayers: list[subprocess.Popen[bytes]] = []
     try:
-        env = dict(os.environ, DISPLAY=f":{number}", QT_QPA_PLATFORM="xcb", QT_API="pyside6", PYTHONUNBUFFERED="1")
+        env = dict(os.environ, DISPLAY=f":{number}", PYTHONUNBUFFERED="1", **XCB)
 
         def start_tray_host() -> None:
-            trayers.append(subprocess.Popen(["trayer", "--edge", "top"], env=env, stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            trayers.append(start_trayer(env))
 
         yield env, start_tray_host
     finally:
