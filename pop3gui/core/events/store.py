@@ -13,86 +13,35 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
 
-from pop3gui.core.events.model import Event, EventId, Outcome, Reply, Severity
-from pop3gui.core.failures import Failure
+from pop3gui.core.events.model import Event, Severity
+from pop3gui.core.events.schema import (
+    COLUMNS,
+    EVENT_COLUMNS,
+    FTS_COLUMNS,
+    FTS_SCHEMA,
+    INSERT,
+    SCHEMA,
+    SEARCH_FIELDS,
+    TYPED_COLUMNS,
+    to_row,
+    from_row,
+    stored_time,
+)
 from pop3gui.core.state.paths import touch_private
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    time TEXT NOT NULL,
-    id INTEGER NOT NULL,
-    severity INTEGER NOT NULL,
-    account TEXT NOT NULL,
-    uid TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    text TEXT NOT NULL,
-    cause TEXT NOT NULL,
-    fix TEXT NOT NULL,
-    transcript TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_account ON events(account, seq);
-CREATE INDEX IF NOT EXISTS events_severity ON events(severity, seq);
-CREATE INDEX IF NOT EXISTS events_time ON events(time);
-"""
-# The indexes are created by CREATE ... IF NOT EXISTS on every open: a store of an earlier release gets
-# them (once, the first time it is opened) like a new one.  ``time`` is ISO 8601 in UTC, so text order is
-# time order and ``--since`` is an index range.
-# The typed fields, added in place to stores of earlier releases (their rows get the defaults).
-_TYPED_COLUMNS = (
-    ("recipient", "TEXT NOT NULL DEFAULT ''"),
-    ("reply_code", "INTEGER"),  # NULL: the event quotes no reply
-    ("reply_enhanced", "TEXT NOT NULL DEFAULT ''"),
-    ("reply_text", "TEXT NOT NULL DEFAULT ''"),
-    ("diagnosis", "TEXT NOT NULL DEFAULT ''"),
-    ("outcome", "TEXT NOT NULL DEFAULT ''"),
-)
 _BUSY_TIMEOUT_MS = 30_000
 WRITE_DELAY_S = 0.05  # events emitted on a running event loop are written together, this long after the first
 WRITE_BATCH = 200  # ... or as soon as this many wait
 _log = logging.getLogger(__name__)
 _NO_SEQ = 2**63 - 1  # past every seq: nothing is that recent
-_Name = TypeVar("_Name", Failure, Outcome)
-_COLUMNS = ("seq, time, id, severity, account, uid, message_id, subject, text, cause, fix, transcript, "
-            + ", ".join(name for name, _ in _TYPED_COLUMNS))
-_EVENT_COLUMNS = ", ".join("events." + name.strip() for name in _COLUMNS.split(","))  # beside events_fts
 
-SEARCH_FIELDS = ("text", "cause", "fix", "subject", "message_id")  # what the Events tab's search box reads
 GREP_FIELDS = ("text", "cause", "fix")  # what ``pop3gui events --grep`` reads
 MIN_INDEXED_SEARCH = 3  # the trigram index finds substrings of at least 3 characters
 SEARCH_SCAN_ROWS = 40_000  # a search the index cannot answer reads at most this many events per call (~50 ms)
-
-# Text search: an external-content FTS5 table over the searched columns with the trigram tokenizer, which
-# finds any substring of 3 or more characters ignoring case (what ``grep`` has always meant here).  The
-# triggers keep it in step with every connection's inserts and deletes (retention deletes from its own).
-# ``events_fts_state.low``: the events from that seq on are in the index; a store of an earlier release
-# starts at its newest event + 1 and is indexed backwards in steps (``build_search_index``), so opening it
-# never waits for the whole index; until then the older part is searched by LIKE.  0: everything indexed.
-_FTS_COLUMNS = ", ".join(SEARCH_FIELDS)
-_FTS_NEW = ", ".join("new." + c for c in SEARCH_FIELDS)
-_FTS_OLD = ", ".join("old." + c for c in SEARCH_FIELDS)
-_FTS_SCHEMA = (
-    f"CREATE VIRTUAL TABLE events_fts USING fts5({_FTS_COLUMNS}, content='events', content_rowid='seq', "
-    "tokenize='trigram')",
-    "CREATE TABLE events_fts_state (low INTEGER NOT NULL)",
-    f"""CREATE TRIGGER events_fts_insert AFTER INSERT ON events BEGIN
-        INSERT INTO events_fts(rowid, {_FTS_COLUMNS}) VALUES (new.seq, {_FTS_NEW});
-    END""",
-    f"""CREATE TRIGGER events_fts_delete AFTER DELETE ON events
-    WHEN old.seq >= (SELECT low FROM events_fts_state) BEGIN
-        INSERT INTO events_fts(events_fts, rowid, {_FTS_COLUMNS}) VALUES ('delete', old.seq, {_FTS_OLD});
-    END""",
-    f"""CREATE TRIGGER events_fts_update AFTER UPDATE ON events
-    WHEN old.seq >= (SELECT low FROM events_fts_state) BEGIN
-        INSERT INTO events_fts(events_fts, rowid, {_FTS_COLUMNS}) VALUES ('delete', old.seq, {_FTS_OLD});
-        INSERT INTO events_fts(rowid, {_FTS_COLUMNS}) VALUES (new.seq, {_FTS_NEW});
-    END""",
-)
+__all__ = ["GREP_FIELDS", "MIN_INDEXED_SEARCH", "SEARCH_FIELDS", "SEARCH_SCAN_ROWS", "EventFilter", "EventStore"]
 
 
 @dataclass(frozen=True)
@@ -152,7 +101,7 @@ class EventStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA journal_size_limit=4194304")  # the WAL is cut back to 4 MB after a checkpoint
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
         self._add_typed_columns()
         self._search_low: int | None = None  # None: no FTS5 in this SQLite; every search is a LIKE
         self._add_search_index()
@@ -171,7 +120,7 @@ class EventStore:
 
     def _missing_columns(self) -> list[tuple[str, str]]:
         have = {str(row[1]) for row in self._db.execute("PRAGMA table_info(events)")}
-        return [(name, kind) for name, kind in _TYPED_COLUMNS if name not in have]
+        return [(name, kind) for name, kind in TYPED_COLUMNS if name not in have]
 
     def _has_search_index(self) -> bool:
         return self._db.execute(
@@ -183,7 +132,7 @@ class EventStore:
             self._db.execute("BEGIN IMMEDIATE")  # other processes opening it wait, then find it made
             try:
                 if not self._has_search_index():
-                    for statement in _FTS_SCHEMA:
+                    for statement in FTS_SCHEMA:
                         self._db.execute(statement)
                     newest = self._db.execute("SELECT max(seq) FROM events").fetchone()[0]
                     self._db.execute("INSERT INTO events_fts_state (low) VALUES (?)",
@@ -228,7 +177,7 @@ class EventStore:
             if low and first is not None and int(first) < low:
                 start = max(low - rows, int(first))
                 self._db.execute(
-                    f"INSERT INTO events_fts (rowid, {_FTS_COLUMNS}) SELECT seq, {_FTS_COLUMNS} FROM events "
+                    f"INSERT INTO events_fts (rowid, {FTS_COLUMNS}) SELECT seq, {FTS_COLUMNS} FROM events "
                     "WHERE seq >= ? AND seq < ?", (start, low))
                 # Nothing is ever stored below the oldest event (seq only grows): from there on it is complete.
                 low = 0 if start == int(first) else start
@@ -258,7 +207,7 @@ class EventStore:
 
     def append(self, event: Event) -> int:
         """Store *event* now (after any still waiting); its seq."""
-        cur = self._db.execute(_INSERT, _row(event))
+        cur = self._db.execute(INSERT, to_row(event))
         return int(cur.lastrowid or 0)
 
     def __call__(self, event: Event) -> None:
@@ -271,7 +220,7 @@ class EventStore:
         that moment loses those events from the store, not from the log file.
         Without a running loop (a command that emits once) the event is written at once.
         """
-        self._unwritten.append(_row(event))
+        self._unwritten.append(to_row(event))
         if len(self._unwritten) >= WRITE_BATCH:
             self.write_pending()
             return
@@ -296,7 +245,7 @@ class EventStore:
         try:
             if own:
                 conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(_INSERT, rows)
+            conn.executemany(INSERT, rows)
             if own:
                 conn.execute("COMMIT")
         except sqlite3.Error:
@@ -322,15 +271,15 @@ class EventStore:
     def since(self, seq: int, limit: int = 10_000) -> list[Event]:
         """Events after ``seq`` in order: how a follower or a live view catches up."""
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+            f"SELECT {COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
         ).fetchall()
-        return [_row_to_event(r) for r in rows]
+        return [from_row(r) for r in rows]
 
     def latest(self, limit: int) -> list[Event]:
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?", (limit,)
+            f"SELECT {COLUMNS} FROM events ORDER BY seq DESC LIMIT ?", (limit,)
         ).fetchall()
-        return [_row_to_event(r) for r in reversed(rows)]
+        return [from_row(r) for r in reversed(rows)]
 
     def query(self, *, account: str | None = None, min_severity: Severity | None = None,
               since: datetime | None = None, grep: str | None = None, after_seq: int = 0,
@@ -357,18 +306,18 @@ class EventStore:
                     break
             return found[::-1]
         where, params = self._where(flt, after_seq + 1, _NO_SEQ)
-        rows = self._db.execute(f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq", params).fetchall()
-        return [_row_to_event(r) for r in rows]
+        rows = self._db.execute(f"SELECT {COLUMNS} FROM events WHERE {where} ORDER BY seq", params).fetchall()
+        return [from_row(r) for r in rows]
 
     def matching(self, flt: EventFilter, batch: int = 1000) -> Iterator[Event]:
         """Every event that passes *flt*, oldest first, read in batches (what an export writes)."""
         after = 0
         while True:
             where, params = self._where(flt, after + 1, _NO_SEQ)
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq LIMIT ?",
+            rows = self._db.execute(f"SELECT {COLUMNS} FROM events WHERE {where} ORDER BY seq LIMIT ?",
                                     [*params, batch]).fetchall()
             for row in rows:
-                yield _row_to_event(row)
+                yield from_row(row)
             if len(rows) < batch:
                 return
             after = int(str(rows[-1][0]))
@@ -446,16 +395,16 @@ class EventStore:
             fts, fts_params = self._search_match(flt)
             where, params = self._where(replace(flt, text=""), lo, hi)
             rows = self._db.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events_fts CROSS JOIN events ON events.seq = events_fts.rowid "
+                f"SELECT {EVENT_COLUMNS} FROM events_fts CROSS JOIN events ON events.seq = events_fts.rowid "
                 f"WHERE {fts} AND events_fts.rowid >= ? AND events_fts.rowid < ? AND {where} "
                 "ORDER BY events_fts.rowid DESC LIMIT ?", [*fts_params, lo, hi, *params, limit]).fetchall()
-            return [_row_to_event(r) for r in rows]
+            return [from_row(r) for r in rows]
         levels = flt.levels()
         if levels is None:
             where, params = self._where(flt, lo, hi)
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq DESC LIMIT ?",
+            rows = self._db.execute(f"SELECT {COLUMNS} FROM events WHERE {where} ORDER BY seq DESC LIMIT ?",
                                     [*params, limit]).fetchall()
-            return [_row_to_event(r) for r in rows]
+            return [from_row(r) for r in rows]
         # One index range per level, newest first, merged: never a sort of every event of those levels.
         where, params = self._where(replace(flt, min_severity=None), lo, hi)
         parts, all_params = [], []
@@ -464,9 +413,9 @@ class EventStore:
                          "ORDER BY seq DESC LIMIT ?)")
             all_params.extend([level, *params, limit])
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE seq IN (SELECT seq FROM ({' UNION ALL '.join(parts)}) "
+            f"SELECT {COLUMNS} FROM events WHERE seq IN (SELECT seq FROM ({' UNION ALL '.join(parts)}) "
             "ORDER BY seq DESC LIMIT ?) ORDER BY seq DESC", [*all_params, limit]).fetchall()
-        return [_row_to_event(r) for r in rows]
+        return [from_row(r) for r in rows]
 
     def _where(self, flt: EventFilter, lo: int, hi: int) -> tuple[str, list[object]]:
         """The WHERE clause for *flt* over lo <= seq < hi, on columns of ``events``."""
@@ -483,7 +432,7 @@ class EventStore:
             # Times grow with seq, nearly: the first stored at or after *since* (found on the time index)
             # bounds the seq range to read, and the time test itself keeps the answer exact.
             since = flt.since
-            stamp = _stored_time(since.astimezone() if since.tzinfo is None else since)
+            stamp = stored_time(since.astimezone() if since.tzinfo is None else since)
             # One lower bound on seq (SQLite ranges the primary key on one of them only).
             where[0] = (f"events.seq >= max(?, (SELECT coalesce(min(seq), {_NO_SEQ}) FROM events INDEXED BY "
                         "events_time WHERE time >= ?))")
@@ -520,8 +469,8 @@ class EventStore:
         return f"pop3gui_contains({joined}, ?)", [flt.text.casefold()]
 
     def all(self) -> Iterator[Event]:
-        for row in self._db.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq"):
-            yield _row_to_event(row)
+        for row in self._db.execute(f"SELECT {COLUMNS} FROM events ORDER BY seq"):
+            yield from_row(row)
 
 
 def _indexable(text: str) -> bool:
@@ -545,47 +494,5 @@ def _multi_letter_folds() -> frozenset[str]:
     return frozenset(f for f in (chr(c).casefold() for c in range(0x10000)) if len(f) > 1)
 
 
-def _stored_time(moment: datetime) -> str:
-    """ISO 8601 in UTC for a zone-aware time (text order is then time order); a naive one as it is."""
-    return (moment.astimezone(timezone.utc) if moment.tzinfo is not None else moment).isoformat()
-
-
 def _contains(haystack: object, needle: object) -> bool:
     return str(needle) in str(haystack).casefold()
-
-
-_INSERT = f"INSERT INTO events ({_COLUMNS.removeprefix('seq, ')}) VALUES ({', '.join('?' * 17)})"
-
-
-def _row(event: Event) -> tuple[object, ...]:
-    """An event as the values of :data:`_INSERT`."""
-    reply = event.reply
-    return (_stored_time(event.time), int(event.id), int(event.severity), event.account, event.uid,
-            event.message_id, event.subject, event.text, event.cause, event.fix, event.transcript,
-            event.recipient, reply.code if reply else None, reply.enhanced if reply else "",
-            reply.text if reply else "", event.diagnosis or "", event.outcome or "")
-
-
-def _row_to_event(row: tuple[object, ...]) -> Event:
-    (seq, time, eid, sev, account, uid, mid, subject, text, cause, fix, transcript,
-     recipient, reply_code, reply_enhanced, reply_text, diagnosis, outcome) = row
-    try:
-        event_id = EventId(int(str(eid)))
-    except ValueError:  # written by a newer release
-        event_id = EventId.MESSAGE_FAILED
-    return Event(
-        id=event_id, severity=Severity(int(str(sev))), text=str(text), account=str(account), uid=str(uid),
-        message_id=str(mid), subject=str(subject), cause=str(cause), fix=str(fix), transcript=str(transcript),
-        recipient=str(recipient),
-        reply=None if reply_code is None else Reply(int(str(reply_code)), str(reply_enhanced), str(reply_text)),
-        diagnosis=_known(Failure, diagnosis), outcome=_known(Outcome, outcome),
-        time=datetime.fromisoformat(str(time)), seq=int(str(seq)),
-    )
-
-
-def _known(kind: type[_Name], value: object) -> _Name | None:
-    """A stored name as its enum member; None when empty or written by a newer release."""
-    try:
-        return kind(str(value)) if value else None
-    except ValueError:
-        return None

@@ -91,7 +91,7 @@ def test_close_writes_what_waits_and_an_appended_event_keeps_its_place(tmp_path:
 def test_a_failed_write_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     store = EventStore(tmp_path / "events.sqlite3")
-    monkeypatch.setattr(store_module, "_INSERT", "INSERT INTO no_such_table VALUES (?)")
+    monkeypatch.setattr(store_module, "INSERT", "INSERT INTO no_such_table VALUES (?)")
 
     async def scenario() -> None:
         store(make(1))
