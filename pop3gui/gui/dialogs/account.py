@@ -7,8 +7,9 @@ its sections: the name, the server and its protocol
 (:class:`~pop3gui.gui.dialogs.sign_in_section.SignInSection`: the password,
 or the OAuth2 provider and the sign-in in the browser), for an IMAP account
 its folders (:class:`~pop3gui.gui.dialogs.imap_section.ImapSection`), the
-delivery and the options.  The password is never read back from the keyring;
-an OAuth2 sign-in is kept in the keyring under the account's name.
+delivery and the options (:mod:`~pop3gui.gui.dialogs.delivery_section`).
+The password is never read back from the keyring; an OAuth2 sign-in is kept
+in the keyring under the account's name.
 """
 
 from __future__ import annotations
@@ -20,36 +21,20 @@ from dataclasses import replace
 from PySide6.QtCore import Signal
 
 from PySide6.QtGui import QResizeEvent, QShowEvent
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDialog,
-    QDialogButtonBox,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 from pop3gui.core.config.model import AccountConfig, OAuthProviderConfig, RoutingRuleConfig
 from pop3gui.core.engine.findings import Finding
 from pop3gui.core.oauth.store import SignIn
 from pop3gui.core.mail.local_domains import LocalDomains
 from pop3gui.core.state.credentials import Credentials
-from pop3gui.gui.dialogs.fields import address_problem, buddy, field_warning_label, policy_warning, with_messages
+from pop3gui.gui.dialogs.delivery_section import DeliverySection, OptionsSection
+from pop3gui.gui.dialogs.fields import buddy, with_messages
 from pop3gui.gui.dialogs.imap_section import ImapSection
 from pop3gui.gui.dialogs.server_section import ServerSection
 from pop3gui.gui.dialogs.sign_in import PageOpener, Signer
 from pop3gui.gui.dialogs.sign_in_section import SignInSection
-from pop3gui.gui.icons import icon
 from pop3gui.gui.tabs.base import field_error_label, show_error
-
-_HEADER_CHARS = frozenset(chr(c) for c in range(33, 127)) - {":"}
 
 MailboxCheck = Callable[[AccountConfig, "str | None"], Awaitable[Finding]]
 """Logs in to an account as entered (the password typed in, or None for the stored one) as the Test does;
@@ -83,11 +68,10 @@ class AccountDialog(QDialog):
         self._original = account
         self._other_names = {n.casefold() for n in other_names}
         self._local_domains = LocalDomains(local_domains, skip_invalid=True)
-        self._rules = list(rules)
         self._check = check
         self._shown = False
         self.setWindowTitle(self.tr("Account Properties") if account else self.tr("New Account"))
-        self._build(account, credentials, providers, signer, open_page)
+        self._build(account, rules, credentials, providers, signer, open_page)
         self._fill(account)
         if server_folders:
             self.imap_section.show_server_folders(server_folders)
@@ -97,8 +81,8 @@ class AccountDialog(QDialog):
 
     # --- building ---------------------------------------------------------------
 
-    def _build(self, account: AccountConfig | None, credentials: Credentials | None,
-               providers: Sequence[OAuthProviderConfig], signer: Signer | None,
+    def _build(self, account: AccountConfig | None, rules: Sequence[RoutingRuleConfig],
+               credentials: Credentials | None, providers: Sequence[OAuthProviderConfig], signer: Signer | None,
                open_page: PageOpener | None) -> None:
         outer = QVBoxLayout(self)
 
@@ -150,49 +134,26 @@ class AccountDialog(QDialog):
         self.idle_check = imap.idle_check
         outer.addWidget(imap)
 
-        delivery = QGroupBox(self.tr("Delivery"))
-        form = QFormLayout(delivery)
-        self.kind_combo = QComboBox()
-        self.kind_combo.addItem(icon("user"), self.tr("User mailbox (one recipient)"), "user")
-        self.kind_combo.addItem(icon("global"), self.tr("Global mailbox (catch-all)"), "global")
-        form.addRow(buddy(self.tr("&Mailbox type:"), self.kind_combo), self.kind_combo)
-        self.deliver_edit = QLineEdit()
-        self.deliver_edit.setPlaceholderText(self.tr("someone@your-domain"))
-        self.deliver_error = field_error_label()
-        self.deliver_warning = field_warning_label()
-        self.deliver_label = buddy(self.tr("&Deliver to:"), self.deliver_edit)
-        self.deliver_row = with_messages(self.deliver_edit, self.deliver_error, self.deliver_warning)
-        form.addRow(self.deliver_label, self.deliver_row)
-        self.headers_edit = QLineEdit()
-        self.headers_edit.setToolTip(self.tr("The headers in which the ISP writes the envelope recipient, "
-                                             "separated by commas; when none is present, To and Cc are used."))
-        self.headers_error = field_error_label()
-        self.headers_label = buddy(self.tr("&Envelope headers:"), self.headers_edit)
-        self.rules_button = QPushButton(icon("edit"), self.tr("&Routing Rules…"))
-        self.rules_button.setAutoDefault(False)
-        self.rules_summary = QLabel()
-        rules_line = QWidget()
-        line = QHBoxLayout(rules_line)
-        line.setContentsMargins(0, 0, 0, 0)
-        line.addWidget(self.rules_button)
-        line.addWidget(self.rules_summary, 1)
-        self.headers_row = with_messages(self.headers_edit, self.headers_error, rules_line)
-        form.addRow(self.headers_label, self.headers_row)
-        self._delivery_form = form
+        self.delivery_section = delivery = DeliverySection(
+            account, local_domains=self._local_domains, rules=rules,
+            rules_name=lambda: self.name_edit.text().strip() or (account.name if account else ""))
+        # The delivery fields, as the dialog's own (callers and tests use them).
+        self.kind_combo = delivery.kind_combo
+        self.deliver_edit = delivery.deliver_edit
+        self.deliver_error = delivery.deliver_error
+        self.deliver_warning = delivery.deliver_warning
+        self.headers_edit = delivery.headers_edit
+        self.headers_error = delivery.headers_error
+        self.rules_button = delivery.rules_button
+        self.rules_summary = delivery.rules_summary
         outer.addWidget(delivery)
 
-        options = QGroupBox(self.tr("Options"))
-        form = QFormLayout(options)
-        self.leave_check = QCheckBox(self.tr("&Leave a copy of the messages on the server"))
-        form.addRow(self.leave_check)
-        self.delete_days_spin = QSpinBox()
-        self.delete_days_spin.setRange(0, 36500)
-        self.delete_days_spin.setSpecialValueText(self.tr("never"))
-        self.delete_days_spin.setSuffix(self.tr(" days"))
-        self.delete_days_label = buddy(self.tr("   Delete from the server &after:"), self.delete_days_spin)
-        form.addRow(self.delete_days_label, self.delete_days_spin)
-        self.enabled_check = QCheckBox(self.tr("Ena&bled (retrieve mail from this account)"))
-        form.addRow(self.enabled_check)
+        self.options_section = options = OptionsSection(account)
+        # The options, as the dialog's own (callers and tests use them).
+        self.leave_check = options.leave_check
+        self.delete_days_spin = options.delete_days_spin
+        self.delete_days_label = options.delete_days_label
+        self.enabled_check = options.enabled_check
         outer.addWidget(options)
 
         outer.addStretch(1)
@@ -232,29 +193,16 @@ class AccountDialog(QDialog):
         """The fields of the dialog itself (each section fills its own)."""
         acc = account or AccountConfig(name="", host="", username="")
         self.name_edit.setText(acc.name)
-        self.kind_combo.setCurrentIndex(max(0, self.kind_combo.findData(acc.kind)))
-        self.deliver_edit.setText(acc.deliver_to)
-        self.headers_edit.setText(", ".join(acc.envelope_headers))
-        self.leave_check.setChecked(acc.leave_on_server)
-        self.delete_days_spin.setValue(acc.delete_after_days)
-        self.enabled_check.setChecked(acc.enabled)
         self.imap_section.setVisible(self.protocol() == "imap")
-        self._update_kind()
         self._update_leave()
-        self._update_rules_summary()
 
     def _connect(self) -> None:
-        for edit in (self.name_edit, self.deliver_edit, self.headers_edit):
-            edit.textChanged.connect(self._validate)
+        self.name_edit.textChanged.connect(self._validate)
         self.server_section.changed.connect(self._validate)
         self.server_section.protocol_changed.connect(self._protocol_changed)
         self.imap_section.changed.connect(self._validate)
         self.imap_section.after_delivery_changed.connect(self._update_leave)
-        self.kind_combo.currentIndexChanged.connect(self._update_kind)
-        self.kind_combo.currentIndexChanged.connect(self._validate)
-        self.kind_combo.currentIndexChanged.connect(self._fit_height)
-        self.leave_check.toggled.connect(self._update_leave)
-        self.rules_button.clicked.connect(self.edit_rules)
+        self.delivery_section.changed.connect(self._validate)  # which fits the height to the rows now shown
         self.sign_in_section.method_chosen.connect(self.server_section.use_preset)
         self.sign_in_section.changed.connect(self._validate)
         self.sign_in_section.signed_in.connect(self.signed_in)
@@ -266,14 +214,6 @@ class AccountDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
 
     # --- behaviour ----------------------------------------------------------------
-
-    def _update_kind(self) -> None:
-        is_global = self.kind_combo.currentData() == "global"
-        self.deliver_label.setVisible(not is_global)
-        self.deliver_row.setVisible(not is_global)
-        self.headers_label.setVisible(is_global)
-        self.headers_row.setVisible(is_global)
-        self.rules_button.setVisible(is_global)
 
     def protocol(self) -> str:
         """pop3 or imap."""
@@ -290,32 +230,14 @@ class AccountDialog(QDialog):
         self._fit_height(shrink=True)
 
     def _update_leave(self) -> None:
-        """The options say *when* handled mail leaves the server; for IMAP, after delivery says how (or never)."""
-        after = self.imap_section.after_delivery() if self.is_imap() else "delete"
-        if after == "move":
-            self.leave_check.setText(self.tr("&Leave delivered messages in their folder for a while"))
-            self.delete_days_label.setText(self.tr("   Move them to the folder &after:"))
-        else:
-            self.leave_check.setText(self.tr("&Leave a copy of the messages on the server"))
-            self.delete_days_label.setText(self.tr("   Delete from the server &after:"))
-        kept = after == "keep"
-        self.leave_check.setEnabled(not kept)
-        self.leave_check.setToolTip(self.tr("After delivery is Keep on the server: delivered mail is never "
-                                            "deleted or moved.") if kept else "")
-        self.delete_days_spin.setEnabled(self.leave_check.isChecked() and not kept)
-        self.delete_days_label.setEnabled(self.leave_check.isChecked() and not kept)
-
-    def _update_rules_summary(self) -> None:
-        count = len(self._rules)
-        self.rules_summary.setText(self.tr("No routing rules") if count == 0 else
-                                   self.tr("1 routing rule") if count == 1 else
-                                   self.tr("%1 routing rules").replace("%1", str(count)))
+        """The options follow what becomes of delivered mail: IMAP's after delivery, or deleted for POP3."""
+        self.options_section.set_after_delivery(self.imap_section.after_delivery() if self.is_imap() else "delete")
 
     def is_global(self) -> bool:
-        return bool(self.kind_combo.currentData() == "global")
+        return self.delivery_section.is_global()
 
     def envelope_headers(self) -> tuple[str, ...]:
-        return tuple(part.strip() for part in self.headers_edit.text().split(",") if part.strip())
+        return self.delivery_section.envelope_headers()
 
     def problems(self) -> list[str]:
         """What is invalid right now (the same texts as shown next to the fields)."""
@@ -323,7 +245,7 @@ class AccountDialog(QDialog):
 
     def _error_labels(self) -> list[QLabel]:
         return [self.name_error, *self.server_section.error_labels(), *self.sign_in_section.error_labels(),
-                *self.imap_section.error_labels(), self.deliver_error, self.headers_error]
+                *self.imap_section.error_labels(), *self.delivery_section.error_labels()]
 
     def _validate(self) -> None:
         name = self.name_edit.text()
@@ -343,23 +265,7 @@ class AccountDialog(QDialog):
         else:
             for label in self.imap_section.error_labels():
                 show_error(label, "")
-
-        if self.is_global():
-            show_error(self.deliver_error, "")
-            show_error(self.deliver_warning, "")
-            parts = [p.strip() for p in self.headers_edit.text().split(",")]
-            if self.headers_edit.text().strip() and not all(parts):
-                headers_problem = self.tr("Separate header names with single commas.")
-            else:
-                bad = [p for p in parts if p and not set(p) <= _HEADER_CHARS]
-                headers_problem = (self.tr("Not a header name: %1").replace("%1", bad[0]) if bad else "")
-            show_error(self.headers_error, headers_problem)
-        else:
-            show_error(self.headers_error, "")
-            problem = address_problem(self, self.deliver_edit.text())
-            show_error(self.deliver_error, problem)
-            show_error(self.deliver_warning,
-                       "" if problem else policy_warning(self, self.deliver_edit.text(), self._local_domains))
+        self.delivery_section.validate()
         self.ok_button.setEnabled(not self.problems())
         self._fit_height()
 
@@ -407,37 +313,20 @@ class AccountDialog(QDialog):
         """Forget the account's sign-in (the Sign out button)."""
         return self.sign_in_section.sign_out()
 
-    # --- rules ----------------------------------------------------------------------
+    # --- rules (in the delivery section) ----------------------------------------------
 
     def edit_rules(self) -> None:
-        from pop3gui.gui.dialogs.routing import RoutingRulesDialog
-
-        name = self.name_edit.text().strip() or (self._original.name if self._original else "")
-        dialog = RoutingRulesDialog(name, self._rules, local_domains=self._local_domains, parent=self)
-        dialog.accepted.connect(lambda: self._rules_edited(dialog))
-        dialog.open()
-
-    def _rules_edited(self, dialog: QDialog) -> None:
-        self._rules = dialog.rules()  # type: ignore[attr-defined]
-        self._update_rules_summary()
+        """Open the routing rules dialog (the Routing Rules… button)."""
+        self.delivery_section.edit_rules()
 
     # --- results ----------------------------------------------------------------------
 
     def account(self) -> AccountConfig:
         """The account as entered (fields this dialog does not show are kept from the original)."""
         base = self._original or AccountConfig(name="", host="", username="")
-        is_global = self.is_global()
-        account = replace(
-            base,
-            name=self.name_edit.text().strip(),
-            kind="global" if is_global else "user",
-            deliver_to="" if is_global else self.deliver_edit.text().strip(),
-            envelope_headers=self.envelope_headers() if is_global else base.envelope_headers,
-            leave_on_server=self.leave_check.isChecked(),
-            delete_after_days=self.delete_days_spin.value() if self.leave_check.isChecked() else 0,
-            enabled=self.enabled_check.isChecked(),
-        )
-        account = self.sign_in_section.apply_to(self.server_section.apply_to(account))
+        account = replace(base, name=self.name_edit.text().strip())
+        for section in (self.server_section, self.sign_in_section, self.delivery_section, self.options_section):
+            account = section.apply_to(account)
         if self.is_imap():
             return self.imap_section.apply_to(account)
         defaults = AccountConfig(name="", host="", username="")  # a POP3 account has no folders
@@ -473,8 +362,7 @@ class AccountDialog(QDialog):
 
     def routing_rules(self) -> list[RoutingRuleConfig]:
         """This account's rules as edited, under the account's (possibly new) name."""
-        name = self.name_edit.text().strip()
-        return [replace(r, account=name) for r in self._rules] if self.is_global() else []
+        return self.delivery_section.routing_rules(self.name_edit.text().strip())
 
     def accept(self) -> None:
         self._validate()
