@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from pop3gui.core.events.store import WAL_BYTES
 from pop3gui.core.state.sqlite_space import (
     convert_to_incremental,
     pause_after,
@@ -75,7 +76,7 @@ class EventRetention:
         """Remove what is due, up to the step's bounds, and give the space back; blocking (run it in a thread)."""
         if not self.path.exists():
             return PruneResult()
-        db = upkeep_connection(self.path)
+        db = upkeep_connection(self.path, WAL_BYTES)
         try:
             return self._step(db, keep_days, max_mb, now or datetime.now(timezone.utc))
         finally:
@@ -107,7 +108,7 @@ class EventRetention:
         if not before.incremental:
             converted = convert_to_incremental(db, self.path)
         freed = reclaim(db, self.vacuum_pages)
-        trim_wal(db, self.path)
+        trim_wal(db, self.path, WAL_BYTES)
         after = space(db, self.path)
         remaining = int(db.execute("SELECT count(*) FROM events").fetchone()[0])
         return PruneResult(expired=expired, over_cap=over_cap, pages_freed=freed, remaining=remaining,
@@ -129,9 +130,13 @@ class EventRetention:
             db.execute("INSERT INTO events_fts(events_fts) VALUES ('optimize')")
 
     def _rows_over(self, db: sqlite3.Connection, max_mb: int) -> int:
-        """How many of the oldest events to remove to bring the store down to its target share of the cap."""
+        """How many of the oldest events to remove to bring the store down to its target share of the cap.
+
+        The cap is for the store's files: the database (its pages in use; free
+        ones are given back) and its write-ahead log, which is kept to WAL_BYTES.
+        """
         live = space(db, self.path).live_bytes
-        cap = max_mb * _MB
+        cap = max(max_mb * _MB - WAL_BYTES, max_mb * _MB // 2)
         if live <= cap:
             return 0
         count = int(db.execute("SELECT count(*) FROM events").fetchone()[0])

@@ -31,10 +31,12 @@ from pop3gui.core.events.schema import (
     stored_time,
 )
 from pop3gui.core.state.paths import touch_private
+from pop3gui.core.state.sqlite_space import use_wal_limit
 
 _BUSY_TIMEOUT_MS = 30_000
 WRITE_DELAY_S = 0.05  # events emitted on a running event loop are written together, this long after the first
 WRITE_BATCH = 200  # ... or as soon as this many wait
+WAL_BYTES = 1024 * 1024  # the write-ahead log is checkpointed, and cut back, at this size
 _log = logging.getLogger(__name__)
 _NO_SEQ = 2**63 - 1  # past every seq: nothing is that recent
 
@@ -100,7 +102,7 @@ class EventStore:
             self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA journal_size_limit=4194304")  # the WAL is cut back to 4 MB after a checkpoint
+        use_wal_limit(self._db, WAL_BYTES)  # the WAL counts towards [events] max_mb: it is kept small
         self._db.executescript(SCHEMA)
         self._add_typed_columns()
         self._search_low: int | None = None  # None: no FTS5 in this SQLite; every search is a LIKE

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CONVERT_LIMIT_BYTES", "Space", "convert_to_incremental", "pause_after", "reclaim", "space", "trim_wal",
-           "upkeep_connection"]
+__all__ = ["CONVERT_LIMIT_BYTES", "WAL_LIMIT_BYTES", "Space", "convert_to_incremental", "pause_after", "reclaim",
+           "space", "trim_wal", "upkeep_connection", "use_wal_limit"]
 
 CONVERT_LIMIT_BYTES = 16 * 1024 * 1024
 """A store without auto_vacuum is converted (one VACUUM) only while its content is at most this big: the VACUUM
@@ -36,11 +36,22 @@ class Space:
     incremental: bool  # auto_vacuum = INCREMENTAL: freed pages can be given back
 
 
-def upkeep_connection(path: Path) -> sqlite3.Connection:
+WAL_LIMIT_BYTES = 4 * 1024 * 1024
+
+
+def use_wal_limit(db: sqlite3.Connection, limit: int = WAL_LIMIT_BYTES) -> None:
+    """Keep this connection's WAL near *limit* bytes: checkpoint once it holds that much, and cut the file
+    back to that size after a checkpoint (SQLite's defaults: 1,000 pages, and never cut back)."""
+    page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+    db.execute(f"PRAGMA wal_autocheckpoint={max(1, limit // page_size)}")
+    db.execute(f"PRAGMA journal_size_limit={int(limit)}")
+
+
+def upkeep_connection(path: Path, wal_limit: int = WAL_LIMIT_BYTES) -> sqlite3.Connection:
     """A connection of the worker thread's own, in autocommit mode, waiting up to 30 s for the lock."""
     db = sqlite3.connect(path, isolation_level=None, timeout=30)
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA journal_size_limit=4194304")  # the WAL is cut back to 4 MB after a checkpoint
+    use_wal_limit(db, wal_limit)
     return db
 
 
@@ -93,11 +104,8 @@ def reclaim(db: sqlite3.Connection, max_pages: int) -> int:
     return given
 
 
-WAL_LIMIT_BYTES = 4 * 1024 * 1024
-
-
-def trim_wal(db: sqlite3.Connection, path: Path) -> None:
-    """Cut a WAL grown past 4 MB (a large delete or rebuild) back to nothing, if that can be done at once.
+def trim_wal(db: sqlite3.Connection, path: Path, limit: int = WAL_LIMIT_BYTES) -> None:
+    """Cut a WAL grown past *limit* (a large delete or rebuild) back to nothing, if that can be done at once.
 
     A TRUNCATE checkpoint keeps other writers waiting while it waits for
     readers, so it is tried with a 20 ms patience only; when a reader is in
@@ -105,7 +113,7 @@ def trim_wal(db: sqlite3.Connection, path: Path) -> None:
     """
     wal = path.with_name(path.name + "-wal")
     try:
-        if wal.stat().st_size <= WAL_LIMIT_BYTES:
+        if wal.stat().st_size <= limit:
             return
     except OSError:
         return
