@@ -59,8 +59,8 @@ def summary(mode: str, samples: list[Sample], v: Verdict, wall: float) -> str:
         after, top, end = v.constant.get(metric, (0, 0, 0))
         rows.append((metric, f"max {v.maxima[metric]}; quiet cycles after warm-up: first {after}, max {top}, "
                              f"last {end}"))
-    cap = "no cap in this pop3gui" if v.events_cap_mb is None else f"cap {v.events_cap_mb:g} MB"
-    rows.append(("event store", f"{v.events_mb:.1f} MB at most ({cap})"))
+    cap = "no cap in this pop3gui" if v.events_cap_mb is None else f"cap {v.events_cap_mb:g} MiB"
+    rows.append(("event store", f"{v.events_mb:.1f} MiB at most, file and WAL ({cap})"))
     rows.append(("verdict", "PASS" if v.ok else "FAIL: " + "; ".join(v.problems)))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {val}" for k, val in rows) + "\n"
@@ -80,7 +80,7 @@ def plot(samples: list[Sample], v: Verdict, title: str, path: Path) -> bool:
     fig, axes = plt.subplots(5, 1, figsize=(10, 11), sharex=True)
     series: list[tuple[str, list[float]]] = [("RSS (MiB)", [s.rss_kb / 1024 for s in samples]), ("open fds", [float(s.fds) for s in samples]),
               ("threads", [float(s.threads) for s in samples]), ("asyncio tasks", [float(s.tasks) for s in samples]),
-              ("event store (MB)", [s.events_bytes / 1e6 for s in samples])]
+              ("event store (MiB)", [s.events_bytes / soak_rig.MIB for s in samples])]
     for ax, (label, ys) in zip(axes, series):
         ax.plot(x, ys, linewidth=0.8)
         ax.set_ylabel(label)
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         def progress(s: Sample) -> None:
             if s.cycle % every == 0:
                 print(f"cycle {s.cycle:>5}  rss {s.rss_kb / 1024:6.1f} MiB  fds {s.fds:3}  threads {s.threads:3}  "
-                      f"tasks {s.tasks:3}  events {s.events_bytes / 1e6:6.1f} MB  {s.step}", flush=True)
+                      f"tasks {s.tasks:3}  events {s.events_bytes / soak_rig.MIB:6.1f} MiB  {s.step}", flush=True)
 
         try:
             samples, cap = soak_rig.soak(args.mode, args.cycles, interval=args.interval, period=period,

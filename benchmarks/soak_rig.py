@@ -45,6 +45,8 @@ from tests.servers.dovecot import DovecotServer, process_gone, wait_for_port  # 
 from tests.servers.postfix import PostfixServer  # noqa: E402
 from tests.support.x_server import display_with_tray  # noqa: E402
 
+MIB = 1024 * 1024  # pop3gui's [events] max_mb counts in these
+
 RUNNER = BENCH_DIR / "soak_runner.py"
 PASSWORD = "soak-password"
 WRONG_PASSWORD = "soak-password-changed"
@@ -456,7 +458,7 @@ def verdict(samples: list[Sample], *, warmup: float = 0.1, max_growth: float = 0
     v = Verdict(warmup=cut, rss_start_kb=samples[0].rss_kb, rss_warm_kb=rss_warm, rss_end_kb=rss_end,
                 rss_growth=growth, events_cap_mb=cap_mb)
     v.maxima = {m: max(getattr(s, m) for s in samples) for m in ("rss_kb", *COUNTS)}
-    v.events_mb = max(s.events_bytes for s in samples) / 1e6
+    v.events_mb = max(s.events_bytes for s in samples) / MIB
     if growth >= max_growth:
         v.problems.append(f"RSS grew {growth:.1%} after the warm-up ({rss_warm} -> {rss_end} KiB; "
                           f"limit {max_growth:.0%})")
@@ -478,7 +480,7 @@ def verdict(samples: list[Sample], *, warmup: float = 0.1, max_growth: float = 0
             v.problems.append(f"{metric}: up to {top} on quiet cycles after the warm-up, above the warm-up's "
                               f"maximum {warm_max}")
     if cap_mb is not None and v.events_mb > cap_mb:
-        v.problems.append(f"event store {v.events_mb:.1f} MB, above its cap [events] max_mb = {cap_mb:g}")
+        v.problems.append(f"event store {v.events_mb:.1f} MiB, above its cap [events] max_mb = {cap_mb:g} (MiB)")
     return v
 
 
