@@ -28,6 +28,7 @@ from pop3gui.core.errors import StateError
 from pop3gui.core.events.model import Event, EventId, Severity
 from pop3gui.core.events.retention import EventRetention, PruneResult
 from pop3gui.core.health.store import HealthStore
+from pop3gui.core.memory import give_back_free_memory
 from pop3gui.core.state import quarantine_ops
 from pop3gui.core.state.journal import JournalPrune, prune_journal
 from pop3gui.core.state.paths import Paths
@@ -46,6 +47,7 @@ class HousekeepingStep:
     journal: JournalPrune = field(default_factory=JournalPrune)
     quarantine_removed: list[str] = field(default_factory=list)
     skipped: bool = False
+    memory_given_back: bool = False  # the C library was asked to return the heap's free memory
 
 
 class Housekeeper:
@@ -69,6 +71,9 @@ class Housekeeper:
             done.quarantine_removed = await self._quarantine(config)
             done.events = await self._events_step(config)
             done.journal = await self._journal_step()
+            if done.events.removed or done.events.pages_freed or done.journal.deliveries or done.journal.pages_freed:
+                # SQLite's work in the worker thread left freed megabytes in the C library's heap
+                done.memory_given_back = await asyncio.to_thread(give_back_free_memory)
             return done
 
     async def _prune_events(self, config: Config) -> PruneResult:
