@@ -72,8 +72,9 @@ class Housekeeper:
             done.events = await self._events_step(config)
             done.journal = await self._journal_step()
             if done.events.removed or done.events.pages_freed or done.journal.deliveries or done.journal.pages_freed:
-                # SQLite's work in the worker thread left freed megabytes in the C library's heap
-                done.memory_given_back = await asyncio.to_thread(give_back_free_memory)
+                # SQLite's work in the worker thread left freed megabytes in the C library's heap. Asked here
+                # (well under a millisecond): one more executor job right after another can start a new thread.
+                done.memory_given_back = give_back_free_memory()
             return done
 
     async def _prune_events(self, config: Config) -> PruneResult:
