@@ -104,26 +104,35 @@ def reclaim(db: sqlite3.Connection, max_pages: int) -> int:
     return given
 
 
-def trim_wal(db: sqlite3.Connection, path: Path, limit: int = WAL_LIMIT_BYTES) -> None:
-    """Cut a WAL grown past *limit* (a large delete or rebuild) back to nothing, if that can be done at once.
+def trim_wal(db: sqlite3.Connection, path: Path, limit: int = WAL_LIMIT_BYTES, *, attempts: int = 5) -> bool:
+    """Cut a WAL grown past *limit* (a large delete or rebuild) back to nothing; True when it is within *limit*.
 
     A TRUNCATE checkpoint keeps other writers waiting while it waits for
-    readers, so it is tried with a 20 ms patience only; when a reader is in
-    the way, the WAL keeps its size until a later step.
+    readers, so each attempt has a 20 ms patience only, with a pause of
+    50 ms between attempts that lets the others through (a reader that was
+    in the way has usually finished by then); when every attempt finds a
+    reader, the WAL keeps its size until a later step.
     """
     wal = path.with_name(path.name + "-wal")
+    for attempt in range(attempts):
+        try:
+            if wal.stat().st_size <= limit:
+                return True
+        except OSError:
+            return True
+        if attempt:
+            time.sleep(0.05)
+        db.execute("PRAGMA busy_timeout=20")
+        try:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.OperationalError:
+            pass  # busy: the next attempt, or a later step, tries again
+        finally:
+            db.execute("PRAGMA busy_timeout=30000")
     try:
-        if wal.stat().st_size <= limit:
-            return
+        return wal.stat().st_size <= limit
     except OSError:
-        return
-    db.execute("PRAGMA busy_timeout=20")
-    try:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    except sqlite3.OperationalError:
-        pass  # busy: a later step tries again
-    finally:
-        db.execute("PRAGMA busy_timeout=30000")
+        return True
 
 
 def convert_to_incremental(db: sqlite3.Connection, path: Path) -> bool:
