@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -78,3 +79,12 @@ async def test_a_damaged_store_is_one_event_not_a_crash_and_steps_never_overlap(
     paths.events_db.unlink()
     both = await asyncio.gather(keeper.step(Config()), keeper.step(Config()))
     assert sorted(s.skipped for s in both) == [False, True]
+
+
+async def test_every_step_of_every_housekeeper_works_on_the_one_housekeeping_thread(tmp_path: Path) -> None:
+    for n in range(3):  # a window makes a new Connector, and so a new Housekeeper, for every run
+        paths, keeper, _ = setup(tmp_path / str(n))
+        history(paths, 300, 300)
+        for _ in range(3):
+            await keeper.step(Config())
+    assert len([t for t in threading.enumerate() if t.name.startswith("pop3gui-housekeeping")]) == 1
