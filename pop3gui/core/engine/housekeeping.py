@@ -93,8 +93,8 @@ class Housekeeper:
             done.events = await self._events_step(config)
             done.journal = await self._journal_step()
             if done.events.removed or done.events.pages_freed or done.journal.deliveries or done.journal.pages_freed:
-                # SQLite's work in the worker thread left freed megabytes in the C library's heap. Asked here
-                # (well under a millisecond): one more executor job right after another can start a new thread.
+                # SQLite's work on the housekeeping thread left freed megabytes in the C library's heap;
+                # asking for them back takes well under a millisecond.
                 done.memory_given_back = give_back_free_memory()
             return done
 
