@@ -102,6 +102,8 @@ def journal_rows(db: Path, account: str) -> dict[str, tuple[str, str]]:
             shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
         con = sqlite3.connect(copy)
         try:
+            if not con.execute("SELECT 1 FROM sqlite_master WHERE name='messages'").fetchone():
+                return {}  # killed while the journal was being created: no rows yet
             rows = con.execute("SELECT uid, state, message_id FROM messages WHERE account=?", (account,))
             return {str(uid): (str(state), str(key)) for uid, state, key in rows.fetchall()}
         finally:
