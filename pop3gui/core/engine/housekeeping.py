@@ -16,14 +16,11 @@ said once per kind.
 from __future__ import annotations
 
 import asyncio
-import functools
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TypeVar
 
 from pop3gui.core.config.model import Config
 from pop3gui.core.engine.report import Reporter
@@ -36,28 +33,11 @@ from pop3gui.core.state import quarantine_ops
 from pop3gui.core.state.journal import JournalPrune, prune_journal
 from pop3gui.core.state.paths import Paths
 from pop3gui.core.state.spool import Quarantine, QuarantineRecord
+from pop3gui.core.threads import in_housekeeping_thread
 
 __all__ = ["Housekeeper", "HousekeepingStep"]
 
 _MB = 1024 * 1024
-_T = TypeVar("_T")
-
-
-@functools.cache
-def _housekeeping_thread() -> ThreadPoolExecutor:
-    """The one thread of the process that does housekeeping's blocking work, made at the first step.
-
-    Not the loop's default executor: jobs sent there back to back (three per
-    step) now and then start another of its threads, so a runner's thread
-    count crept up over thousands of cycles.  A window makes a new Connector
-    (and Housekeeper) for every run, so the thread belongs to the process.
-    """
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="pop3gui-housekeeping")
-
-
-async def _in_worker(work: Callable[..., _T], *args: object) -> _T:
-    """*work* on the housekeeping thread, the loop free meanwhile."""
-    return await asyncio.get_running_loop().run_in_executor(_housekeeping_thread(), functools.partial(work, *args))
 
 
 @dataclass
@@ -100,7 +80,7 @@ class Housekeeper:
 
     async def _prune_events(self, config: Config) -> PruneResult:
         now = datetime.fromtimestamp(self.now(), timezone.utc)
-        result = await _in_worker(self.events.step, config.events.keep_days, config.events.max_mb, now)
+        result = await in_housekeeping_thread(self.events.step, config.events.keep_days, config.events.max_mb, now)
         if result.removed:
             parts = []
             if result.expired:
@@ -133,7 +113,7 @@ class Housekeeper:
         if keep <= 0 or not self.paths.health_db.exists():
             return []
         try:
-            due = await _in_worker(self._due_removals, keep)
+            due = await in_housekeeping_thread(self._due_removals, keep)
         except StateError as exc:
             self._problem("quarantine", f"Quarantined mail past its keep days was not removed: {exc}",
                           exc.cause, exc.fix)
@@ -187,7 +167,7 @@ class Housekeeper:
 
     async def _journal_step(self) -> JournalPrune:
         try:
-            result = await _in_worker(prune_journal, self.paths.journal_db, self.now())
+            result = await in_housekeeping_thread(prune_journal, self.paths.journal_db, self.now())
         except (OSError, sqlite3.Error) as exc:
             self._problem("journal", f"Pruning the journal {self.paths.journal_db} failed: {exc}", "", "")
             return JournalPrune()
