@@ -4,7 +4,8 @@
 another thread whenever a job arrives while its threads are busy (up to
 min(32, cores + 4)).  A runner that looks up every account's password at once,
 cycle after cycle, crept from 3 to 6 threads that way over thousands of cycles,
-and a thread count that creeps cannot be told from a leak.  Keyring lookups
+and a thread count that creeps cannot be told from a leak.  Lookups that
+wait on another service (the keyring over D-Bus, this host's name in the DNS)
 and housekeeping each have one thread of their own instead, shared by every
 runner of the process (a window makes a new one for every run): the count stays
 fixed, lookups are made one at a time, and housekeeping's steps never overlap.
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-__all__ = ["in_housekeeping_thread", "in_keyring_thread"]
+__all__ = ["in_housekeeping_thread", "in_lookup_thread"]
 
 _T = TypeVar("_T")
 
@@ -32,9 +33,9 @@ async def _in_thread(name: str, work: Callable[..., _T], *args: object) -> _T:
     return await asyncio.get_running_loop().run_in_executor(_thread(name), functools.partial(work, *args))
 
 
-async def in_keyring_thread(work: Callable[..., _T], *args: object) -> _T:
-    """``work(*args)`` on the keyring's thread (a lookup may wait on D-Bus), the loop free meanwhile."""
-    return await _in_thread("keyring", work, *args)
+async def in_lookup_thread(work: Callable[..., _T], *args: object) -> _T:
+    """``work(*args)`` on the lookups' thread (the keyring, the DNS), the loop free meanwhile."""
+    return await _in_thread("lookups", work, *args)
 
 
 async def in_housekeeping_thread(work: Callable[..., _T], *args: object) -> _T:

@@ -22,7 +22,7 @@ from pop3gui.core.pop3.client import Pop3Client
 from pop3gui.core.errors import SmtpError
 from pop3gui.core.smtp.submit import SmtpSubmitter
 from pop3gui.core.state.credentials import Credentials
-from pop3gui.core.threads import in_keyring_thread
+from pop3gui.core.threads import in_lookup_thread
 from pop3gui.core.tls import client_context
 
 
@@ -96,4 +96,4 @@ async def open_local_server(smtp: SmtpConfig, credentials: Credentials, sign_ins
         token = await sign_ins.access_token(smtp_sign_in_key(smtp.username),
                                             config.oauth_provider(smtp.oauth_provider), SMTP)
         return LocalServer(smtp, None, tls, token)
-    return LocalServer(smtp, await in_keyring_thread(credentials.smtp_password, smtp.username), tls)
+    return LocalServer(smtp, await in_lookup_thread(credentials.smtp_password, smtp.username), tls)

@@ -18,7 +18,7 @@ from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.oauth.store import login_command, sign_in_key
 from pop3gui.core.pop3.client import Pop3Client
 from pop3gui.core.state.credentials import Credentials
-from pop3gui.core.threads import in_keyring_thread
+from pop3gui.core.threads import in_lookup_thread
 
 
 class AccountLogin:
@@ -33,7 +33,7 @@ class AccountLogin:
             self._purpose = mailbox_purpose(account.protocol)
             self._secret = asyncio.ensure_future(sign_ins.access_token(self._key, self._provider, self._purpose))
         else:
-            self._secret = asyncio.ensure_future(in_keyring_thread(credentials.pop3_password, account.name))
+            self._secret = asyncio.ensure_future(in_lookup_thread(credentials.pop3_password, account.name))
 
     async def log_in(self, client: Pop3Client | ImapClient) -> None:
         account = self.account

@@ -15,6 +15,10 @@ them is four POSTs.
 
 Every failure becomes an :class:`~pop3gui.core.errors.OAuthError` subclass
 with its cause and fix; no token or secret ever appears in one.
+
+httpx and Authlib are imported by the first grant: a runner whose accounts
+all log in with passwords never needs them, and they were a fifth of its
+start-up.
 """
 
 from __future__ import annotations
@@ -28,11 +32,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
-
-import httpx
-from authlib.common.security import generate_token
-from authlib.oauth2.rfc6749.parameters import parse_authorization_code_response, prepare_grant_uri
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from pop3gui.core.errors import (
     OAuthClientInvalid,
@@ -74,6 +73,10 @@ class DeviceCode:
 async def browser_sign_in(ends: Endpoints, client_id: str, open_page: Callable[[str], object], *,
                           timeout: float = 300.0, client_secret: str = "") -> Tokens:
     """Authorization code with PKCE; *open_page* shows the sign-in page (a browser, or a test)."""
+    from authlib.common.security import generate_token
+    from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
     verifier = generate_token(64)
     state = generate_token(24)
     received: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -200,6 +203,8 @@ async def _one_redirect(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
 
 
 def _redirect_params(target: str, state: str) -> dict[str, str]:
+    from authlib.oauth2.rfc6749.parameters import parse_authorization_code_response
+
     query = urlsplit(target).query
     if "error=" in query:
         from urllib.parse import parse_qs
@@ -236,6 +241,8 @@ async def _token_request(url: str, form: dict[str, str]) -> Tokens:
 
 
 async def _post(url: str, form: dict[str, str], *, token_endpoint: bool = False) -> dict[str, Any]:
+    import httpx
+
     try:
         # An office proxy from the environment carries the provider's traffic, never a loopback one's.
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False,

@@ -27,7 +27,7 @@ from pop3gui.core.oauth.store import SignIn, SignInStore, login_command
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.state.lock import try_lock_file
 from pop3gui.core.state.paths import ensure_private_dir
-from pop3gui.core.threads import in_keyring_thread
+from pop3gui.core.threads import in_lookup_thread
 
 REFRESH_MARGIN = 300.0  # seconds before expiry at which a token counts as used up
 LOCK_WAIT = 120.0  # how long a refresh waits for another process's refresh of the same sign-in
@@ -98,7 +98,7 @@ class SignIns:
         else:
             record = SignIn(tokens.refresh_token, tokens.identity, tokens.scope, now, now)
         async with self._refresh_lock(key):
-            await in_keyring_thread(self.store.save, key, record)
+            await in_lookup_thread(self.store.save, key, record)
         self._unsaved.pop(key, None)
         self._tokens[key] = (tokens.access_token, tokens.expires_at)
         return record
@@ -108,7 +108,7 @@ class SignIns:
         self._tokens.pop(key, None)
         self._unsaved.pop(key, None)
         async with self._refresh_lock(key):
-            return await in_keyring_thread(self.store.delete, key)
+            return await in_lookup_thread(self.store.delete, key)
 
     def forget_token(self, key: str) -> None:
         """Drop the access token held for *key*: a server refused it, so the next use renews it."""
@@ -124,7 +124,7 @@ class SignIns:
             return await self._app_tokens(provider, purpose)
         ends = endpoints(provider, purpose)
         async with self._refresh_lock(key):
-            sign_in = self._unsaved.get(key) or await in_keyring_thread(self.store.load, key)  # the newest one
+            sign_in = self._unsaved.get(key) or await in_lookup_thread(self.store.load, key)  # the newest one
             if sign_in is None:
                 raise SignInNeeded(f"{_owner(key)} is not signed in",
                                    cause="It signs in with OAuth2 and no sign-in is stored in the keyring.",
@@ -136,7 +136,7 @@ class SignIns:
                               refreshed_at=self._clock())
             self._unsaved[key] = rotated
             try:
-                await in_keyring_thread(self.store.save, key, rotated)  # before the new access token is used
+                await in_lookup_thread(self.store.save, key, rotated)  # before the new access token is used
             except CredentialError:
                 if rotated.refresh_token != sign_in.refresh_token:
                     raise  # the keyring lost the new refresh token's write: said now, kept here and retried
@@ -146,10 +146,10 @@ class SignIns:
 
     async def _client_secret(self, provider: OAuthProviderConfig) -> str:
         """A stored client secret for providers whose installed apps have one (Google); "" otherwise."""
-        return await in_keyring_thread(self.credentials.oauth_client_secret_if_any, provider.name)
+        return await in_lookup_thread(self.credentials.oauth_client_secret_if_any, provider.name)
 
     async def _app_tokens(self, provider: OAuthProviderConfig, purpose: str) -> flows.Tokens:
-        secret = await in_keyring_thread(self.credentials.oauth_client_secret, provider.name)
+        secret = await in_lookup_thread(self.credentials.oauth_client_secret, provider.name)
         return await flows.app_token(endpoints(provider, purpose), provider.client_id, secret)
 
     @contextlib.asynccontextmanager

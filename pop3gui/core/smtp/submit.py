@@ -9,6 +9,8 @@ event 4022, with the AUTH exchange redacted.
 from __future__ import annotations
 
 import asyncio
+import functools
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -25,6 +27,7 @@ from pop3gui.core.smtp.data import BLOCK, DataEncoder, MessageSource
 from pop3gui.core.smtp.size import size_limit, wire_size
 from pop3gui.core.smtp.transcript import Transcript
 from pop3gui.core.smtp.xoauth2 import check_xoauth2, login_xoauth2
+from pop3gui.core.threads import in_lookup_thread
 from pop3gui.core.tls import client_context
 
 @dataclass(frozen=True)
@@ -95,6 +98,22 @@ async def _drained(protocol: object) -> None:
             await asyncio.sleep(0.01)
 
 
+async def this_host_name() -> str:
+    """The name this machine gives in EHLO (``socket.getfqdn()``), looked up once per process.
+
+    Left to aiosmtplib, it is looked up at every connection, on a new thread
+    of the loop's default executor whenever several connect at once, and a
+    reverse DNS lookup can take seconds on an office network whose DNS server
+    does not know the PC.
+    """
+    return await in_lookup_thread(_host_name)
+
+
+@functools.cache
+def _host_name() -> str:
+    return socket.getfqdn()  # sessions connecting at once wait on the lookups' thread, then find it here
+
+
 class SmtpSubmitter:
     """One SMTP session to the local server, reused for many messages.
 
@@ -140,7 +159,7 @@ class SmtpSubmitter:
         smtp = aiosmtplib.SMTP(
             hostname=self.host, port=self.port, timeout=self.timeout, use_tls=self.security == "tls",
             start_tls=False, tls_context=self._tls_context() if self.security != "none" else None,
-            local_hostname=self._local_hostname,
+            local_hostname=self._local_hostname or await this_host_name(),
         )
         try:
             greeting = await smtp.connect()

@@ -363,6 +363,33 @@ async def test_the_ehlo_name_is_the_one_asked_for() -> None:
     assert "<C>: EHLO connector.contoso.local" in sub.transcript
 
 
+async def test_without_an_ehlo_name_this_host_s_name_is_looked_up_once_for_all_sessions(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reverse DNS lookup per connection can take seconds on an office network; it is made once."""
+    import socket
+
+    from pop3gui.core.smtp import submit
+
+    lookups: list[str] = []
+
+    def getfqdn(name: str = "") -> str:
+        lookups.append(name)
+        return "pc1.contoso.local"
+
+    monkeypatch.setattr(socket, "getfqdn", getfqdn)
+    submit._host_name.cache_clear()
+    try:
+        async with ScriptedSmtp() as server:
+            for _ in range(2):  # sessions made at once, then more later
+                sessions = [_plain("127.0.0.1", server.port) for _ in range(3)]
+                await asyncio.gather(*(s.connect() for s in sessions))
+                await asyncio.gather(*(s.close() for s in sessions))
+    finally:
+        submit._host_name.cache_clear()  # later tests look up the real name
+    assert server.ehlo_names == ["pc1.contoso.local"] * 6
+    assert lookups == [""]
+
+
 # -- logging in ---------------------------------------------------------------------------------
 
 
