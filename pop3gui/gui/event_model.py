@@ -21,7 +21,8 @@ from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QIdentityProx
                             QPersistentModelIndex, Qt, QTimer, Signal)
 
 from pop3gui.core.events.model import Event, Severity
-from pop3gui.core.events.store import SEARCH_SCAN_ROWS, EventFilter, EventStore
+from pop3gui.core.events.search import SEARCH_SCAN_ROWS, EventFilter
+from pop3gui.core.events.store import EventStore
 from pop3gui.gui.icons import severity_icon
 
 EventRole = Qt.ItemDataRole.UserRole + 1  # the core Event

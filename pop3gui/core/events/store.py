@@ -8,11 +8,10 @@ earlier release (without the typed fields) gains their columns when opened.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -24,11 +23,19 @@ from pop3gui.core.events.schema import (
     FTS_SCHEMA,
     INSERT,
     SCHEMA,
-    SEARCH_FIELDS,
     TYPED_COLUMNS,
     to_row,
     from_row,
-    stored_time,
+)
+from pop3gui.core.events.search import (
+    GREP_FIELDS,
+    NO_SEQ,
+    SEARCH_SCAN_ROWS,
+    EventFilter,
+    contains,
+    indexable,
+    search_match,
+    where,
 )
 from pop3gui.core.state.paths import touch_private
 from pop3gui.core.state.sqlite_space import use_wal_limit
@@ -38,50 +45,7 @@ WRITE_DELAY_S = 0.05  # events emitted on a running event loop are written toget
 WRITE_BATCH = 200  # ... or as soon as this many wait
 WAL_BYTES = 1024 * 1024  # the write-ahead log is checkpointed, and cut back, at this size
 _log = logging.getLogger(__name__)
-_NO_SEQ = 2**63 - 1  # past every seq: nothing is that recent
-
-GREP_FIELDS = ("text", "cause", "fix")  # what ``pop3gui events --grep`` reads
-MIN_INDEXED_SEARCH = 3  # the trigram index finds substrings of at least 3 characters
-SEARCH_SCAN_ROWS = 40_000  # a search the index cannot answer reads at most this many events per call (~50 ms)
-__all__ = ["GREP_FIELDS", "MIN_INDEXED_SEARCH", "SEARCH_FIELDS", "SEARCH_SCAN_ROWS", "EventFilter", "EventStore"]
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    """Which events to show: the Events tab's filters, and ``pop3gui events``' flags.
-
-    *min_severity* keeps that level and above; *account* is an exact account
-    name ("" is the events of no account); *text* keeps events whose *fields*
-    contain it, ignoring case; *since* keeps events at or after that moment.
-    """
-
-    min_severity: Severity | None = None
-    account: str | None = None
-    text: str = ""
-    fields: tuple[str, ...] = SEARCH_FIELDS
-    since: datetime | None = None
-
-    def levels(self) -> list[int] | None:
-        """The severities listed (not a range), so the (severity, seq) index yields each level in seq order."""
-        if self.min_severity is None or self.min_severity <= min(Severity):
-            return None
-        return [int(s) for s in Severity if s >= self.min_severity]
-
-    def matches(self, event: Event) -> bool:
-        """The same test in Python, for live events that are shown before they are read back."""
-        if self.min_severity is not None and event.severity < self.min_severity:
-            return False
-        if self.account is not None and event.account != self.account:
-            return False
-        if self.since is not None:
-            since = self.since.astimezone() if self.since.tzinfo is None else self.since
-            moment = event.time.astimezone() if event.time.tzinfo is None else event.time
-            if moment < since:
-                return False
-        if self.text:
-            haystack = "\n".join(str(getattr(event, name)) for name in self.fields)
-            return self.text.casefold() in haystack.casefold()
-        return True
+__all__ = ["EventStore"]
 
 
 class EventStore:
@@ -95,7 +59,7 @@ class EventStore:
         self._write_soon: asyncio.TimerHandle | None = None
         # A long timeout: the first open of a large store of an earlier release builds its indexes.
         self._conn = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000)
-        self._conn.create_function("pop3gui_contains", 2, _contains, deterministic=True)
+        self._conn.create_function("pop3gui_contains", 2, contains, deterministic=True)
         if not self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
             # A new store: retention's deletes can then give pages back (PRAGMA incremental_vacuum).
             # It only takes effect before the first table is created.
@@ -307,7 +271,7 @@ class EventStore:
                 if before is None:
                     break
             return found[::-1]
-        where, params = self._where(flt, after_seq + 1, _NO_SEQ)
+        where, params = self._where(flt, after_seq + 1, NO_SEQ)
         rows = self._db.execute(f"SELECT {COLUMNS} FROM events WHERE {where} ORDER BY seq", params).fetchall()
         return [from_row(r) for r in rows]
 
@@ -315,7 +279,7 @@ class EventStore:
         """Every event that passes *flt*, oldest first, read in batches (what an export writes)."""
         after = 0
         while True:
-            where, params = self._where(flt, after + 1, _NO_SEQ)
+            where, params = self._where(flt, after + 1, NO_SEQ)
             rows = self._db.execute(f"SELECT {COLUMNS} FROM events WHERE {where} ORDER BY seq LIMIT ?",
                                     [*params, batch]).fetchall()
             for row in rows:
@@ -336,7 +300,7 @@ class EventStore:
         top = self._db.execute("SELECT max(seq) FROM events").fetchone()[0]
         if top is None or limit <= 0:
             return [], None
-        hi = min(before_seq if before_seq is not None else _NO_SEQ, int(top) + 1)
+        hi = min(before_seq if before_seq is not None else NO_SEQ, int(top) + 1)
         lo = after_seq + 1
         found: list[Event] = []
         budget = scan
@@ -345,7 +309,7 @@ class EventStore:
             start, use_index = lo, False
             if flt.text:
                 low = self._search_low
-                if low is not None and _indexable(flt.text) and hi > low:
+                if low is not None and indexable(flt.text) and hi > low:
                     start, use_index = max(lo, low), True
                 else:
                     start = max(lo, hi - budget)
@@ -368,16 +332,16 @@ class EventStore:
         cannot answer would have to read the whole store (then it is a lower bound).
         """
         if not flt.text:
-            where, params = self._where(flt, 1, _NO_SEQ)
+            where, params = self._where(flt, 1, NO_SEQ)
             n = int(self._db.execute(f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT ?)",
                                      [*params, cap]).fetchone()[0])
             return n, n < cap
         low = self._search_low
-        if low is None or not _indexable(flt.text):
+        if low is None or not indexable(flt.text):
             events, more = self.page(flt, limit=cap, scan=scan)
             return len(events), more is None and len(events) < cap
-        fts, fts_params = self._search_match(flt)
-        where, params = self._where(replace(flt, text=""), max(low, 1), _NO_SEQ)
+        fts, fts_params = search_match(flt)
+        where, params = self._where(replace(flt, text=""), max(low, 1), NO_SEQ)
         n = int(self._db.execute(
             f"SELECT count(*) FROM (SELECT 1 FROM events_fts CROSS JOIN events ON events.seq = events_fts.rowid "
             f"WHERE {fts} AND {where} LIMIT ?)", [*fts_params, *params, cap]).fetchone()[0])
@@ -386,15 +350,10 @@ class EventStore:
             return n + len(events), more is None and n + len(events) < cap
         return n, n < cap
 
-    def _search_match(self, flt: EventFilter) -> tuple[str, list[object]]:
-        """The FTS5 query: the text as one phrase (quotes doubled), in the filter's columns only."""
-        phrase = '"' + flt.text.replace('"', '""') + '"'
-        return "events_fts MATCH ?", ["{" + " ".join(flt.fields) + "} : " + phrase]
-
     def _select(self, flt: EventFilter, lo: int, hi: int, limit: int, use_index: bool) -> list[Event]:
         """The newest *limit* events with lo <= seq < hi that pass *flt*, newest first."""
         if use_index:
-            fts, fts_params = self._search_match(flt)
+            fts, fts_params = search_match(flt)
             where, params = self._where(replace(flt, text=""), lo, hi)
             rows = self._db.execute(
                 f"SELECT {EVENT_COLUMNS} FROM events_fts CROSS JOIN events ON events.seq = events_fts.rowid "
@@ -420,81 +379,10 @@ class EventStore:
         return [from_row(r) for r in rows]
 
     def _where(self, flt: EventFilter, lo: int, hi: int) -> tuple[str, list[object]]:
-        """The WHERE clause for *flt* over lo <= seq < hi, on columns of ``events``."""
-        where: list[str] = ["events.seq >= ?", "events.seq < ?"]
-        params: list[object] = [lo, hi]
-        if flt.account is not None:
-            where.append("events.account = ?")
-            params.append(flt.account)
-        levels = flt.levels()
-        if levels is not None:
-            where.append(f"events.severity IN ({', '.join('?' * len(levels))})")
-            params.extend(levels)
-        if flt.since is not None:
-            # Times grow with seq, nearly: the first stored at or after *since* (found on the time index)
-            # bounds the seq range to read, and the time test itself keeps the answer exact.
-            since = flt.since
-            stamp = stored_time(since.astimezone() if since.tzinfo is None else since)
-            # One lower bound on seq (SQLite ranges the primary key on one of them only).
-            where[0] = (f"events.seq >= max(?, (SELECT coalesce(min(seq), {_NO_SEQ}) FROM events INDEXED BY "
-                        "events_time WHERE time >= ?))")
-            params.insert(1, stamp)
-            where.append("events.time >= ?")
-            params.append(stamp)
-        if flt.text:
-            low = self._search_low
-            clause, more = self._like(flt)
-            if low is not None and _indexable(flt.text):
-                fts, fts_params = self._search_match(flt)
-                # The seq range inside too: a follower's few new events are not a million index entries.
-                indexed = f"events.seq IN (SELECT rowid FROM events_fts WHERE {fts} AND rowid >= ? AND rowid < ?)"
-                fts_params = [*fts_params, lo, hi]
-                if low > 0:
-                    where.append(f"((events.seq >= ? AND {indexed}) OR (events.seq < ? AND {clause}))")
-                    params.extend([low, *fts_params, low, *more])
-                else:
-                    where.append(indexed)
-                    params.extend(fts_params)
-            else:
-                where.append(clause)
-                params.extend(more)
-        return " AND ".join(where), params
-
-    @staticmethod
-    def _like(flt: EventFilter) -> tuple[str, list[object]]:
-        """The text test without the index: LIKE for ASCII (no call into Python per row), else casefold."""
-        if flt.text.isascii():  # LIKE ignores ASCII case itself
-            pattern = "%" + flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            return ("(" + " OR ".join(f"events.{f} LIKE ? ESCAPE '\\'" for f in flt.fields) + ")",
-                    [pattern] * len(flt.fields))
-        joined = " || char(10) || ".join(f"events.{f}" for f in flt.fields)
-        return f"pop3gui_contains({joined}, ?)", [flt.text.casefold()]
+        return where(flt, lo, hi, self._search_low)
 
     def all(self) -> Iterator[Event]:
         for row in self._db.execute(f"SELECT {COLUMNS} FROM events ORDER BY seq"):
             yield from_row(row)
 
 
-def _indexable(text: str) -> bool:
-    """Whether the trigram index finds *text* as a case-blind ``in`` would.
-
-    Three characters at least; and no part that case folding writes as several
-    letters ("ß" folds to "ss", "ﬁ" to "fi"): the index folds one letter to one,
-    so "GRÜSSE" is looked for by reading the rows instead (ASCII text was matched
-    by LIKE, which folds only ASCII, so the index gives it what it always had).
-    """
-    if len(text) < MIN_INDEXED_SEARCH:
-        return False
-    if text.isascii():
-        return True
-    folded = text.casefold()
-    return not any(part in folded for part in _multi_letter_folds())
-
-
-@functools.cache
-def _multi_letter_folds() -> frozenset[str]:
-    return frozenset(f for f in (chr(c).casefold() for c in range(0x10000)) if len(f) > 1)
-
-
-def _contains(haystack: object, needle: object) -> bool:
-    return str(needle) in str(haystack).casefold()

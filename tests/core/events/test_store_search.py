@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pop3gui.core.events.model import Event, EventId, Severity
-from pop3gui.core.events.store import EventFilter, EventStore
+from pop3gui.core.events.search import EventFilter
+from pop3gui.core.events.store import EventStore
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=timezone.utc)
 SEVERITIES = (Severity.DEBUG, Severity.INFO, Severity.WARNING, Severity.ERROR)
