@@ -43,7 +43,8 @@ from pop3gui.core.events.model import Event, EventId, Severity  # noqa: E402
 from pop3gui.core.events.store import EventStore  # noqa: E402
 from pop3gui.core.state.paths import Paths  # noqa: E402
 from pop3gui.gui.controller import ConnectorController  # noqa: E402
-from pop3gui.gui.tabs.events import INDEX_STEP_MS, EventsTab  # noqa: E402
+from pop3gui.gui.search_index import INDEX_STEP_MS  # noqa: E402
+from pop3gui.gui.tabs.events import EventsTab  # noqa: E402
 
 SIZES = (10_000, 100_000, 1_000_000)
 LIVE = 5_000

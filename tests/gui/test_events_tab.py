@@ -22,7 +22,8 @@ from pop3gui.core.state.paths import Paths
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.event_model import (COL_ACCOUNT, COL_ID, COL_SEVERITY, COL_TEXT, COL_TIME, COUNT_CAP, PAGE_ROWS,
                                      AccountRole, EventFilterProxy, EventRole, EventTableModel, SeverityRole)
-from pop3gui.gui.tabs.events import EXPORT_FIELDS, EventsTab, ExportError, export_events
+from pop3gui.core.events.export import EXPORT_FIELDS, ExportError, export_events
+from pop3gui.gui.tabs.events import EventsTab
 
 # The offscreen platform cannot pass a window's size limits on; harmless, but logged as a warning.
 OFFSCREEN_SIZE_HINTS = "This plugin does not support propagateSizeHints"

@@ -11,90 +11,29 @@ a fixed-width font.
 
 from __future__ import annotations
 
-import csv
 import html
-import json
-import logging
-import sqlite3
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QItemSelection, QLocale, QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QItemSelection, QLocale, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QFontDatabase, QGuiApplication, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QMessageBox, QPushButton, QSplitter, QTableView, QTextBrowser,
                                QToolButton, QVBoxLayout, QWidget)
 
 from pop3gui.core.config.model import Config
-from pop3gui.core.errors import Pop3guiError
-from pop3gui.core.events.model import Event, Severity, event_record
-from pop3gui.core.events.store import EventStore
+from pop3gui.core.events.export import ExportError, export_events
+from pop3gui.core.events.model import Event, Severity
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.event_model import (COL_ACCOUNT, COL_ID, COL_SEVERITY, COL_TIME, COUNT_CAP, EventFilterProxy,
                                      EventTableModel, severity_name)
 from pop3gui.gui.icons import icon
+from pop3gui.gui.search_index import SearchIndexBuilder
 
-EXPORT_FIELDS = ("seq", "time", "id", "severity", "account", "uid", "message_id", "subject", "text", "recipient",
-                 "reply", "diagnosis", "outcome", "cause", "fix", "transcript")
-_log = logging.getLogger(__name__)
 SEARCH_DELAY_MS = 200  # re-filter once typing pauses, not on every key
 FETCH_MARGIN_ROWS = 50  # read the next older page when the view is this close to the top
-INDEX_STEP_ROWS = 500  # events added to the text index in the first step; then sized to take INDEX_STEP_MS
-INDEX_STEP_MS = 10
-INDEX_PAUSE_MS = 10  # between steps
 
-
-class ExportError(Pop3guiError, OSError):
-    """The events could not be written to the chosen file."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(
-            f"Could not export the events to {path}: {reason}",
-            cause=reason,
-            fix="Choose a folder you can write to (for example your Documents folder) and check that the "
-                "file is not open in another program.",
-        )
-        self.path = path
-        self.reason = reason
-
-
-def export_events(events: Iterable[Event], path: str | Path, fmt: str | None = None) -> int:
-    """Write ``events`` to ``path`` as CSV or JSON; returns how many were written.
-
-    ``fmt`` is ``"csv"`` or ``"json"``; by default the file's extension decides
-    (``.json`` is JSON, anything else CSV).  CSV is UTF-8 with a byte-order mark
-    so that spreadsheet programs read accents correctly.  Raises
-    :class:`ExportError`, naming the file, when it cannot be written.
-    """
-    path = Path(path)
-    if fmt is None:
-        fmt = "json" if path.suffix.lower() == ".json" else "csv"
-    if fmt not in ("csv", "json"):
-        raise ValueError(f"unknown export format {fmt!r}")
-    records = [event_record(e) for e in events]
-    try:
-        if fmt == "json":
-            with path.open("w", encoding="utf-8") as f:
-                json.dump(records, f, ensure_ascii=False, indent=2)
-                f.write("\n")
-        else:
-            with path.open("w", encoding="utf-8-sig", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=EXPORT_FIELDS)
-                writer.writeheader()
-                writer.writerows({**r, "reply": _reply_text(r["reply"]), "diagnosis": r["diagnosis"] or "",
-                                  "outcome": r["outcome"] or ""} for r in records)
-    except OSError as exc:
-        raise ExportError(path, exc.strerror or str(exc)) from exc
-    return len(records)
-
-
-def _reply_text(reply: dict[str, Any] | None) -> str:
-    """A reply in one CSV cell, as the server gave it: ``550 5.7.1 Unable to relay``."""
-    if reply is None:
-        return ""
-    return " ".join(str(part) for part in (reply["code"], reply["enhanced"], reply["text"]) if part)
 
 
 def _detail_html(event: Event, tr: Any, mono_family: str) -> str:
@@ -479,58 +418,3 @@ class EventsTab(QWidget):
                           "check that the file is not open in another program."))
             return False
         return True
-
-
-class SearchIndexBuilder(QObject):
-    """Fills the text index of a store of an earlier release while the window is idle, in short steps.
-
-    On the window's own connection and thread, between the engine's events: a
-    step is one short transaction, sized to take about ``INDEX_STEP_MS``, so the
-    loop is never held longer (a worker thread with its own connection was tried:
-    the engine's appends then wait for its write lock in SQLite's busy sleeps of
-    up to 100 ms).  Until it is done, searches read the older events without the
-    index.  Nothing to do for a new store.
-    """
-
-    finished = Signal()
-
-    def __init__(self, store: EventStore, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._store = store
-        self.rows = INDEX_STEP_ROWS
-        self._timer = QTimer(self)
-        self._timer.setInterval(INDEX_PAUSE_MS)
-        self._timer.timeout.connect(self.step)
-        if not store.search_index_complete:
-            self._timer.start()
-
-    def running(self) -> bool:
-        return self._timer.isActive()
-
-    def step(self) -> None:
-        if self._store.closed:
-            self._timer.stop()
-            return
-        started = time.perf_counter()
-        try:
-            done = self._store.build_search_index(self.rows, busy_ms=0)
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):  # another process is writing: the next tick
-                return
-            _log.warning("the text index of %s could not be built now; searches read the events instead",
-                         self._store.path, exc_info=True)
-            self._timer.stop()
-            return
-        except sqlite3.Error:  # a full disk, say: searches still work without the index
-            _log.warning("the text index of %s could not be built now; searches read the events instead",
-                         self._store.path, exc_info=True)
-            self._timer.stop()
-            return
-        took = (time.perf_counter() - started) * 1000
-        if took < INDEX_STEP_MS / 2:
-            self.rows = min(self.rows * 2, 20_000)
-        elif took > INDEX_STEP_MS:
-            self.rows = max(self.rows // 2, 50)
-        if done:
-            self._timer.stop()
-            self.finished.emit()
