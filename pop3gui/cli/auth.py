@@ -28,6 +28,7 @@ from pop3gui.core.oauth.session import SignIns
 from pop3gui.core.oauth.store import SignIn, sign_in_key, smtp_sign_in_key
 from pop3gui.core.state.credentials import Credentials
 from pop3gui.core.state.paths import Paths
+from pop3gui.core.threads import in_lookup_thread
 
 
 
@@ -130,9 +131,9 @@ async def _status(config: Config, sign_ins: SignIns, *, as_json: bool) -> int:
         problem: Pop3guiError | None = None
         stored: SignIn | None = None
         try:
-            stored = await asyncio.to_thread(sign_ins.store.load, user.key)
+            stored = await in_lookup_thread(sign_ins.store.load, user.key)
             await sign_ins.access_token(user.key, user.provider, user.purpose)  # proves the sign-in still works
-            stored = await asyncio.to_thread(sign_ins.store.load, user.key) or stored
+            stored = await in_lookup_thread(sign_ins.store.load, user.key) or stored
         except Pop3guiError as exc:  # one account's trouble never hides the others'
             problem = exc
         problems += problem is not None

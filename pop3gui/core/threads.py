@@ -1,4 +1,4 @@
-"""Where the runner's blocking work runs: a fixed few threads per process, each made at its first use.
+"""Where blocking work runs: a fixed few threads per process, each made at its first use.
 
 ``asyncio.to_thread`` hands work to the loop's default executor, which starts
 another thread whenever a job arrives while its threads are busy (up to
@@ -7,8 +7,9 @@ cycle after cycle, crept from 3 to 6 threads that way over thousands of cycles,
 and a thread count that creeps cannot be told from a leak.  Lookups that
 wait on another service (the keyring over D-Bus, this host's name in the DNS)
 and housekeeping each have one thread of their own instead, shared by every
-runner of the process (a window makes a new one for every run): the count stays
-fixed, lookups are made one at a time, and housekeeping's steps never overlap.
+runner of the process (a window makes a new one for every run) and by the
+window's own keyring reads and writes: the count stays fixed, the keyring is
+used by one thread at a time, and housekeeping's steps never overlap.
 """
 
 from __future__ import annotations

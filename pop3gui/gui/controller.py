@@ -35,6 +35,7 @@ from pop3gui.core.engine.cycle import Connector
 from pop3gui.core.engine.push import PushWatchers, push_folders
 from pop3gui.core.engine.report import Reporter
 from pop3gui.core.engine.status import CycleResult
+from pop3gui.core.threads import in_lookup_thread
 from pop3gui.gui.bridge import EngineBridge
 
 log = logging.getLogger(__name__)
@@ -332,8 +333,8 @@ class ConnectorController(QObject):
         return await self.sign_ins.sign_out(self.sign_in_key(who))
 
     async def sign_in_status(self, who: str) -> SignIn | None:
-        """The stored sign-in of *who* (who signed in, and when), or None; read in a worker thread."""
-        return await asyncio.to_thread(self.sign_ins.store.load, self.sign_in_key(who))
+        """The stored sign-in of *who* (who signed in, and when), or None; read on the lookups thread."""
+        return await in_lookup_thread(self.sign_ins.store.load, self.sign_in_key(who))
 
     async def copy_sign_in(self, old: str, new: str) -> bool:
         """A renamed account keeps its sign-in (it is kept under the account's name); True when one was copied."""
@@ -347,7 +348,7 @@ class ConnectorController(QObject):
             store.save(new_key, record)
             return True
 
-        return await asyncio.to_thread(copy)
+        return await in_lookup_thread(copy)
 
     async def resubmit(self, record_id: str) -> str:
         """Run resolution and submission again for a quarantined message."""

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QComboBox, QDialog, QHBoxLayout, QPushButton, QVBo
 from pop3gui.core.config.model import OAUTH_KINDS, OAuthProviderConfig
 from pop3gui.core.errors import CredentialError
 from pop3gui.core.state.credentials import Credentials
+from pop3gui.core.threads import in_lookup_thread
 from pop3gui.gui.icons import icon
 from pop3gui.gui.tabs.base import field_error_label, show_error
 
@@ -178,7 +179,7 @@ class ProviderPicker(QWidget):
 
         async def store() -> bool:
             try:
-                await asyncio.to_thread(credentials.set_oauth_client_secret, provider, secret)
+                await in_lookup_thread(credentials.set_oauth_client_secret, provider, secret)
             except CredentialError as exc:
                 self.secret_error.emit(self.tr("The client secret of %1 was not stored.").replace("%1", provider)
                                        + "\n" + exc.explain())

@@ -31,6 +31,7 @@ from pop3gui.core.config.model import AccountConfig, OAuthProviderConfig
 from pop3gui.core.errors import CredentialError
 from pop3gui.core.oauth.store import SignIn
 from pop3gui.core.state.credentials import Credentials
+from pop3gui.core.threads import in_lookup_thread
 from pop3gui.gui.dialogs.fields import buddy, with_messages
 from pop3gui.gui.dialogs.provider_picker import ProviderPicker, has_running_loop
 from pop3gui.gui.dialogs.sign_in import PageOpener, SignInBox, Signer
@@ -296,7 +297,7 @@ class SignInSection(QGroupBox):
     async def _check_password(self, name: str) -> bool:
         assert self._credentials is not None
         try:
-            stored: bool = await asyncio.to_thread(self._credentials.has_pop3_password, name)
+            stored: bool = await in_lookup_thread(self._credentials.has_pop3_password, name)
         except CredentialError as exc:
             self.password_edit.setPlaceholderText(self.tr("keyring unavailable"))
             self.password_note.setText(f"{exc}\n{exc.fix}")

@@ -8,13 +8,13 @@ box says what was not kept, with the cause and the fix.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from pop3gui.core.errors import CredentialError, Pop3guiError
+from pop3gui.core.threads import in_lookup_thread
 
 __all__ = ["AccountKeyring"]
 
@@ -32,7 +32,7 @@ class AccountKeyring(QObject):
 
     async def store_password(self, name: str, password: str) -> bool:
         try:
-            await asyncio.to_thread(self.controller.credentials.set_pop3_password, name, password)
+            await in_lookup_thread(self.controller.credentials.set_pop3_password, name, password)
         except CredentialError as exc:
             self.show_error(self.tr("The password of %1 was not stored.").replace("%1", name), exc)
             return False
@@ -47,7 +47,7 @@ class AccountKeyring(QObject):
                 credentials.set_pop3_password(new, credentials.pop3_password(old))
 
         try:
-            await asyncio.to_thread(copy)
+            await in_lookup_thread(copy)
         except CredentialError as exc:
             self.show_error(
                 self.tr("The password of %1 could not be kept for its new name %2; enter it again.")

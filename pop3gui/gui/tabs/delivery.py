@@ -26,6 +26,7 @@ from pop3gui.core.config.load import MIN_EVENT_STORE_MB
 from pop3gui.core.config.model import LOG_LEVELS, Config
 from pop3gui.core.errors import CredentialError
 from pop3gui.core.mail.addresses import normalize_address
+from pop3gui.core.threads import in_lookup_thread
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.tabs.base import ConfigTab, field_error_label, show_error
 
@@ -204,6 +205,6 @@ class DeliveryTab(ConfigTab):
 
     async def _write_password(self, username: str, password: str) -> None:
         try:
-            await asyncio.to_thread(self.controller.credentials.set_smtp_password, username, password)
+            await in_lookup_thread(self.controller.credentials.set_smtp_password, username, password)
         except CredentialError as exc:
             QMessageBox.warning(self, self.tr("Password not stored"), exc.explain())
