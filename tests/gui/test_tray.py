@@ -553,7 +553,7 @@ def test_the_tray_delivers_pushed_imap_mail_within_seconds_and_quit_stops_listen
     assert code == 0, text[-3000:]
     assert "pop3gui: stopped cleanly" in text
     out = json.loads(text.strip().splitlines()[-1])
-    assert out["in_tray"] and out["listening"], out
+    assert out["in_tray"] and out["listening"] and out["push_run_over"], out
     assert out["listening_before_quit"] == [["shared", "INBOX"]] and out["running_before_quit"] is False
     assert out["runs"] == [[["shared", 0, False]], [["shared", 1, False]]]  # the start-up run, then the push's
     assert out["exit_code"] == 0

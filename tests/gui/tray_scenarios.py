@@ -173,6 +173,9 @@ def push(home: str, control: str) -> int:
             seen["watchers"] = list(controller._push._tasks)
             print(json.dumps({"listening": sorted(map(list, controller._push.listening))}), flush=True)
         out["quit_asked"] = await await_until(quit_file.exists, 120)
+        # The test asks for Quit once the pushed message left the ISP's server; the push run that deleted it
+        # may still be finishing (QUIT, housekeeping): Quit comes after it, as the user's would.
+        out["push_run_over"] = await await_until(lambda: len(out["runs"]) >= 2 and not controller.running, 30)
         push = seen.get("push")
         out["listening_before_quit"] = [] if push is None else sorted(map(list, push.listening))
         out["running_before_quit"] = controller.running
