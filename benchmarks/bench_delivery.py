@@ -8,9 +8,11 @@ Dovecot Maildirs, and measures, one after the other in one run:
   dir, passwords from ``benchmarks/bench_keyring.py``);
 * ``fetchmail`` with an equivalent rc file (``keep``, ``fetchall``, the same
   Postfix as ``smtphost``, ``smtpname alice@contoso.com``), if installed;
-* the floor: in-process, every account at once, each a pipelined raw POP3
-  reader (all RETRs sent at once) feeding its own aiosmtplib connection that
-  sends sequentially; no journal, no spool, no events.
+* the floor (``benchmarks/floor.py``) as a subprocess too: every account at
+  once, each a pipelined raw POP3 reader (all RETRs sent at once) feeding its
+  own aiosmtplib connection that sends sequentially; no journal, no spool, no
+  events.  ``--floor-in-process`` runs it in this process instead, without an
+  interpreter's start, as runs before 2026-12-01 06:40 did.
 
 The IMAP cases (``imap-loopback``, ``imap-wan``, only when named) read the
 same Dovecot over IMAP: pop3gui with ``protocol = "imap"`` on INBOX and
@@ -20,8 +22,8 @@ same Dovecot over IMAP: pop3gui with ``protocol = "imap"`` on INBOX and
 
 Before every peer the mailboxes are reseeded with the same messages and
 Postfix's Maildir is cleared. The clock ("wall") starts when the peer starts
-and stops when its process exits (the floor: when the last message is
-accepted by Postfix); "until delivered" keeps the same start and stops when
+and stops when its process exits (the floor in this process: when the last
+message is accepted by Postfix); "until delivered" keeps the same start and stops when
 Postfix has written all N messages to its Maildir. The delivered count is
 then verified exactly; a run fails unless the mailbox held every message at
 its start, Postfix delivered every one, and the server keeps what the peer
@@ -29,10 +31,9 @@ should leave (nothing for pop3gui, and for fetchmail over IMAP).
 
 CPU and peak RSS of subprocess peers are the peer's own process's, reported by
 ``/usr/bin/time`` wrapped around it (the figures ``getrusage(RUSAGE_CHILDREN)``
-would give, for that one child; see :func:`run_measured`). The floor's CPU is the ``time.process_time()`` delta of
-this process; its peak RSS is this process's ``ru_maxrss`` (cumulative over
-the whole benchmark process, which keeps seeded messages on disk, not in
-memory). Server-side CPU (Dovecot, Postfix) is not counted for anyone.
+would give, for that one child; see :func:`run_measured`); the floor's too,
+unless it runs in this process: then its CPU is the ``time.process_time()``
+delta of this process and its peak RSS this process's ``ru_maxrss``. Server-side CPU (Dovecot, Postfix) is not counted for anyone.
 
 Run as root (Dovecot and Postfix need it)::
 
@@ -63,7 +64,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -76,6 +76,7 @@ import aiosmtplib
 
 from tests.servers.dovecot import DovecotServer, mail_ids
 from tests.servers.postfix import PostfixServer
+from floor import RECIPIENT, FloorRun, floor  # noqa: E402 - benchmarks/ is on sys.path
 
 # pop3gui itself is imported by use_pop3gui_source(), after --rev has chosen which tree to measure.
 POP3GUI_SRC = ROOT
@@ -83,9 +84,7 @@ POP3_SERVICE = "pop3gui"  # pop3gui.core.state.credentials.POP3_SERVICE, checked
 
 KIB = 1024
 MIB = 1024 * 1024
-RECIPIENT = "alice@contoso.com"
 ADMIN = "admin@contoso.com"
-SENDER = "sender@fabrikam.example"
 PASSWORD = "bench-password"
 POSTFIX_SIZE_LIMIT = 300 * MIB  # raised for the 100 MiB case; harmless for the others
 POP3GUI_MAX_MESSAGE_KB = 300 * 1024
@@ -475,6 +474,7 @@ class Setup:
     port: int  # Dovecot's POP3 or IMAP port (the workload's protocol), or the delay proxy's in front of it
     work: Path
     parallel_accounts: int | None = None  # pop3gui's [performance] max_parallel_accounts; None: its default
+    floor_in_process: bool = False  # the floor in this process (no start-up), as before 2026-12-01 06:40
 
 
 def pop3gui_home(setup: Setup, workload: Workload, name: str) -> tuple[Path, dict[str, str]]:
@@ -579,136 +579,21 @@ def run_fetchmail(setup: Setup, workload: Workload, fetchmail: str) -> tuple[Run
     return run_measured(cmd, env=env, log=log, cwd=home), log
 
 
-async def _floor_reader(port: int, user: str, queue: asyncio.Queue[bytes | None], sent: asyncio.Event) -> int:
-    """POP3: all RETRs sent at once after login; once *sent* (every message accepted by Postfix), all DELEs
-    and QUIT at once: pop3gui's job (it deletes what it delivered), done by the fewest round trips."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=512 * MIB)
-    try:
-        async def reply() -> bytes:
-            line = await reader.readline()
-            if not line.startswith(b"+OK"):
-                raise RuntimeError(f"POP3 {user}: {line!r}")
-            return line
-
-        await reply()
-        writer.write(f"USER {user}\r\nPASS {PASSWORD}\r\nSTAT\r\n".encode())
-        await reply()
-        await reply()
-        count = int((await reply()).split()[1])
-        writer.write(b"".join(b"RETR %d\r\n" % i for i in range(1, count + 1)))
-        for _ in range(count):
-            await reply()
-            data = await reader.readuntil(b"\r\n.\r\n")
-            data = data[:-3]  # keep the last line's CRLF
-            if data.startswith(b".."):
-                data = data[1:]
-            await queue.put(data.replace(b"\r\n..", b"\r\n."))
-        await queue.put(None)
-        await sent.wait()
-        writer.write(b"".join(b"DELE %d\r\n" % i for i in range(1, count + 1)) + b"QUIT\r\n")
-        await writer.drain()
-        for _ in range(count + 1):
-            await reply()
-        return count
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+def floor_run(setup: Setup, workload: Workload) -> FloorRun:
+    return FloorRun(setup.port, workload.protocol, workload.accounts, setup.postfix.host, setup.postfix.port,
+                    PASSWORD)
 
 
-async def _floor_imap_reader(port: int, user: str, queue: asyncio.Queue[bytes | None], sent: asyncio.Event) -> int:
-    """IMAP: LOGIN, then SELECT INBOX and one FETCH 1:* (BODY.PEEK[]) sent together; once *sent*, one
-    STORE 1:* +FLAGS.SILENT (\\Deleted), EXPUNGE and LOGOUT sent together (pop3gui deletes what it delivered)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=512 * MIB)
-    try:
-        async def tagged(tag: bytes, on_line: Callable[[bytes], Awaitable[None]] | None = None) -> None:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    raise RuntimeError(f"IMAP {user}: connection closed")
-                if line.startswith(tag + b" "):
-                    if not line.startswith(tag + b" OK"):
-                        raise RuntimeError(f"IMAP {user}: {line!r}")
-                    return
-                if on_line is not None:
-                    await on_line(line)
-
-        greeting = await reader.readline()
-        if not greeting.startswith(b"* OK"):
-            raise RuntimeError(f"IMAP {user}: {greeting!r}")
-        writer.write(f"a1 LOGIN {user} {PASSWORD}\r\n".encode())
-        await tagged(b"a1")
-        writer.write(b"a2 SELECT INBOX\r\na3 FETCH 1:* (BODY.PEEK[])\r\n")
-        await tagged(b"a2")
-        count = 0
-
-        async def body(line: bytes) -> None:
-            nonlocal count
-            if line.endswith(b"}\r\n") and b"{" in line:
-                size = int(line[line.rindex(b"{") + 1:-3])
-                await queue.put(await reader.readexactly(size))
-                count += 1
-                await reader.readline()  # the rest of the FETCH response: ")"
-
-        await tagged(b"a3", body)
-        await queue.put(None)
-        await sent.wait()
-        writer.write(b"a4 STORE 1:* +FLAGS.SILENT (\\Deleted)\r\na5 EXPUNGE\r\na6 LOGOUT\r\n")
-        await writer.drain()
-        for tag in (b"a4", b"a5", b"a6"):
-            await tagged(tag)
-        return count
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-
-
-async def floor(setup: Setup, workload: Workload) -> int:
-    """Every account at once, each with its own pipelined RETR session (IMAP: one FETCH of all) feeding its
-    own SMTP connection, which sends one message after the other; no journal. Once all are sent, the
-    session deletes them (pipelined DELEs; IMAP: STORE \\Deleted + EXPUNGE), as pop3gui does by default.
-
-    One account is one POP3 and one SMTP session; ten accounts are ten of each, side by side: the minimal
-    parallel connector these servers allow.
-    """
-    reader = _floor_imap_reader if workload.protocol == "imap" else _floor_reader
-
-    async def account(user: str) -> int:
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        sent = asyncio.Event()
-
-        async def read() -> None:
-            try:
-                await reader(setup.port, user, queue, sent)
-            finally:
-                queue.put_nowait(None)  # the sender stops even when reading failed (a second None is unread)
-
-        async def send() -> int:
-            count = await _floor_sender(setup, queue)
-            sent.set()  # only now may the reader delete; on a failure nothing is deleted
-            return count
-
-        _, count = await asyncio.gather(read(), send())
-        return count
-
-    return sum(await asyncio.gather(*(account(f"bench{a}") for a in range(workload.accounts))))
-
-
-async def _floor_sender(setup: Setup, queue: asyncio.Queue[bytes | None]) -> int:
-    """One SMTP connection submitting what one account's reader queues, one message after the other."""
-    sent = 0
-    smtp = aiosmtplib.SMTP(hostname=setup.postfix.host, port=setup.postfix.port, timeout=600,
-                           start_tls=False, use_tls=False)
-    await smtp.connect()
-    try:
-        while (message := await queue.get()) is not None:
-            await smtp.sendmail(SENDER, [RECIPIENT], message)
-            sent += 1
-    finally:
-        with contextlib.suppress(Exception):
-            await smtp.quit()
-    return sent
+def run_floor(setup: Setup, workload: Workload) -> tuple[Run, Path, int]:
+    """The floor as a process of its own (benchmarks/floor.py), as pop3gui and fetchmail run; what it sent."""
+    run = floor_run(setup, workload)
+    log = setup.work / "floor.log"
+    cmd = [sys.executable, str(BENCH_DIR / "floor.py"), "--port", str(run.port), "--protocol", run.protocol,
+           "--accounts", str(run.accounts), "--smtp", f"{run.smtp_host}:{run.smtp_port}", "--password", PASSWORD]
+    measured = run_measured(cmd, env=dict(os.environ), log=log, cwd=setup.work)
+    lines = log.read_text(errors="replace").split() if log.exists() else []
+    sent = int(lines[-1]) if len(lines) >= 2 and lines[-2] == "sent" and lines[-1].isdigit() else 0
+    return measured, log, sent
 
 
 # --- one measurement -------------------------------------------------------------
@@ -726,11 +611,11 @@ def measure(peer: str, setup: Setup, corpus: Corpus, workload: Workload, fetchma
         return res
     ticks0 = cpu_ticks()
     log: Path | None = None
-    if peer == "floor":
+    if peer == "floor" and setup.floor_in_process:
         cpu0 = time.process_time()
         started = time.perf_counter()
         try:
-            sent = asyncio.run(floor(setup, workload))
+            sent = asyncio.run(floor(floor_run(setup, workload)))
         except Exception as exc:  # noqa: BLE001 - a benchmark reports, it does not crash
             res.ok = False
             res.notes.append(f"floor failed: {exc!r}")
@@ -741,6 +626,13 @@ def measure(peer: str, setup: Setup, corpus: Corpus, workload: Workload, fetchma
         if sent != n:
             res.ok = False
             res.notes.append(f"sent {sent} of {n}")
+    elif peer == "floor":
+        run, log, sent = run_floor(setup, workload)
+        started = run.started
+        res.wall, res.cpu, res.maxrss_kb = run.wall, run.cpu, run.maxrss_kb
+        if run.returncode != 0 or sent != n:
+            res.ok = False
+            res.notes.append(f"exit code {run.returncode}, sent {sent} of {n} (log: {log})")
     else:
         if peer == "pop3gui":
             run, log = run_pop3gui(setup, workload)
@@ -901,11 +793,11 @@ def md_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 METHOD = (
-    "wall = from starting the peer to its exit (floor: to its sessions' last QUIT/LOGOUT); "
+    "wall = from starting the peer's process to its exit; "
     "until delivered = same start, until Postfix has written all messages to its Maildir; "
-    "floor = every account's POP3 session at once, each feeding its own SMTP connection, in this process; "
-    "CPU and peak RSS = the peer's own process (/usr/bin/time), floor = this benchmark process "
-    "(process_time delta, ru_maxrss of the whole process); servers' CPU not counted. "
+    "floor = benchmarks/floor.py, a process of its own: every account's POP3 session at once, each feeding its "
+    "own SMTP connection, no journal; "
+    "CPU and peak RSS = the peer's own process (/usr/bin/time); servers' CPU not counted. "
     "pop3gui deletes what it delivered (POP3: DELE before QUIT, its default; IMAP: after_delivery = delete, "
     "UID STORE \\Deleted + UID EXPUNGE); fetchmail runs with keep over POP3 and deletes over IMAP (expunge 0: "
     "one EXPUNGE at the end); the floor deletes once everything is sent (all DELEs pipelined before QUIT; "
@@ -1093,7 +985,8 @@ def spread_lines(workload: Workload, peers: list[str], rounds: list[list[Result]
 
 def run_case(case: Case, setup_base: tuple[DovecotServer, PostfixServer, Path], peers: list[str],
              fetchmail: str | None, repeat: int, profile: bool,
-             parallel_accounts: int | None = None) -> tuple[list[Result], list[str], str]:
+             parallel_accounts: int | None = None, floor_in_process: bool = False,
+             ) -> tuple[list[Result], list[str], str]:
     dovecot, postfix, work = setup_base
     results: list[Result] = []
     extra: list[str] = []
@@ -1107,7 +1000,7 @@ def run_case(case: Case, setup_base: tuple[DovecotServer, PostfixServer, Path], 
         port = mailbox_port(dovecot, workload)
         proxy = ProxyProcess(port, workload.delay_ms) if workload.delay_ms else None
         try:
-            setup = Setup(dovecot, postfix, proxy.port if proxy else port, work, parallel_accounts)
+            setup = Setup(dovecot, postfix, proxy.port if proxy else port, work, parallel_accounts, floor_in_process)
             active = [peer for peer in peers if peer != "fetchmail" or fetchmail is not None]
             print(f"[{case.name}] {', '.join(active)}: {workload.describe()}"
                   + (f", {repeat} interleaved rounds" if repeat > 1 else "") + " ...", flush=True)
@@ -1175,6 +1068,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure pop3gui as committed in COMMIT (a `git archive` in the temp folder) instead "
                         "of the working tree; use --rev HEAD for a baseline while pop3gui/ has local changes")
     parser.add_argument("--no-warm-up", action="store_true", help="skip the small unreported warm-up runs")
+    parser.add_argument("--floor-in-process", action="store_true",
+                        help="run the floor in this process, without an interpreter's start (as runs before "
+                        "2026-12-01 06:40 did); by default it is a process of its own, as pop3gui and fetchmail are")
     parser.add_argument("--max-parallel-accounts", type=int, metavar="N",
                         help="pop3gui's [performance] max_parallel_accounts for every run (default: pop3gui's own "
                         "default, 4); the floor always works every account at once")
@@ -1215,12 +1111,17 @@ def main(argv: list[str] | None = None) -> int:
                 machine["pop3gui start-up"] = (f"wall {startup.wall:.2f} s, CPU {startup.cpu:.2f} s, peak RSS "
                                                f"{startup.maxrss_kb / 1024:.0f} MiB (`python -m pop3gui "
                                                "--version`, best of 3)")
+                if args.floor_in_process:
+                    machine["floor"] = ("in this benchmark process (--floor-in-process): no interpreter start; wall "
+                                        "to its sessions' last QUIT/LOGOUT, CPU = process_time delta, peak RSS = "
+                                        "ru_maxrss of the whole benchmark process")
                 if args.max_parallel_accounts is not None:
                     machine["pop3gui config"] = (f"[performance] max_parallel_accounts = {args.max_parallel_accounts} "
                                                  "(--max-parallel-accounts; the default is 4)")
             for case in cases:
                 results, extra, prof = run_case(case, (dovecot, postfix, work), peers, fetchmail, args.repeat,
-                                                args.profile and not profile_text, args.max_parallel_accounts)
+                                                args.profile and not profile_text, args.max_parallel_accounts,
+                                                args.floor_in_process)
                 profile_text = profile_text or prof
                 failed = failed or any(not r.ok for r in results)
                 sections.append((case, results, extra))
