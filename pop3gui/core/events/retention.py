@@ -41,6 +41,9 @@ never make retention remove most of the history, one step removes at most :data:
 events for the size cap."""
 
 MAX_SHARE_PER_STEP = 0.1
+HEADROOM_BYTES = 256 * 1024
+"""Kept free under the cap besides the WAL's share: the events a cycle writes after its step, and the last
+transaction a WAL takes past its limit before it is cut back (a soak saw the store 20 KB over its cap)."""
 
 
 @dataclass(frozen=True)
@@ -133,10 +136,11 @@ class EventRetention:
         """How many of the oldest events to remove to bring the store down to its target share of the cap.
 
         The cap is for the store's files: the database (its pages in use; free
-        ones are given back) and its write-ahead log, which is kept to WAL_BYTES.
+        ones are given back) and its write-ahead log, which is kept to WAL_BYTES,
+        with HEADROOM_BYTES to spare.
         """
         live = space(db, self.path).live_bytes
-        cap = max(max_mb * _MB - WAL_BYTES, max_mb * _MB // 2)
+        cap = max(max_mb * _MB - WAL_BYTES - HEADROOM_BYTES, max_mb * _MB // 2)
         if live <= cap:
             return 0
         count = int(db.execute("SELECT count(*) FROM events").fetchone()[0])

@@ -38,7 +38,7 @@ from pop3gui.core.events.search import (
     where,
 )
 from pop3gui.core.state.paths import touch_private
-from pop3gui.core.state.sqlite_space import use_wal_limit
+from pop3gui.core.state.sqlite_space import cut_grown_wal, use_wal_limit
 
 _BUSY_TIMEOUT_MS = 30_000
 WRITE_DELAY_S = 0.05  # events emitted on a running event loop are written together, this long after the first
@@ -214,6 +214,7 @@ class EventStore:
             conn.executemany(INSERT, rows)
             if own:
                 conn.execute("COMMIT")
+                cut_grown_wal(conn, self.path, WAL_BYTES)  # a merge of the text index may have made it large
         except sqlite3.Error:
             if own and conn.in_transaction:
                 conn.execute("ROLLBACK")

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CONVERT_LIMIT_BYTES", "WAL_LIMIT_BYTES", "Space", "convert_to_incremental", "pause_after", "reclaim",
-           "space", "trim_wal", "upkeep_connection", "use_wal_limit"]
+__all__ = ["CONVERT_LIMIT_BYTES", "WAL_LIMIT_BYTES", "Space", "convert_to_incremental", "cut_grown_wal", "pause_after",
+           "reclaim", "space", "trim_wal", "upkeep_connection", "use_wal_limit"]
 
 CONVERT_LIMIT_BYTES = 16 * 1024 * 1024
 """A store without auto_vacuum is converted (one VACUUM) only while its content is at most this big: the VACUUM
@@ -133,6 +133,32 @@ def trim_wal(db: sqlite3.Connection, path: Path, limit: int = WAL_LIMIT_BYTES, *
         return wal.stat().st_size <= limit
     except OSError:
         return True
+
+
+def cut_grown_wal(db: sqlite3.Connection, path: Path, limit: int) -> bool:
+    """Cut a WAL grown past *limit* back to nothing at once, if no other connection is in the way; never waits.
+
+    For the connection that writes all the time: one of its own transactions
+    can be large (the full-text index merges its segments while events are
+    added), and SQLite only shortens the WAL file at the next write after a
+    complete checkpoint, which may be a cycle away.  True when the WAL is
+    within *limit* afterwards.
+    """
+    wal = path.with_name(path.name + "-wal")
+    try:
+        if wal.stat().st_size <= limit:
+            return True
+    except OSError:
+        return True
+    patience = int(db.execute("PRAGMA busy_timeout").fetchone()[0])
+    db.execute("PRAGMA busy_timeout=0")
+    try:
+        busy = int(db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+    except sqlite3.OperationalError:
+        busy = 1
+    finally:
+        db.execute(f"PRAGMA busy_timeout={patience}")
+    return not busy
 
 
 def convert_to_incremental(db: sqlite3.Connection, path: Path) -> bool:

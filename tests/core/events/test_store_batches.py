@@ -104,3 +104,21 @@ def test_a_failed_write_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogC
     store(make(2))  # the store still works afterwards
     assert on_disk(store.path) == ["event 2"]
     store.close()
+
+
+def test_a_large_write_leaves_the_wal_within_its_limit(tmp_path: Path) -> None:
+    """A batch of large events (or a merge of the text index inside one) grows the WAL past WAL_BYTES;
+    the store cuts it back right after, not at some later write: it counts towards [events] max_mb."""
+    store = EventStore(tmp_path / "events.sqlite3")
+    wal = store.path.with_name(store.path.name + "-wal")
+    grown: list[int] = []
+
+    async def scenario() -> None:
+        for n in range(WRITE_BATCH):  # the last one writes the batch
+            store(Event(id=EventId.MESSAGE_DELIVERED, severity=Severity.INFO, text=f"event {n} " + "x" * 8000))
+        grown.append(wal.stat().st_size)
+
+    asyncio.run(scenario())
+    assert len(on_disk(store.path)) == WRITE_BATCH
+    assert grown[0] <= store_module.WAL_BYTES
+    store.close()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
-from pop3gui.core.state.sqlite_space import trim_wal, use_wal_limit
+from pop3gui.core.state.sqlite_space import cut_grown_wal, trim_wal, use_wal_limit
 
 LIMIT = 256 * 1024
 
@@ -73,6 +74,44 @@ def test_one_attempt_leaves_the_wal_to_a_later_step(tmp_path: Path) -> None:
     assert not trim_wal(db, path, LIMIT, attempts=1)
     assert wal_size(path) > LIMIT
     thread.join()
+    db.close()
+
+
+def test_the_writer_cuts_its_own_grown_wal_at_once_and_keeps_its_patience(tmp_path: Path) -> None:
+    path = tmp_path / "t.sqlite3"
+    db = grown_wal(path)
+    db.execute("PRAGMA busy_timeout=30000")
+    assert cut_grown_wal(db, path, LIMIT)
+    assert wal_size(path) == 0
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+    db.close()
+
+
+def test_the_writer_never_waits_for_a_reader_in_the_way(tmp_path: Path) -> None:
+    """On the event loop's connection: a reader leaves the WAL to a later write, at once, not in 30 s."""
+    path = tmp_path / "t.sqlite3"
+    db = grown_wal(path)
+    db.execute("PRAGMA busy_timeout=30000")
+    started = threading.Event()
+    thread = read_for(path, 0.5, started)
+    started.wait(5)
+    began = time.monotonic()
+    assert not cut_grown_wal(db, path, LIMIT)
+    assert time.monotonic() - began < 0.3
+    assert wal_size(path) > LIMIT
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+    thread.join()
+    assert cut_grown_wal(db, path, LIMIT)  # the next write's turn
+    assert wal_size(path) == 0
+    db.close()
+
+
+def test_a_wal_within_its_limit_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "t.sqlite3"
+    db = grown_wal(path)
+    before = wal_size(path)
+    assert cut_grown_wal(db, path, 8 * before)
+    assert wal_size(path) == before
     db.close()
 
 
