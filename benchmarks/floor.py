@@ -13,7 +13,7 @@ aiosmtplib) and the comparison is of like with like::
     python benchmarks/floor.py --port P --protocol pop3 --accounts 10 --smtp HOST:PORT --password PW
 
 It prints ``sent N`` (the messages Postfix accepted) and exits 0, or 1 when a
-session failed.  ``bench_delivery.py`` also runs it in its own process (``--floor-in-process``).
+session failed.  ``bench_delivery.py --floor-in-process`` runs it inside the benchmark's process instead.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from pop3gui.core.events.search import (
     where,
 )
 from pop3gui.core.state.paths import touch_private
-from pop3gui.core.state.sqlite_space import cut_grown_wal, use_wal_limit
+from pop3gui.core.state.sqlite_space import trim_wal, use_wal_limit
 
 _BUSY_TIMEOUT_MS = 30_000
 WRITE_DELAY_S = 0.05  # events emitted on a running event loop are written together, this long after the first
@@ -214,11 +214,13 @@ class EventStore:
             conn.executemany(INSERT, rows)
             if own:
                 conn.execute("COMMIT")
-                cut_grown_wal(conn, self.path, WAL_BYTES)  # a merge of the text index may have made it large
         except sqlite3.Error:
             if own and conn.in_transaction:
                 conn.execute("ROLLBACK")
             _log.exception("could not store %d event(s) in %s", len(rows), self.path)
+            return
+        if own:  # a merge of the text index inside this write may have grown the WAL: cut it, never waiting
+            trim_wal(conn, self.path, WAL_BYTES, attempts=1, patience_ms=0)
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CONVERT_LIMIT_BYTES", "WAL_LIMIT_BYTES", "Space", "convert_to_incremental", "cut_grown_wal", "pause_after",
+__all__ = ["CONVERT_LIMIT_BYTES", "WAL_LIMIT_BYTES", "Space", "convert_to_incremental", "pause_after",
            "reclaim", "space", "trim_wal", "upkeep_connection", "use_wal_limit"]
 
 CONVERT_LIMIT_BYTES = 16 * 1024 * 1024
@@ -104,16 +104,22 @@ def reclaim(db: sqlite3.Connection, max_pages: int) -> int:
     return given
 
 
-def trim_wal(db: sqlite3.Connection, path: Path, limit: int = WAL_LIMIT_BYTES, *, attempts: int = 5) -> bool:
-    """Cut a WAL grown past *limit* (a large delete or rebuild) back to nothing; True when it is within *limit*.
+def trim_wal(db: sqlite3.Connection, path: Path, limit: int = WAL_LIMIT_BYTES, *, attempts: int = 5,
+             patience_ms: int = 20) -> bool:
+    """Cut a WAL grown past *limit* (a large delete, rebuild or merge) back to nothing; True when it is within *limit*.
 
     A TRUNCATE checkpoint keeps other writers waiting while it waits for
-    readers, so each attempt has a 20 ms patience only, with a pause of
-    50 ms between attempts that lets the others through (a reader that was
-    in the way has usually finished by then); when every attempt finds a
-    reader, the WAL keeps its size until a later step.
+    readers, so each attempt has a short patience (*patience_ms*), with a
+    pause of 50 ms between attempts that lets the others through (a reader
+    that was in the way has usually finished by then); when every attempt
+    finds a reader, the WAL keeps its size until a later try.  The event
+    loop's own writer makes one attempt with no patience: SQLite only
+    shortens the WAL at the next write after a complete checkpoint, which may
+    be a cycle away, and the loop must never wait.  The connection's own
+    busy timeout is restored afterwards.
     """
     wal = path.with_name(path.name + "-wal")
+    patience = int(db.execute("PRAGMA busy_timeout").fetchone()[0])
     for attempt in range(attempts):
         try:
             if wal.stat().st_size <= limit:
@@ -122,43 +128,17 @@ def trim_wal(db: sqlite3.Connection, path: Path, limit: int = WAL_LIMIT_BYTES, *
             return True
         if attempt:
             time.sleep(0.05)
-        db.execute("PRAGMA busy_timeout=20")
+        db.execute(f"PRAGMA busy_timeout={int(patience_ms)}")
         try:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.OperationalError:
-            pass  # busy: the next attempt, or a later step, tries again
+            pass  # busy: the next attempt, or a later try, goes on
         finally:
-            db.execute("PRAGMA busy_timeout=30000")
+            db.execute(f"PRAGMA busy_timeout={patience}")
     try:
         return wal.stat().st_size <= limit
     except OSError:
         return True
-
-
-def cut_grown_wal(db: sqlite3.Connection, path: Path, limit: int) -> bool:
-    """Cut a WAL grown past *limit* back to nothing at once, if no other connection is in the way; never waits.
-
-    For the connection that writes all the time: one of its own transactions
-    can be large (the full-text index merges its segments while events are
-    added), and SQLite only shortens the WAL file at the next write after a
-    complete checkpoint, which may be a cycle away.  True when the WAL is
-    within *limit* afterwards.
-    """
-    wal = path.with_name(path.name + "-wal")
-    try:
-        if wal.stat().st_size <= limit:
-            return True
-    except OSError:
-        return True
-    patience = int(db.execute("PRAGMA busy_timeout").fetchone()[0])
-    db.execute("PRAGMA busy_timeout=0")
-    try:
-        busy = int(db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
-    except sqlite3.OperationalError:
-        busy = 1
-    finally:
-        db.execute(f"PRAGMA busy_timeout={patience}")
-    return not busy
 
 
 def convert_to_incremental(db: sqlite3.Connection, path: Path) -> bool:

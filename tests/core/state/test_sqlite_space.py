@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from pop3gui.core.state.sqlite_space import cut_grown_wal, trim_wal, use_wal_limit
+from pop3gui.core.state.sqlite_space import trim_wal, use_wal_limit
 
 LIMIT = 256 * 1024
 
@@ -81,7 +81,7 @@ def test_the_writer_cuts_its_own_grown_wal_at_once_and_keeps_its_patience(tmp_pa
     path = tmp_path / "t.sqlite3"
     db = grown_wal(path)
     db.execute("PRAGMA busy_timeout=30000")
-    assert cut_grown_wal(db, path, LIMIT)
+    assert trim_wal(db, path, LIMIT, attempts=1, patience_ms=0)
     assert wal_size(path) == 0
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
     db.close()
@@ -96,12 +96,12 @@ def test_the_writer_never_waits_for_a_reader_in_the_way(tmp_path: Path) -> None:
     thread = read_for(path, 0.5, started)
     started.wait(5)
     began = time.monotonic()
-    assert not cut_grown_wal(db, path, LIMIT)
+    assert not trim_wal(db, path, LIMIT, attempts=1, patience_ms=0)
     assert time.monotonic() - began < 0.3
     assert wal_size(path) > LIMIT
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
     thread.join()
-    assert cut_grown_wal(db, path, LIMIT)  # the next write's turn
+    assert trim_wal(db, path, LIMIT, attempts=1, patience_ms=0)  # the next write's turn
     assert wal_size(path) == 0
     db.close()
 
@@ -110,7 +110,7 @@ def test_a_wal_within_its_limit_is_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "t.sqlite3"
     db = grown_wal(path)
     before = wal_size(path)
-    assert cut_grown_wal(db, path, 8 * before)
+    assert trim_wal(db, path, 8 * before, attempts=1, patience_ms=0)
     assert wal_size(path) == before
     db.close()
 
