@@ -937,7 +937,8 @@ def render(machine: dict[str, str], sections: list[tuple[Case, list[Result], lis
 # --- profiling ----------------------------------------------------------------------
 
 
-def profile_pop3gui(setup: Setup, corpus: Corpus, workload: Workload, top: int = 25) -> str:
+def profile_pop3gui(setup: Setup, corpus: Corpus, workload: Workload, top: int = 25,
+                    keep_as: Path | None = None) -> str:
     reset(setup.dovecot, setup.postfix, corpus)
     prof = setup.work / "pop3gui.prof"
     run, log = run_pop3gui(setup, workload, profile=prof)
@@ -948,6 +949,9 @@ def profile_pop3gui(setup: Setup, corpus: Corpus, workload: Workload, top: int =
               f"CPU {run.cpu:.2f} s")]
     if not prof.exists():
         return "\n".join(lines + [f"no profile written; log: {log}"])
+    if keep_as is not None:
+        shutil.copyfile(prof, keep_as)
+        lines.append(f"profile kept as {keep_as} (python -m pstats {keep_as})")
     for key, title in (("tottime", "by own time"), ("cumulative", "by cumulative time")):
         buf = io.StringIO()
         stats = pstats.Stats(str(prof), stream=buf)
@@ -986,7 +990,7 @@ def spread_lines(workload: Workload, peers: list[str], rounds: list[list[Result]
 def run_case(case: Case, setup_base: tuple[DovecotServer, PostfixServer, Path], peers: list[str],
              fetchmail: str | None, repeat: int, profile: bool,
              parallel_accounts: int | None = None, floor_in_process: bool = False,
-             ) -> tuple[list[Result], list[str], str]:
+             profile_out: Path | None = None) -> tuple[list[Result], list[str], str]:
     dovecot, postfix, work = setup_base
     results: list[Result] = []
     extra: list[str] = []
@@ -1016,7 +1020,7 @@ def run_case(case: Case, setup_base: tuple[DovecotServer, PostfixServer, Path], 
             # The case's last (largest) workload: per-message costs show there, start-up less.
             if profile and "pop3gui" in peers and workload is case.workloads[-1]:
                 print(f"[{case.name}] profiling pop3gui under cProfile ...", flush=True)
-                profile_text = profile_pop3gui(setup, corpus, workload)
+                profile_text = profile_pop3gui(setup, corpus, workload, keep_as=profile_out)
         finally:
             if proxy is not None:
                 proxy.stop()
@@ -1062,6 +1066,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run every measurement K times and report the median wall time (default 1)")
     parser.add_argument("--profile", action="store_true",
                         help="also run pop3gui once under cProfile on the first case (its largest workload) and print the top functions")
+    parser.add_argument("--profile-out", metavar="FILE", type=Path,
+                        help="with --profile: keep the cProfile data as FILE (read it with python -m pstats FILE)")
     parser.add_argument("--markdown", action="store_true", help="print the final report as Markdown")
     parser.add_argument("--output", metavar="FILE", help="also write the Markdown report to FILE")
     parser.add_argument("--rev", metavar="COMMIT",
@@ -1121,7 +1127,7 @@ def main(argv: list[str] | None = None) -> int:
             for case in cases:
                 results, extra, prof = run_case(case, (dovecot, postfix, work), peers, fetchmail, args.repeat,
                                                 args.profile and not profile_text, args.max_parallel_accounts,
-                                                args.floor_in_process)
+                                                args.floor_in_process, args.profile_out)
                 profile_text = profile_text or prof
                 failed = failed or any(not r.ok for r in results)
                 sections.append((case, results, extra))
