@@ -36,6 +36,7 @@ BATCH_INTERVAL_MS = 100
 DEFAULT_MAX_ROWS = 200_000  # rows held at most; scrolling further back is for filters, export or the CLI
 PAGE_ROWS = 500  # rows read per fetch: the newest on opening, then as the view scrolls up
 COUNT_CAP = 10_000  # matching events are counted up to this ("more than 10,000")
+REACH_ROWS = 20_000  # rows read at most to keep a selected event in sight across a filter change
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -120,11 +121,10 @@ class EventTableModel(QAbstractTableModel):
             self._top = top[0].seq if top else 0
             # One call: a search the text index cannot answer reads a bounded stretch and may come back
             # short; the view asks for the rest (fetch_older) a stretch at a time, between other work.
-            events, older = self._store.page(self._filter, limit=wanted, scan=self.scan_rows)
-            self._total = self._store.count()
-            unfiltered = self._filter == EventFilter()
-            self._matching = (self._total, True) if unfiltered else \
-                self._store.count_at_least(self._filter, COUNT_CAP, self.scan_rows)
+            # Up to _top only: what another process stores meanwhile comes with the next flush, once.
+            events, older = self._store.page(self._filter, before_seq=self._top + 1, limit=wanted,
+                                             scan=self.scan_rows)
+            self._read_counts()
             accounts = set(self._store.accounts())
         else:
             accounts = set()
@@ -135,6 +135,22 @@ class EventTableModel(QAbstractTableModel):
         self._note_accounts(accounts)
         self.counts_changed.emit()
         return len(events)
+
+    def _read_counts(self) -> None:
+        """Events in the store and events passing the filter, up to the newest seq read."""
+        assert self._store is not None
+        self._total = self._store.count(upto=self._top)
+        if self._filter == EventFilter():
+            self._matching = (self._total, True)
+        else:
+            self._matching = self._store.count_at_least(self._filter, COUNT_CAP, self.scan_rows, upto=self._top)
+
+    def recount(self) -> None:
+        """Read the counts again: retention removes old events (here or in another process) after a cycle."""
+        if self._store is None or self._store.closed:
+            return
+        self._read_counts()
+        self.counts_changed.emit()
 
     def can_fetch_older(self) -> bool:
         """Whether older events pass the filter and there is room for them."""
@@ -159,13 +175,19 @@ class EventTableModel(QAbstractTableModel):
             self.counts_changed.emit()
         return len(events)
 
-    def reach(self, seq: int) -> int:
-        """The row of the event *seq*, reading the older rows down to it if it passes the filter; -1 if not."""
+    def reach(self, seq: int, most: int = REACH_ROWS) -> int:
+        """The row of the event *seq*, reading older rows down to it (*most* of them at most) when it passes
+        the filter; -1 if it does not, or is further back than that."""
         row = self.row_of(seq)
         if row >= 0 or self._store is None or not self._rows or seq >= self._rows[0].event.seq:
             return row
-        while self.can_fetch_older() and self._older is not None and self._older > seq:
-            if not self.fetch_older(max(self.page_rows, 5000)):
+        if not self._store.passes(self._filter, seq):
+            return -1
+        read = 0
+        while self.can_fetch_older() and self._older is not None and self._older > seq and read < most:
+            before = self._older
+            read += self.fetch_older(min(max(self.page_rows, 5000), most - read))
+            if self._older == before:
                 break
         return self.row_of(seq)
 
@@ -237,7 +259,7 @@ class EventTableModel(QAbstractTableModel):
         if newest <= self._top:
             return [], 0
         events, _ = self._store.page(self._filter, before_seq=newest + 1, after_seq=self._top, limit=self.max_rows)
-        stored = self._store.count_after(self._top)
+        stored = self._store.count_after(self._top, upto=newest)
         self._top = newest
         return events[::-1], stored
 

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QLabel, QMessageBox
 
 from pop3gui.core.config.model import AccountConfig, Config
 from pop3gui.core.events.model import Event, EventId, Reply, Severity
+from pop3gui.core.events.search import EventFilter
 from pop3gui.core.failures import Failure
 from pop3gui.core.events.store import EventStore
 from pop3gui.core.state.paths import Paths
@@ -618,3 +619,90 @@ def test_a_search_too_short_for_the_index_reads_on_in_stretches(controller: Conn
     assert texts(tab.proxy) == ["event 5 Zq", "event 2990 Zq"]
     qtbot.waitUntil(lambda: tab.count_label.text() == "Events shown: 2 of 3000", timeout=5000)  # type: ignore[attr-defined]
     assert not tab.model.can_fetch_older()
+
+
+@pytest.mark.qt_log_ignore(OFFSCREEN_SIZE_HINTS)
+def test_a_short_search_reads_on_when_its_few_matches_still_fit_the_view(controller: ConnectorController,
+                                                                          qtbot: object) -> None:
+    """A search read in stretches finds a match while the rows still fit the view: no scroll range change comes,
+    and the next stretches must still be read (the kept position used to block them for good)."""
+    marks = (5, 1500, 2990)
+    fill(controller.store, [make_event(i, text=f"event {i}" + (" Zq" if i in marks else "")) for i in range(3000)])
+    tab = shown_tab(controller, qtbot)
+    tab.model.scan_rows = 200  # "Zq" is too short for the text index: read 200 events per stretch
+    tab.search_edit.setText("zQ")
+    tab.apply_search()
+    qtbot.waitUntil(lambda: tab.proxy.rowCount() == 3, timeout=5000)
+    assert texts(tab.proxy) == [f"event {i} Zq" for i in marks]
+    qtbot.waitUntil(lambda: not tab.model.can_fetch_older(), timeout=5000)
+    assert tab.count_label.text().startswith("Events shown: 3 of ")  # exact: no "so far", no "searching"
+    assert "searching" not in tab.count_label.text()
+
+
+def test_a_reload_while_another_process_stores_shows_each_event_once(controller: ConnectorController,
+                                                                     qtbot: object,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    fill(controller.store, [make_event(i) for i in range(10)])
+    tab = EventsTab(controller)
+    qtbot.addWidget(tab)
+    store = controller.store
+    real_latest = store.latest
+
+    def latest_then_the_runner_stores(limit: int) -> list[Event]:
+        newest = real_latest(limit)
+        runner = EventStore(controller.paths.events_db)  # the tray runner commits right now
+        runner.append(make_event(99, text="from runner"))
+        runner.close()
+        return newest
+
+    monkeypatch.setattr(store, "latest", latest_then_the_runner_stores)
+    tab.search_edit.setText("from")
+    tab.apply_search()
+    monkeypatch.setattr(store, "latest", real_latest)
+    controller.bus.emit(make_event(100, text="from live"))
+    qtbot.waitUntil(lambda: tab.model.pending() == 0 and "from live" in texts(tab.proxy), timeout=2000)
+    assert texts(tab.proxy) == ["from runner", "from live"]
+    assert tab.model.total() == store.count() == 12
+    assert tab.model.matching() == (2, True)
+
+
+def test_the_counts_follow_retention_after_a_run(controller: ConnectorController, qtbot: object) -> None:
+    fill(controller.store, [make_event(i) for i in range(1000)])
+    tab = EventsTab(controller)
+    qtbot.addWidget(tab)
+    db = sqlite3.connect(controller.paths.events_db)  # retention, on a connection of its own
+    db.execute("DELETE FROM events WHERE seq <= 600")
+    db.commit()
+    db.close()
+    for i in range(5):
+        controller.bus.emit(make_event(1000 + i))
+    qtbot.waitUntil(lambda: tab.model.pending() == 0 and tab.model.rowCount() == 505, timeout=2000)
+    controller.run_finished.emit(None)  # the cycle (and its housekeeping) is over
+    assert tab.model.total() == controller.store.count() == 405
+    assert tab.count_label.text() == "Events: 405"
+
+
+def test_a_filter_hiding_the_selected_event_reads_no_history_for_it(controller: ConnectorController,
+                                                                    qtbot: object) -> None:
+    fill(controller.store, [make_event(i, severity=Severity.ERROR if i % 7 == 0 else Severity.DEBUG)
+                            for i in range(20_000)])
+    tab = EventsTab(controller)
+    qtbot.addWidget(tab)
+    row = tab.model.reach(tab.model.event_at(0).seq - 5_000)  # an old Debug event, scrolled to
+    assert row >= 0
+    tab.view.selectRow(row)
+    tab.severity_combo.setCurrentIndex(tab.severity_combo.findData(int(Severity.ERROR)))
+    assert tab.model.rowCount() == PAGE_ROWS  # the newest page only: the Debug event does not pass
+    assert tab.selected_event() is None
+
+
+def test_reach_reads_on_past_stretches_without_a_match(qapp: object, store: EventStore) -> None:
+    fill(store, [make_event(i, text=f"event {i}" + (" Zq" if i in (10, 2990) else "")) for i in range(3000)])
+    model = EventTableModel(store)
+    model.scan_rows = 200
+    model.set_filter(EventFilter(text="zq"))
+    assert texts(model) == ["event 2990 Zq"]
+    target = next(e.seq for e in store.all() if e.text == "event 10 Zq")
+    assert model.reach(target) == 0
+    assert texts(model) == ["event 10 Zq", "event 2990 Zq"]
+    assert model.reach(target - 1) == -1  # does not pass: nothing read for it

@@ -222,12 +222,23 @@ class EventStore:
         if own:  # a merge of the text index inside this write may have grown the WAL: cut it, never waiting
             trim_wal(conn, self.path, WAL_BYTES, attempts=1, patience_ms=0)
 
-    def count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])
+    def count(self, upto: int | None = None) -> int:
+        """Events in the store; with *upto*, those up to that seq (what a reader has seen of it)."""
+        if upto is None:
+            return int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])
+        return int(self._db.execute("SELECT count(*) FROM events WHERE seq <= ?", (upto,)).fetchone()[0])
 
-    def count_after(self, seq: int) -> int:
-        """Events stored after *seq* (a primary-key range)."""
-        return int(self._db.execute("SELECT count(*) FROM events WHERE seq > ?", (seq,)).fetchone()[0])
+    def count_after(self, seq: int, upto: int | None = None) -> int:
+        """Events stored after *seq* (and up to *upto*, when given): a primary-key range."""
+        if upto is None:
+            return int(self._db.execute("SELECT count(*) FROM events WHERE seq > ?", (seq,)).fetchone()[0])
+        return int(self._db.execute("SELECT count(*) FROM events WHERE seq > ? AND seq <= ?",
+                                    (seq, upto)).fetchone()[0])
+
+    def passes(self, flt: EventFilter, seq: int) -> bool:
+        """Whether the stored event *seq* passes *flt* (one look at that row)."""
+        events, _ = self.page(flt, before_seq=seq + 1, after_seq=seq - 1, limit=1)
+        return bool(events)
 
     def accounts(self) -> list[str]:
         """Every account named by a stored event, sorted; one index seek per account, not a scan."""
@@ -328,28 +339,31 @@ class EventStore:
         more = hi > lo and first is not None and hi > int(first)
         return found, hi if more else None
 
-    def count_at_least(self, flt: EventFilter, cap: int, scan: int = SEARCH_SCAN_ROWS) -> tuple[int, bool]:
-        """How many events pass *flt*, counting to *cap* at most; and whether that is exact.
+    def count_at_least(self, flt: EventFilter, cap: int, scan: int = SEARCH_SCAN_ROWS,
+                       upto: int | None = None) -> tuple[int, bool]:
+        """How many events pass *flt* (those up to the seq *upto*, when given), counting to *cap* at most;
+        and whether that is exact.
 
         Not exact either when *cap* was reached or when a search the text index
         cannot answer would have to read the whole store (then it is a lower bound).
         """
+        hi = NO_SEQ if upto is None else upto + 1
         if not flt.text:
-            where, params = self._where(flt, 1, NO_SEQ)
+            where, params = self._where(flt, 1, hi)
             n = int(self._db.execute(f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT ?)",
                                      [*params, cap]).fetchone()[0])
             return n, n < cap
         low = self._search_low
         if low is None or not indexable(flt.text):
-            events, more = self.page(flt, limit=cap, scan=scan)
+            events, more = self.page(flt, before_seq=hi, limit=cap, scan=scan)
             return len(events), more is None and len(events) < cap
         fts, fts_params = search_match(flt)
-        where, params = self._where(replace(flt, text=""), max(low, 1), NO_SEQ)
+        where, params = self._where(replace(flt, text=""), max(low, 1), hi)
         n = int(self._db.execute(
             f"SELECT count(*) FROM (SELECT 1 FROM events_fts CROSS JOIN events ON events.seq = events_fts.rowid "
             f"WHERE {fts} AND {where} LIMIT ?)", [*fts_params, *params, cap]).fetchone()[0])
         if low > 1 and n < cap:  # the part not indexed yet: a bounded look
-            events, more = self.page(flt, before_seq=low, limit=cap - n, scan=scan)
+            events, more = self.page(flt, before_seq=min(low, hi), limit=cap - n, scan=scan)
             return n + len(events), more is None and n + len(events) < cap
         return n, n < cap
 

@@ -233,6 +233,7 @@ class EventsTab(QWidget):
         self._fill_timer.setInterval(0)
         self._fill_timer.timeout.connect(self._scrolled)
         self.model.modelReset.connect(self._fill_timer.start)
+        self.model.modelReset.connect(self._forget_kept_position)
         controller.config_saved.connect(self._config_saved)
 
         self.model.load_history()
@@ -240,6 +241,7 @@ class EventsTab(QWidget):
         self._update_count()
         self._selection_changed()
         controller.bridge.new_event.connect(self.model.add)
+        controller.run_finished.connect(self._run_finished)
         self.indexer = SearchIndexBuilder(controller.store, self)
 
     # --- filters ------------------------------------------------------------------
@@ -332,12 +334,17 @@ class EventsTab(QWidget):
         if not self.model.can_fetch_older() or self._keep_from_bottom is not None:
             return
         self._keep_from_bottom = bar.maximum() - bar.value()
-        rows = self.model.rowCount()
+        rows, maximum = self.model.rowCount(), bar.maximum()
         self.model.fetch_older()
-        if self.model.rowCount() == rows:
+        if self.model.rowCount() != rows:
+            self.view.executeDelayedItemsLayout()  # the scroll bar's new range now (_range_changed keeps the rows)
+        if bar.maximum() == maximum:  # nothing came, or it still fits the view: no range change will come
             self._keep_from_bottom = None
         if self.model.can_fetch_older():
             self._fill_timer.start()
+
+    def _forget_kept_position(self) -> None:
+        self._keep_from_bottom = None  # a reload shows other rows: the position kept for the old ones is void
 
     def _range_changed(self, _minimum: int, maximum: int) -> None:
         if self._keep_from_bottom is not None:
@@ -356,6 +363,9 @@ class EventsTab(QWidget):
         if not self._shown_once:
             self._shown_once = True
             self.view.scrollToBottom()  # newest events first in sight
+
+    def _run_finished(self, _result: object) -> None:
+        self.model.recount()  # the cycle's housekeeping may have removed old events
 
     def _update_count(self, *_args: object) -> None:
         locale = QLocale()
