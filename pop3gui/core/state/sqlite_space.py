@@ -155,5 +155,5 @@ def convert_to_incremental(db: sqlite3.Connection, path: Path) -> bool:
         return False
     db.execute("PRAGMA auto_vacuum=INCREMENTAL")
     db.execute("VACUUM")
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    trim_wal(db, path)  # the rebuilt file went through the WAL; a reader in the way is waited for briefly only
     return int(db.execute("PRAGMA auto_vacuum").fetchone()[0]) == _INCREMENTAL

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from pop3gui.core.state.sqlite_space import trim_wal, use_wal_limit
+from pop3gui.core.state.sqlite_space import convert_to_incremental, space, trim_wal, use_wal_limit
 
 LIMIT = 256 * 1024
 
@@ -121,4 +121,25 @@ def test_use_wal_limit_sets_the_checkpoint_and_the_cut_back_size(tmp_path: Path)
     page = int(db.execute("PRAGMA page_size").fetchone()[0])
     assert int(db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]) == 1024 * 1024 // page
     assert int(db.execute("PRAGMA journal_size_limit").fetchone()[0]) == 1024 * 1024
+    db.close()
+
+
+def test_converting_a_store_never_holds_writers_for_a_reader(tmp_path: Path) -> None:
+    """The conversion's WAL cut has a short patience: a TRUNCATE checkpoint waiting on a reader for the
+    connection's 30 s would keep every writer (the event loop's) waiting as long."""
+    path = tmp_path / "t.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE t (x BLOB)")
+    db.executemany("INSERT INTO t VALUES (?)", [(b"x" * 1000,) for _ in range(6000)])
+    db.execute("PRAGMA busy_timeout=30000")
+    assert not space(db, path).incremental
+    started = threading.Event()
+    thread = read_for(path, 3.0, started)
+    started.wait(5)
+    began = time.monotonic()
+    assert convert_to_incremental(db, path)
+    assert time.monotonic() - began < 2.0  # the reader is still there: the WAL waits for a later step
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+    thread.join()
     db.close()
