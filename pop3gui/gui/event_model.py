@@ -225,6 +225,8 @@ class EventTableModel(QAbstractTableModel):
             return
         if self._store is not None:
             batch, new_total = self._read_new()
+            if self._store.waiting():  # the store's lock was taken: read again once they are written
+                self._timer.start()
         else:
             batch = [e for e in noted if self._filter.matches(e)]
             new_total = len(noted)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import sqlite3
@@ -706,3 +707,29 @@ def test_reach_reads_on_past_stretches_without_a_match(qapp: object, store: Even
     assert model.reach(target) == 0
     assert texts(model) == ["event 10 Zq", "event 2990 Zq"]
     assert model.reach(target - 1) == -1  # does not pass: nothing read for it
+
+
+def test_a_live_event_the_store_could_not_write_yet_is_shown_once_written(tab: EventsTab,
+                                                                           controller: ConnectorController,
+                                                                           loop: asyncio.AbstractEventLoop) -> None:
+    """Housekeeping holds the store's lock (a text index rewrite): the window's loop does not wait for it,
+    and the event shows up when its retry has written it, with no other event to bring it."""
+    db = sqlite3.connect(controller.paths.events_db, isolation_level=None)
+
+    async def scenario() -> tuple[int, list[str]]:
+        db.execute("BEGIN IMMEDIATE")
+        controller.bus.emit(make_event(1, text="during the rewrite"))
+        await asyncio.sleep(0.4)
+        during = (controller.store.waiting(), texts(tab.proxy))
+        db.execute("COMMIT")
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if "during the rewrite" in texts(tab.proxy):
+                break
+        return during
+
+    waiting, shown = loop.run_until_complete(asyncio.wait_for(scenario(), 20))
+    db.close()
+    assert waiting == 1 and "during the rewrite" not in shown
+    assert "during the rewrite" in texts(tab.proxy)
+    assert controller.store.waiting() == 0

@@ -44,8 +44,18 @@ _BUSY_TIMEOUT_MS = 30_000
 WRITE_DELAY_S = 0.05  # events emitted on a running event loop are written together, this long after the first
 WRITE_BATCH = 200  # ... or as soon as this many wait
 WAL_BYTES = 1024 * 1024  # the write-ahead log is checkpointed, and cut back, at this size
+LOOP_PATIENCE_MS = 10  # on an event loop, a write waits this long for the lock, then tries again later ...
+RETRY_S = 0.2  # ... this much later
+MAX_WAITING = 50_000  # events kept in memory for a later write at most; past that the write waits its turn
 _log = logging.getLogger(__name__)
 __all__ = ["EventStore"]
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class EventStore:
@@ -57,6 +67,7 @@ class EventStore:
         self.closed = False
         self._unwritten: list[tuple[object, ...]] = []  # events emitted, not yet written (see __call__)
         self._write_soon: asyncio.TimerHandle | None = None
+        self._retrying = False  # the last write found the lock taken; a retry is due
         # A long timeout: the first open of a large store of an earlier release builds its indexes.
         self._conn = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000)
         self._conn.create_function("pop3gui_contains", 2, contains, deterministic=True)
@@ -160,20 +171,22 @@ class EventStore:
     @property
     def _db(self) -> sqlite3.Connection:
         """The connection, once the events waiting to be written are written: every read sees every event
-        this process emitted before it (the Events tab reads its live rows back from here)."""
-        if self._unwritten:
+        this process emitted before it (the Events tab reads its live rows back from here); while another
+        connection holds the lock, those wait for their retry (:meth:`waiting`)."""
+        if self._unwritten and not self._retrying:
             self.write_pending()
         return self._conn
 
     def close(self) -> None:
         if not self.closed:
-            self.write_pending()
+            self.write_pending(block=True)
         self.closed = True
         self._conn.close()
 
     def append(self, event: Event) -> int:
         """Store *event* now (after any still waiting); its seq."""
-        cur = self._db.execute(INSERT, to_row(event))
+        self.write_pending(block=True)
+        cur = self._conn.execute(INSERT, to_row(event))
         return int(cur.lastrowid or 0)
 
     def __call__(self, event: Event) -> None:
@@ -187,6 +200,8 @@ class EventStore:
         Without a running loop (a command that emits once) the event is written at once.
         """
         self._unwritten.append(to_row(event))
+        if self._retrying:  # the lock is taken: the retry writes these too
+            return
         if len(self._unwritten) >= WRITE_BATCH:
             self.write_pending()
             return
@@ -198,29 +213,61 @@ class EventStore:
                 return
             self._write_soon = loop.call_later(WRITE_DELAY_S, self.write_pending)
 
-    def write_pending(self) -> None:
-        """Write the events waiting, in one transaction; a failure (full disk) is logged, as the bus does."""
+    def waiting(self) -> int:
+        """Events emitted and not written yet (the lock was taken; they are written shortly)."""
+        return len(self._unwritten)
+
+    def write_pending(self, *, block: bool | None = None) -> None:
+        """Write the events waiting, in one transaction; a failure (full disk) is logged, as the bus does.
+
+        On a running event loop (*block* None there) the write waits LOOP_PATIENCE_MS
+        for the lock at most: housekeeping's rewrite of the text index holds it
+        for a second or more on a large store, and the loop (the window's, the
+        tray's) must not stop that long.  The events then stay waiting, in order,
+        and are written RETRY_S later; past MAX_WAITING of them the write waits.
+        """
         if self._write_soon is not None:
             self._write_soon.cancel()
             self._write_soon = None
+        self._retrying = False
         rows, self._unwritten = self._unwritten, []
         if not rows or self.closed:
             return
+        loop = _running_loop()
+        if block is None:
+            block = loop is None or len(rows) > MAX_WAITING
         conn = self._conn
         own = not conn.in_transaction
         try:
             if own:
-                conn.execute("BEGIN IMMEDIATE")
+                self._begin(conn, block)
             conn.executemany(INSERT, rows)
             if own:
                 conn.execute("COMMIT")
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
             if own and conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if not block and loop is not None and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+                self._unwritten[:0] = rows  # before any emitted meanwhile
+                self._retrying = True
+                self._write_soon = loop.call_later(RETRY_S, self.write_pending)
+                return
             _log.exception("could not store %d event(s) in %s", len(rows), self.path)
             return
         if own:  # a merge of the text index inside this write may have grown the WAL: cut it, never waiting
             trim_wal(conn, self.path, WAL_BYTES, attempts=1, patience_ms=0)
+
+    @staticmethod
+    def _begin(conn: sqlite3.Connection, block: bool) -> None:
+        """BEGIN IMMEDIATE, waiting the connection's busy timeout for the lock, or LOOP_PATIENCE_MS."""
+        if block:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        conn.execute(f"PRAGMA busy_timeout={LOOP_PATIENCE_MS}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
     def count(self, upto: int | None = None) -> int:
         """Events in the store; with *upto*, those up to that seq (what a reader has seen of it)."""

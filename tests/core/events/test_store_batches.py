@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,68 @@ def test_a_large_write_leaves_the_wal_within_its_limit(tmp_path: Path) -> None:
     assert len(on_disk(store.path)) == WRITE_BATCH
     assert grown[0] <= store_module.WAL_BYTES
     store.close()
+
+
+class HeldLock:
+    """Another connection holding the store's write lock (housekeeping rewriting the text index)."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        self.db.execute("COMMIT")
+        self.db.close()
+
+
+def test_on_a_loop_a_taken_lock_is_not_waited_for_and_the_events_follow_in_order(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "events.sqlite3")
+    store(make(0))  # no loop: written at once
+    held = HeldLock(store.path)
+
+    async def scenario() -> tuple[float, list[str], int, list[str]]:
+        for n in range(1, WRITE_BATCH + 5):  # a full batch tries to write at once
+            store(make(n))
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        store.write_pending()
+        waited = loop.time() - began
+        seen = [e.text for e in store.latest(3)]  # a read goes on without the waiting events
+        waiting = store.waiting()
+        held.release()
+        await asyncio.sleep(store_module.RETRY_S * 3)
+        return waited, seen, waiting, on_disk(store.path)
+
+    waited, seen, waiting, written = asyncio.run(scenario())
+    assert waited < 1.0  # the lock is given up after LOOP_PATIENCE_MS, not the 30 s busy timeout
+    assert seen == ["event 0"]
+    assert waiting == WRITE_BATCH + 4
+    assert written == [f"event {n}" for n in range(WRITE_BATCH + 5)]
+    assert store.waiting() == 0
+    store.close()
+
+
+def test_close_waits_for_a_taken_lock_and_loses_nothing(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "events.sqlite3")
+    taken = threading.Event()
+
+    def hold_for_a_while() -> None:
+        held = HeldLock(store.path)
+        taken.set()
+        time.sleep(0.3)
+        held.release()
+
+    holder = threading.Thread(target=hold_for_a_while)
+    holder.start()
+    taken.wait(5)
+
+    async def closing() -> int:
+        store(make(1))
+        store.write_pending()  # the lock is taken: kept for a retry
+        waiting = store.waiting()
+        store.close()  # the window is closing: this write waits for the lock
+        return waiting
+
+    assert asyncio.run(closing()) == 1
+    holder.join()
+    assert on_disk(store.path) == ["event 1"]
