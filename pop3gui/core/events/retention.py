@@ -114,9 +114,11 @@ class EventRetention:
         trim_wal(db, self.path, WAL_BYTES)
         after = space(db, self.path)
         remaining = int(db.execute("SELECT count(*) FROM events").fetchone()[0])
+        # More is due when expiry used the whole step (older events wait), or when the store is still over its
+        # cap; removal for the cap that stopped short of its target but under the cap is done until next time.
+        backlog = budget <= 0 and (expired >= self.step_rows or (max_mb > 0 and self._rows_over(db, max_mb) > 0))
         return PruneResult(expired=expired, over_cap=over_cap, pages_freed=freed, remaining=remaining,
-                           file_bytes=after.file_bytes, live_bytes=after.live_bytes,
-                           backlog=budget <= 0,
+                           file_bytes=after.file_bytes, live_bytes=after.live_bytes, backlog=backlog,
                            converted=converted, cannot_shrink=not after.incremental)
 
     def _optimize_index(self, db: sqlite3.Connection) -> None:

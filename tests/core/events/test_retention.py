@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pop3gui.core.events.model import Event, EventId, Severity
-from pop3gui.core.events.retention import EventRetention
+from pop3gui.core.events.retention import HEADROOM_BYTES, EventRetention
 from pop3gui.core.events.store import WAL_BYTES, EventStore
 from pop3gui.core.state.sqlite_space import CONVERT_LIMIT_BYTES
 
@@ -199,3 +199,24 @@ def test_routine_expiry_near_the_cap_does_not_rewrite_the_whole_text_index(
     result = EventRetention(store_path(tmp_path)).step(90, max(1, cap_mb // 2), NOW)  # now over the cap
     assert result.over_cap > 0 and rewrites == [1]
     store.close()
+
+
+def test_a_removal_for_the_cap_that_stops_under_it_promises_no_more(tmp_path: Path) -> None:
+    """One step's bound stops the removal short of its target (80 %) but under the cap: the next step
+    removes nothing, so the event must not say that more follow."""
+    from pop3gui.core.state.sqlite_space import space, upkeep_connection
+
+    store = EventStore(store_path(tmp_path))
+    fill(store, 30_000, NOW - timedelta(days=1), text="v" * 300)
+    store.close()
+    db = upkeep_connection(store_path(tmp_path))
+    live = space(db, store_path(tmp_path)).live_bytes
+    db.close()
+    cap_mb = (live + WAL_BYTES + HEADROOM_BYTES) // 2**20  # over the cap by less than a megabyte
+    retention = EventRetention(store_path(tmp_path), step_rows=2_000)
+    first = retention.step(90, cap_mb, NOW)
+    assert first.over_cap == 2_000  # the step's bound, not the target
+    assert not first.backlog
+    assert retention.step(90, cap_mb, NOW).over_cap == 0
+    still_over = EventRetention(store_path(tmp_path), step_rows=100).step(90, cap_mb // 2, NOW)
+    assert still_over.over_cap == 100 and still_over.backlog  # far over the cap: the next step goes on
