@@ -272,6 +272,28 @@ def test_export_json_round_trips(tmp_path: Path) -> None:
     assert records[1]["reply"] == {"code": 550, "enhanced": "5.1.1", "text": "unknown"}
     assert records[1]["diagnosis"] == "unknown_user" and records[1]["outcome"] is None
     assert records[0]["reply"] is None and records[0]["recipient"] == ""
+    # Written an event at a time, laid out as one json.dump of the whole list would.
+    assert path.read_text(encoding="utf-8") == json.dumps(records, ensure_ascii=False, indent=2) + "\n"
+    assert export_events([], path) == 0 and json.loads(path.read_text(encoding="utf-8")) == []
+
+
+def test_an_export_is_written_as_it_is_read_and_takes_its_name_when_whole(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text("an earlier export\n", encoding="utf-8")
+    seen: list[bool] = []
+
+    def events() -> Iterator[Event]:
+        for i, event in enumerate(EXPORTED * 3):
+            seen.append((tmp_path / "events.csv.part").exists())
+            if i == 4:
+                raise OSError(28, "No space left on device")
+            yield event
+
+    with pytest.raises(ExportError, match="No space left on device"):
+        export_events(events(), path)
+    assert seen[1:] == [True] * 4  # written while read, into the part file
+    assert path.read_text(encoding="utf-8") == "an earlier export\n"  # a failed export replaces nothing
+    assert not (tmp_path / "events.csv.part").exists()
 
 
 def test_export_to_unwritable_path_names_the_path(tmp_path: Path) -> None:
@@ -365,24 +387,27 @@ def test_filter_change_keeps_the_selected_event(tab: EventsTab, controller: Conn
     assert tab.selected_event() is None and tab.detail.toPlainText() == ""
 
 
-def test_tab_exports_the_filtered_rows(tab: EventsTab, controller: ConnectorController, tmp_path: Path) -> None:
+def test_tab_exports_the_filtered_rows(tab: EventsTab, controller: ConnectorController, tmp_path: Path,
+                                      loop: asyncio.AbstractEventLoop) -> None:
     for i in range(8):
         controller.bus.emit(make_event(i))
     tab.model.flush()
     tab.severity_combo.setCurrentIndex(3)  # Errors
-    assert tab.export_to(tmp_path / "errors.json")
+    assert loop.run_until_complete(tab.export_to(tmp_path / "errors.json"))
     with (tmp_path / "errors.json").open(encoding="utf-8") as f:
         assert [r["text"] for r in json.load(f)] == ["event 3", "event 7"]
-    assert tab.export_to(tmp_path / "errors.csv")
+    assert loop.run_until_complete(tab.export_to(tmp_path / "errors.csv"))
     with (tmp_path / "errors.csv").open(encoding="utf-8-sig", newline="") as f:
         assert [r["text"] for r in csv.DictReader(f)] == ["event 3", "event 7"]
 
 
-def test_tab_export_error_is_explained(tab: EventsTab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tab_export_error_is_explained(tab: EventsTab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      loop: asyncio.AbstractEventLoop) -> None:
     shown: list[tuple[str, str]] = []
     monkeypatch.setattr(QMessageBox, "warning", lambda _parent, title, text, *a: shown.append((title, text)))
     path = tmp_path / "missing" / "events.csv"
-    assert not tab.export_to(path)
+    assert not loop.run_until_complete(tab.export_to(path))
+    assert tab.export_button.isEnabled()
     assert len(shown) == 1
     title, text = shown[0]
     assert title == "Export failed"
@@ -561,15 +586,42 @@ def test_the_account_list_comes_from_the_whole_store(controller: ConnectorContro
 
 
 def test_export_writes_every_matching_event_not_only_the_rows_held(controller: ConnectorController, qtbot: object,
-                                                                  tmp_path: Path) -> None:
+                                                                  tmp_path: Path,
+                                                                  loop: asyncio.AbstractEventLoop) -> None:
     fill(controller.store, [make_event(i) for i in range(3000)])
     tab = EventsTab(controller)
     qtbot.addWidget(tab)  # type: ignore[attr-defined]
     tab.severity_combo.setCurrentIndex(3)  # Errors: 750 of them, more than a page
     assert tab.model.rowCount() == PAGE_ROWS
-    assert tab.export_to(tmp_path / "errors.json")
+    assert loop.run_until_complete(tab.export_to(tmp_path / "errors.json"))
     with (tmp_path / "errors.json").open(encoding="utf-8") as f:
         assert [r["text"] for r in json.load(f)] == [f"event {i}" for i in range(3, 3000, 4)]
+
+
+def test_the_window_goes_on_while_a_long_history_is_exported(controller: ConnectorController, qtbot: object,
+                                                             tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
+    """The export runs in a worker thread: the loop (the window and the connector) keeps turning meanwhile."""
+    fill(controller.store, [make_event(i) for i in range(20_000)])
+    tab = EventsTab(controller)
+    qtbot.addWidget(tab)  # type: ignore[attr-defined]
+    turns = 0
+    during: list[bool] = []
+
+    async def scenario() -> bool:
+        nonlocal turns
+        export = asyncio.ensure_future(tab.export_to(tmp_path / "all.csv"))
+        await asyncio.sleep(0)  # the export starts
+        while not export.done():
+            during.append(tab.export_button.isEnabled())
+            turns += 1
+            await asyncio.sleep(0.001)
+        return export.result()
+
+    assert loop.run_until_complete(asyncio.wait_for(scenario(), 60))
+    assert turns > 2 and not any(during)  # the loop turned; Export waited for the file
+    assert tab.export_button.isEnabled()
+    with (tmp_path / "all.csv").open(encoding="utf-8-sig", newline="") as f:
+        assert sum(1 for _ in csv.DictReader(f)) == 20_000
 
 
 def test_an_earlier_release_store_gets_its_text_index_in_the_background(tmp_path: Path, qtbot: object) -> None:

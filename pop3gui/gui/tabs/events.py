@@ -11,6 +11,8 @@ a fixed-width font.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +25,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxL
                                QToolButton, QVBoxLayout, QWidget)
 
 from pop3gui.core.config.model import Config
-from pop3gui.core.events.export import ExportError, export_events
+from pop3gui.core.events.export import ExportError, export_store
 from pop3gui.core.events.model import Event, Severity
 from pop3gui.gui.controller import ConnectorController
 from pop3gui.gui.event_model import (COL_ACCOUNT, COL_ID, COL_SEVERITY, COL_TIME, COUNT_CAP, EventFilterProxy,
@@ -413,12 +415,23 @@ class EventsTab(QWidget):
         path = Path(name)
         if path.suffix.lower() not in (".csv", ".json"):
             path = path.with_name(path.name + (".json" if chosen == json_filter else ".csv"))
-        self.export_to(path)
+        asyncio.ensure_future(self.export_to(path))
 
-    def export_to(self, path: Path) -> bool:
-        """Save the filtered events to ``path``; on failure explain it in a message box."""
+    async def export_to(self, path: Path) -> bool:
+        """Save the filtered events to ``path``; on failure explain it in a message box.
+
+        The file is written by a worker thread on a connection of its own: a
+        long history takes seconds, and this window's loop also runs the
+        connector.  Export is unavailable meanwhile.
+        """
+        store = self.controller.store
+        store.write_pending()  # what this window emitted so far, unless the lock is taken just now
+        flt = self.model.filter
+        label = self.export_button.text()
+        self.export_button.setEnabled(False)
+        self.export_button.setText(self.tr("Exporting…"))
         try:
-            export_events(self.model.matching_events(), path)
+            await asyncio.to_thread(export_store, store.path, flt, path)
         except ExportError as exc:
             QMessageBox.warning(
                 self, self.tr("Export failed"),
@@ -427,4 +440,8 @@ class EventsTab(QWidget):
                 + self.tr("Choose a folder you can write to (for example your Documents folder) and "
                           "check that the file is not open in another program."))
             return False
+        finally:
+            with contextlib.suppress(RuntimeError):  # the window closed meanwhile
+                self.export_button.setText(label)
+                self.export_button.setEnabled(True)
         return True
