@@ -46,6 +46,7 @@ WRITE_BATCH = 200  # ... or as soon as this many wait
 WAL_BYTES = 1024 * 1024  # the write-ahead log is checkpointed, and cut back, at this size
 LOOP_PATIENCE_MS = 10  # on an event loop, a write waits this long for the lock, then tries again later ...
 RETRY_S = 0.2  # ... this much later
+FEW_EVENTS = 200  # an account with at most this many events drives a search of the text index (_search_join)
 MAX_WAITING = 50_000  # events kept in memory for a later write at most; past that the write waits its turn
 _log = logging.getLogger(__name__)
 __all__ = ["EventStore"]
@@ -407,7 +408,7 @@ class EventStore:
         fts, fts_params = search_match(flt)
         where, params = self._where(replace(flt, text=""), max(low, 1), hi)
         n = int(self._db.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM events_fts CROSS JOIN events ON events.seq = events_fts.rowid "
+            f"SELECT count(*) FROM (SELECT 1 FROM {self._search_join(flt)[0]} "
             f"WHERE {fts} AND {where} LIMIT ?)", [*fts_params, *params, cap]).fetchone()[0])
         if low > 1 and n < cap:  # the part not indexed yet: a bounded look
             events, more = self.page(flt, before_seq=min(low, hi), limit=cap - n, scan=scan)
@@ -419,10 +420,10 @@ class EventStore:
         if use_index:
             fts, fts_params = search_match(flt)
             where, params = self._where(replace(flt, text=""), lo, hi)
+            tables, key = self._search_join(flt)
             rows = self._db.execute(
-                f"SELECT {EVENT_COLUMNS} FROM events_fts CROSS JOIN events ON events.seq = events_fts.rowid "
-                f"WHERE {fts} AND events_fts.rowid >= ? AND events_fts.rowid < ? AND {where} "
-                "ORDER BY events_fts.rowid DESC LIMIT ?", [*fts_params, lo, hi, *params, limit]).fetchall()
+                f"SELECT {EVENT_COLUMNS} FROM {tables} WHERE {fts} AND {key} >= ? AND {key} < ? AND {where} "
+                f"ORDER BY {key} DESC LIMIT ?", [*fts_params, lo, hi, *params, limit]).fetchall()
             return [from_row(r) for r in rows]
         levels = flt.levels()
         if levels is None:
@@ -441,6 +442,22 @@ class EventStore:
             f"SELECT {COLUMNS} FROM events WHERE seq IN (SELECT seq FROM ({' UNION ALL '.join(parts)}) "
             "ORDER BY seq DESC LIMIT ?) ORDER BY seq DESC", [*all_params, limit]).fetchall()
         return [from_row(r) for r in rows]
+
+    def _search_join(self, flt: EventFilter) -> tuple[str, str]:
+        """The tables of a search on the text index, in the order SQLite is to read them, and the column
+        whose order they give.
+
+        Usually every match of the text, newest first, each checked against the
+        other filters.  An account with few events (none: one offered because it
+        is configured) is read the other way: its events, each looked up in the
+        index, where a common word would have SQLite read all of its matches.
+        """
+        if flt.account is not None and int(self._db.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM events WHERE account = ? LIMIT ?)",
+                (flt.account, FEW_EVENTS + 1)).fetchone()[0]) <= FEW_EVENTS:
+            return ("events INDEXED BY events_account CROSS JOIN events_fts ON events_fts.rowid = events.seq",
+                    "events.seq")
+        return "events_fts CROSS JOIN events ON events.seq = events_fts.rowid", "events_fts.rowid"
 
     def _where(self, flt: EventFilter, lo: int, hi: int) -> tuple[str, list[object]]:
         return where(flt, lo, hi, self._search_low)

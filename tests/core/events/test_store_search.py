@@ -232,3 +232,31 @@ def test_building_the_index_does_not_wait_for_another_writer_when_told_not_to(tm
     assert store.build_search_index(50, busy_ms=0)
     fts_in_step(path)
     store.close()
+
+
+def test_a_search_within_an_account_of_few_events_reads_that_account_not_every_match(tmp_path: Path) -> None:
+    """A common word and an account with few events (or none: a configured account not heard from yet):
+    the search reads the account's events and looks each up in the text index, instead of every match of
+    the word; the answer is the same either way."""
+    store = EventStore(tmp_path / "events.sqlite3")
+    fill(store, 3_000)
+    store._db.executemany(_INSERT, [((T0 + timedelta(hours=2, seconds=i)).isoformat(), int(Severity.INFO), "rare",  # noqa: SLF001
+                                      f"<r{i}@example.net>", f"Rare {i}", f"Delivered rare {i}" if i % 2 else f"Kept {i}",
+                                      "") for i in range(6)])
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)  # noqa: SLF001
+
+    def searched(flt: EventFilter) -> tuple[list[str], tuple[int, bool], bool]:
+        statements.clear()
+        events, _ = store.page(flt, limit=50)
+        count = store.count_at_least(flt, 10_000)
+        by_account = [s for s in statements if "MATCH" in s]
+        assert by_account  # the text index was used
+        return [e.text for e in events], count, all("INDEXED BY events_account" in s for s in by_account)
+
+    assert searched(EventFilter(text="delivered", account="rare")) == \
+        (["Delivered rare 5", "Delivered rare 3", "Delivered rare 1"], (3, True), True)
+    assert searched(EventFilter(text="delivered", account="nobody")) == ([], (0, True), True)
+    texts, count, by_account = searched(EventFilter(text="delivered", account="acct1"))
+    assert len(texts) == 50 and count == (1_000, True) and not by_account  # a busy account: the word's matches
+    store.close()
