@@ -10,6 +10,9 @@ text as a case-blind ``in`` would, a LIKE (or :func:`contains`) elsewhere.
 from __future__ import annotations
 
 import functools
+import itertools
+import math
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -119,9 +122,12 @@ def like(flt: EventFilter) -> tuple[str, list[object]]:
 
 
 def search_match(flt: EventFilter) -> tuple[str, list[object]]:
-    """The FTS5 query: the text as one phrase (quotes doubled), in the filter's columns only."""
-    phrase = '"' + flt.text.replace('"', '""') + '"'
-    return "events_fts MATCH ?", ["{" + " ".join(flt.fields) + "} : " + phrase]
+    """The FTS5 query: the text as one phrase (quotes doubled), in the filter's columns only; a text with
+    letters the index folds otherwise than Python, as one phrase per spelling (:func:`_spellings`)."""
+    spellings = [flt.text] if flt.text.isascii() else _spellings(flt.text) or [flt.text]
+    phrases = ['"' + spelling.replace('"', '""') + '"' for spelling in spellings]
+    query = phrases[0] if len(phrases) == 1 else "(" + " OR ".join(phrases) + ")"
+    return "events_fts MATCH ?", ["{" + " ".join(flt.fields) + "} : " + query]
 
 
 def indexable(text: str) -> bool:
@@ -137,12 +143,74 @@ def indexable(text: str) -> bool:
     if text.isascii():
         return True
     folded = text.casefold()
-    return not any(part in folded for part in _multi_letter_folds())
+    if any(part in folded for part in _multi_letter_folds()):
+        return False
+    return _spellings(text) is not None
 
 
 @functools.cache
 def _multi_letter_folds() -> frozenset[str]:
     return frozenset(f for f in (chr(c).casefold() for c in range(0x10000)) if len(f) > 1)
+
+
+# A search needing more spellings reads the rows instead; a spelling with a letter no event contains costs
+# the index next to nothing (256 of them: a few milliseconds on 300,000 events).
+MAX_SPELLINGS = 256
+
+
+def _spellings(text: str) -> list[str] | None:
+    """The spellings of *text* that the trigram index must be asked for, so that it finds what a case-blind
+    ``in`` would; None when there would be more than MAX_SPELLINGS.
+
+    Usually *text* alone.  SQLite's case tables can be older than Python's
+    (SQLite 3.40 does not know about 800 letters: Cherokee and Georgian
+    Mtavruli small letters, Osage, Adlam, the rounded and tall forms of some
+    Cyrillic letters ...): a letter whose case partners the index does not
+    fold together is asked for in each form the index tells apart.
+    """
+    forms = _forms_the_index_tells_apart()
+    choices = [forms.get(letter, (letter,)) for letter in text]
+    if math.prod(len(c) for c in choices) > MAX_SPELLINGS:
+        return None
+    return ["".join(parts) for parts in itertools.product(*choices)]
+
+
+@functools.cache
+def _forms_the_index_tells_apart() -> dict[str, tuple[str, ...]]:
+    """For each letter whose case group the trigram index splits: one letter of each part it splits it into.
+
+    Found once per process by asking an index in memory (a few tens of
+    milliseconds): every letter of every case group is searched for, and
+    the letters it finds make its part.
+    """
+    groups: dict[str, set[str]] = {}
+    for code in range(0x80, 0x30000):
+        if 0xD800 <= code < 0xE000:  # surrogates
+            continue
+        letter = chr(code)
+        fold = letter.casefold()
+        if len(fold) == 1 and fold != letter:
+            groups.setdefault(fold, {fold}).add(letter)
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute("CREATE VIRTUAL TABLE probe USING fts5(t, tokenize='trigram')")
+        db.executemany("INSERT INTO probe VALUES (?)", [(f"q{c}q",) for group in groups.values() for c in group])
+        forms: dict[str, tuple[str, ...]] = {}
+        for group in groups.values():
+            parts: list[frozenset[str]] = []
+            for letter in sorted(group):
+                found = frozenset(str(row[0])[1] for row in db.execute(
+                    "SELECT t FROM probe WHERE probe MATCH ?", [f'"q{letter}q"']))
+                if found not in parts:
+                    parts.append(found)
+            if len(parts) > 1:
+                one_each = tuple(min(part) for part in parts)
+                forms.update((letter, one_each) for letter in group)
+        return forms
+    except sqlite3.OperationalError:  # no FTS5 here: the index is never used
+        return {}
+    finally:
+        db.close()
 
 
 def contains(haystack: object, needle: object) -> bool:

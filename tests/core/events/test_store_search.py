@@ -260,3 +260,22 @@ def test_a_search_within_an_account_of_few_events_reads_that_account_not_every_m
     texts, count, by_account = searched(EventFilter(text="delivered", account="acct1"))
     assert len(texts) == 50 and count == (1_000, True) and not by_account  # a busy account: the word's matches
     store.close()
+
+
+@pytest.mark.parametrize("text", ["ꭰꭱꭲ", "ᎠᎡᎢ", "москва", "МОСКВА", "Ꮳ"])
+def test_letters_newer_than_sqlites_case_tables_are_found_in_either_case(tmp_path: Path, text: str) -> None:
+    """Cherokee small letters and the rounded Cyrillic forms came to Unicode after SQLite 3.40's case tables:
+    the text index is asked for each form it tells apart, and finds what a case-blind ``in`` finds."""
+    store = EventStore(tmp_path / "events.sqlite3")
+    texts = ["Letter ᎠᎡᎢ upper", "Letter ꭰꭱꭲ lower", "Город Москва", "МОСКᲀА, as once written", "Ꮳ alone", "ꮳ too"]
+    for body in texts:
+        store.append(Event(EventId.MESSAGE_DELIVERED, Severity.INFO, body))
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)  # noqa: SLF001
+    flt = EventFilter(text=text)
+    found, _ = store.page(flt, limit=50)
+    want = [t for t in texts if text.casefold() in t.casefold()]
+    assert sorted(e.text for e in found) == sorted(want) and len(want) >= 1
+    assert any("MATCH" in s for s in statements) == (len(text) >= 3)  # the index answered (3 letters or more)
+    assert store.count_at_least(flt, 100) == (len(want), True)
+    store.close()
