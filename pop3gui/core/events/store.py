@@ -46,6 +46,7 @@ WRITE_BATCH = 200  # ... or as soon as this many wait
 WAL_BYTES = 1024 * 1024  # the write-ahead log is checkpointed, and cut back, at this size
 LOOP_PATIENCE_MS = 10  # on an event loop, a write waits this long for the lock, then tries again later ...
 RETRY_S = 0.2  # ... this much later
+LOOP_CUT_MAX = 8 * 1024 * 1024  # a bigger WAL is not copied back on the loop: housekeeping's thread does it
 FEW_EVENTS = 200  # an account with at most this many events drives a search of the text index (_search_join)
 MAX_WAITING = 50_000  # events kept in memory for a later write at most; past that the write waits its turn
 _log = logging.getLogger(__name__)
@@ -79,6 +80,10 @@ class EventStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         use_wal_limit(self._db, WAL_BYTES)  # the WAL counts towards [events] max_mb: it is kept small
+        # ... by this connection's own cut after each write (write_pending), and by housekeeping; not by
+        # SQLite's checkpoint at commit, which would copy back on the event loop whatever WAL another
+        # connection left (a rewrite of the text index: a hundred megabytes, a quarter of a second).
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.executescript(SCHEMA)
         self._add_typed_columns()
         self._search_low: int | None = None  # None: no FTS5 in this SQLite; every search is a LIKE
@@ -187,7 +192,10 @@ class EventStore:
     def append(self, event: Event) -> int:
         """Store *event* now (after any still waiting); its seq."""
         self.write_pending(block=True)
+        own = not self._conn.in_transaction
         cur = self._conn.execute(INSERT, to_row(event))
+        if own:
+            self._cut_wal()
         return int(cur.lastrowid or 0)
 
     def __call__(self, event: Event) -> None:
@@ -255,8 +263,14 @@ class EventStore:
                 return
             _log.exception("could not store %d event(s) in %s", len(rows), self.path)
             return
-        if own:  # a merge of the text index inside this write may have grown the WAL: cut it, never waiting
-            trim_wal(conn, self.path, WAL_BYTES, attempts=1, patience_ms=0)
+        if own:
+            self._cut_wal()
+
+    def _cut_wal(self) -> None:
+        """After a write: a merge of the text index inside it may have grown the WAL; cut it, never waiting
+        (and, on an event loop, only when it is small enough to copy back at once)."""
+        trim_wal(self._conn, self.path, WAL_BYTES, attempts=1, patience_ms=0,
+                 at_most=None if _running_loop() is None else LOOP_CUT_MAX)
 
     @staticmethod
     def _begin(conn: sqlite3.Connection, block: bool) -> None:

@@ -105,7 +105,7 @@ def reclaim(db: sqlite3.Connection, max_pages: int) -> int:
 
 
 def trim_wal(db: sqlite3.Connection, path: Path, limit: int = WAL_LIMIT_BYTES, *, attempts: int = 5,
-             patience_ms: int = 20) -> bool:
+             patience_ms: int = 20, at_most: int | None = None) -> bool:
     """Cut a WAL grown past *limit* (a large delete, rebuild or merge) back to nothing; True when it is within *limit*.
 
     A TRUNCATE checkpoint keeps other writers waiting while it waits for
@@ -116,16 +116,21 @@ def trim_wal(db: sqlite3.Connection, path: Path, limit: int = WAL_LIMIT_BYTES, *
     loop's own writer makes one attempt with no patience: SQLite only
     shortens the WAL at the next write after a complete checkpoint, which may
     be a cycle away, and the loop must never wait.  The connection's own
-    busy timeout is restored afterwards.
+    busy timeout is restored afterwards.  A WAL bigger than *at_most* is left
+    alone (False): copying it back takes a while, which the loop leaves to
+    housekeeping's thread.
     """
     wal = path.with_name(path.name + "-wal")
     patience = int(db.execute("PRAGMA busy_timeout").fetchone()[0])
     for attempt in range(attempts):
         try:
-            if wal.stat().st_size <= limit:
-                return True
+            size = wal.stat().st_size
         except OSError:
             return True
+        if size <= limit:
+            return True
+        if at_most is not None and size > at_most:
+            return False
         if attempt:
             time.sleep(0.05)
         db.execute(f"PRAGMA busy_timeout={int(patience_ms)}")
