@@ -7,8 +7,6 @@ earlier release (without the typed fields) gains their columns when opened.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
@@ -21,7 +19,6 @@ from pop3gui.core.events.schema import (
     EVENT_COLUMNS,
     FTS_COLUMNS,
     FTS_SCHEMA,
-    INSERT,
     SCHEMA,
     TYPED_COLUMNS,
     to_row,
@@ -37,27 +34,12 @@ from pop3gui.core.events.search import (
     search_match,
     where,
 )
+from pop3gui.core.events.writer import BUSY_TIMEOUT_MS, WAL_BYTES, WRITE_BATCH, WRITE_DELAY_S, EventWriter
 from pop3gui.core.state.paths import touch_private
-from pop3gui.core.state.sqlite_space import trim_wal, use_wal_limit
+from pop3gui.core.state.sqlite_space import use_wal_limit
 
-_BUSY_TIMEOUT_MS = 30_000
-WRITE_DELAY_S = 0.05  # events emitted on a running event loop are written together, this long after the first
-WRITE_BATCH = 200  # ... or as soon as this many wait
-WAL_BYTES = 1024 * 1024  # the write-ahead log is checkpointed, and cut back, at this size
-LOOP_PATIENCE_MS = 10  # on an event loop, a write waits this long for the lock, then tries again later ...
-RETRY_S = 0.2  # ... this much later
-LOOP_CUT_MAX = 16 * 1024 * 1024  # a bigger WAL is not copied back on the loop (~30 ms here): housekeeping does it
 FEW_EVENTS = 200  # an account with at most this many events drives a search of the text index (_search_join)
-MAX_WAITING = 50_000  # events kept in memory for a later write at most; past that the write waits its turn
-_log = logging.getLogger(__name__)
-__all__ = ["EventStore"]
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+__all__ = ["EventStore", "WAL_BYTES", "WRITE_BATCH", "WRITE_DELAY_S"]
 
 
 class EventStore:
@@ -66,12 +48,9 @@ class EventStore:
     def __init__(self, path: Path) -> None:
         touch_private(path)
         self.path = path
-        self.closed = False
-        self._unwritten: list[tuple[object, ...]] = []  # events emitted, not yet written (see __call__)
-        self._write_soon: asyncio.TimerHandle | None = None
-        self._retrying = False  # the last write found the lock taken; a retry is due
         # A long timeout: the first open of a large store of an earlier release builds its indexes.
-        self._conn = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000)
+        self._conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        self._writer = EventWriter(self._conn, path)
         self._conn.create_function("pop3gui_contains", 2, contains, deterministic=True)
         if not self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
             # A new store: retention's deletes can then give pages back (PRAGMA incremental_vacuum).
@@ -153,7 +132,7 @@ class EventStore:
             self._db.execute("BEGIN IMMEDIATE")
         finally:
             if busy_ms is not None:
-                self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         try:
             low = int(self._db.execute("SELECT low FROM events_fts_state").fetchone()[0])
             first = self._db.execute("SELECT min(seq) FROM events").fetchone()[0]
@@ -175,114 +154,40 @@ class EventStore:
         return low == 0
 
     @property
+    def closed(self) -> bool:
+        return self._writer.closed
+
+    @property
     def _db(self) -> sqlite3.Connection:
         """The connection, once the events waiting to be written are written: every read sees every event
         this process emitted before it (the Events tab reads its live rows back from here); while another
         connection holds the lock, those wait for their retry (:meth:`waiting`)."""
-        if self._unwritten and not self._retrying:
-            self.write_pending()
+        if self._writer.writable_now():
+            self._writer.write()
         return self._conn
 
     def close(self) -> None:
-        if not self.closed:
-            self.write_pending(block=True)
-        self.closed = True
+        self._writer.close()
         self._conn.close()
 
     def append(self, event: Event) -> int:
         """Store *event* now (after any still waiting); its seq."""
-        self.write_pending(block=True)
-        own = not self._conn.in_transaction
-        cur = self._conn.execute(INSERT, to_row(event))
-        if own:
-            self._cut_wal()
-        return int(cur.lastrowid or 0)
+        return self._writer.insert_now(to_row(event))
 
     def __call__(self, event: Event) -> None:
-        """The bus's sink: on a running event loop, events are written in batches.
-
-        One transaction per event costs about twice the CPU of a batch (the text
-        index writes a segment per transaction), and a busy cycle emits a few
-        events per message; so they wait up to WRITE_DELAY_S (or until
-        WRITE_BATCH wait, or anything reads the store).  A process killed in
-        that moment loses those events from the store, not from the log file.
-        Without a running loop (a command that emits once) the event is written at once.
-        """
-        self._unwritten.append(to_row(event))
-        if self._retrying:  # the lock is taken: the retry writes these too
-            return
-        if len(self._unwritten) >= WRITE_BATCH:
-            self.write_pending()
-            return
-        if self._write_soon is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.write_pending()
-                return
-            self._write_soon = loop.call_later(WRITE_DELAY_S, self.write_pending)
+        """The bus's sink: on a running event loop, events are written in batches and never wait for the
+        lock (:mod:`pop3gui.core.events.writer`).  A process killed in that moment loses those events
+        from the store, not from the log file.  Without a running loop (a command that emits once) the
+        event is written at once."""
+        self._writer.add(to_row(event))
 
     def waiting(self) -> int:
         """Events emitted and not written yet (the lock was taken; they are written shortly)."""
-        return len(self._unwritten)
+        return self._writer.waiting()
 
     def write_pending(self, *, block: bool | None = None) -> None:
-        """Write the events waiting, in one transaction; a failure (full disk) is logged, as the bus does.
-
-        On a running event loop (*block* None there) the write waits LOOP_PATIENCE_MS
-        for the lock at most: housekeeping's rewrite of the text index holds it
-        for a second or more on a large store, and the loop (the window's, the
-        tray's) must not stop that long.  The events then stay waiting, in order,
-        and are written RETRY_S later; past MAX_WAITING of them the write waits.
-        """
-        if self._write_soon is not None:
-            self._write_soon.cancel()
-            self._write_soon = None
-        self._retrying = False
-        rows, self._unwritten = self._unwritten, []
-        if not rows or self.closed:
-            return
-        loop = _running_loop()
-        if block is None:
-            block = loop is None or len(rows) > MAX_WAITING
-        conn = self._conn
-        own = not conn.in_transaction
-        try:
-            if own:
-                self._begin(conn, block)
-            conn.executemany(INSERT, rows)
-            if own:
-                conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if own and conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if not block and loop is not None and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
-                self._unwritten[:0] = rows  # before any emitted meanwhile
-                self._retrying = True
-                self._write_soon = loop.call_later(RETRY_S, self.write_pending)
-                return
-            _log.exception("could not store %d event(s) in %s", len(rows), self.path)
-            return
-        if own:
-            self._cut_wal()
-
-    def _cut_wal(self) -> None:
-        """After a write: a merge of the text index inside it may have grown the WAL; cut it, never waiting
-        (and, on an event loop, only when it is small enough to copy back at once)."""
-        trim_wal(self._conn, self.path, WAL_BYTES, attempts=1, patience_ms=0,
-                 at_most=None if _running_loop() is None else LOOP_CUT_MAX)
-
-    @staticmethod
-    def _begin(conn: sqlite3.Connection, block: bool) -> None:
-        """BEGIN IMMEDIATE, waiting the connection's busy timeout for the lock, or LOOP_PATIENCE_MS."""
-        if block:
-            conn.execute("BEGIN IMMEDIATE")
-            return
-        conn.execute(f"PRAGMA busy_timeout={LOOP_PATIENCE_MS}")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        finally:
-            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        """Write the events waiting now (on a running loop: unless the lock is taken; see the writer)."""
+        self._writer.write(block=block)
 
     def count(self, upto: int | None = None) -> int:
         """Events in the store; with *upto*, those up to that seq (what a reader has seen of it)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pop3gui.core.events import store as store_module
+from pop3gui.core.events import writer as writer_module
 from pop3gui.core.events.model import Event, EventBus, EventId, Severity
 from pop3gui.core.events.store import WRITE_BATCH, WRITE_DELAY_S, EventStore
 from pop3gui.core.state.sqlite_space import trim_wal
@@ -94,13 +95,13 @@ def test_close_writes_what_waits_and_an_appended_event_keeps_its_place(tmp_path:
 def test_a_failed_write_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     store = EventStore(tmp_path / "events.sqlite3")
-    monkeypatch.setattr(store_module, "INSERT", "INSERT INTO no_such_table VALUES (?)")
+    monkeypatch.setattr(writer_module, "INSERT", "INSERT INTO no_such_table VALUES (?)")
 
     async def scenario() -> None:
         store(make(1))
         await asyncio.sleep(WRITE_DELAY_S * 4)
 
-    with caplog.at_level(logging.ERROR, logger="pop3gui.core.events.store"):
+    with caplog.at_level(logging.ERROR, logger="pop3gui.core.events.writer"):
         asyncio.run(scenario())
     assert "could not store 1 event(s)" in caplog.text
     monkeypatch.undo()
@@ -154,7 +155,7 @@ def test_on_a_loop_a_taken_lock_is_not_waited_for_and_the_events_follow_in_order
         seen = [e.text for e in store.latest(3)]  # a read goes on without the waiting events
         waiting = store.waiting()
         held.release()
-        await asyncio.sleep(store_module.RETRY_S * 3)
+        await asyncio.sleep(writer_module.RETRY_S * 3)
         return waited, seen, waiting, on_disk(store.path)
 
     waited, seen, waiting, written = asyncio.run(scenario())
