@@ -146,15 +146,23 @@ class EventTableModel(QAbstractTableModel):
             self._matching = self._store.count_at_least(self._filter, COUNT_CAP, self.scan_rows, upto=self._top)
 
     def recount(self) -> None:
-        """Read the counts again: retention removes old events (here or in another process) after a cycle."""
+        """Read the counts again: retention removes old events (here or in another process) after a cycle.
+
+        A count a search is still growing stretch by stretch ("so far") is left
+        to that search; read again, it would start over from its first stretch.
+        """
         if self._store is None or self._store.closed:
             return
+        growing = self._matching
         self._read_counts()
+        if not growing[1]:
+            self._matching = growing
         self.counts_changed.emit()
 
     def can_fetch_older(self) -> bool:
         """Whether older events pass the filter and there is room for them."""
-        return self._older is not None and self._store is not None and len(self._rows) < self.max_rows
+        return (self._older is not None and self._store is not None and not self._store.closed
+                and len(self._rows) < self.max_rows)
 
     def fetch_older(self, limit: int | None = None) -> int:
         """Read the next older page and insert it at the top; returns how many rows came."""

@@ -785,3 +785,19 @@ def test_a_live_event_the_store_could_not_write_yet_is_shown_once_written(tab: E
     assert waiting == 1 and "during the rewrite" not in shown
     assert "during the rewrite" in texts(tab.proxy)
     assert controller.store.waiting() == 0
+
+
+def test_a_recount_leaves_a_search_count_that_grows_stretch_by_stretch(controller: ConnectorController,
+                                                                        qtbot: object) -> None:
+    fill(controller.store, [make_event(i, text=f"event {i}" + (" Zq" if i % 100 == 0 else "")) for i in range(3000)])
+    tab = EventsTab(controller)
+    qtbot.addWidget(tab)
+    tab.model.scan_rows = 200
+    tab.model.set_filter(EventFilter(text="zq"))
+    for _ in range(5):
+        tab.model.fetch_older()
+    grown = tab.model.matching()
+    assert grown[1] is False and grown[0] > 2  # "so far": more than the first stretch found
+    controller.run_finished.emit(None)
+    assert tab.model.matching() == grown
+    assert tab.model.total() == 3000
