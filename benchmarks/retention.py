@@ -59,6 +59,8 @@ class Run:
         self.max_mb = max_mb
         self.clock = datetime(2030, 1, 1, tzinfo=timezone.utc)
         self.worst_stall = 0.0
+        self.turns = 0  # turns of the loop timed while pruning
+        self.long_turns = 0  # ... of them over 50 ms
         self.peak_events = 0
         self.peak_journal = 0
         self.prune_seconds = 0.0
@@ -108,7 +110,10 @@ class Run:
                 started = time.perf_counter()
                 await asyncio.sleep(0.005)
                 self.store(Event(EventId.RUNNER_SCHEDULE, Severity.INFO, "tick", time=self.clock))
-                self.worst_stall = max(self.worst_stall, time.perf_counter() - started - 0.005)
+                stall = time.perf_counter() - started - 0.005
+                self.worst_stall = max(self.worst_stall, stall)
+                self.turns += 1
+                self.long_turns += stall > 0.050
 
         task = asyncio.create_task(ticker())
         started = time.perf_counter()
@@ -143,7 +148,8 @@ class Run:
                 f"  journal:     {on_disk(self.journal_db) / MB:8.1f} MB at the end, {self.peak_journal / MB:8.1f} MB "
                 f"at its peak; {deliveries:,} delivery rows kept\n"
                 f"  housekeeping: {self.steps:,} steps, {self.prune_seconds / max(self.steps, 1) * 1000:.1f} ms a step "
-                f"on average (in a worker thread); longest loop stall while pruning {self.worst_stall * 1000:.1f} ms")
+                f"on average (in a worker thread); longest loop stall while pruning {self.worst_stall * 1000:.1f} ms; "
+                f"{self.long_turns} of {self.turns:,} turns over 50 ms")
 
     def close(self) -> None:
         self.store.close()
