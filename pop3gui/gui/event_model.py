@@ -310,7 +310,8 @@ class EventTableModel(QAbstractTableModel):
         return (r.event for r in self._rows)
 
     def matching_events(self) -> Iterator[Event]:
-        """Every event that passes the filter, oldest first, read from the store in batches (what Export writes)."""
+        """Every event that passes the filter, oldest first, read from the store in batches (the events Export
+        writes; the tab's Export reads them on a connection of its own, ``export_store``)."""
         if self._store is None:
             return self.events()
         return self._store.matching(self._filter)
@@ -428,7 +429,7 @@ class EventFilterProxy(QIdentityProxyModel):
                                  account=account or None, text=text.strip()))
 
     def events(self) -> list[Event]:
-        """Every event that passes the filters, oldest first (what Export writes), from the store."""
+        """Every event that passes the filters, oldest first, from the store (as Export writes them)."""
         return list(self._model().matching_events())
 
     def event_at(self, row: int) -> Event:
